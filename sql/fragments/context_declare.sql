@@ -1,0 +1,16 @@
+{#- Declarations shared by the capture functions: the actor and request
+    context of the current transaction, read once per trigger call. Values
+    come from transaction-local settings (see set_actor / set_request); an
+    unset or empty setting is NULL, never a made-up value. -#}
+    v_actor_id    text := nullif(current_setting('auditsql.actor_id', true), '');
+    v_actor_email text := nullif(current_setting('auditsql.actor_email', true), '');
+    v_actor_role  text := nullif(current_setting('auditsql.actor_role', true), '');
+    v_ip_raw      text := nullif(current_setting('auditsql.ip_address', true), '');
+    v_user_agent  text := nullif(current_setting('auditsql.user_agent', true), '');
+    v_request_id  text := nullif(current_setting('auditsql.request_id', true), '');
+    v_app_name    text := nullif(current_setting('application_name'), '');
+    v_client_addr inet := inet_client_addr();
+    v_db_user     text := session_user;
+    v_txid        bigint := txid_current();
+    v_now         timestamptz := statement_timestamp();
+    v_ip          inet := CASE WHEN v_ip_raw IS NOT NULL THEN {{ schema | ident }}.inet_or_null(v_ip_raw) END;

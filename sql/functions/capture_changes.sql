@@ -1,0 +1,54 @@
+{% from "fragments/macros.sql" import context_columns, context_values, entity_id, changed_columns %}
+-- capture_changes: statement-level AFTER trigger for INSERT, UPDATE and
+-- DELETE on an audited table, reading the statement's transition tables
+-- (auditsql_old, auditsql_new). One INSERT ... SELECT per statement writes
+-- one event per row; the actor and request context is read once.
+-- Trigger arguments: the key columns that identify a row, in key order.
+-- An UPDATE pairs old and new rows by their position in the transition
+-- tables (PostgreSQL appends both images of a row together), so a changed
+-- key is followed: entity_id is the new key, previous_entity_id the old one.
+-- Rows an UPDATE left byte-for-byte unchanged record nothing.
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.capture_changes()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+{% include "fragments/context_declare.sql" %}
+    v_entity_type text    := TG_RELID::regclass::text;
+    v_keys        text[]  := TG_ARGV;
+    v_key         text    := TG_ARGV[0];
+    v_single      boolean := TG_NARGS = 1;
+BEGIN
+    IF TG_NARGS < 1 THEN
+        RAISE EXCEPTION 'auditsql: trigger % on % has no key columns; run attach again', TG_NAME, v_entity_type;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO {{ schema | ident }}.events
+               (action, entity_type, entity_id, after, {{ context_columns() }})
+        SELECT 'created', v_entity_type, {{ entity_id('s.nj') }}, s.nj, {{ context_values() }}
+        FROM (SELECT to_jsonb(t) AS nj FROM auditsql_new AS t OFFSET 0) AS s;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO {{ schema | ident }}.events
+               (action, entity_type, entity_id, previous_entity_id, before, after, changed_columns, {{ context_columns() }})
+        SELECT 'updated', v_entity_type, s.new_id,
+               CASE WHEN s.old_id IS DISTINCT FROM s.new_id THEN s.old_id END,
+               s.oj, s.nj, {{ changed_columns('s.oj', 's.nj') }}, {{ context_values() }}
+        FROM (SELECT p.oj, p.nj, {{ entity_id('p.oj') }} AS old_id, {{ entity_id('p.nj') }} AS new_id
+              FROM (SELECT to_jsonb(o.t) AS oj, to_jsonb(n.t) AS nj
+                    FROM (SELECT row_number() OVER () AS rn, t FROM auditsql_old AS t) AS o
+                    JOIN (SELECT row_number() OVER () AS rn, t FROM auditsql_new AS t) AS n USING (rn)
+                    WHERE NOT (o.t *= n.t)
+                    ORDER BY rn
+                    OFFSET 0) AS p
+              OFFSET 0) AS s;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO {{ schema | ident }}.events
+               (action, entity_type, entity_id, before, {{ context_columns() }})
+        SELECT 'deleted', v_entity_type, {{ entity_id('s.oj') }}, s.oj, {{ context_values() }}
+        FROM (SELECT to_jsonb(t) AS oj FROM auditsql_old AS t OFFSET 0) AS s;
+    END IF;
+    RETURN NULL;
+END
+$fn$;

@@ -1,0 +1,55 @@
+{% from "fragments/macros.sql" import context_columns, context_values, entity_id, changed_columns %}
+-- capture_row: row-level AFTER trigger for INSERT, UPDATE and DELETE on an
+-- audited partitioned table. Defined on the partitioned table, PostgreSQL
+-- clones it onto every partition, present and future, so rows written
+-- through the parent or straight into a partition are both recorded; events
+-- name the root of the partition tree. An UPDATE that moves a row to another
+-- partition reaches triggers as a DELETE and an INSERT, and is recorded so.
+-- Trigger arguments: the key columns that identify a row, in key order.
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.capture_row()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+{% include "fragments/context_declare.sql" %}
+    v_entity_type text    := coalesce(pg_partition_root(TG_RELID), TG_RELID::regclass)::text;
+    v_keys        text[]  := TG_ARGV;
+    v_key         text    := TG_ARGV[0];
+    v_single      boolean := TG_NARGS = 1;
+    v_old         jsonb;
+    v_new         jsonb;
+    v_old_id      text;
+    v_new_id      text;
+BEGIN
+    IF TG_NARGS < 1 THEN
+        RAISE EXCEPTION 'auditsql: trigger % on % has no key columns; run attach again', TG_NAME, v_entity_type;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        v_new := to_jsonb(NEW);
+        INSERT INTO {{ schema | ident }}.events
+               (action, entity_type, entity_id, after, {{ context_columns() }})
+        VALUES ('created', v_entity_type, {{ entity_id('v_new') }}, v_new, {{ context_values() }});
+    ELSIF TG_OP = 'UPDATE' THEN
+        IF OLD *= NEW THEN
+            RETURN NULL;
+        END IF;
+        v_old := to_jsonb(OLD);
+        v_new := to_jsonb(NEW);
+        v_old_id := {{ entity_id('v_old') }};
+        v_new_id := {{ entity_id('v_new') }};
+        INSERT INTO {{ schema | ident }}.events
+               (action, entity_type, entity_id, previous_entity_id, before, after, changed_columns, {{ context_columns() }})
+        VALUES ('updated', v_entity_type, v_new_id,
+                CASE WHEN v_old_id IS DISTINCT FROM v_new_id THEN v_old_id END,
+                v_old, v_new, {{ changed_columns('v_old', 'v_new') }}, {{ context_values() }});
+    ELSIF TG_OP = 'DELETE' THEN
+        v_old := to_jsonb(OLD);
+        INSERT INTO {{ schema | ident }}.events
+               (action, entity_type, entity_id, before, {{ context_columns() }})
+        VALUES ('deleted', v_entity_type, {{ entity_id('v_old') }}, v_old, {{ context_values() }});
+    END IF;
+    RETURN NULL;
+END
+$fn$;

@@ -1,0 +1,31 @@
+-- detach: stop auditing a table. Idempotent: detaching a table that is not
+-- audited does nothing. The events already written stay in the log, and the
+-- detach itself is recorded as an event. Revokes the SELECT that attach
+-- granted to the owner role, and only that.
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.detach(p_table regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_was  {{ schema | ident }}.tables;
+    v_leaf regclass;
+BEGIN
+    SELECT * INTO v_was FROM {{ schema | ident }}.tables WHERE relid = p_table;
+    PERFORM {{ schema | ident }}.drop_triggers(p_table);
+    IF v_was IS NULL THEN
+        RETURN;
+    END IF;
+    IF v_was.granted_select THEN
+        FOR v_leaf IN
+            SELECT p_table
+            UNION
+            SELECT relid FROM pg_partition_tree(p_table) WHERE isleaf
+        LOOP
+            EXECUTE format('REVOKE SELECT ON %s FROM %I', v_leaf, {{ owner | literal }});
+        END LOOP;
+    END IF;
+    DELETE FROM {{ schema | ident }}.tables WHERE relid = p_table;
+    PERFORM {{ schema | ident }}.record_admin_event('detached', p_table::text, NULL);
+END
+$fn$;

@@ -1,0 +1,16 @@
+-- guard: trigger function that refuses any UPDATE, DELETE or TRUNCATE of the
+-- audit log, whoever asks. Installed as ENABLE ALWAYS triggers, so neither
+-- privileges nor session_replication_role lift it; only an explicit
+-- ALTER TABLE ... DISABLE TRIGGER by the owner or a superuser does.
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.guard()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RAISE EXCEPTION 'auditsql: the audit log is append-only; % on %.% is not allowed',
+        TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'Audit events are removed only by the retention policy.';
+END
+$fn$;

@@ -1,0 +1,18 @@
+-- set_request: describe the request behind the current transaction. Sets
+-- the transaction-local settings auditsql.ip_address, auditsql.user_agent and
+-- auditsql.request_id. An ip_address that is not a valid inet does not fail
+-- here or later: events store NULL in ip_address and the text as given in
+-- ip_address_raw. NULL clears a value. Any role may call it.
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.set_request(
+    ip_address text,
+    user_agent text DEFAULT NULL,
+    request_id text DEFAULT NULL)
+RETURNS void
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT pg_catalog.set_config('auditsql.ip_address', coalesce(ip_address, ''), true),
+           pg_catalog.set_config('auditsql.user_agent', coalesce(user_agent, ''), true),
+           pg_catalog.set_config('auditsql.request_id', coalesce(request_id, ''), true);
+$fn$;

@@ -1,0 +1,23 @@
+-- Guards: the log is append-only for everyone. Statement-level triggers on
+-- the parent and every partition refuse UPDATE, DELETE and TRUNCATE even
+-- when no row matches; a row-level trigger on the parent, cloned onto any
+-- partition created later by hand, backs them up. All ENABLE ALWAYS.
+DROP TRIGGER IF EXISTS auditsql_guard_statement ON {{ schema | ident }}.events;
+CREATE TRIGGER auditsql_guard_statement
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON {{ schema | ident }}.events
+    FOR EACH STATEMENT EXECUTE FUNCTION {{ schema | ident }}.guard();
+ALTER TABLE {{ schema | ident }}.events ENABLE ALWAYS TRIGGER auditsql_guard_statement;
+
+DROP TRIGGER IF EXISTS auditsql_guard_row ON {{ schema | ident }}.events;
+CREATE TRIGGER auditsql_guard_row
+    BEFORE UPDATE OR DELETE ON {{ schema | ident }}.events
+    FOR EACH ROW EXECUTE FUNCTION {{ schema | ident }}.guard();
+ALTER TABLE {{ schema | ident }}.events ENABLE ALWAYS TRIGGER auditsql_guard_row;
+
+DROP TRIGGER IF EXISTS auditsql_guard_statement ON {{ schema | ident }}.events_default;
+CREATE TRIGGER auditsql_guard_statement
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON {{ schema | ident }}.events_default
+    FOR EACH STATEMENT EXECUTE FUNCTION {{ schema | ident }}.guard();
+ALTER TABLE {{ schema | ident }}.events_default ENABLE ALWAYS TRIGGER auditsql_guard_statement;
+
+SELECT {{ schema | ident }}.ensure_partitions(pg_catalog.now(), 2);

@@ -1,0 +1,31 @@
+-- Preflight: refuse, before anything is created, a server or a role that
+-- cannot hold auditsql. Each failure is one sentence saying what to do.
+DO $preflight$
+BEGIN
+    IF current_setting('server_version_num')::int < 140000 THEN
+        RAISE EXCEPTION 'auditsql needs PostgreSQL 14 or newer; this server is %',
+            current_setting('server_version')
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ owner | literal }})
+       OR NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ reader | literal }}) THEN
+        IF NOT (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user) THEN
+            RAISE EXCEPTION 'role % may not create roles; install as a superuser or a role with CREATEROLE, or create roles % and % first',
+                current_user, {{ owner | literal }}, {{ reader | literal }}
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = {{ schema | literal }})
+       AND NOT has_database_privilege(current_database(), 'CREATE') THEN
+        RAISE EXCEPTION 'role % may not create schemas in database %; grant it CREATE on the database or install as its owner',
+            current_user, current_database()
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF EXISTS (SELECT FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
+               WHERE n.nspname = {{ schema | literal }} AND r.rolname <> {{ owner | literal }}) THEN
+        RAISE EXCEPTION 'schema % already exists and is not owned by %; choose another schema with --schema',
+            {{ schema | literal }}, {{ owner | literal }}
+            USING ERRCODE = 'duplicate_schema';
+    END IF;
+END
+$preflight$;

@@ -1,0 +1,57 @@
+-- events: the audit log. Append-only (see setup/guards.sql), range-partitioned
+-- by month on occurred_at, with a default partition so an insert never fails
+-- for want of a partition. Fixed-width columns first for compact rows.
+CREATE SEQUENCE IF NOT EXISTS {{ schema | ident }}.events_id_seq AS bigint;
+
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.events (
+    id                 bigint      NOT NULL DEFAULT pg_catalog.nextval('{{ schema | ident }}.events_id_seq'::pg_catalog.regclass),
+    occurred_at        timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp(),
+    txid               bigint      NOT NULL DEFAULT pg_catalog.txid_current(),
+    ip_address         inet,
+    client_addr        inet,
+    action             text        NOT NULL,
+    entity_type        text,
+    entity_id          text,
+    previous_entity_id text,
+    actor_id           text,
+    actor_email        text,
+    actor_role         text,
+    user_agent         text,
+    request_id         text,
+    ip_address_raw     text,
+    db_user            text        NOT NULL DEFAULT pg_catalog."session_user"(),
+    application_name   text,
+    changed_columns    text[],
+    before             jsonb,
+    after              jsonb
+) PARTITION BY RANGE (occurred_at);
+
+ALTER SEQUENCE {{ schema | ident }}.events_id_seq OWNED BY {{ schema | ident }}.events.id;
+
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.events_default
+    PARTITION OF {{ schema | ident }}.events DEFAULT;
+
+-- "History of one entity": equality on both columns, newest via id.
+CREATE INDEX IF NOT EXISTS events_entity_idx
+    ON {{ schema | ident }}.events (entity_type, entity_id);
+-- "Everything one actor did": only events that carry an actor.
+CREATE INDEX IF NOT EXISTS events_actor_idx
+    ON {{ schema | ident }}.events (actor_id, occurred_at) WHERE actor_id IS NOT NULL;
+-- Time ranges and id ranges: both columns grow with insertion order, so BRIN
+-- indexes cost almost nothing per event.
+CREATE INDEX IF NOT EXISTS events_occurred_at_brin
+    ON {{ schema | ident }}.events USING brin (occurred_at);
+CREATE INDEX IF NOT EXISTS events_id_brin
+    ON {{ schema | ident }}.events USING brin (id);
+
+COMMENT ON TABLE {{ schema | ident }}.events IS 'auditsql: the append-only audit log';
+COMMENT ON COLUMN {{ schema | ident }}.events.id IS 'increasing event id; replay order';
+COMMENT ON COLUMN {{ schema | ident }}.events.txid IS 'id of the writing transaction (txid_current())';
+COMMENT ON COLUMN {{ schema | ident }}.events.action IS 'created, updated, deleted, truncated, attached, detached';
+COMMENT ON COLUMN {{ schema | ident }}.events.entity_type IS 'schema-qualified table name, quoted as needed';
+COMMENT ON COLUMN {{ schema | ident }}.events.entity_id IS 'row identity: the key value as text, or a JSON array for several key columns';
+COMMENT ON COLUMN {{ schema | ident }}.events.previous_entity_id IS 'set when an update changed the row key: the key before the update';
+COMMENT ON COLUMN {{ schema | ident }}.events.ip_address IS 'auditsql.ip_address, when it is a valid inet';
+COMMENT ON COLUMN {{ schema | ident }}.events.ip_address_raw IS 'auditsql.ip_address as given, when it is not a valid inet';
+COMMENT ON COLUMN {{ schema | ident }}.events.client_addr IS 'address of the database client (inet_client_addr())';
+COMMENT ON COLUMN {{ schema | ident }}.events.db_user IS 'session user of the writing connection';
