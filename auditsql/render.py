@@ -11,7 +11,7 @@ from importlib import resources
 
 import jinja2
 
-from auditsql import __version__
+from auditsql import __version__, errors
 
 MAX_IDENTIFIER_BYTES = 63
 
@@ -41,8 +41,12 @@ class Settings:
     reader: str = "auditsql_reader"
 
     def validate(self) -> None:
+        """Raise InvalidName unless every name is a usable identifier."""
         for value in (self.schema, self.owner, self.reader):
-            quote_ident(value)
+            try:
+                quote_ident(value)
+            except ValueError as exc:
+                raise errors.InvalidName(str(exc)) from None
 
 
 def _environment() -> jinja2.Environment:

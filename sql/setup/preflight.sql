@@ -1,5 +1,7 @@
 -- Preflight: refuse, before anything is created, a server or a role that
 -- cannot hold auditsql. Each failure is one sentence saying what to do.
+SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('auditsql.install'));
+
 DO $preflight$
 BEGIN
     IF current_setting('server_version_num')::int < 140000 THEN

@@ -1,0 +1,50 @@
+"""The auditsql command line: one module per command group."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from auditsql import __version__
+from auditsql.cli.install import install
+from auditsql.cli.status import status
+from auditsql.cli.tables import attach, detach
+
+app = typer.Typer(
+    name="auditsql",
+    help="Audit logging for PostgreSQL: install, attach tables, inspect.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"auditsql {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Audit logging for PostgreSQL: install, attach tables, inspect."""
+
+
+app.command()(install)
+app.command()(attach)
+app.command()(detach)
+app.command()(status)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,42 @@
+"""`auditsql install`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from auditsql import db, installer
+from auditsql.cli.options import Dsn, Schema
+from auditsql.cli.output import err, out, reported
+from auditsql.render import Settings, install_sql
+
+
+def install(
+    dsn: Dsn,
+    schema: Schema = "audit",
+    owner_role: Annotated[
+        str, typer.Option("--owner-role", help="NOLOGIN role that owns every audit object.")
+    ] = "auditsql_owner",
+    reader_role: Annotated[
+        str, typer.Option("--reader-role", help="Role allowed to read the audit log.")
+    ] = "auditsql_reader",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the SQL instead of running it.")
+    ] = False,
+) -> None:
+    """Install auditsql into a database, or bring an install up to date.
+
+    Safe to run again. Runs in one transaction: on any error nothing is left
+    behind.
+    """
+    settings = Settings(schema=schema, owner=owner_role, reader=reader_role)
+    with reported():
+        settings.validate()
+        conn = db.connect(dsn)
+        with conn:
+            if dry_run:
+                out.print(install_sql(settings, conn.info.server_version), markup=False)
+                return
+            version = installer.install(conn, settings)
+    err.print(f"auditsql {version} installed in schema {schema}", markup=False)

@@ -1,0 +1,68 @@
+"""Connections: open one, check the server, and translate server errors
+into the library's typed errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import errors as pgerrors
+
+from auditsql import errors
+
+MIN_SERVER_VERSION = 140000
+
+
+def connect(dsn: str) -> psycopg.Connection:
+    """Open a connection, or raise ConnectionFailed with the server's reason."""
+    try:
+        conn = psycopg.connect(dsn, autocommit=False, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split()) or "connection refused"
+        raise errors.ConnectionFailed(f"cannot connect to the database: {reason}") from exc
+    except psycopg.ProgrammingError as exc:
+        raise errors.ConnectionFailed(f"invalid connection string: {exc}") from exc
+    if conn.info.server_version < MIN_SERVER_VERSION:
+        version = conn.info.parameter_status("server_version") or str(conn.info.server_version)
+        conn.close()
+        raise errors.UnsupportedServer(
+            f"auditsql needs PostgreSQL 14 or newer; this server is {version}"
+        )
+    return conn
+
+
+@contextmanager
+def transaction(conn: psycopg.Connection) -> Iterator[psycopg.Cursor]:
+    """One transaction: everything in the block commits together or not at all.
+
+    Server errors raised inside become typed errors.
+    """
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            yield cur
+    except psycopg.Error as exc:
+        raise translate(exc) from exc
+
+
+def translate(exc: psycopg.Error) -> errors.AuditsqlError:
+    """Map a server error to a typed error carrying its one-line message."""
+    diag = getattr(exc, "diag", None)
+    primary = (diag.message_primary if diag else None) or str(exc).splitlines()[0]
+    hint = diag.message_hint if diag else None
+    message = primary.removeprefix("auditsql: ")
+    if hint:
+        message = f"{message} ({hint})"
+    if isinstance(exc, pgerrors.InsufficientPrivilege):
+        return errors.PermissionDenied(message)
+    if isinstance(exc, pgerrors.UndefinedTable):
+        return errors.NoSuchTable(message)
+    if isinstance(exc, pgerrors.InvalidTableDefinition):
+        return errors.PrimaryKeyRequired(message)
+    if isinstance(exc, (pgerrors.InvalidName, pgerrors.InvalidTextRepresentation)):
+        return errors.InvalidName(message)
+    if isinstance(exc, pgerrors.FeatureNotSupported):
+        return errors.UnsupportedServer(message)
+    if isinstance(exc, psycopg.OperationalError):
+        return errors.ConnectionFailed(message)
+    return errors.DatabaseError(message)

@@ -1,0 +1,66 @@
+"""Install auditsql and attach or detach tables. Each public function runs
+in one transaction: it applies completely or not at all."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from auditsql import catalog, db, errors
+from auditsql.render import Settings, install_sql
+
+def install(conn: psycopg.Connection, settings: Settings) -> str:
+    """Install (or re-install) auditsql; returns the installed version."""
+    script = install_sql(settings, conn.info.server_version)
+    with db.transaction(conn) as cur:
+        cur.execute(script.encode())
+        return catalog.require_installed(cur, settings.schema)
+
+
+def attach(
+    conn: psycopg.Connection,
+    tables: list[str],
+    settings: Settings,
+    id_columns: list[str] | None = None,
+) -> list[str]:
+    """Start auditing ``tables``; returns their qualified names."""
+    with db.transaction(conn) as cur:
+        catalog.require_installed(cur, settings.schema)
+        names = []
+        for name in tables:
+            oid, qualified = catalog.resolve_table(cur, name)
+            cur.execute(
+                sql.SQL("SELECT {}.attach(%s::oid::regclass, %s)").format(
+                    sql.Identifier(settings.schema)
+                ),
+                (oid, id_columns),
+            )
+            names.append(qualified)
+        return names
+
+
+def detach(conn: psycopg.Connection, tables: list[str], settings: Settings) -> list[str]:
+    """Stop auditing ``tables``; returns their qualified names."""
+    with db.transaction(conn) as cur:
+        catalog.require_installed(cur, settings.schema)
+        names = []
+        for name in tables:
+            oid, qualified = catalog.resolve_table(cur, name)
+            cur.execute(
+                sql.SQL("SELECT {}.detach(%s::oid::regclass)").format(
+                    sql.Identifier(settings.schema)
+                ),
+                (oid,),
+            )
+            names.append(qualified)
+        return names
+
+
+def parse_id_columns(value: str | None) -> list[str] | None:
+    """Split ``a,b`` into column names; surrounding spaces are ignored."""
+    if value is None:
+        return None
+    columns = [part.strip() for part in value.split(",")]
+    if not columns or any(not c for c in columns):
+        raise errors.InvalidName(f"invalid --id-columns {value!r}: expected names like a,b")
+    return columns
