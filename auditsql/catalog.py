@@ -67,6 +67,16 @@ def installed_version(cur: psycopg.Cursor, schema: str) -> str | None:
 
 def require_installed(cur: psycopg.Cursor, schema: str) -> str:
     """The installed version, or NotInstalled with what to do about it."""
+    cur.execute(
+        "SELECT has_table_privilege(to_regclass(format('%%I.installation', %s::text)), 'SELECT')",
+        (schema,),
+    )
+    readable = cur.fetchone()
+    if readable and readable[0] is False:
+        raise errors.PermissionDenied(
+            f"role {cur.connection.info.user} may not read the audit schema {schema!r}; "
+            "connect as a member of its owner or reader role"
+        )
     version = installed_version(cur, schema)
     if version is None:
         raise errors.NotInstalled(
@@ -83,13 +93,15 @@ def resolve_table(cur: psycopg.Cursor, name: str) -> tuple[int, str]:
         raise errors.InvalidName(f"invalid table name: {name!r}")
     try:
         with cur.connection.transaction():
-            cur.execute("SELECT to_regclass(%s)::oid", (name,))
+            # parse_ident rejects bad syntax on every version; to_regclass
+            # returns NULL for it on PostgreSQL 16+.
+            cur.execute("SELECT parse_ident(%s), to_regclass(%s)::oid", (name, name))
             row = cur.fetchone()
     except psycopg.Error as exc:
         raise errors.InvalidName(f"invalid table name {name!r}: {exc.diag.message_primary}") from exc
-    if not row or row[0] is None:
+    if not row or row[1] is None:
         raise errors.NoSuchTable(f"table {name} does not exist")
-    oid = int(row[0])
+    oid = int(row[1])
     cur.execute(
         "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %s",

@@ -22,14 +22,25 @@ def connect(dsn: str) -> psycopg.Connection:
         reason = " ".join(str(exc).split()) or "connection refused"
         raise errors.ConnectionFailed(f"cannot connect to the database: {reason}") from exc
     except psycopg.ProgrammingError as exc:
-        raise errors.ConnectionFailed(f"invalid connection string: {exc}") from exc
-    if conn.info.server_version < MIN_SERVER_VERSION:
-        version = conn.info.parameter_status("server_version") or str(conn.info.server_version)
-        conn.close()
-        raise errors.UnsupportedServer(
-            f"auditsql needs PostgreSQL 14 or newer; this server is {version}"
+        reason = " ".join(str(exc).split())
+        raise errors.ConnectionFailed(f"invalid connection string: {reason}") from exc
+    try:
+        check_server_version(
+            conn.info.server_version,
+            conn.info.parameter_status("server_version") or str(conn.info.server_version),
         )
+    except errors.UnsupportedServer:
+        conn.close()
+        raise
     return conn
+
+
+def check_server_version(num: int, text: str) -> None:
+    """Raise UnsupportedServer for a server older than PostgreSQL 14."""
+    if num < MIN_SERVER_VERSION:
+        raise errors.UnsupportedServer(
+            f"auditsql needs PostgreSQL 14 or newer; this server is {text}"
+        )
 
 
 @contextmanager
@@ -53,6 +64,7 @@ def translate(exc: psycopg.Error) -> errors.AuditsqlError:
     message = primary.removeprefix("auditsql: ")
     if hint:
         message = f"{message} ({hint})"
+    message = " ".join(message.split())
     if isinstance(exc, pgerrors.InsufficientPrivilege):
         return errors.PermissionDenied(message)
     if isinstance(exc, pgerrors.UndefinedTable):

@@ -41,8 +41,17 @@ class Settings:
     reader: str = "auditsql_reader"
 
     def validate(self) -> None:
-        """Raise InvalidName unless every name is a usable identifier."""
+        """Raise InvalidName unless every name is safe to render.
+
+        Besides the identifier rules, names may not contain control
+        characters (they could end an SQL comment) or ``$`` (it could end a
+        dollar-quoted function body).
+        """
         for value in (self.schema, self.owner, self.reader):
+            if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value) or "$" in value:
+                raise errors.InvalidName(
+                    f"invalid name {value!r}: control characters and '$' are not allowed"
+                )
             try:
                 quote_ident(value)
             except ValueError as exc:

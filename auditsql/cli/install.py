@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
 from auditsql import db, installer
 from auditsql.cli.options import Dsn, Schema
-from auditsql.cli.output import err, out, reported
+from auditsql.cli.output import err, reported
 from auditsql.render import Settings, install_sql
 
 
@@ -22,7 +23,10 @@ def install(
         str, typer.Option("--reader-role", help="Role allowed to read the audit log.")
     ] = "auditsql_reader",
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the SQL instead of running it.")
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the SQL (one transaction, for psql) instead of running it."
+        ),
     ] = False,
 ) -> None:
     """Install auditsql into a database, or bring an install up to date.
@@ -36,7 +40,9 @@ def install(
         conn = db.connect(dsn)
         with conn:
             if dry_run:
-                out.print(install_sql(settings, conn.info.server_version), markup=False)
+                # Verbatim, and runnable as is: `auditsql install --dry-run | psql`.
+                script = install_sql(settings, conn.info.server_version)
+                sys.stdout.write(f"BEGIN;\n{script}COMMIT;\n")
                 return
             version = installer.install(conn, settings)
     err.print(f"auditsql {version} installed in schema {schema}", markup=False)

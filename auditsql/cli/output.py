@@ -11,8 +11,8 @@ from rich.console import Console
 
 from auditsql import errors
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

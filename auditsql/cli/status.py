@@ -8,12 +8,25 @@ from dataclasses import asdict
 from rich.table import Table
 
 from auditsql import catalog, db
+from auditsql.catalog import TrackedTable
 from auditsql.cli.options import Dsn, Json, Schema
 from auditsql.cli.output import out, reported
 
 
+def _state(table: TrackedTable) -> str:
+    """`ok`, or each trigger that is not enabled always, with its state."""
+    if table.healthy:
+        return "ok"
+    return "; ".join(
+        f"{t.name} on {t.table}: {t.state}" for t in table.triggers if t.state != "always"
+    )
+
+
 def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
-    """Show the installed version and every audited table with its triggers."""
+    """Show the installed version and every audited table with its triggers.
+
+    A table is ok when all its audit triggers exist and are enabled always.
+    """
     with reported(), db.connect(dsn) as conn, db.transaction(conn) as cur:
         version = catalog.require_installed(cur, schema)
         tables = catalog.tracked_tables(cur, schema)
@@ -21,24 +34,25 @@ def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
         payload = {
             "schema": schema,
             "version": version,
-            "tables": [
-                {**asdict(t), "healthy": t.healthy} for t in tables
-            ],
+            "tables": [{**asdict(t), "healthy": t.healthy} for t in tables],
         }
         print(json.dumps(payload, indent=2))
         return
-    out.print(f"auditsql {version} in schema {schema}", markup=False)
+    print(f"auditsql {version} in schema {schema}")
     if not tables:
-        out.print("no tables attached; run `auditsql attach TABLE`", markup=False)
+        print("no tables attached; run `auditsql attach TABLE`")
         return
-    grid = Table("table", "id columns", "source", "triggers", "state")
-    for t in tables:
-        states = sorted({s.state for s in t.triggers})
-        grid.add_row(
-            t.entity_type,
-            ", ".join(t.id_columns),
-            t.id_source,
-            str(len(t.triggers)),
-            "ok" if t.healthy else ", ".join(f"{s.name} on {s.table}: {s.state}" for s in t.triggers if s.state != "always") or "/".join(states),
-        )
+    headings = ("table", "id columns", "source", "triggers", "state")
+    rows = [
+        (t.entity_type, ", ".join(t.id_columns), t.id_source, str(len(t.triggers)), _state(t))
+        for t in tables
+    ]
+    if not out.is_terminal:
+        # Plain, unabridged, tab-separated lines for scripts and pipes.
+        for row in (headings, *rows):
+            print("\t".join(row))
+        return
+    grid = Table(*headings)
+    for row in rows:
+        grid.add_row(*row)
     out.print(grid)

@@ -6,10 +6,13 @@
 -- Ordinary tables get three statement-level AFTER triggers with transition
 -- tables and a BEFORE TRUNCATE trigger; partitioned tables get one row-level
 -- AFTER trigger (cloned by PostgreSQL onto every partition, present and
--- future) and a BEFORE TRUNCATE trigger on each leaf partition. All are named
+-- future) and a BEFORE TRUNCATE trigger on the table and each leaf partition
+-- (partitions created later are covered by the one on the table when it is
+-- truncated; run attach again to cover a TRUNCATE of such a partition alone). All are named
 -- auditsql_* and ENABLE ALWAYS, so session_replication_role = replica does
--- not silence them. The owner role is granted SELECT on the table so that
--- TRUNCATE can record the rows it removes. Runs with the caller's rights:
+-- not silence them. The owner role is granted SELECT on the table and its
+-- partitions, and USAGE on their schemas, so that TRUNCATE can record the
+-- rows it removes; detach revokes exactly what attach granted. Runs with the caller's rights:
 -- the caller must be able to create triggers on the table and be a member of
 -- the owner role.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.attach(
@@ -27,6 +30,8 @@ DECLARE
     v_args        text;
     v_leaf        regclass;
     v_granted     boolean;
+    v_usage       oid[];
+    v_nsp         oid;
     v_col         text;
     v_was         {{ schema | ident }}.tables;
 BEGIN
@@ -43,6 +48,14 @@ BEGIN
        IN ('pg_catalog', 'information_schema', 'pg_toast', {{ schema | literal }}) THEN
         RAISE EXCEPTION 'auditsql: % is a system or audit table and cannot be audited', v_name
             USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN
+        RAISE EXCEPTION 'auditsql: role % may not attach tables: it must be a member of %', current_user, {{ owner | literal }}
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT pg_has_role(current_user, v_rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'auditsql: role % may not attach %: only its owner (%) can', current_user, v_name, v_rel.relowner::regrole
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF v_rel.relispartition THEN
         RAISE EXCEPTION 'auditsql: % is a partition of %; attach the partitioned table instead, which covers all its partitions',
@@ -114,19 +127,23 @@ BEGIN
         EXECUTE format('CREATE TRIGGER auditsql_capture_row AFTER INSERT OR UPDATE OR DELETE ON %s '
                        'FOR EACH ROW EXECUTE FUNCTION %I.capture_row(%s)',
                        p_table, {{ schema | literal }}, v_args);
-        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER auditsql_capture_row', p_table);
+        EXECUTE format('CREATE TRIGGER auditsql_capture_truncate BEFORE TRUNCATE ON %s '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_truncate(%s)',
+                       p_table, {{ schema | literal }}, v_args);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER auditsql_capture_row, '
+                       'ENABLE ALWAYS TRIGGER auditsql_capture_truncate', p_table);
     END IF;
 
-    -- TRUNCATE capture reads the rows as the owner role: let it.
+    -- TRUNCATE capture reads the rows as the owner role: let it, on the table
+    -- and every partition, and on their schemas.
     v_granted := coalesce(v_was.granted_select, false);
+    v_usage := coalesce(v_was.granted_usage, '{}');
     FOR v_leaf IN
-        SELECT c.oid::regclass FROM pg_class AS c
-        WHERE c.oid = p_table AND c.relkind = 'r'
-        UNION ALL
+        SELECT p_table
+        UNION
         SELECT t.relid FROM pg_partition_tree(p_table) AS t
-        WHERE t.isleaf AND t.relid <> p_table
     LOOP
-        IF v_leaf <> p_table THEN
+        IF v_leaf <> p_table AND (SELECT relkind FROM pg_class WHERE oid = v_leaf) = 'r' THEN
             EXECUTE format('CREATE TRIGGER auditsql_capture_truncate BEFORE TRUNCATE ON %s '
                            'FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_truncate(%s)',
                            v_leaf, {{ schema | literal }}, v_args);
@@ -136,15 +153,21 @@ BEGIN
             EXECUTE format('GRANT SELECT ON %s TO %I', v_leaf, {{ owner | literal }});
             v_granted := true;
         END IF;
+        SELECT relnamespace INTO v_nsp FROM pg_class WHERE oid = v_leaf;
+        IF NOT has_schema_privilege({{ owner | literal }}, v_nsp, 'USAGE') THEN
+            EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I',
+                           (SELECT nspname FROM pg_namespace WHERE oid = v_nsp), {{ owner | literal }});
+            v_usage := v_usage || v_nsp;
+        END IF;
     END LOOP;
 
     INSERT INTO {{ schema | ident }}.tables AS t
-           (relid, entity_type, id_columns, id_source, partitioned, granted_select)
-    VALUES (p_table, v_name, v_keys, v_source, v_rel.relkind = 'p', v_granted)
+           (relid, entity_type, id_columns, id_source, partitioned, granted_select, granted_usage)
+    VALUES (p_table, v_name, v_keys, v_source, v_rel.relkind = 'p', v_granted, v_usage)
     ON CONFLICT (relid) DO UPDATE
         SET entity_type = excluded.entity_type, id_columns = excluded.id_columns,
             id_source = excluded.id_source, partitioned = excluded.partitioned,
-            granted_select = excluded.granted_select;
+            granted_select = excluded.granted_select, granted_usage = excluded.granted_usage;
 
     IF v_was IS NULL OR v_was.id_columns IS DISTINCT FROM v_keys THEN
         PERFORM {{ schema | ident }}.record_admin_event('attached', v_name,

@@ -8,6 +8,9 @@
 -- tables (PostgreSQL appends both images of a row together), so a changed
 -- key is followed: entity_id is the new key, previous_entity_id the old one.
 -- Rows an UPDATE left byte-for-byte unchanged record nothing.
+-- Rows are referenced as auditsql_new.* / auditsql_old.*, which PostgreSQL
+-- resolves to the relation before any column, so no column name can shadow
+-- them; user columns are in scope only inside those innermost subqueries.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.capture_changes()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -24,11 +27,12 @@ BEGIN
     IF TG_NARGS < 1 THEN
         RAISE EXCEPTION 'auditsql: trigger % on % has no key columns; run attach again', TG_NAME, v_entity_type;
     END IF;
+{% include "fragments/refuse_user_casts.sql" %}
     IF TG_OP = 'INSERT' THEN
         INSERT INTO {{ schema | ident }}.events
                (action, entity_type, entity_id, after, {{ context_columns() }})
         SELECT 'created', v_entity_type, {{ entity_id('s.nj') }}, s.nj, {{ context_values() }}
-        FROM (SELECT to_jsonb(t) AS nj FROM auditsql_new AS t OFFSET 0) AS s;
+        FROM (SELECT to_jsonb(auditsql_new.*) AS nj FROM auditsql_new OFFSET 0) AS s;
     ELSIF TG_OP = 'UPDATE' THEN
         INSERT INTO {{ schema | ident }}.events
                (action, entity_type, entity_id, previous_entity_id, before, after, changed_columns, {{ context_columns() }})
@@ -36,10 +40,14 @@ BEGIN
                CASE WHEN s.old_id IS DISTINCT FROM s.new_id THEN s.old_id END,
                s.oj, s.nj, {{ changed_columns('s.oj', 's.nj') }}, {{ context_values() }}
         FROM (SELECT p.oj, p.nj, {{ entity_id('p.oj') }} AS old_id, {{ entity_id('p.nj') }} AS new_id
-              FROM (SELECT to_jsonb(o.t) AS oj, to_jsonb(n.t) AS nj
-                    FROM (SELECT row_number() OVER () AS rn, t FROM auditsql_old AS t) AS o
-                    JOIN (SELECT row_number() OVER () AS rn, t FROM auditsql_new AS t) AS n USING (rn)
-                    WHERE NOT (o.t *= n.t)
+              FROM (SELECT o.j AS oj, n.j AS nj
+                    FROM (SELECT row_number() OVER () AS rn, ROW(auditsql_old.*) AS r,
+                                 to_jsonb(auditsql_old.*) AS j
+                          FROM auditsql_old) AS o
+                    JOIN (SELECT row_number() OVER () AS rn, ROW(auditsql_new.*) AS r,
+                                 to_jsonb(auditsql_new.*) AS j
+                          FROM auditsql_new) AS n USING (rn)
+                    WHERE NOT (o.r *= n.r)
                     ORDER BY rn
                     OFFSET 0) AS p
               OFFSET 0) AS s;
@@ -47,7 +55,7 @@ BEGIN
         INSERT INTO {{ schema | ident }}.events
                (action, entity_type, entity_id, before, {{ context_columns() }})
         SELECT 'deleted', v_entity_type, {{ entity_id('s.oj') }}, s.oj, {{ context_values() }}
-        FROM (SELECT to_jsonb(t) AS oj FROM auditsql_old AS t OFFSET 0) AS s;
+        FROM (SELECT to_jsonb(auditsql_old.*) AS oj FROM auditsql_old OFFSET 0) AS s;
     END IF;
     RETURN NULL;
 END

@@ -26,6 +26,7 @@ BEGIN
     IF TG_NARGS < 1 THEN
         RAISE EXCEPTION 'auditsql: trigger % on % has no key columns; run attach again', TG_NAME, v_entity_type;
     END IF;
+{% include "fragments/refuse_user_casts.sql" %}
     IF TG_OP = 'INSERT' THEN
         v_new := to_jsonb(NEW);
         INSERT INTO {{ schema | ident }}.events

@@ -1,31 +1,51 @@
 {% from "fragments/macros.sql" import context_columns, context_values, context_params, entity_id %}
 -- capture_truncate: statement-level BEFORE TRUNCATE trigger. It runs after
 -- TRUNCATE has locked the table and before the rows go, and records every
--- row as a `truncated` event, so their contents stay in history. On a
--- partitioned table it sits on each leaf partition (TRUNCATE of the parent
--- fires it on every partition; TRUNCATE of one partition fires it there),
--- and events name the root of the partition tree.
+-- row as a `truncated` event, so their contents stay in history.
+-- On an ordinary table or a leaf partition it records that table's rows. On
+-- a partitioned table (TRUNCATE of the parent fires it there and on every
+-- partition that has it) it records the rows of leaf partitions created
+-- after attach, which have no trigger of their own yet. Events name the root
+-- of the partition tree.
+-- Rows are read with row_security off: if row-level security would hide
+-- rows from the owner role, TRUNCATE fails instead of losing them silently.
 -- Trigger arguments: the key columns that identify a row, in key order.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.capture_truncate()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET row_security = off
 AS $fn$
 DECLARE
 {% include "fragments/context_declare.sql" %}
     v_entity_type text := coalesce(pg_partition_root(TG_RELID), TG_RELID::regclass)::text;
+    v_untracked   oid[];
 BEGIN
     IF TG_NARGS < 1 THEN
         RAISE EXCEPTION 'auditsql: trigger % on % has no key columns; run attach again', TG_NAME, v_entity_type;
     END IF;
+{% include "fragments/refuse_user_casts.sql" %}
+    IF (SELECT relkind FROM pg_class WHERE oid = TG_RELID) = 'p' THEN
+        SELECT array_agg(t.relid) INTO v_untracked
+        FROM pg_partition_tree(TG_RELID) AS t
+        WHERE t.isleaf
+          AND NOT EXISTS (SELECT FROM pg_trigger AS g
+                          WHERE g.tgrelid = t.relid AND g.tgname = 'auditsql_capture_truncate');
+        IF v_untracked IS NULL THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    -- Partitions are read through the partitioned table, whose privileges
+    -- attach granted, filtered to the untracked ones.
     EXECUTE format(
         'INSERT INTO {{ schema | ident }}.events '
         '(action, entity_type, entity_id, before, {{ context_columns() }}) '
         'SELECT ''truncated'', $1, {{ entity_id("s.oj", "$2", "$3", "$4") | replace("'", "''") }}, s.oj, {{ context_params(5) }} '
-        'FROM (SELECT to_jsonb(t) AS oj FROM ONLY %I.%I AS t OFFSET 0) AS s',
-        TG_TABLE_SCHEMA, TG_TABLE_NAME)
-    USING v_entity_type, TG_NARGS = 1, TG_ARGV[0], TG_ARGV, {{ context_values() }};
+        'FROM (SELECT to_jsonb(auditsql_rows.*) AS oj FROM %s %I.%I AS auditsql_rows '
+        '      WHERE $17 IS NULL OR auditsql_rows.tableoid = ANY ($17) OFFSET 0) AS s',
+        CASE WHEN v_untracked IS NULL THEN 'ONLY' ELSE '' END, TG_TABLE_SCHEMA, TG_TABLE_NAME)
+    USING v_entity_type, TG_NARGS = 1, TG_ARGV[0], TG_ARGV, {{ context_values() }}, v_untracked;
     RETURN NULL;
 END
 $fn$;

@@ -1,7 +1,7 @@
 -- detach: stop auditing a table. Idempotent: detaching a table that is not
 -- audited does nothing. The events already written stay in the log, and the
--- detach itself is recorded as an event. Revokes the SELECT that attach
--- granted to the owner role, and only that.
+-- detach itself is recorded as an event. Revokes the SELECT and USAGE that
+-- attach granted to the owner role, and only those.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.detach(p_table regclass)
 RETURNS void
 LANGUAGE plpgsql
@@ -10,7 +10,12 @@ AS $fn$
 DECLARE
     v_was  {{ schema | ident }}.tables;
     v_leaf regclass;
+    v_nsp  oid;
 BEGIN
+    IF NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN
+        RAISE EXCEPTION 'auditsql: role % may not detach tables: it must be a member of %', current_user, {{ owner | literal }}
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     SELECT * INTO v_was FROM {{ schema | ident }}.tables WHERE relid = p_table;
     PERFORM {{ schema | ident }}.drop_triggers(p_table);
     IF v_was IS NULL THEN
@@ -20,12 +25,18 @@ BEGIN
         FOR v_leaf IN
             SELECT p_table
             UNION
-            SELECT relid FROM pg_partition_tree(p_table) WHERE isleaf
+            SELECT relid FROM pg_partition_tree(p_table)
         LOOP
             EXECUTE format('REVOKE SELECT ON %s FROM %I', v_leaf, {{ owner | literal }});
         END LOOP;
     END IF;
     DELETE FROM {{ schema | ident }}.tables WHERE relid = p_table;
+    FOREACH v_nsp IN ARRAY v_was.granted_usage LOOP
+        CONTINUE WHEN EXISTS (SELECT FROM {{ schema | ident }}.tables WHERE v_nsp = ANY (granted_usage));
+        CONTINUE WHEN NOT EXISTS (SELECT FROM pg_namespace WHERE oid = v_nsp);
+        EXECUTE format('REVOKE USAGE ON SCHEMA %I FROM %I',
+                       (SELECT nspname FROM pg_namespace WHERE oid = v_nsp), {{ owner | literal }});
+    END LOOP;
     PERFORM {{ schema | ident }}.record_admin_event('detached', p_table::text, NULL);
 END
 $fn$;

@@ -1,14 +1,35 @@
 -- Roles: the owner holds every audit object and cannot log in; the reader may
--- read the log. The installing role becomes a member of the owner so that it
--- can create objects on its behalf (on PostgreSQL 16+ a CREATEROLE role must
--- grant itself that membership explicitly).
+-- read the log. Existing roles are reused, but the owner is made NOLOGIN.
+-- The installing role becomes a member of the owner so that it can create
+-- objects on its behalf (on PostgreSQL 16+ a CREATEROLE role must grant
+-- itself that membership explicitly).
 DO $roles$
 BEGIN
+    -- Roles belong to the cluster: an install into another database may be
+    -- creating the same role at this moment, so a duplicate is not an error.
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ owner | literal }}) THEN
-        CREATE ROLE {{ owner | ident }} NOLOGIN;
+        BEGIN
+            CREATE ROLE {{ owner | ident }} NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
     END IF;
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ reader | literal }}) THEN
-        CREATE ROLE {{ reader | ident }} NOLOGIN;
+        BEGIN
+            CREATE ROLE {{ reader | ident }} NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
+    END IF;
+    -- TRUNCATE capture reads rows as the owner with row_security off; with
+    -- BYPASSRLS it can read tables under row-level security, otherwise such
+    -- a TRUNCATE fails rather than lose rows. Only a superuser can grant it.
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+       AND NOT (SELECT rolbypassrls FROM pg_roles WHERE rolname = {{ owner | literal }}) THEN
+        ALTER ROLE {{ owner | ident }} BYPASSRLS;
+    END IF;
+    IF (SELECT rolcanlogin FROM pg_roles WHERE rolname = {{ owner | literal }}) THEN
+        ALTER ROLE {{ owner | ident }} NOLOGIN;
     END IF;
     IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
        AND NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN

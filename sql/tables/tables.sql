@@ -8,6 +8,7 @@ CREATE TABLE IF NOT EXISTS {{ schema | ident }}.tables (
     id_source      text        NOT NULL CHECK (id_source IN ('primary key', 'explicit')),
     partitioned    boolean     NOT NULL,
     granted_select boolean     NOT NULL,
+    granted_usage  oid[]       NOT NULL DEFAULT '{}',
     attached_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
     attached_by    text        NOT NULL DEFAULT pg_catalog."session_user"()
 );
