@@ -1,0 +1,150 @@
+"""`auditsql status` end to end, on one database installed for the module."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from clitools import (
+    CAPTURE_TRIGGERS,
+    VERSION,
+    error_line,
+    execute,
+    module_db,  # noqa: F401  (fixture)
+    ok,
+    run,
+)
+
+LONG = "t" * 63
+
+SETUP = f"""
+CREATE TABLE orders (id int PRIMARY KEY);
+CREATE TABLE "Mixed Case" (id int PRIMARY KEY);
+CREATE TABLE nopk (a int, b int);
+CREATE TABLE parted (id int PRIMARY KEY) PARTITION BY RANGE (id);
+CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (100);
+CREATE TABLE {LONG} (id int PRIMARY KEY);
+"""
+
+
+@pytest.fixture(scope="module")
+def dsn(module_db: str) -> str:
+    execute(module_db, SETUP)
+    ok("install", "--dsn", module_db)
+    return module_db
+
+
+@pytest.fixture
+def attached(dsn: str) -> Iterator[str]:
+    """orders, "Mixed Case", nopk (a, b) and parted attached; detached after."""
+    ok("attach", "--dsn", dsn, "orders", '"Mixed Case"', "parted")
+    ok("attach", "--dsn", dsn, "nopk", "--id-columns", "a,b")
+    yield dsn
+    execute(dsn, "SELECT audit.detach(relid::regclass) FROM audit.tables")
+
+
+def status_json(dsn: str, *extra: str) -> dict:
+    res = ok("status", "--dsn", dsn, "--json", *extra)
+    assert res.stderr == ""
+    return json.loads(res.stdout)
+
+
+def by_name(payload: dict) -> dict[str, dict]:
+    return {t["entity_type"]: t for t in payload["tables"]}
+
+
+def test_status_without_tables(dsn: str) -> None:
+    res = ok("status", "--dsn", dsn)
+    assert f"auditsql {VERSION}" in res.stdout
+    assert "audit" in res.stdout
+    assert "attach" in res.stdout  # says what to do next
+    payload = status_json(dsn)
+    assert payload == {"schema": "audit", "version": VERSION, "tables": []}
+
+
+def test_status_shows_version_and_tables(attached: str) -> None:
+    res = ok("status", "--dsn", attached)
+    assert f"auditsql {VERSION}" in res.stdout
+    for name in ("public.orders", "public.nopk", "public.parted", "Mixed"):
+        assert name in res.stdout
+    assert "explicit" in res.stdout and "primary key" in res.stdout
+    assert "disabled" not in res.stdout and "missing" not in res.stdout
+
+
+def test_status_json(attached: str) -> None:
+    payload = status_json(attached)
+    assert payload["schema"] == "audit"
+    assert payload["version"] == VERSION
+    tables = by_name(payload)
+    assert set(tables) == {"public.orders", 'public."Mixed Case"', "public.nopk", "public.parted"}
+    for table in tables.values():
+        assert {"entity_type", "id_columns", "triggers", "healthy"} <= set(table)
+        assert table["healthy"] is True
+        assert all(t["state"] == "always" for t in table["triggers"])
+    assert tables["public.orders"]["id_columns"] == ["id"]
+    assert tables["public.nopk"]["id_columns"] == ["a", "b"]
+    assert {t["name"] for t in tables["public.orders"]["triggers"]} == CAPTURE_TRIGGERS
+    parted = {(t["table"], t["name"]) for t in tables["public.parted"]["triggers"]}
+    assert parted == {
+        ("public.parted", "auditsql_capture_row"),
+        ("public.parted_1", "auditsql_capture_truncate"),
+    }
+
+
+def test_disabled_trigger_is_not_healthy(attached: str) -> None:
+    execute(attached, "ALTER TABLE orders DISABLE TRIGGER auditsql_capture_insert")
+    tables = by_name(status_json(attached))
+    orders = tables["public.orders"]
+    assert orders["healthy"] is False
+    states = {t["name"]: t["state"] for t in orders["triggers"]}
+    assert states["auditsql_capture_insert"] == "disabled"
+    assert tables["public.nopk"]["healthy"] is True
+
+    res = ok("status", "--dsn", attached)
+    assert "disabled" in res.stdout
+    row = next(line for line in res.stdout.splitlines() if "public.orders" in line)
+    assert " ok " not in row
+
+
+def test_dropped_and_replica_triggers_are_not_healthy(attached: str) -> None:
+    execute(attached, "DROP TRIGGER auditsql_capture_update ON orders;"
+                      "ALTER TABLE nopk ENABLE REPLICA TRIGGER auditsql_capture_delete")
+    tables = by_name(status_json(attached))
+    orders = {t["name"]: t["state"] for t in tables["public.orders"]["triggers"]}
+    assert orders["auditsql_capture_update"] == "missing"
+    assert tables["public.orders"]["healthy"] is False
+    nopk = {t["name"]: t["state"] for t in tables["public.nopk"]["triggers"]}
+    assert nopk["auditsql_capture_delete"] == "replica"
+    assert tables["public.nopk"]["healthy"] is False
+    res = ok("status", "--dsn", attached)
+    assert "missing" in res.stdout and "replica" in res.stdout
+
+
+def test_status_not_installed(dsn: str) -> None:
+    res = run("status", "--dsn", dsn, "--schema", "elsewhere", subprocess_only=True)
+    error_line(res, 1, "not installed", "elsewhere", "auditsql install")
+    assert res.stdout == ""
+    res = run("status", "--dsn", dsn, "--schema", "elsewhere", "--json")
+    error_line(res, 1, "not installed")
+    assert res.stdout == ""
+
+
+def test_status_real_process(attached: str) -> None:
+    """The console script itself, text and JSON."""
+    res = ok("status", "--dsn", attached, subprocess_only=True)
+    assert "public.orders" in res.stdout
+    json_res = ok("status", "--dsn", attached, "--json", subprocess_only=True)
+    assert len(json.loads(json_res.stdout)["tables"]) == 4
+
+
+def test_status_text_shows_long_names_in_full(dsn: str) -> None:
+    ok("attach", "--dsn", dsn, LONG)
+    try:
+        execute(dsn, f"ALTER TABLE {LONG} DISABLE TRIGGER auditsql_capture_insert")
+        res = ok("status", "--dsn", dsn, subprocess_only=True)
+        assert f"public.{LONG}" in res.stdout
+        assert "auditsql_capture_insert" in res.stdout
+    finally:
+        execute(dsn, "SELECT audit.detach(relid::regclass) FROM audit.tables")

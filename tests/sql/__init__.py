@@ -1,0 +1,1 @@
+"""SQL behaviour and security tests on a real PostgreSQL server."""

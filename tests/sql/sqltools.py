@@ -1,0 +1,127 @@
+"""Helpers for the SQL tests: connections, queries, reading the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.abc import QueryNoTemplate as Query
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow, dict_row
+
+Conn = psycopg.Connection[DictRow]
+Event = dict[str, Any]
+
+OWNER = "auditsql_owner"
+READER = "auditsql_reader"
+ROW_ACTIONS = ("created", "updated", "deleted", "truncated")
+APPLICATION_NAME = "auditsql-sql-tests"
+
+
+@dataclass(frozen=True)
+class AppRole:
+    """A non-superuser login role and its DSN for the test database."""
+
+    name: str
+    dsn: str
+
+
+def connect(dsn: str, *, autocommit: bool = True, **kw: Any) -> Conn:
+    """A connection returning rows as dicts."""
+    kw.setdefault("application_name", APPLICATION_NAME)
+    return psycopg.connect(dsn, autocommit=autocommit, row_factory=dict_row, **kw)
+
+
+def dbname(dsn: str) -> str:
+    """The database name of *dsn*."""
+    return str(conninfo_to_dict(dsn)["dbname"])
+
+
+def ident(name: str) -> sql.Identifier:
+    """A quoted identifier."""
+    return sql.Identifier(name)
+
+
+def scalar(conn: Conn, query: Query, params: Sequence[Any] | None = None) -> Any:
+    """First column of the first row of *query*."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, f"no row from {query!r}"
+    return next(iter(row.values()))
+
+
+def column(conn: Conn, query: Query,
+           params: Sequence[Any] | None = None) -> list[Any]:
+    """First column of every row of *query*."""
+    return [next(iter(r.values())) for r in conn.execute(query, params).fetchall()]
+
+
+def run(conn: Conn, *statements: Query) -> None:
+    """Execute statements one by one."""
+    for statement in statements:
+        conn.execute(statement)
+
+
+def events(conn: Conn, entity_type: str | None = None,
+           actions: Iterable[str] = ROW_ACTIONS) -> list[Event]:
+    """Events of *entity_type* (any if None) with one of *actions*, oldest first."""
+    return conn.execute(
+        "SELECT * FROM audit.events WHERE (%(t)s::text IS NULL OR entity_type = %(t)s)"
+        " AND action = ANY(%(a)s) ORDER BY id",
+        {"t": entity_type, "a": list(actions)},
+    ).fetchall()
+
+
+def brief(evts: Iterable[Event]) -> list[tuple[str, str | None]]:
+    """(action, entity_id) of each event."""
+    return [(e["action"], e["entity_id"]) for e in evts]
+
+
+def count_events(conn: Conn) -> int:
+    """Number of rows in the whole log."""
+    return int(scalar(conn, "SELECT count(*) FROM audit.events"))
+
+
+def attach(conn: Conn, table: str, id_columns: list[str] | None = None) -> None:
+    """audit.attach(table[, id_columns])."""
+    conn.execute("SELECT audit.attach(%s::regclass, %s)", (table, id_columns))
+
+
+def detach(conn: Conn, table: str) -> None:
+    """audit.detach(table)."""
+    conn.execute("SELECT audit.detach(%s::regclass)", (table,))
+
+
+def triggers(conn: Conn, table: str) -> list[tuple[str, str]]:
+    """(name, tgenabled) of the user-level triggers on *table* (clones included), sorted."""
+    rows = conn.execute(
+        "SELECT tgname::text AS name, tgenabled::text AS enabled FROM pg_trigger"
+        " WHERE tgrelid = %s::regclass AND (NOT tgisinternal OR tgparentid <> 0) ORDER BY 1",
+        (table,),
+    ).fetchall()
+    return [(r["name"], r["enabled"]) for r in rows]
+
+
+def expect_error(conn: Conn, statement: Query,
+                 params: Sequence[Any] | None = None, *,
+                 sqlstate: str | None = None, contains: str | None = None) -> psycopg.Error:
+    """Run *statement*, which must fail; check its SQLSTATE and message."""
+    with pytest.raises(psycopg.Error) as info:
+        conn.execute(statement, params)
+    if not conn.autocommit:
+        conn.rollback()
+    error = info.value
+    if sqlstate is not None:
+        assert error.sqlstate == sqlstate, f"{error.sqlstate}: {error}"
+    if contains is not None:
+        assert contains in str(error), str(error)
+    return error
+
+
+def month_partition(conn: Conn) -> str:
+    """Name of the events partition for the current (UTC) month."""
+    return str(scalar(
+        conn, "SELECT 'audit.events_' || to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM')"))

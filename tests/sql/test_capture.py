@@ -1,0 +1,387 @@
+"""Capture on ordinary tables: what each statement records, keys, attach/detach."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from conftest import Server
+from psycopg import sql
+
+from auditsql.installer import install
+from auditsql.render import Settings
+
+from .sqltools import (
+    OWNER,
+    ROW_ACTIONS,
+    AppRole,
+    Conn,
+    attach,
+    brief,
+    connect,
+    detach,
+    events,
+    expect_error,
+    run,
+    scalar,
+    triggers,
+)
+
+ORDERS = "public.orders"
+CAPTURE_TRIGGERS = [
+    ("auditsql_capture_delete", "A"),
+    ("auditsql_capture_insert", "A"),
+    ("auditsql_capture_truncate", "A"),
+    ("auditsql_capture_update", "A"),
+]
+
+
+@pytest.fixture
+def orders(su: Conn) -> str:
+    """An attached table ``orders`` holding rows 1, 2 and 3."""
+    run(
+        su,
+        "CREATE TABLE orders (id int PRIMARY KEY, status text, amount numeric, note text)",
+        "INSERT INTO orders VALUES (1, 'new', 10, 'a'), (2, 'new', 20, 'b'), (3, 'new', 30, 'c')",
+    )
+    attach(su, "orders")
+    return ORDERS
+
+
+def test_insert_records_after(su: Conn, orders: str) -> None:
+    su.execute("INSERT INTO orders VALUES (4, 'new', 1.50, NULL)")
+    [event] = events(su, orders)
+    assert event["action"] == "created"
+    assert event["entity_type"] == "public.orders"
+    assert event["entity_id"] == "4"
+    assert event["after"] == {"id": 4, "status": "new", "amount": 1.50, "note": None}
+    assert event["before"] is None
+    assert event["changed_columns"] is None
+    assert event["previous_entity_id"] is None
+
+
+def test_insert_of_many_rows_records_each(su: Conn, orders: str) -> None:
+    su.execute("INSERT INTO orders SELECT g, 'bulk', g, NULL FROM generate_series(10, 14) g")
+    assert brief(events(su, orders)) == [("created", str(i)) for i in range(10, 15)]
+
+
+def test_delete_records_before(su: Conn, orders: str) -> None:
+    su.execute("DELETE FROM orders WHERE id = 2")
+    [event] = events(su, orders)
+    assert (event["action"], event["entity_id"]) == ("deleted", "2")
+    assert event["before"] == {"id": 2, "status": "new", "amount": 20, "note": "b"}
+    assert event["after"] is None
+
+
+def test_update_records_before_after_and_sorted_changed_columns(su: Conn, orders: str) -> None:
+    su.execute("UPDATE orders SET note = 'z', status = 'paid', amount = 10.0 WHERE id = 1")
+    [event] = events(su, orders)
+    assert (event["action"], event["entity_id"]) == ("updated", "1")
+    assert event["before"] == {"id": 1, "status": "new", "amount": 10, "note": "a"}
+    assert event["after"] == {"id": 1, "status": "paid", "amount": 10, "note": "z"}
+    assert event["changed_columns"] == ["amount", "note", "status"]
+    assert event["previous_entity_id"] is None
+
+
+def test_numeric_scale_change_is_a_change(su: Conn, orders: str) -> None:
+    su.execute("UPDATE orders SET amount = 10.00 WHERE id = 1")
+    [event] = events(su, orders)
+    assert event["changed_columns"] == ["amount"]
+    amounts = scalar(su, "SELECT array[before ->> 'amount', after ->> 'amount']"
+                         " FROM audit.events WHERE id = %s", (event["id"],))
+    assert amounts == ["10", "10.00"]
+
+
+def test_noop_update_records_nothing(su: Conn, orders: str) -> None:
+    su.execute("UPDATE orders SET status = status, amount = amount")
+    su.execute("UPDATE orders SET note = 'a' WHERE id = 1")
+    assert events(su, orders) == []
+
+
+def test_multi_row_update_records_changed_rows_only(su: Conn, orders: str) -> None:
+    su.execute("INSERT INTO orders SELECT g, 'new', g, 'x' FROM generate_series(4, 9) g")
+    before = len(events(su, orders))
+    su.execute("UPDATE orders SET status = CASE WHEN id % 2 = 0 THEN 'even' ELSE status END")
+    updated = events(su, orders)[before:]
+    assert sorted(e["entity_id"] for e in updated) == ["2", "4", "6", "8"]
+    for event in updated:
+        assert event["action"] == "updated"
+        assert event["before"]["id"] == event["after"]["id"] == int(event["entity_id"])
+        assert event["after"]["status"] == "even"
+        assert event["changed_columns"] == ["status"]
+
+
+def test_key_change_sets_entity_id_and_previous_entity_id(su: Conn, orders: str) -> None:
+    su.execute("UPDATE orders SET id = id + 100, note = 'moved' WHERE id IN (1, 3)")
+    updated = events(su, orders)
+    assert sorted((e["previous_entity_id"], e["entity_id"]) for e in updated) == [
+        ("1", "101"), ("3", "103")]
+    for event in updated:
+        assert event["before"]["id"] == int(event["previous_entity_id"])
+        assert event["after"]["id"] == int(event["entity_id"])
+        assert event["after"]["note"] == "moved"
+        assert event["changed_columns"] == ["id", "note"]
+
+
+def test_key_swap_pairs_rows_correctly(su: Conn, orders: str) -> None:
+    run(su, "ALTER TABLE orders DROP CONSTRAINT orders_pkey",
+        "ALTER TABLE orders ADD PRIMARY KEY (id) DEFERRABLE INITIALLY DEFERRED")
+    su.execute("UPDATE orders SET id = 3 - id WHERE id IN (1, 2)")
+    pairs = {(e["previous_entity_id"], e["entity_id"], e["before"]["note"], e["after"]["note"])
+             for e in events(su, orders)}
+    assert pairs == {("1", "2", "a", "a"), ("2", "1", "b", "b")}
+
+
+def test_truncate_records_every_row(su: Conn, orders: str) -> None:
+    su.execute("TRUNCATE orders")
+    truncated = events(su, orders)
+    assert sorted(brief(truncated)) == [("truncated", "1"), ("truncated", "2"), ("truncated", "3")]
+    notes = {e["entity_id"]: e["before"]["note"] for e in truncated}
+    assert notes == {"1": "a", "2": "b", "3": "c"}
+    assert all(e["after"] is None for e in truncated)
+    assert scalar(su, "SELECT count(*) FROM orders") == 0
+
+
+def test_truncate_of_empty_table_records_nothing(su: Conn, orders: str) -> None:
+    su.execute("DELETE FROM orders")
+    su.execute("TRUNCATE orders")
+    assert [e["action"] for e in events(su, orders)] == ["deleted"] * 3
+
+
+def test_composite_key_entity_id_is_json_array(su: Conn) -> None:
+    run(su, "CREATE TABLE pairs (n int, k text, v int, PRIMARY KEY (n, k))")
+    attach(su, "pairs")
+    su.execute("INSERT INTO pairs VALUES (7, 'b', 1)")
+    su.execute("UPDATE pairs SET k = 'c' WHERE n = 7")
+    su.execute("DELETE FROM pairs")
+    assert [(e["action"], e["entity_id"], e["previous_entity_id"])
+            for e in events(su, "public.pairs")] == [
+        ("created", '[7, "b"]', None),
+        ("updated", '[7, "c"]', '[7, "b"]'),
+        ("deleted", '[7, "c"]', None),
+    ]
+
+
+def test_explicit_id_columns_for_table_without_primary_key(su: Conn) -> None:
+    run(su, "CREATE TABLE raw (source text, seq int, payload text)")
+    attach(su, "raw", ["seq", "source"])
+    run(su, "INSERT INTO raw VALUES ('s1', 5, 'p')", "UPDATE raw SET payload = 'q'",
+        "TRUNCATE raw")
+    assert brief(events(su, "public.raw")) == [
+        ("created", '[5, "s1"]'), ("updated", '[5, "s1"]'), ("truncated", '[5, "s1"]')]
+    source = scalar(su, "SELECT id_source FROM audit.tables WHERE relid = 'raw'::regclass")
+    assert source == "explicit"
+
+
+def test_single_explicit_id_column_is_plain_text(su: Conn) -> None:
+    run(su, "CREATE TABLE codes (code text, label text)")
+    attach(su, "codes", ["code"])
+    su.execute("INSERT INTO codes VALUES ('EUR', 'euro')")
+    assert brief(events(su, "public.codes")) == [("created", "EUR")]
+
+
+def test_table_without_primary_key_is_refused(su: Conn) -> None:
+    run(su, "CREATE TABLE nokey (a int)")
+    expect_error(su, "SELECT audit.attach('nokey')", sqlstate="42P16",
+                 contains="has no primary key")
+    assert triggers(su, "nokey") == []
+    assert scalar(su, "SELECT count(*) FROM audit.tables") == 0
+
+
+def test_unknown_id_column_is_refused(su: Conn) -> None:
+    run(su, "CREATE TABLE nokey (a int)")
+    expect_error(su, "SELECT audit.attach('nokey', ARRAY['b'])", sqlstate="42703")
+    assert triggers(su, "nokey") == []
+
+
+def test_attach_twice_keeps_one_set_of_triggers_and_one_event(su: Conn, orders: str) -> None:
+    attach(su, "orders")
+    attach(su, "public.orders")
+    assert triggers(su, "orders") == CAPTURE_TRIGGERS
+    attached = events(su, orders, actions=["attached"])
+    assert len(attached) == 1
+    assert attached[0]["after"] == {"id_columns": ["id"], "id_source": "primary key"}
+    su.execute("INSERT INTO orders VALUES (4, 'new', 1, NULL)")
+    assert brief(events(su, orders)) == [("created", "4")]
+
+
+def test_detach_twice_and_detached_table_writes_nothing(su: Conn, orders: str) -> None:
+    detach(su, "orders")
+    detach(su, "orders")
+    assert triggers(su, "orders") == []
+    assert len(events(su, orders, actions=["detached"])) == 1
+    assert scalar(su, "SELECT count(*) FROM audit.tables") == 0
+    run(su, "INSERT INTO orders VALUES (4, 'new', 1, NULL)", "UPDATE orders SET note = 'x'",
+        "DELETE FROM orders WHERE id = 1", "TRUNCATE orders")
+    assert events(su, orders) == []
+
+
+def test_detach_of_never_attached_table_does_nothing(su: Conn) -> None:
+    run(su, "CREATE TABLE plain (id int PRIMARY KEY)")
+    detach(su, "plain")
+    assert events(su, actions=["detached"]) == []
+
+
+def test_entity_type_is_schema_qualified_and_quoted(su: Conn) -> None:
+    run(su, 'CREATE TABLE "Mixed Case" (id int PRIMARY KEY)', "CREATE SCHEMA s2",
+        "CREATE TABLE s2.orders (id int PRIMARY KEY)")
+    attach(su, '"Mixed Case"')
+    attach(su, "s2.orders")
+    run(su, 'INSERT INTO "Mixed Case" VALUES (1)', "INSERT INTO s2.orders VALUES (1)")
+    assert [e["entity_type"] for e in events(su)] == ['public."Mixed Case"', "s2.orders"]
+
+
+def test_entity_type_ignores_caller_search_path(su: Conn, orders: str) -> None:
+    su.execute("SET search_path = public")
+    su.execute("INSERT INTO orders VALUES (4, 'new', 1, NULL)")
+    assert [e["entity_type"] for e in events(su)] == ["public.orders"]
+
+
+@pytest.mark.parametrize("ddl, name", [
+    ("CREATE VIEW v AS SELECT 1 AS id", "v"),
+    ("CREATE MATERIALIZED VIEW v AS SELECT 1 AS id", "v"),
+    ("CREATE SEQUENCE v", "v"),
+])
+def test_non_tables_are_refused(su: Conn, ddl: str, name: str) -> None:
+    su.execute(ddl)
+    expect_error(su, "SELECT audit.attach(%s::regclass)", (name,), sqlstate="42809",
+                 contains="is not a table")
+
+
+def test_partition_is_refused(su: Conn) -> None:
+    run(su, "CREATE TABLE p (id int, k text, PRIMARY KEY (id, k)) PARTITION BY LIST (k)",
+        "CREATE TABLE p_a PARTITION OF p FOR VALUES IN ('a')")
+    expect_error(su, "SELECT audit.attach('p_a')", sqlstate="42809", contains="is a partition of")
+    assert triggers(su, "p_a") == []
+
+
+def test_temporary_and_audit_tables_are_refused(su: Conn) -> None:
+    su.execute("CREATE TEMP TABLE tmp (id int PRIMARY KEY)")
+    expect_error(su, "SELECT audit.attach('tmp')", sqlstate="42809", contains="temporary")
+    expect_error(su, "SELECT audit.attach('audit.tables')", sqlstate="42809")
+
+
+def test_insert_on_conflict_records_created_and_updated(su: Conn, orders: str) -> None:
+    su.execute("INSERT INTO orders VALUES (1, 'paid', 10, 'a'), (2, 'new', 20, 'b'),"
+               " (4, 'new', 1, 'd')"
+               " ON CONFLICT (id) DO UPDATE SET status = excluded.status")
+    assert sorted(brief(events(su, orders))) == [("created", "4"), ("updated", "1")]
+
+
+def test_merge_records_each_action(pg: Server, su: Conn, orders: str) -> None:
+    if pg.version_num < 150000:
+        pytest.skip("MERGE needs PostgreSQL 15")
+    su.execute("MERGE INTO orders o USING (VALUES (1, 'x'), (2, NULL), (5, 'e')) s(id, note)"
+               " ON o.id = s.id"
+               " WHEN MATCHED AND s.note IS NULL THEN DELETE"
+               " WHEN MATCHED THEN UPDATE SET note = s.note"
+               " WHEN NOT MATCHED THEN INSERT VALUES (s.id, 'new', 0, s.note)")
+    assert sorted(brief(events(su, orders))) == [
+        ("created", "5"), ("deleted", "2"), ("updated", "1")]
+
+
+def test_copy_records_created(su: Conn, orders: str) -> None:
+    with su.cursor().copy("COPY orders FROM STDIN") as copy:
+        copy.write_row((7, "new", 1, "copied"))
+        copy.write_row((8, "new", 2, None))
+    assert brief(events(su, orders)) == [("created", "7"), ("created", "8")]
+
+
+def test_truncate_cascade_records_rows_of_the_referencing_table(su: Conn) -> None:
+    run(su, "CREATE TABLE parent (id int PRIMARY KEY)",
+        "CREATE TABLE child (id int PRIMARY KEY, parent int REFERENCES parent)",
+        "INSERT INTO parent VALUES (1)", "INSERT INTO child VALUES (1, 1), (2, 1)")
+    attach(su, "child")
+    su.execute("TRUNCATE parent CASCADE")
+    assert sorted(brief(events(su, "public.child"))) == [("truncated", "1"), ("truncated", "2")]
+
+
+def test_awkward_names_are_quoted(su: Conn) -> None:
+    table = '"we.ird"."ta""ble"'
+    run(su, 'CREATE SCHEMA "we.ird"', 'GRANT USAGE ON SCHEMA "we.ird" TO PUBLIC',
+        f'CREATE TABLE {table} ("Key ""x""" int PRIMARY KEY, v text)')
+    attach(su, table)
+    run(su, f"INSERT INTO {table} VALUES (1, 'a')", f'UPDATE {table} SET "Key ""x""" = 2',
+        f"TRUNCATE {table}")
+    recorded = events(su, table)
+    assert [(e["action"], e["entity_id"], e["previous_entity_id"]) for e in recorded] == [
+        ("created", "1", None), ("updated", "2", "1"), ("truncated", "2", None)]
+    assert recorded[0]["after"] == {'Key "x"': 1, "v": "a"}
+
+
+@pytest.mark.parametrize("kind", ["ordinary", "partitioned"])
+def test_column_named_like_the_row_alias(su: Conn, kind: str) -> None:
+    """A column named ``t`` must not replace the row image."""
+    suffix = " PARTITION BY RANGE (id)" if kind == "partitioned" else ""
+    su.execute(f"CREATE TABLE tee (id int PRIMARY KEY, t text){suffix}")
+    if kind == "partitioned":
+        su.execute("CREATE TABLE tee_1 PARTITION OF tee FOR VALUES FROM (0) TO (100)")
+    attach(su, "tee")
+    run(su, "INSERT INTO tee VALUES (1, 'hello')", "UPDATE tee SET t = 'bye'", "TRUNCATE tee")
+    recorded = events(su, "public.tee")
+    assert brief(recorded) == [("created", "1"), ("updated", "1"), ("truncated", "1")]
+    assert recorded[0]["after"] == {"id": 1, "t": "hello"}
+    assert recorded[1]["changed_columns"] == ["t"]
+    assert recorded[2]["before"] == {"id": 1, "t": "bye"}
+
+
+def test_replica_mode_does_not_silence_capture(su: Conn, orders: str) -> None:
+    su.execute("SET session_replication_role = replica")
+    run(su, "INSERT INTO orders VALUES (4, 'new', 1, NULL)",
+        "UPDATE orders SET note = 'r' WHERE id = 4",
+        "DELETE FROM orders WHERE id = 4", "TRUNCATE orders")
+    assert [a for a, _ in brief(events(su, orders))] == (
+        ["created", "updated", "deleted"] + ["truncated"] * 3)
+
+
+def test_truncate_in_schema_without_public_usage(su: Conn) -> None:
+    """TRUNCATE capture must work for tables outside ``public`` (plain CREATE SCHEMA)."""
+    run(su, "CREATE SCHEMA sales", "CREATE TABLE sales.docs (id int PRIMARY KEY, body text)",
+        "INSERT INTO sales.docs VALUES (1, 'x')")
+    attach(su, "sales.docs")
+    su.execute("TRUNCATE sales.docs")
+    assert brief(events(su, "sales.docs")) == [("truncated", "1")]
+    assert scalar(su, "SELECT count(*) FROM sales.docs") == 0
+
+
+def test_truncate_of_table_with_row_level_security_records_every_row(
+        su: Conn, app_conn: Conn) -> None:
+    """Row-level security must not hide rows from TRUNCATE capture."""
+    run(app_conn,
+        "CREATE TABLE tenant_docs (id int PRIMARY KEY, tenant text DEFAULT current_user)",
+        "ALTER TABLE tenant_docs ENABLE ROW LEVEL SECURITY",
+        "CREATE POLICY own ON tenant_docs USING (tenant = current_user)")
+    attach(su, "tenant_docs")
+    app_conn.execute("INSERT INTO tenant_docs (id) VALUES (1), (2)")
+    app_conn.execute("TRUNCATE tenant_docs")
+    assert sorted(brief(events(su, "public.tenant_docs", actions=["truncated"]))) == [
+        ("truncated", "1"), ("truncated", "2")]
+
+
+def test_capture_and_guard_in_an_awkwardly_named_schema(db: str) -> None:
+    schema = 'Audit "Log"'
+    with psycopg.connect(db) as conn:
+        install(conn, Settings(schema=schema))
+    with connect(db) as conn:
+        audit = sql.Identifier(schema)
+        run(conn, "CREATE TABLE t1 (id int PRIMARY KEY, v text)",
+            sql.SQL("SELECT {}.attach('t1')").format(audit))
+        with conn.transaction():
+            conn.execute(sql.SQL("SELECT {}.set_actor('u-1')").format(audit))
+            run(conn, "INSERT INTO t1 VALUES (1, 'a')", "UPDATE t1 SET v = 'b'", "TRUNCATE t1")
+        query = sql.SQL("SELECT action, entity_id, actor_id FROM {}.events ORDER BY id")
+        recorded = conn.execute(query.format(audit)).fetchall()
+        assert [tuple(r.values()) for r in recorded] == [
+            ("attached", None, None), ("created", "1", "u-1"), ("updated", "1", "u-1"),
+            ("truncated", "1", "u-1")]
+        expect_error(conn, sql.SQL("DELETE FROM {}.events").format(audit), contains="append-only")
+        assert scalar(conn, "SELECT to_regclass('audit.events') IS NULL")
+
+
+def test_member_of_owner_role_can_attach_its_table(su: Conn, app: AppRole, app_conn: Conn) -> None:
+    su.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(OWNER), sql.Identifier(app.name)))
+    run(app_conn, "CREATE TABLE mine (id int PRIMARY KEY)", "SELECT audit.attach('mine')",
+        "INSERT INTO mine VALUES (1)", "TRUNCATE mine", "SELECT audit.detach('mine')")
+    assert brief(events(su, "public.mine", actions=["attached", *ROW_ACTIONS, "detached"])) == [
+        ("attached", None), ("created", "1"), ("truncated", "1"), ("detached", None)]
+    assert [e["db_user"] for e in events(su, "public.mine", actions=["attached"])] == [app.name]
+    assert scalar(su, "SELECT has_table_privilege(%s, 'mine', 'SELECT')", (OWNER,)) is False

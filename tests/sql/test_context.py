@@ -1,0 +1,218 @@
+"""Actor and request context: what events carry, and for how long."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import psycopg
+import pytest
+from conftest import MakeRole, Server
+
+import auditsql
+
+from .sqltools import (
+    APPLICATION_NAME,
+    AppRole,
+    Conn,
+    Event,
+    attach,
+    connect,
+    dbname,
+    events,
+    run,
+    scalar,
+)
+
+ACTOR_FIELDS = ("actor_id", "actor_email", "actor_role", "ip_address", "ip_address_raw",
+                "user_agent", "request_id")
+
+
+@pytest.fixture
+def notes(su: Conn) -> str:
+    """An attached table ``notes``, writable by anyone."""
+    run(su, "CREATE TABLE notes (id int PRIMARY KEY, body text)",
+        "GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON notes TO PUBLIC")
+    attach(su, "notes")
+    return "public.notes"
+
+
+def context_of(event: Event) -> dict[str, object]:
+    """The actor and request fields of an event."""
+    return {k: event[k] for k in ACTOR_FIELDS}
+
+
+def no_context() -> dict[str, object]:
+    """Actor and request fields of an event written without context."""
+    return dict.fromkeys(ACTOR_FIELDS)
+
+
+def full_context(ip: object = ipaddress.ip_address("203.0.113.7")) -> dict[str, object]:
+    """The fields written by ``write_with_context``."""
+    return {"actor_id": "u-42", "actor_email": "ada@example.com", "actor_role": "admin",
+            "ip_address": ip, "ip_address_raw": None, "user_agent": "UA/1", "request_id": "req-1"}
+
+
+def write_with_context(conn: Conn, statement: str, ip: str = "203.0.113.7") -> None:
+    """Run *statement* in a transaction that sets actor and request first."""
+    with conn.transaction():
+        conn.execute("SELECT audit.set_actor('u-42', 'ada@example.com', 'admin')")
+        conn.execute("SELECT audit.set_request(%s, 'UA/1', 'req-1')", (ip,))
+        conn.execute(statement)
+
+
+def test_context_is_recorded_for_the_transaction(su: Conn, notes: str) -> None:
+    with su.transaction():
+        su.execute("SELECT audit.set_actor('u-42', 'ada@example.com', 'admin')")
+        su.execute("SELECT audit.set_request('203.0.113.7', 'UA/1', 'req-1')")
+        su.execute("INSERT INTO notes VALUES (1, 'a')")
+        su.execute("UPDATE notes SET body = 'b'")
+    recorded = events(su, notes)
+    assert [context_of(e) for e in recorded] == [full_context()] * 2
+    assert recorded[0]["txid"] == recorded[1]["txid"]
+
+
+def test_context_reaches_every_capture_path(su: Conn, notes: str) -> None:
+    run(su, "CREATE TABLE parts (id int PRIMARY KEY) PARTITION BY RANGE (id)",
+        "CREATE TABLE parts_1 PARTITION OF parts FOR VALUES FROM (0) TO (100)",
+        "INSERT INTO notes VALUES (1, 'a')")
+    with su.transaction():
+        su.execute("SELECT audit.set_actor('u-42', 'ada@example.com', 'admin')")
+        su.execute("SELECT audit.set_request('203.0.113.7', 'UA/1', 'req-1')")
+        attach(su, "parts")
+        run(su, "INSERT INTO parts VALUES (1)", "TRUNCATE parts", "TRUNCATE notes")
+    recorded = events(su, actions=["attached", "created", "truncated"])[-4:]
+    assert [(e["action"], e["entity_type"]) for e in recorded] == [
+        ("attached", "public.parts"), ("created", "public.parts"),
+        ("truncated", "public.parts"), ("truncated", "public.notes")]
+    assert [context_of(e) for e in recorded] == [full_context()] * 4
+
+
+def test_context_ends_with_the_transaction(su: Conn, notes: str) -> None:
+    write_with_context(su, "INSERT INTO notes VALUES (1, 'a')")
+    su.execute("INSERT INTO notes VALUES (2, 'b')")
+    with su.transaction():
+        su.execute("INSERT INTO notes VALUES (3, 'c')")
+    su.execute("SELECT audit.set_actor('u-1', 'x@example.com', 'r')")
+    su.execute("INSERT INTO notes VALUES (4, 'd')")
+    assert [context_of(e) for e in events(su, notes)] == [full_context()] + [no_context()] * 3
+    assert scalar(su, "SELECT coalesce(current_setting('auditsql.actor_id', true), '')") == ""
+
+
+def test_context_of_rolled_back_transaction_does_not_leak(su: Conn, notes: str) -> None:
+    su.autocommit = False
+    su.execute("SELECT audit.set_actor('ghost')")
+    su.rollback()
+    su.execute("INSERT INTO notes VALUES (1, 'a')")
+    su.commit()
+    assert [context_of(e) for e in events(su, notes)] == [no_context()]
+
+
+def test_null_clears_a_value(su: Conn, notes: str) -> None:
+    with su.transaction():
+        su.execute("SELECT audit.set_actor('u-42', 'ada@example.com', 'admin')")
+        su.execute("SELECT audit.set_actor(NULL)")
+        su.execute("INSERT INTO notes VALUES (1, 'a')")
+    assert [context_of(e) for e in events(su, notes)] == [no_context()]
+
+
+def test_without_context_connection_fields_are_recorded(pg: Server, su: Conn, notes: str) -> None:
+    su.execute("INSERT INTO notes VALUES (1, 'a')")
+    [event] = events(su, notes)
+    assert context_of(event) == no_context()
+    assert event["db_user"] == pg.superuser
+    assert event["application_name"] == APPLICATION_NAME
+    if str(pg.params.get("host", "")).startswith("/"):
+        assert event["client_addr"] is None
+
+
+def test_client_addr_over_tcp(pg: Server, installed_db: str, notes: str, su: Conn) -> None:
+    host = str(pg.params.get("host", ""))
+    if pg.cluster is not None:
+        host = "127.0.0.1"
+    elif not host or host.startswith("/"):
+        pytest.skip("the server is reachable over a unix socket only")
+    with connect(pg.dsn(dbname(installed_db), host=host)) as tcp:
+        tcp.execute("INSERT INTO notes VALUES (1, 'a')")
+    [event] = events(su, notes)
+    assert event["client_addr"] is not None
+    if pg.cluster is not None:
+        assert str(event["client_addr"]) == "127.0.0.1"
+
+
+def test_db_user_is_the_session_user(pg: Server, su: Conn, app: AppRole, notes: str) -> None:
+    su.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(app.name)))
+    su.execute("INSERT INTO notes VALUES (1, 'a')")
+    su.execute("RESET ROLE")
+    with connect(app.dsn) as conn:
+        conn.execute("INSERT INTO notes VALUES (2, 'b')")
+    assert [e["db_user"] for e in events(su, notes)] == [pg.superuser, app.name]
+
+
+@pytest.mark.parametrize("raw", ["not-an-ip", "999.1.1.1", "10.0.0.1/99", "::g"])
+def test_malformed_ip_address_is_kept_raw(su: Conn, notes: str, raw: str) -> None:
+    write_with_context(su, "INSERT INTO notes VALUES (1, 'a')", ip=raw)
+    [event] = events(su, notes)
+    assert event["ip_address"] is None
+    assert event["ip_address_raw"] == raw
+    assert event["actor_id"] == "u-42"
+    assert scalar(su, "SELECT count(*) FROM notes") == 1
+
+
+def test_ipv6_address_is_stored_as_inet(su: Conn, notes: str) -> None:
+    write_with_context(su, "INSERT INTO notes VALUES (1, 'a')", ip="2001:db8::1")
+    [event] = events(su, notes)
+    assert event["ip_address"] == ipaddress.ip_address("2001:db8::1")
+    assert event["ip_address_raw"] is None
+    assert scalar(su, "SELECT pg_typeof(ip_address)::text FROM audit.events"
+                      " WHERE id = %s", (event["id"],)) == "inet"
+
+
+def test_set_config_works_like_the_helpers(su: Conn, notes: str) -> None:
+    with su.transaction():
+        for name, value in [("actor_id", "u-42"), ("actor_email", "ada@example.com"),
+                            ("actor_role", "admin"), ("ip_address", "203.0.113.7"),
+                            ("user_agent", "UA/1"), ("request_id", "req-1")]:
+            su.execute("SELECT set_config(%s, %s, true)", (f"auditsql.{name}", value))
+        su.execute("INSERT INTO notes VALUES (1, 'a')")
+    su.execute("INSERT INTO notes VALUES (2, 'b')")
+    assert [context_of(e) for e in events(su, notes)] == [full_context(), no_context()]
+
+
+def test_any_role_may_set_context(pg: Server, installed_db: str, su: Conn,
+                                  make_role: MakeRole, notes: str) -> None:
+    nobody = make_role()
+    with connect(pg.dsn(dbname(installed_db), user=nobody)) as conn:
+        write_with_context(conn, "INSERT INTO notes VALUES (1, 'a')")
+    [event] = events(su, notes)
+    assert context_of(event) == full_context()
+    assert event["db_user"] == nobody
+
+
+def test_audit_context_commits_with_context(installed_db: str, su: Conn, notes: str) -> None:
+    with psycopg.connect(installed_db, autocommit=True) as conn:
+        with auditsql.audit_context(conn, actor_id="u-42", email="ada@example.com",
+                                    role="admin", ip_address="203.0.113.7",
+                                    user_agent="UA/1", request_id="req-1"):
+            conn.execute("INSERT INTO notes VALUES (1, 'a')")
+        conn.execute("INSERT INTO notes VALUES (2, 'b')")
+    assert [context_of(e) for e in events(su, notes)] == [full_context(), no_context()]
+    assert scalar(su, "SELECT count(*) FROM notes") == 2
+
+
+def test_audit_context_rolls_back_on_error(installed_db: str, su: Conn, notes: str) -> None:
+    with (psycopg.connect(installed_db, autocommit=True) as conn,
+          pytest.raises(RuntimeError),
+          auditsql.audit_context(conn, actor_id="u-42")):
+        conn.execute("INSERT INTO notes VALUES (1, 'a')")
+        raise RuntimeError("boom")
+    assert events(su, notes) == []
+    assert scalar(su, "SELECT count(*) FROM notes") == 0
+
+
+def test_audit_context_inside_open_transaction(installed_db: str, su: Conn, notes: str) -> None:
+    with psycopg.connect(installed_db) as conn:
+        conn.execute("INSERT INTO notes VALUES (1, 'a')")
+        with auditsql.audit_context(conn, actor_id="u-42"):
+            conn.execute("INSERT INTO notes VALUES (2, 'b')")
+        conn.rollback()
+    assert events(su, notes) == []

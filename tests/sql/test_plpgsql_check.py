@@ -1,0 +1,82 @@
+"""Every PL/pgSQL function of the install, as rendered for this server, passes
+plpgsql_check (installed for PostgreSQL 15 only)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from conftest import Server
+
+from .sqltools import Conn, attach, column, run, scalar
+
+CHECKED_MAJOR = 15
+OLD_TABLE = "auditsql_old"
+NEW_TABLE = "auditsql_new"
+
+TriggerTarget = tuple[str, str | None, str | None]
+
+# Trigger function -> (relation to check against, old table, new table).
+TRIGGER_TARGETS: dict[str, TriggerTarget] = {
+    "audit.capture_changes()": ("public.plain", OLD_TABLE, NEW_TABLE),
+    "audit.capture_row()": ("public.parted", None, None),
+    "audit.capture_truncate()": ("public.plain", None, None),
+    "audit.guard()": ("audit.events", None, None),
+}
+
+
+@pytest.fixture
+def checker(pg: Server, su: Conn) -> Conn:
+    """The installed database with plpgsql_check and attached sample tables."""
+    major = pg.version_num // 10000
+    if major != CHECKED_MAJOR:
+        pytest.skip(f"plpgsql_check is installed for PostgreSQL {CHECKED_MAJOR} only;"
+                    f" this server is {major}")
+    if not scalar(su, "SELECT count(*) FROM pg_available_extensions"
+                      " WHERE name = 'plpgsql_check'"):
+        pytest.skip("the plpgsql_check extension is not available on this server")
+    run(
+        su,
+        "CREATE EXTENSION plpgsql_check",
+        "CREATE TABLE plain (id int PRIMARY KEY, v text)",
+        "CREATE TABLE parted (id int, k text, PRIMARY KEY (id, k)) PARTITION BY LIST (k)",
+        "CREATE TABLE parted_a PARTITION OF parted FOR VALUES IN ('a')",
+    )
+    attach(su, "plain")
+    attach(su, "parted")
+    return su
+
+
+def check(conn: Conn, function: str) -> list[dict[str, object]]:
+    """plpgsql_check findings for *function*, all levels, not stopping at the first."""
+    relation, old_table, new_table = TRIGGER_TARGETS.get(function, (None, None, None))
+    return conn.execute(
+        "SELECT level, lineno, message, statement, detail, hint FROM plpgsql_check_function_tb("
+        " %(fn)s::regprocedure, coalesce(%(rel)s::regclass, 0::oid::regclass),"
+        " fatal_errors => false, other_warnings => true, extra_warnings => true,"
+        " security_warnings => true, oldtable => %(old)s, newtable => %(new)s)",
+        {"fn": function, "rel": relation, "old": old_table, "new": new_table},
+    ).fetchall()
+
+
+def test_plpgsql_functions_have_no_errors(checker: Conn) -> None:
+    functions = column(
+        checker,
+        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
+        " WHERE p.pronamespace = 'audit'::regnamespace AND l.lanname = 'plpgsql' ORDER BY 1")
+    triggers = set(column(
+        checker,
+        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
+        " WHERE p.pronamespace = 'audit'::regnamespace AND l.lanname = 'plpgsql'"
+        " AND p.prorettype = 'trigger'::regtype"))
+    assert set(TRIGGER_TARGETS) == triggers, "every trigger function needs a relation to check"
+    assert "audit.inet_or_null(text)" in functions, "the PostgreSQL 15 render uses PL/pgSQL"
+    errors = []
+    for function in functions:
+        for finding in check(checker, function):
+            line = f"{function} line {finding['lineno']}: {finding['level']}: {finding['message']}"
+            if finding["level"] == "error":
+                errors.append(line)
+            else:
+                warnings.warn(f"plpgsql_check: {line}", stacklevel=1)
+    assert errors == []
