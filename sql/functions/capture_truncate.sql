@@ -7,6 +7,7 @@
 -- partition that has it) it records the rows of leaf partitions created
 -- after attach, which have no trigger of their own yet. Events name the root
 -- of the partition tree.
+-- TRUNCATE is refused outside READ COMMITTED (see below).
 -- Rows are read with row_security off: if row-level security would hide
 -- rows from the owner role, TRUNCATE fails instead of losing them silently.
 -- Trigger arguments: the key columns that identify a row, in key order.
@@ -26,6 +27,14 @@ BEGIN
         RAISE EXCEPTION 'auditsql: trigger % on % has no key columns; run attach again', TG_NAME, v_entity_type;
     END IF;
 {% include "fragments/refuse_user_casts.sql" %}
+    -- Under REPEATABLE READ or SERIALIZABLE this query would see the rows of
+    -- the transaction's snapshot, while TRUNCATE removes every row, including
+    -- rows committed since: those would vanish unrecorded. Refuse instead.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'auditsql: TRUNCATE of audited table % needs READ COMMITTED isolation, not %', v_entity_type, current_setting('transaction_isolation')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Rows committed after this transaction began would leave no audit event. Run the TRUNCATE in a READ COMMITTED transaction, or use DELETE.';
+    END IF;
     IF (SELECT relkind FROM pg_class WHERE oid = TG_RELID) = 'p' THEN
         SELECT array_agg(t.relid) INTO v_untracked
         FROM pg_partition_tree(TG_RELID) AS t

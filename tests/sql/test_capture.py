@@ -385,3 +385,15 @@ def test_member_of_owner_role_can_attach_its_table(su: Conn, app: AppRole, app_c
         ("attached", None), ("created", "1"), ("truncated", "1"), ("detached", None)]
     assert [e["db_user"] for e in events(su, "public.mine", actions=["attached"])] == [app.name]
     assert scalar(su, "SELECT has_table_privilege(%s, 'mine', 'SELECT')", (OWNER,)) is False
+
+
+@pytest.mark.parametrize("isolation", ["REPEATABLE READ", "SERIALIZABLE"])
+def test_truncate_outside_read_committed_is_refused(
+        su: Conn, orders: str, isolation: str) -> None:
+    """A snapshot older than the TRUNCATE would miss rows committed since."""
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="READ COMMITTED"):
+        with su.transaction():
+            su.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+            su.execute(f"TRUNCATE {orders}")
+    assert scalar(su, f"SELECT count(*) FROM {orders}") == 3
+    assert events(su, orders) == []
