@@ -1,0 +1,378 @@
+"""Benchmark auditsql's write-path cost against an un-audited baseline.
+
+Starts a throwaway cluster, builds one database per configuration, and
+measures every configuration in the same run, alternating configurations
+within each repetition and reporting medians:
+
+* ``base``      no audit at all;
+* ``auditsql``  auditsql installed and the tables attached;
+* ``row-min``   a bare-minimum row trigger: to_jsonb(OLD), to_jsonb(NEW) into a
+                table with only a primary key;
+* ``stmt-min``  a bare-minimum statement trigger over transition tables
+                (old and new images paired by position) into the same table.
+
+Run with ``make bench`` (or ``make bench-quick`` for a reduced run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import pgcluster  # noqa: E402
+
+from auditsql import installer  # noqa: E402
+from auditsql.render import Settings  # noqa: E402
+
+PGBENCH_TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
+
+MINLOG_SQL = """
+CREATE TABLE minlog (id bigserial PRIMARY KEY, old_row jsonb, new_row jsonb);
+CREATE FUNCTION minlog_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO minlog (old_row, new_row) VALUES (to_jsonb(OLD), to_jsonb(NEW));
+    RETURN NULL;
+END $$;
+CREATE FUNCTION minlog_stmt() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO minlog (new_row) SELECT to_jsonb(n) FROM min_new AS n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO minlog (old_row, new_row)
+        SELECT to_jsonb(o.t), to_jsonb(n.t)
+        FROM (SELECT row_number() OVER () AS rn, t FROM min_old AS t) AS o
+        JOIN (SELECT row_number() OVER () AS rn, t FROM min_new AS t) AS n USING (rn);
+    ELSE
+        INSERT INTO minlog (old_row) SELECT to_jsonb(o) FROM min_old AS o;
+    END IF;
+    RETURN NULL;
+END $$;
+"""
+
+CONTEXT_SCRIPT = """\\set aid random(1, 100000 * :scale)
+\\set bid random(1, 1 * :scale)
+\\set tid random(1, 10 * :scale)
+\\set delta random(-5000, 5000)
+BEGIN;
+SELECT audit.set_actor('u-' || :aid, 'user' || :aid || '@example.com', 'member'), audit.set_request('203.0.113.9', 'bench/1.0', 'req-' || :aid);
+UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
+UPDATE pgbench_tellers SET tbalance = tbalance + :delta WHERE tid = :tid;
+UPDATE pgbench_branches SET bbalance = bbalance + :delta WHERE bid = :bid;
+INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (:tid, :bid, :aid, :delta, CURRENT_TIMESTAMP);
+END;
+"""
+
+WIDE_COLUMNS = 50
+WIDE_ROWS = 100_000
+WIDE_SCRIPT = "\\set id random(1, {rows})\nUPDATE wide SET c7 = c7 + 1 WHERE id = :id;\n"
+
+
+@dataclass
+class Plan:
+    """How much work one run does."""
+
+    reps: int
+    seconds: int
+    bulk_rows: int
+    scale: int = 10
+    clients: int = 4
+    threads: int = 2
+
+
+@dataclass
+class Results:
+    """Samples per measure and configuration; medians are reported."""
+
+    samples: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+
+    def add(self, measure: str, config: str, value: float) -> None:
+        self.samples.setdefault((measure, config), []).append(value)
+
+    def median(self, measure: str, config: str) -> float | None:
+        values = self.samples.get((measure, config))
+        return statistics.median(values) if values else None
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_pgbench(bindir: Path, dsn_args: list[str], args: list[str]) -> float:
+    """Run pgbench and return its TPS."""
+    proc = subprocess.run(
+        [str(bindir / "pgbench"), *args, *dsn_args],
+        capture_output=True, text=True, check=True,
+    )
+    match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", proc.stdout)
+    if not match:
+        raise RuntimeError(f"pgbench printed no tps:\n{proc.stdout}\n{proc.stderr}")
+    return float(match.group(1))
+
+
+class Bench:
+    """One cluster, one database per configuration."""
+
+    def __init__(self, cluster: pgcluster.Cluster, plan: Plan) -> None:
+        self.cluster = cluster
+        self.plan = plan
+        self.results = Results()
+
+    def dsn(self, db: str) -> str:
+        return self.cluster.dsn(db)
+
+    def pgbench_conn_args(self, db: str) -> list[str]:
+        c = self.cluster
+        return ["-h", str(c.sockdir), "-p", str(c.port), "-U", c.superuser, db]
+
+    def execute(self, db: str, statement: str, *, autocommit: bool = True) -> None:
+        with psycopg.connect(self.dsn(db), autocommit=autocommit) as conn:
+            conn.execute(statement)
+
+    # -- setup -------------------------------------------------------------
+
+    def create_databases(self) -> None:
+        for config in ("base", "auditsql", "rowmin", "ctx"):
+            db = f"b_{config}"
+            self.execute("postgres", f"CREATE DATABASE {db}")
+            subprocess.run(
+                [str(self.cluster.bindir / "pgbench"), "-i", "-q", "-s", str(self.plan.scale),
+                 *self.pgbench_conn_args(db)],
+                capture_output=True, text=True, check=True,
+            )
+            self.create_wide(db)
+        for db in ("b_auditsql", "b_ctx"):
+            with psycopg.connect(self.dsn(db)) as conn:
+                installer.install(conn, Settings())
+                installer.attach(conn, [*PGBENCH_TABLES[:3], "wide"], Settings())
+                installer.attach(conn, ["pgbench_history"], Settings(), ["tid", "aid", "mtime"])
+        self.execute("b_rowmin", MINLOG_SQL)
+        for table in (*PGBENCH_TABLES, "wide"):
+            self.execute(
+                "b_rowmin",
+                f"CREATE TRIGGER minlog AFTER INSERT OR UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION minlog_row()",
+            )
+        for db in ("b_base", "b_auditsql", "b_rowmin", "b_ctx"):
+            self.execute(db, "VACUUM ANALYZE")
+
+    def create_wide(self, db: str) -> None:
+        cols = ", ".join(f"c{i} integer NOT NULL DEFAULT {i}" for i in range(1, WIDE_COLUMNS))
+        self.execute(db, f"CREATE TABLE wide (id integer PRIMARY KEY, {cols})")
+        self.execute(db, f"INSERT INTO wide (id) SELECT g FROM generate_series(1, {WIDE_ROWS}) g")
+
+    # -- measures ------------------------------------------------------------
+
+    def pgbench_round(self, label: str, builtin: str | None, script: str | None,
+                      configs: dict[str, str]) -> None:
+        """One repetition of one workload over the given configurations."""
+        p = self.plan
+        for config, db in configs.items():
+            self.execute(db, "VACUUM pgbench_branches, pgbench_tellers")
+            args = ["-n", "-c", str(p.clients), "-j", str(p.threads), "-T", str(p.seconds)]
+            if builtin:
+                args += ["-b", builtin]
+            else:
+                assert script is not None
+                args += ["-f", script, "-D", f"scale={p.scale}"]
+            tps = run_pgbench(self.cluster.bindir, self.pgbench_conn_args(db), args)
+            self.results.add(label, config, tps)
+            log(f"  {label:<28} {config:<9} {tps:10.0f} tps")
+
+    def bulk_round(self) -> None:
+        """Bulk INSERT, UPDATE and DELETE of bulk_rows rows, per configuration."""
+        n = self.plan.bulk_rows
+        for config, db in (("base", "b_base"), ("auditsql", "b_auditsql"), ("stmtmin", "b_rowmin")):
+            with psycopg.connect(self.dsn(db), autocommit=True) as conn:
+                conn.execute("DROP TABLE IF EXISTS bulk")
+                conn.execute("CREATE TABLE bulk (id bigint PRIMARY KEY, a integer, b text, "
+                             "c numeric(12, 2), d timestamptz)")
+                if config == "auditsql":
+                    conn.execute("SELECT audit.attach('bulk')")
+                elif config == "stmtmin":
+                    for event, ref in (("INSERT", "NEW TABLE AS min_new"),
+                                       ("UPDATE", "OLD TABLE AS min_old NEW TABLE AS min_new"),
+                                       ("DELETE", "OLD TABLE AS min_old")):
+                        conn.execute(f"CREATE TRIGGER minlog_{event.lower()} AFTER {event} ON bulk "
+                                     f"REFERENCING {ref} FOR EACH STATEMENT "
+                                     "EXECUTE FUNCTION minlog_stmt()")
+                for op, statement in (
+                    ("insert", f"INSERT INTO bulk SELECT g, g % 1000, md5(g::text), g * 1.5, now() "
+                               f"FROM generate_series(1, {n}) AS g"),
+                    ("update", "UPDATE bulk SET a = a + 1"),
+                    ("delete", "DELETE FROM bulk"),
+                ):
+                    conn.execute("CHECKPOINT")
+                    started = time.perf_counter()
+                    conn.execute(statement)
+                    elapsed = time.perf_counter() - started
+                    self.results.add(f"bulk {op}", config, elapsed)
+                    log(f"  bulk {op:<23} {config:<9} {elapsed:10.2f} s")
+                conn.execute("DROP TABLE bulk")
+
+    def storage(self) -> tuple[float, float, float]:
+        """Heap (with TOAST) and index bytes per event for accounts updates."""
+        n = min(self.plan.bulk_rows, 100_000)
+        self.execute("postgres", "CREATE DATABASE b_storage")
+        subprocess.run(
+            [str(self.cluster.bindir / "pgbench"), "-i", "-q", "-s", "1",
+             *self.pgbench_conn_args("b_storage")],
+            capture_output=True, text=True, check=True,
+        )
+        with psycopg.connect(self.dsn("b_storage"), autocommit=True) as conn:
+            installer.install(conn, Settings())
+            conn.execute("SELECT audit.attach('pgbench_accounts')")
+            conn.execute(f"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= {n}")
+            conn.execute("VACUUM ANALYZE audit.events")
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE e.action = 'updated'), "
+                "(SELECT sum(pg_table_size(relid)) FROM pg_partition_tree('audit.events')), "
+                "(SELECT sum(pg_indexes_size(relid)) FROM pg_partition_tree('audit.events')) "
+                "FROM audit.events AS e"
+            ).fetchone()
+        assert row is not None
+        events, heap, indexes = int(row[0]), float(row[1]), float(row[2])
+        return events, heap / events, indexes / events
+
+
+def header(cluster: pgcluster.Cluster, plan: Plan, settings: dict[str, str]) -> str:
+    cpu = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    with psycopg.connect(cluster.dsn()) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
+    return (
+        f"machine: {os.cpu_count()} cores, {cpu}, {platform.machine()}, Linux {platform.release()}\n"
+        f"PostgreSQL {version}; {shown}\n"
+        f"pgbench scale {plan.scale}, -c {plan.clients} -j {plan.threads}, {plan.seconds} s per run; "
+        f"bulk {plan.bulk_rows:,} rows; median of {plan.reps} repetitions, configurations alternated"
+    )
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a is not None and b else "-"
+
+
+def report(bench: Bench, storage: tuple[float, float, float], head: str) -> str:
+    r = bench.results
+    lines = [head, ""]
+    lines.append(f"{'measure':<34}{'no audit':>11}{'auditsql':>11}{'ratio':>8}{'row-min':>9}"
+                 f"{'stmt-min':>10}  target")
+    targets = {
+        "tpcb-like": ">= 0.70", "simple-update": ">= 0.75", "tpcb-like, context set": "~ no context",
+        "tpcb-like, sync commit on": ">= 0.85", "wide 50 cols, 1-col update": "-",
+        "bulk insert": "<= 3.5x", "bulk update": "<= 3.5x", "bulk delete": "<= 9x",
+    }
+    for measure in ("tpcb-like", "simple-update", "tpcb-like, context set",
+                    "tpcb-like, sync commit on", "wide 50 cols, 1-col update"):
+        base = r.median(measure, "base")
+        audited = r.median(measure, "auditsql")
+        rowmin = r.median(measure, "rowmin")
+        if base is None:
+            continue
+        lines.append(
+            f"{measure + ' (tps)':<34}{base:>11.0f}{(audited or 0):>11.0f}{ratio(audited, base):>8}"
+            f"{ratio(rowmin, base):>9}{'-':>10}  {targets[measure]}"
+        )
+    context = r.median("tpcb-like, context set", "auditsql")
+    no_context = r.median("tpcb-like", "auditsql")
+    if context and no_context:
+        lines.append(f"{'context set / not set (tps)':<34}{'':>11}{'':>11}{ratio(context, no_context):>8}")
+    for op in ("insert", "update", "delete"):
+        measure = f"bulk {op}"
+        base = r.median(measure, "base")
+        audited = r.median(measure, "auditsql")
+        stmtmin = r.median(measure, "stmtmin")
+        if base is None or audited is None:
+            continue
+        lines.append(
+            f"{measure + ' (s, ratio = slowdown)':<34}{base:>11.2f}{audited:>11.2f}"
+            f"{audited / base:>7.2f}x{'-':>9}{ratio(stmtmin, base) + 'x':>10}  {targets[measure]}"
+        )
+        lines.append(
+            f"{'  audit events per second':<34}{'':>11}{bench.plan.bulk_rows / audited:>11,.0f}"
+        )
+        if stmtmin:
+            lines.append(f"{'  auditsql / stmt-min':<34}{'':>11}{'':>11}{audited / stmtmin:>7.2f}x"
+                         f"{'':>19}  <= 1.2x")
+    events, heap, index = storage
+    lines.append(f"storage: {heap:.0f} B heap + {index:.0f} B indexes = {heap + index:.0f} B per event "
+                 f"({events:,} pgbench_accounts update events; target <= 400 B)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="reduced run, under 2 minutes")
+    parser.add_argument("--pg-version", type=int, default=15, help="PostgreSQL major version")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions (at least 3)")
+    args = parser.parse_args(argv)
+    plan = Plan(reps=3, seconds=3, bulk_rows=100_000) if args.quick else Plan(
+        reps=3, seconds=20, bulk_rows=1_000_000)
+    if args.reps:
+        plan.reps = max(3, args.reps)
+    bindir = pgcluster.find_bindir(args.pg_version)
+    if bindir is None:
+        log(f"no PostgreSQL {args.pg_version} binaries: run `make pg-binaries` or set AUDITSQL_PG_BIN")
+        return 1
+    settings = {
+        "fsync": "on", "full_page_writes": "on", "synchronous_commit": "off",
+        "shared_buffers": "512MB", "max_wal_size": "8GB", "checkpoint_timeout": "30min",
+    }
+    # On disk, not in memory: commit costs must be real for the sync-commit figures.
+    os.environ.setdefault(pgcluster.ENV_TMPDIR, tempfile.gettempdir())
+    cluster = pgcluster.start_cluster(bindir, settings=settings)
+    try:
+        bench = Bench(cluster, plan)
+        log("setting up databases ...")
+        bench.create_databases()
+        wide_script = Path(tempfile.mkstemp(suffix=".sql")[1])
+        wide_script.write_text(WIDE_SCRIPT.format(rows=WIDE_ROWS))
+        context_script = Path(tempfile.mkstemp(suffix=".sql")[1])
+        context_script.write_text(CONTEXT_SCRIPT)
+        for script in (wide_script, context_script):
+            script.chmod(0o644)
+        triple = {"base": "b_base", "auditsql": "b_auditsql", "rowmin": "b_rowmin"}
+        for rep in range(plan.reps):
+            log(f"repetition {rep + 1} of {plan.reps}")
+            bench.pgbench_round("tpcb-like", "tpcb-like", None, triple)
+            bench.pgbench_round("simple-update", "simple-update", None, triple)
+            bench.pgbench_round("tpcb-like, context set", None, str(context_script),
+                                {"auditsql": "b_ctx"})
+            bench.pgbench_round("wide 50 cols, 1-col update", None, str(wide_script), triple)
+            bench.bulk_round()
+        bench.execute("postgres", "ALTER SYSTEM SET synchronous_commit = on")
+        bench.execute("postgres", "SELECT pg_reload_conf()")
+        for rep in range(plan.reps):
+            log(f"synchronous_commit = on, repetition {rep + 1} of {plan.reps}")
+            bench.pgbench_round("tpcb-like, sync commit on", "tpcb-like", None,
+                                {"base": "b_base", "auditsql": "b_auditsql"})
+        storage = bench.storage()
+        print(report(bench, storage, header(cluster, plan, settings)))
+    finally:
+        cluster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
