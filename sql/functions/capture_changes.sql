@@ -16,6 +16,7 @@ RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+{% include "fragments/image_settings.sql" %}
 AS $fn$
 DECLARE
 {% include "fragments/context_declare.sql" %}

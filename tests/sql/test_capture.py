@@ -397,3 +397,17 @@ def test_truncate_outside_read_committed_is_refused(
             su.execute(f"TRUNCATE {orders}")
     assert scalar(su, f"SELECT count(*) FROM {orders}") == 3
     assert events(su, orders) == []
+
+
+def test_session_settings_do_not_change_row_images(su: Conn) -> None:
+    """Capture pins the settings that shape a value's text in the image."""
+    run(su, "CREATE TABLE shapes (id int PRIMARY KEY, b bytea, f float8, i interval)")
+    attach(su, "shapes")
+    with su.transaction():
+        run(su, "SET LOCAL bytea_output = escape", "SET LOCAL extra_float_digits = 0",
+            "SET LOCAL IntervalStyle = sql_standard",
+            "INSERT INTO shapes VALUES (1, '\\x00ff', 0.1::float8 + 0.2::float8,"
+            " '-1 days -02:03:04')")
+    after = events(su, "public.shapes")[0]["after"]
+    assert after == {"id": 1, "b": "\\x00ff", "f": 0.30000000000000004,
+                     "i": "-1 days -02:03:04"}
