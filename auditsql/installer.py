@@ -24,34 +24,33 @@ def attach(
     id_columns: list[str] | None = None,
 ) -> list[str]:
     """Start auditing ``tables``; returns their qualified names."""
-    with db.transaction(conn) as cur:
-        catalog.require_installed(cur, settings.schema)
-        names = []
-        for name in tables:
-            oid, qualified = catalog.resolve_table(cur, name)
-            cur.execute(
-                sql.SQL("SELECT {}.attach(%s::oid::regclass, %s)").format(
-                    sql.Identifier(settings.schema)
-                ),
-                (oid, id_columns),
-            )
-            names.append(qualified)
-        return names
+    return _for_each_table(conn, tables, settings, "attach", id_columns)
 
 
 def detach(conn: psycopg.Connection, tables: list[str], settings: Settings) -> list[str]:
     """Stop auditing ``tables``; returns their qualified names."""
+    return _for_each_table(conn, tables, settings, "detach")
+
+
+def _for_each_table(
+    conn: psycopg.Connection,
+    tables: list[str],
+    settings: Settings,
+    function: str,
+    id_columns: list[str] | None = None,
+) -> list[str]:
+    """Call ``audit.<function>`` on each table, all in one transaction."""
+    with_columns = function == "attach"
+    args = "%s::oid::regclass, %s" if with_columns else "%s::oid::regclass"
+    query = sql.SQL("SELECT {}.{}(" + args + ")").format(
+        sql.Identifier(settings.schema), sql.Identifier(function)
+    )
     with db.transaction(conn) as cur:
         catalog.require_installed(cur, settings.schema)
         names = []
         for name in tables:
             oid, qualified = catalog.resolve_table(cur, name)
-            cur.execute(
-                sql.SQL("SELECT {}.detach(%s::oid::regclass)").format(
-                    sql.Identifier(settings.schema)
-                ),
-                (oid,),
-            )
+            cur.execute(query, (oid, id_columns) if with_columns else (oid,))
             names.append(qualified)
         return names
 

@@ -25,10 +25,7 @@ DECLARE
     v_key         text    := TG_ARGV[0];
     v_single      boolean := TG_NARGS = 1;
 BEGIN
-    IF TG_NARGS < 1 THEN
-        RAISE EXCEPTION 'auditsql: trigger % on % has no key columns; run attach again', TG_NAME, v_entity_type;
-    END IF;
-{% include "fragments/refuse_user_casts.sql" %}
+{% include "fragments/preamble.sql" %}
     IF TG_OP = 'INSERT' THEN
         INSERT INTO {{ schema | ident }}.events
                (action, entity_type, entity_id, after, {{ context_columns() }})

@@ -24,10 +24,7 @@ DECLARE
     v_old_id      text;
     v_new_id      text;
 BEGIN
-    IF TG_NARGS < 1 THEN
-        RAISE EXCEPTION 'auditsql: trigger % on % has no key columns; run attach again', TG_NAME, v_entity_type;
-    END IF;
-{% include "fragments/refuse_user_casts.sql" %}
+{% include "fragments/preamble.sql" %}
     IF TG_OP = 'INSERT' THEN
         v_new := to_jsonb(NEW);
         INSERT INTO {{ schema | ident }}.events

@@ -24,10 +24,7 @@ DECLARE
     v_entity_type text := coalesce(pg_partition_root(TG_RELID), TG_RELID::regclass)::text;
     v_untracked   oid[];
 BEGIN
-    IF TG_NARGS < 1 THEN
-        RAISE EXCEPTION 'auditsql: trigger % on % has no key columns; run attach again', TG_NAME, v_entity_type;
-    END IF;
-{% include "fragments/refuse_user_casts.sql" %}
+{% include "fragments/preamble.sql" %}
     -- Under REPEATABLE READ or SERIALIZABLE this query would see the rows of
     -- the transaction's snapshot, while TRUNCATE removes every row, including
     -- rows committed since: those would vanish unrecorded. Refuse instead.
