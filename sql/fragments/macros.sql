@@ -18,20 +18,25 @@ v_txid, v_now, v_actor_id, v_actor_email, v_actor_role, v_ip, CASE WHEN v_ip IS 
 
 {#- entity_id of a row image (a jsonb expression): the key value as text for
     a single key column, else a JSON array of the key values in key order.
-    Uses v_single, v_key (the first key column) and v_keys (all of them). -#}
-{% macro entity_id(image, single='v_single', key='v_key', keys='v_keys') -%}
-CASE WHEN {{ single }} THEN {{ image }} ->> {{ key }}
-     ELSE (SELECT jsonb_agg({{ image }} -> k.col ORDER BY k.ord)::text
-           FROM unnest({{ keys }}) WITH ORDINALITY AS k(col, ord)) END
+    mode 'single' and 'composite' render one case only, for statements that
+    branch on the key shape in PL/pgSQL (cheapest on the write path);
+    'runtime' decides per call from `single`. `key` is the first key column
+    and `keys` all of them. -#}
+{% macro entity_id(image, mode='runtime', single='v_single', key='v_key', keys='v_keys') -%}
+{%- set one -%}{{ image }} ->> {{ key }}{%- endset -%}
+{%- set many -%}(SELECT jsonb_agg({{ image }} -> k.col ORDER BY k.ord)::text
+           FROM unnest({{ keys }}) WITH ORDINALITY AS k(col, ord)){%- endset -%}
+{%- if mode == 'single' -%}{{ one }}
+{%- elif mode == 'composite' -%}{{ many }}
+{%- else -%}CASE WHEN {{ single }} THEN {{ one }}
+     ELSE {{ many }} END
+{%- endif -%}
 {%- endmacro %}
 
-{#- Names of the columns whose values differ between two row images, sorted.
-    jsonb equality treats 1.0 and 1.00 as equal; for numbers, arrays and
-    objects the text forms are compared as well, so no change is missed. -#}
+{#- Names of the columns whose values differ between two row images, in the
+    order jsonb keeps keys (shorter names first). Values are compared in
+    their jsonb text form, so 1.0 and 1.00 differ, as they do in the row. -#}
 {% macro changed_columns(old, new) -%}
 ARRAY(SELECT e.key FROM jsonb_each({{ new }}) AS e
-      WHERE e.value IS DISTINCT FROM {{ old }} -> e.key
-         OR (jsonb_typeof(e.value) IN ('number', 'array', 'object')
-             AND e.value::text IS DISTINCT FROM ({{ old }} -> e.key)::text)
-      ORDER BY e.key)
+      WHERE ({{ old }} -> e.key)::text IS DISTINCT FROM e.value::text)
 {%- endmacro %}

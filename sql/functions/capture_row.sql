@@ -27,17 +27,27 @@ BEGIN
 {% include "fragments/preamble.sql" %}
     IF TG_OP = 'INSERT' THEN
         v_new := to_jsonb(NEW);
+        IF v_single THEN
+            v_new_id := v_new ->> v_key;
+        ELSE
+            v_new_id := {{ entity_id('v_new', 'composite') }};
+        END IF;
         INSERT INTO {{ schema | ident }}.events
                (action, entity_type, entity_id, after, {{ context_columns() }})
-        VALUES ('created', v_entity_type, {{ entity_id('v_new') }}, v_new, {{ context_values() }});
+        VALUES ('created', v_entity_type, v_new_id, v_new, {{ context_values() }});
     ELSIF TG_OP = 'UPDATE' THEN
         IF OLD *= NEW THEN
             RETURN NULL;
         END IF;
         v_old := to_jsonb(OLD);
         v_new := to_jsonb(NEW);
-        v_old_id := {{ entity_id('v_old') }};
-        v_new_id := {{ entity_id('v_new') }};
+        IF v_single THEN
+            v_old_id := v_old ->> v_key;
+            v_new_id := v_new ->> v_key;
+        ELSE
+            v_old_id := {{ entity_id('v_old', 'composite') }};
+            v_new_id := {{ entity_id('v_new', 'composite') }};
+        END IF;
         INSERT INTO {{ schema | ident }}.events
                (action, entity_type, entity_id, previous_entity_id, before, after, changed_columns, {{ context_columns() }})
         VALUES ('updated', v_entity_type, v_new_id,
@@ -45,9 +55,14 @@ BEGIN
                 v_old, v_new, {{ changed_columns('v_old', 'v_new') }}, {{ context_values() }});
     ELSIF TG_OP = 'DELETE' THEN
         v_old := to_jsonb(OLD);
+        IF v_single THEN
+            v_old_id := v_old ->> v_key;
+        ELSE
+            v_old_id := {{ entity_id('v_old', 'composite') }};
+        END IF;
         INSERT INTO {{ schema | ident }}.events
                (action, entity_type, entity_id, before, {{ context_columns() }})
-        VALUES ('deleted', v_entity_type, {{ entity_id('v_old') }}, v_old, {{ context_values() }});
+        VALUES ('deleted', v_entity_type, v_old_id, v_old, {{ context_values() }});
     END IF;
     RETURN NULL;
 END

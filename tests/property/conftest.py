@@ -81,7 +81,7 @@ IMMUTABLE
 AS $fn$
     SELECT ARRAY(SELECT k FROM jsonb_object_keys(p_after) AS k
                  WHERE (p_before -> k)::text IS DISTINCT FROM (p_after -> k)::text
-                 ORDER BY k)
+                 ORDER BY octet_length(k), k COLLATE "C")
 $fn$;
 """
 
