@@ -383,12 +383,22 @@ def _make_tempdir(run_as: RunAs) -> Path:
     return tmp
 
 
+# Members of this role must give their password over TCP, so that tests can
+# check what a wrong password does; everyone else is trusted.
+PASSWORD_ROLE = "auditsql_password_checked"
+
+
 def _initdb(bindir: Path, datadir: Path, run_as: RunAs) -> None:
     """Create a fresh data directory."""
     _run(
         [str(bindir / "initdb"), "-D", str(datadir), "-A", "trust",
          "-U", SUPERUSER, "--no-sync", "-E", "UTF8", "--locale=C"],
         run_as, datadir.parent,
+    )
+    hba = datadir / "pg_hba.conf"
+    rules = hba.read_text(encoding="utf-8")
+    hba.write_text(
+        f"host all +{PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n{rules}", encoding="utf-8"
     )
 
 

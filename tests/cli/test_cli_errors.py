@@ -106,6 +106,12 @@ def test_role_that_cannot_log_in(pg: Server, role_names) -> None:
 
 def test_wrong_password(pg: Server, make_role: MakeRole) -> None:
     role = make_role()
+    admin = pg.admin()
+    admin.execute(sql.SQL("DO $$ BEGIN CREATE ROLE {} NOLOGIN; "
+                          "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+                  .format(sql.Identifier(pgcluster.PASSWORD_ROLE)))
+    admin.execute(sql.SQL("GRANT {} TO {}").format(
+        sql.Identifier(pgcluster.PASSWORD_ROLE), sql.Identifier(role)))
     dsn = pg.dsn("postgres", user=role, password="wrong-password", host="127.0.0.1")
     try:
         psycopg.connect(dsn, connect_timeout=5).close()
