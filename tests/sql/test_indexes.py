@@ -1,0 +1,79 @@
+"""The questions the log exists to answer are served by indexes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .sqltools import Conn, attach, run
+
+
+@pytest.fixture
+def busy_log(su: Conn) -> Conn:
+    """Twenty thousand events over two thousand rows and twenty actors."""
+    run(su, "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)")
+    attach(su, "accounts")
+    run(su, "INSERT INTO accounts SELECT g, 0 FROM generate_series(1, 2000) AS g")
+    for actor in range(20):
+        with su.transaction():
+            su.execute("SELECT audit.set_actor(%s, NULL, 'member')", (f"u-{actor}",))
+            su.execute("UPDATE accounts SET balance = balance + 1 WHERE id %% 20 = %s", (actor,))
+    for _ in range(8):
+        run(su, "UPDATE accounts SET balance = balance + 1")
+    run(su, "ANALYZE audit.events")
+    return su
+
+
+def plan_nodes(conn: Conn, query: str) -> list[tuple[str, str | None, str | None]]:
+    """(node type, index name, relation name) of every node of the plan of *query*."""
+    row = conn.execute(f"EXPLAIN (FORMAT JSON) {query}").fetchone()
+    assert row is not None
+    document = next(iter(row.values()))
+    plan = (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
+    nodes, pending = [], [plan]
+    while pending:
+        node = pending.pop()
+        nodes.append((node["Node Type"], node.get("Index Name"), node.get("Relation Name")))
+        pending.extend(node.get("Plans", []))
+    return nodes
+
+
+def uses_index(nodes: list[tuple[str, str | None, str | None]], prefix: str) -> bool:
+    """Whether some node scans an index whose name starts with *prefix*."""
+    return any(index is not None and index.startswith(prefix) for _, index, _ in nodes)
+
+
+def assert_indexed(conn: Conn, nodes: list[tuple[str, str | None, str | None]]) -> None:
+    """The partition holding the events is read through an index; only empty
+    partitions may be scanned whole."""
+    assert uses_index(nodes, "events_"), nodes
+    for kind, _, relation in nodes:
+        if kind == "Seq Scan":
+            row = conn.execute(f"SELECT count(*) FROM audit.{relation}").fetchone()
+            assert row is not None and next(iter(row.values())) == 0, nodes
+
+
+def test_history_of_one_entity_uses_the_entity_index(busy_log: Conn) -> None:
+    nodes = plan_nodes(busy_log, "SELECT * FROM audit.events WHERE entity_type = "
+                                 "'public.accounts' AND entity_id = '42' ORDER BY id")
+    assert_indexed(busy_log, nodes)
+
+
+def test_everything_one_actor_did_uses_the_actor_index(busy_log: Conn) -> None:
+    nodes = plan_nodes(busy_log, "SELECT * FROM audit.events WHERE actor_id = 'u-7' "
+                                 "AND occurred_at >= now() - interval '1 day'")
+    assert_indexed(busy_log, nodes)
+
+
+def test_a_time_range_reads_only_its_partitions(busy_log: Conn) -> None:
+    nodes = plan_nodes(busy_log, "SELECT count(*) FROM audit.events "
+                                 "WHERE occurred_at >= now() - interval '1 hour'")
+    relations = {relation for _, _, relation in nodes if relation}
+    month = busy_log.execute("SELECT 'events_' || to_char(now() AT TIME ZONE 'UTC', "
+                             "'YYYY_MM')").fetchone()
+    assert month is not None
+    assert next(iter(month.values())) in relations, nodes
+    old = plan_nodes(busy_log, "SELECT count(*) FROM audit.events "
+                               "WHERE occurred_at < '2000-01-01'")
+    assert {relation for _, _, relation in old if relation} <= {"events_default"}, old
