@@ -77,6 +77,15 @@ INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (:tid, :bid, :a
 END;
 """
 
+# The same transaction with the context call replaced by a SELECT of the same
+# shape, so that "context set / not set" compares like with like.
+PLACEHOLDER_SCRIPT = CONTEXT_SCRIPT.replace(
+    "SELECT audit.set_actor('u-' || :aid, 'user' || :aid || '@example.com', 'member'), "
+    "audit.set_request('203.0.113.9', 'bench/1.0', 'req-' || :aid);",
+    "SELECT 'u-' || :aid, 'user' || :aid || '@example.com', 'member', "
+    "'203.0.113.9', 'bench/1.0', 'req-' || :aid;",
+)
+
 WIDE_COLUMNS = 50
 WIDE_ROWS = 100_000
 WIDE_SCRIPT = "\\set id random(1, {rows})\nUPDATE wide SET c7 = c7 + 1 WHERE id = :id;\n"
@@ -295,9 +304,10 @@ def report(bench: Bench, storage: tuple[float, float, float], head: str) -> str:
             f"{ratio(rowmin, base):>9}{'-':>10}  {targets[measure]}"
         )
     context = r.median("tpcb-like, context set", "auditsql")
-    no_context = r.median("tpcb-like", "auditsql")
+    no_context = r.median("tpcb-like, context not set", "auditsql")
     if context and no_context:
-        lines.append(f"{'context set / not set (tps)':<34}{'':>11}{'':>11}{ratio(context, no_context):>8}")
+        lines.append(f"{'context set / not set (tps)':<34}{no_context:>11.0f}{context:>11.0f}"
+                     f"{ratio(context, no_context):>8}{'':>19}  ~ 1.00")
     for op in ("insert", "update", "delete"):
         measure = f"bulk {op}"
         base = r.median(measure, "base")
@@ -350,7 +360,9 @@ def main(argv: list[str] | None = None) -> int:
         wide_script.write_text(WIDE_SCRIPT.format(rows=WIDE_ROWS))
         context_script = Path(tempfile.mkstemp(suffix=".sql")[1])
         context_script.write_text(CONTEXT_SCRIPT)
-        for script in (wide_script, context_script):
+        placeholder_script = Path(tempfile.mkstemp(suffix=".sql")[1])
+        placeholder_script.write_text(PLACEHOLDER_SCRIPT)
+        for script in (wide_script, context_script, placeholder_script):
             script.chmod(0o644)
         triple = {"base": "b_base", "auditsql": "b_auditsql", "rowmin": "b_rowmin"}
         for rep in range(plan.reps):
@@ -358,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.pgbench_round("tpcb-like", "tpcb-like", None, triple)
             bench.pgbench_round("simple-update", "simple-update", None, triple)
             bench.pgbench_round("tpcb-like, context set", None, str(context_script),
+                                {"auditsql": "b_ctx"})
+            bench.pgbench_round("tpcb-like, context not set", None, str(placeholder_script),
                                 {"auditsql": "b_ctx"})
             bench.pgbench_round("wide 50 cols, 1-col update", None, str(wide_script), triple)
             bench.bulk_round()
