@@ -10,16 +10,6 @@ from psycopg import sql
 
 from auditsql import errors
 
-TRIGGER_PREFIX = "auditsql_"
-CAPTURE_TRIGGERS = (
-    "auditsql_capture_insert",
-    "auditsql_capture_update",
-    "auditsql_capture_delete",
-    "auditsql_capture_truncate",
-)
-ROW_TRIGGER = "auditsql_capture_row"
-TRUNCATE_TRIGGER = "auditsql_capture_truncate"
-
 _ENABLED = {"A": "always", "O": "origin", "R": "replica", "D": "disabled"}
 
 
@@ -50,40 +40,44 @@ class TrackedTable:
 
 def installed_version(cur: psycopg.Cursor, schema: str) -> str | None:
     """The installed auditsql version in ``schema``, or None."""
-    cur.execute(
-        "SELECT to_regclass(format('%%I.installation', %s::text)) IS NOT NULL", (schema,)
-    )
-    row = cur.fetchone()
-    if not row or not row[0]:
-        return None
-    cur.execute(
-        sql.SQL(
-            "SELECT version FROM {}.installation ORDER BY installed_at DESC, ctid DESC LIMIT 1"
-        ).format(sql.Identifier(schema))
-    )
-    found = cur.fetchone()
-    return found[0] if found else None
+    return _installation(cur, schema)[0]
 
 
 def require_installed(cur: psycopg.Cursor, schema: str) -> str:
     """The installed version, or NotInstalled with what to do about it."""
-    cur.execute(
-        "SELECT has_table_privilege(to_regclass(format('%%I.installation', %s::text)), 'SELECT')",
-        (schema,),
-    )
-    readable = cur.fetchone()
-    if readable and readable[0] is False:
+    version, readable = _installation(cur, schema)
+    if not readable:
         raise errors.PermissionDenied(
             f"role {cur.connection.info.user} may not read the audit schema {schema!r}; "
             "connect as a member of its owner or reader role"
         )
-    version = installed_version(cur, schema)
     if version is None:
         raise errors.NotInstalled(
             f"auditsql is not installed in schema {schema!r} of this database; "
             "run `auditsql install` first"
         )
     return version
+
+
+def _installation(cur: psycopg.Cursor, schema: str) -> tuple[str | None, bool]:
+    """(newest installed version or None, whether this role may read it)."""
+    cur.execute(
+        "SELECT has_table_privilege(rel, 'SELECT') "
+        "FROM to_regclass(format('%%I.installation', %s::text)) AS rel WHERE rel IS NOT NULL",
+        (schema,),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return None, True
+    if not row[0]:
+        return None, False
+    cur.execute(
+        sql.SQL(
+            "SELECT version FROM {}.installation ORDER BY installed_at DESC, ctid DESC LIMIT 1"
+        ).format(sql.Identifier(schema))
+    )
+    found = cur.fetchone()
+    return (found[0] if found else None), True
 
 
 def resolve_table(cur: psycopg.Cursor, name: str) -> tuple[int, str]:
@@ -112,44 +106,44 @@ def resolve_table(cur: psycopg.Cursor, name: str) -> tuple[int, str]:
     return oid, qualified[0]
 
 
+# Every audited table with each trigger attach() gives it, and that trigger's
+# state. Names and kinds come from pg_class, never from copies; a table
+# dropped since attach shows as such, with its triggers missing.
+_TRACKED = """
+SELECT t.relid,
+       coalesce(format('%I.%I', n.nspname, c.relname), 'dropped table ' || t.relid),
+       t.id_columns, t.id_source, coalesce(c.relkind = 'p', false),
+       format('%I.%I', mn.nspname, m.relname), x.name, g.tgenabled
+FROM {schema}.tables AS t
+LEFT JOIN pg_class AS c ON c.oid = t.relid
+LEFT JOIN pg_namespace AS n ON n.oid = c.relnamespace
+LEFT JOIN LATERAL (
+    SELECT t.relid AS member, unnest(CASE WHEN c.relkind = 'p'
+        THEN ARRAY['auditsql_capture_row']
+        ELSE ARRAY['auditsql_capture_insert', 'auditsql_capture_update',
+                   'auditsql_capture_delete', 'auditsql_capture_truncate'] END) AS name
+    UNION ALL
+    SELECT p.relid, 'auditsql_capture_truncate'
+    FROM pg_partition_tree(t.relid) AS p
+    WHERE p.isleaf AND p.relid <> t.relid
+) AS x ON true
+LEFT JOIN pg_class AS m ON m.oid = x.member
+LEFT JOIN pg_namespace AS mn ON mn.oid = m.relnamespace
+LEFT JOIN pg_trigger AS g ON g.tgrelid = x.member AND g.tgname = x.name
+ORDER BY 2, x.member = t.relid DESC, 6, x.name
+"""
+
+
 def tracked_tables(cur: psycopg.Cursor, schema: str) -> list[TrackedTable]:
     """Every table attach() recorded, with the state of its audit triggers."""
-    cur.execute(
-        sql.SQL(
-            "SELECT relid, entity_type, id_columns, id_source, partitioned "
-            "FROM {}.tables ORDER BY entity_type"
-        ).format(sql.Identifier(schema))
-    )
-    tables = [TrackedTable(int(r[0]), r[1], list(r[2]), r[3], r[4]) for r in cur.fetchall()]
-    for table in tables:
-        table.triggers.extend(_trigger_states(cur, table))
-    return tables
-
-
-def _trigger_states(cur: psycopg.Cursor, table: TrackedTable) -> list[TriggerState]:
-    """Expected triggers of a tracked table, each with its catalog state."""
-    if table.partitioned:
-        cur.execute(
-            "SELECT %s::oid, %s UNION ALL "
-            "SELECT relid, %s FROM pg_partition_tree(%s::oid) WHERE isleaf",
-            (table.relid, ROW_TRIGGER, TRUNCATE_TRIGGER, table.relid),
+    cur.execute(sql.SQL(_TRACKED).format(schema=sql.Identifier(schema)))
+    tables: dict[int, TrackedTable] = {}
+    for relid, name, columns, source, partitioned, member, trigger, enabled in cur.fetchall():
+        table = tables.setdefault(
+            int(relid), TrackedTable(int(relid), name, list(columns), source, partitioned)
         )
-        expected = [(int(r[0]), r[1]) for r in cur.fetchall()]
-    else:
-        expected = [(table.relid, name) for name in CAPTURE_TRIGGERS]
-    states = []
-    for relid, name in expected:
-        cur.execute(
-            "SELECT format('%%I.%%I', n.nspname, c.relname), t.tgenabled FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "LEFT JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname = %s "
-            "WHERE c.oid = %s",
-            (name, relid),
-        )
-        row = cur.fetchone()
-        if row is None:
-            states.append(TriggerState(table.entity_type, name, "missing"))
-            continue
-        enabled = row[1].decode() if isinstance(row[1], bytes) else row[1]
-        states.append(TriggerState(row[0], name, _ENABLED.get(enabled or "", "missing")))
-    return states
+        if isinstance(enabled, bytes):
+            enabled = enabled.decode()
+        state = _ENABLED.get(enabled or "", "missing")
+        table.triggers.append(TriggerState(member or name, trigger or "capture", state))
+    return list(tables.values())

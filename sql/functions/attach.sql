@@ -28,10 +28,9 @@ DECLARE
     v_keys        text[];
     v_source      text;
     v_args        text;
-    v_leaf        regclass;
+    v_member      record;
     v_granted     boolean;
     v_usage       oid[];
-    v_nsp         oid;
     v_col         text;
     v_was         {{ schema | ident }}.tables;
 BEGIN
@@ -116,57 +115,51 @@ BEGIN
                        'REFERENCING OLD TABLE AS auditsql_old '
                        'FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_changes(%s)',
                        p_table, {{ schema | literal }}, v_args);
-        EXECUTE format('CREATE TRIGGER auditsql_capture_truncate BEFORE TRUNCATE ON %s '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_truncate(%s)',
-                       p_table, {{ schema | literal }}, v_args);
         EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER auditsql_capture_insert, '
                        'ENABLE ALWAYS TRIGGER auditsql_capture_update, '
-                       'ENABLE ALWAYS TRIGGER auditsql_capture_delete, '
-                       'ENABLE ALWAYS TRIGGER auditsql_capture_truncate', p_table);
+                       'ENABLE ALWAYS TRIGGER auditsql_capture_delete', p_table);
     ELSE
         EXECUTE format('CREATE TRIGGER auditsql_capture_row AFTER INSERT OR UPDATE OR DELETE ON %s '
                        'FOR EACH ROW EXECUTE FUNCTION %I.capture_row(%s)',
                        p_table, {{ schema | literal }}, v_args);
-        EXECUTE format('CREATE TRIGGER auditsql_capture_truncate BEFORE TRUNCATE ON %s '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_truncate(%s)',
-                       p_table, {{ schema | literal }}, v_args);
-        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER auditsql_capture_row, '
-                       'ENABLE ALWAYS TRIGGER auditsql_capture_truncate', p_table);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER auditsql_capture_row', p_table);
     END IF;
 
-    -- TRUNCATE capture reads the rows as the owner role: let it, on the table
-    -- and every partition, and on their schemas.
+    -- Each member of the table's tree: the table itself, and for a
+    -- partitioned table every partition. The table and each leaf get the
+    -- TRUNCATE trigger; TRUNCATE capture reads rows as the owner role, so it
+    -- gets SELECT on every member and USAGE on their schemas.
     v_granted := coalesce(v_was.granted_select, false);
     v_usage := coalesce(v_was.granted_usage, '{}');
-    FOR v_leaf IN
-        SELECT p_table
-        UNION
-        SELECT t.relid FROM pg_partition_tree(p_table) AS t
+    FOR v_member IN
+        SELECT c.oid::regclass AS rel, c.relkind, c.relnamespace AS nsp, n.nspname
+        FROM pg_class AS c
+        JOIN pg_namespace AS n ON n.oid = c.relnamespace
+        WHERE c.oid = p_table
+           OR c.oid IN (SELECT t.relid FROM pg_partition_tree(p_table) AS t)
     LOOP
-        IF v_leaf <> p_table AND (SELECT relkind FROM pg_class WHERE oid = v_leaf) = 'r' THEN
+        IF v_member.rel = p_table OR v_member.relkind = 'r' THEN
             EXECUTE format('CREATE TRIGGER auditsql_capture_truncate BEFORE TRUNCATE ON %s '
                            'FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_truncate(%s)',
-                           v_leaf, {{ schema | literal }}, v_args);
-            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER auditsql_capture_truncate', v_leaf);
+                           v_member.rel, {{ schema | literal }}, v_args);
+            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER auditsql_capture_truncate',
+                           v_member.rel);
         END IF;
-        IF NOT has_table_privilege({{ owner | literal }}, v_leaf, 'SELECT') THEN
-            EXECUTE format('GRANT SELECT ON %s TO %I', v_leaf, {{ owner | literal }});
+        IF NOT has_table_privilege({{ owner | literal }}, v_member.rel, 'SELECT') THEN
+            EXECUTE format('GRANT SELECT ON %s TO %I', v_member.rel, {{ owner | literal }});
             v_granted := true;
         END IF;
-        SELECT relnamespace INTO v_nsp FROM pg_class WHERE oid = v_leaf;
-        IF NOT has_schema_privilege({{ owner | literal }}, v_nsp, 'USAGE') THEN
-            EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I',
-                           (SELECT nspname FROM pg_namespace WHERE oid = v_nsp), {{ owner | literal }});
-            v_usage := v_usage || v_nsp;
+        IF NOT has_schema_privilege({{ owner | literal }}, v_member.nsp, 'USAGE') THEN
+            EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', v_member.nspname, {{ owner | literal }});
+            v_usage := v_usage || v_member.nsp;
         END IF;
     END LOOP;
 
     INSERT INTO {{ schema | ident }}.tables AS t
-           (relid, entity_type, id_columns, id_source, partitioned, granted_select, granted_usage)
-    VALUES (p_table, v_name, v_keys, v_source, v_rel.relkind = 'p', v_granted, v_usage)
+           (relid, id_columns, id_source, granted_select, granted_usage)
+    VALUES (p_table, v_keys, v_source, v_granted, v_usage)
     ON CONFLICT (relid) DO UPDATE
-        SET entity_type = excluded.entity_type, id_columns = excluded.id_columns,
-            id_source = excluded.id_source, partitioned = excluded.partitioned,
+        SET id_columns = excluded.id_columns, id_source = excluded.id_source,
             granted_select = excluded.granted_select, granted_usage = excluded.granted_usage;
 
     IF v_was IS NULL OR v_was.id_columns IS DISTINCT FROM v_keys THEN

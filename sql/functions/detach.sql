@@ -9,8 +9,8 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_was  {{ schema | ident }}.tables;
-    v_leaf regclass;
-    v_nsp  oid;
+    v_member regclass;
+    v_schema text;
 BEGIN
     IF NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN
         RAISE EXCEPTION 'auditsql: role % may not detach tables: it must be a member of %', current_user, {{ owner | literal }}
@@ -22,20 +22,23 @@ BEGIN
         RETURN;
     END IF;
     IF v_was.granted_select THEN
-        FOR v_leaf IN
+        FOR v_member IN
             SELECT p_table
             UNION
             SELECT relid FROM pg_partition_tree(p_table)
         LOOP
-            EXECUTE format('REVOKE SELECT ON %s FROM %I', v_leaf, {{ owner | literal }});
+            EXECUTE format('REVOKE SELECT ON %s FROM %I', v_member, {{ owner | literal }});
         END LOOP;
     END IF;
     DELETE FROM {{ schema | ident }}.tables WHERE relid = p_table;
-    FOREACH v_nsp IN ARRAY v_was.granted_usage LOOP
-        CONTINUE WHEN EXISTS (SELECT FROM {{ schema | ident }}.tables WHERE v_nsp = ANY (granted_usage));
-        CONTINUE WHEN NOT EXISTS (SELECT FROM pg_namespace WHERE oid = v_nsp);
-        EXECUTE format('REVOKE USAGE ON SCHEMA %I FROM %I',
-                       (SELECT nspname FROM pg_namespace WHERE oid = v_nsp), {{ owner | literal }});
+    -- USAGE that attach granted, on schemas no other audited table needs.
+    FOR v_schema IN
+        SELECT n.nspname FROM pg_namespace AS n
+        WHERE n.oid = ANY (v_was.granted_usage)
+          AND NOT EXISTS (SELECT FROM {{ schema | ident }}.tables AS t
+                          WHERE n.oid = ANY (t.granted_usage))
+    LOOP
+        EXECUTE format('REVOKE USAGE ON SCHEMA %I FROM %I', v_schema, {{ owner | literal }});
     END LOOP;
     PERFORM {{ schema | ident }}.record_admin_event('detached', p_table::text, NULL);
 END

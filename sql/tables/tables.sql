@@ -1,12 +1,12 @@
--- tables: which tables are audited and how their rows are identified.
--- Written only by attach() and detach(); the triggers themselves carry what
--- they need as arguments, so the write path never reads this table.
+-- tables: which tables are audited, how their rows are identified, and what
+-- attach granted (so that detach revokes exactly that). Names and kinds are
+-- not copied here: they are read from pg_class, so a rename cannot leave a
+-- stale name behind. Written only by attach() and detach(); the triggers
+-- carry what they need as arguments, so the write path never reads it.
 CREATE TABLE IF NOT EXISTS {{ schema | ident }}.tables (
     relid          oid         PRIMARY KEY,
-    entity_type    text        NOT NULL,
     id_columns     text[]      NOT NULL,
     id_source      text        NOT NULL CHECK (id_source IN ('primary key', 'explicit')),
-    partitioned    boolean     NOT NULL,
     granted_select boolean     NOT NULL,
     granted_usage  oid[]       NOT NULL DEFAULT '{}',
     attached_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),

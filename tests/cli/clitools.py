@@ -212,9 +212,13 @@ def triggers(dsn: str, table: str) -> set[str]:
 
 
 def tracked(dsn: str, schema: str = "audit") -> set[str]:
-    """entity_type of every row in ``<schema>.tables``."""
+    """entity_type (schema-qualified, quoted name) of every table in ``<schema>.tables``."""
     rows = query(
-        dsn, sql.SQL("SELECT entity_type FROM {}.tables").format(sql.Identifier(schema)).as_string()
+        dsn,
+        sql.SQL(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM {}.tables AS t "
+            "JOIN pg_class AS c ON c.oid = t.relid JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+        ).format(sql.Identifier(schema)).as_string(),
     )
     return {r[0] for r in rows}
 
