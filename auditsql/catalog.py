@@ -119,7 +119,7 @@ LEFT JOIN pg_class AS c ON c.oid = t.relid
 LEFT JOIN pg_namespace AS n ON n.oid = c.relnamespace
 LEFT JOIN LATERAL (
     SELECT t.relid AS member, unnest(CASE WHEN c.relkind = 'p'
-        THEN ARRAY['auditsql_capture_row']
+        THEN ARRAY['auditsql_capture_row', 'auditsql_capture_truncate']
         ELSE ARRAY['auditsql_capture_insert', 'auditsql_capture_update',
                    'auditsql_capture_delete', 'auditsql_capture_truncate'] END) AS name
     UNION ALL

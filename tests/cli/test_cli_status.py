@@ -89,8 +89,18 @@ def test_status_json(attached: str) -> None:
     parted = {(t["table"], t["name"]) for t in tables["public.parted"]["triggers"]}
     assert parted == {
         ("public.parted", "auditsql_capture_row"),
+        ("public.parted", "auditsql_capture_truncate"),
         ("public.parted_1", "auditsql_capture_truncate"),
     }
+
+
+def test_missing_parent_truncate_trigger_is_not_healthy(attached: str) -> None:
+    execute(attached, "DROP TRIGGER auditsql_capture_truncate ON parted")
+    parted = by_name(status_json(attached))["public.parted"]
+    assert parted["healthy"] is False
+    states = {(t["table"], t["name"]): t["state"] for t in parted["triggers"]}
+    assert states[("public.parted", "auditsql_capture_truncate")] == "missing"
+    execute(attached, "SELECT audit.attach('parted')")
 
 
 def test_disabled_trigger_is_not_healthy(attached: str) -> None:
