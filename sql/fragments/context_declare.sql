@@ -1,7 +1,8 @@
 {#- Declarations shared by the capture functions: the actor and request
     context of the current transaction, read once per trigger call. Values
     come from transaction-local settings (see set_actor / set_request); an
-    unset or empty setting is NULL, never a made-up value. #}    v_actor_id    text := nullif(current_setting('auditsql.actor_id', true), '');
+    unset or empty setting is NULL, never a made-up value. #}
+    v_actor_id    text := nullif(current_setting('auditsql.actor_id', true), '');
     v_actor_email text := nullif(current_setting('auditsql.actor_email', true), '');
     v_actor_role  text := nullif(current_setting('auditsql.actor_role', true), '');
     v_ip_raw      text := nullif(current_setting('auditsql.ip_address', true), '');

@@ -4,7 +4,8 @@
     to capture (and so fail the write) rather than run it. Casts whose
     function belongs to a superuser (extensions such as hstore) are trusted.
     The first test is a cheap scan of pg_cast that is false in almost every
-    database; only when it is true is the owner of each cast looked up. #}    IF EXISTS (SELECT FROM pg_cast AS c
+    database; only when it is true is the owner of each cast looked up. #}
+    IF EXISTS (SELECT FROM pg_cast AS c
                WHERE c.casttarget IN ('json'::regtype, 'jsonb'::regtype)
                  AND c.castsource >= 16384) THEN
         IF EXISTS (SELECT FROM pg_cast AS c

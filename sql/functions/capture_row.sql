@@ -3,7 +3,8 @@
 -- audited partitioned table. Defined on the partitioned table, PostgreSQL
 -- clones it onto every partition, present and future, so rows written
 -- through the parent or straight into a partition are both recorded; events
--- name the root of the partition tree. An UPDATE that moves a row to another
+-- name the root of the partition tree (row triggers fire on the partition
+-- holding the row, so TG_RELID is always a partition). An UPDATE that moves a row to another
 -- partition reaches triggers as a DELETE and an INSERT, and is recorded so.
 -- Trigger arguments: the key columns that identify a row, in key order.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.capture_row()
@@ -15,7 +16,7 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
 {% include "fragments/context_declare.sql" %}
-    v_entity_type text    := coalesce(pg_partition_root(TG_RELID), TG_RELID::regclass)::text;
+    v_entity_type text    := pg_partition_root(TG_RELID)::text;
     v_keys        text[]  := TG_ARGV;
     v_key         text    := TG_ARGV[0];
     v_single      boolean := TG_NARGS = 1;
