@@ -89,21 +89,18 @@ def resolve_table(cur: psycopg.Cursor, name: str) -> tuple[int, str]:
         with cur.connection.transaction():
             # parse_ident rejects bad syntax on every version; to_regclass
             # returns NULL for it on PostgreSQL 16+.
-            cur.execute("SELECT parse_ident(%s), to_regclass(%s)::oid", (name, name))
+            cur.execute(
+                "SELECT c.oid, format('%%I.%%I', n.nspname, c.relname) "
+                "FROM parse_ident(%s), to_regclass(%s) AS r "
+                "JOIN pg_class AS c ON c.oid = r JOIN pg_namespace AS n ON n.oid = c.relnamespace",
+                (name, name),
+            )
             row = cur.fetchone()
     except psycopg.Error as exc:
         raise errors.InvalidName(f"invalid table name {name!r}: {exc.diag.message_primary}") from exc
-    if not row or row[1] is None:
+    if row is None:
         raise errors.NoSuchTable(f"table {name} does not exist")
-    oid = int(row[1])
-    cur.execute(
-        "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %s",
-        (oid,),
-    )
-    qualified = cur.fetchone()
-    assert qualified is not None
-    return oid, qualified[0]
+    return int(row[0]), row[1]
 
 
 # Every audited table with each trigger attach() gives it, and that trigger's

@@ -37,20 +37,19 @@ def _for_each_table(
     tables: list[str],
     settings: Settings,
     function: str,
-    id_columns: list[str] | None = None,
+    *args: object,
 ) -> list[str]:
-    """Call ``audit.<function>`` on each table, all in one transaction."""
-    with_columns = function == "attach"
-    args = "%s::oid::regclass, %s" if with_columns else "%s::oid::regclass"
-    query = sql.SQL("SELECT {}.{}(" + args + ")").format(
-        sql.Identifier(settings.schema), sql.Identifier(function)
+    """Call ``audit.<function>(table, *args)`` on each table, in one transaction."""
+    placeholders = [sql.SQL("%s::oid::regclass"), *(sql.Placeholder() for _ in args)]
+    query = sql.SQL("SELECT {}.{}({})").format(
+        sql.Identifier(settings.schema), sql.Identifier(function), sql.SQL(", ").join(placeholders)
     )
     with db.transaction(conn) as cur:
         catalog.require_installed(cur, settings.schema)
         names = []
         for name in tables:
             oid, qualified = catalog.resolve_table(cur, name)
-            cur.execute(query, (oid, id_columns) if with_columns else (oid,))
+            cur.execute(query, (oid, *args))
             names.append(qualified)
         return names
 
