@@ -288,11 +288,11 @@ def report(bench: Bench, storage: tuple[float, float, float], head: str) -> str:
     lines.append(f"{'measure':<34}{'no audit':>11}{'auditsql':>11}{'ratio':>8}{'row-min':>9}"
                  f"{'stmt-min':>10}  target")
     targets = {
-        "tpcb-like": ">= 0.70", "simple-update": ">= 0.75", "tpcb-like, context set": "~ no context",
+        "tpcb-like": ">= 0.70", "simple-update": ">= 0.75",
         "tpcb-like, sync commit on": ">= 0.85", "wide 50 cols, 1-col update": "-",
         "bulk insert": "<= 3.5x", "bulk update": "<= 3.5x", "bulk delete": "<= 9x",
     }
-    for measure in ("tpcb-like", "simple-update", "tpcb-like, context set",
+    for measure in ("tpcb-like", "simple-update",
                     "tpcb-like, sync commit on", "wide 50 cols, 1-col update"):
         base = r.median(measure, "base")
         audited = r.median(measure, "auditsql")
