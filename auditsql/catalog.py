@@ -30,12 +30,15 @@ class TrackedTable:
     entity_type: str
     id_columns: list[str]
     id_source: str
+    capture: str  # row | statement
     partitioned: bool
+    capture_current: bool  # its capture function matches the table as it is now
     triggers: list[TriggerState] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
-        return bool(self.triggers) and all(t.state == "always" for t in self.triggers)
+        return (self.capture_current and bool(self.triggers)
+                and all(t.state == "always" for t in self.triggers))
 
 
 def installed_version(cur: psycopg.Cursor, schema: str) -> str | None:
@@ -105,20 +108,26 @@ def resolve_table(cur: psycopg.Cursor, name: str) -> tuple[int, str]:
 
 # Every audited table with each trigger attach() gives it, and that trigger's
 # state. Names and kinds come from pg_class, never from copies; a table
-# dropped since attach shows as such, with its triggers missing.
+# dropped since attach shows as such, with its triggers missing. A capture
+# function is current when its body is what attach would generate now: it is
+# not after ALTER TABLE (it still captures, but compares columns generically).
 _TRACKED = """
 SELECT t.relid,
        coalesce(format('%I.%I', n.nspname, c.relname), 'dropped table ' || t.relid),
-       t.id_columns, t.id_source, coalesce(c.relkind = 'p', false),
+       t.id_columns, t.id_source, t.capture, coalesce(c.relkind = 'p', false),
+       c.oid IS NOT NULL AND f.prosrc IS NOT DISTINCT FROM
+           {schema}.capture_source(t.relid::regclass, t.id_columns, t.capture),
        format('%I.%I', mn.nspname, m.relname), x.name, g.tgenabled
 FROM {schema}.tables AS t
 LEFT JOIN pg_class AS c ON c.oid = t.relid
 LEFT JOIN pg_namespace AS n ON n.oid = c.relnamespace
+LEFT JOIN pg_proc AS f ON f.proname = 'capture_' || t.relid
+    AND f.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = {name})
 LEFT JOIN LATERAL (
-    SELECT t.relid AS member, unnest(CASE WHEN c.relkind = 'p'
-        THEN ARRAY['auditsql_capture_row', 'auditsql_capture_truncate']
-        ELSE ARRAY['auditsql_capture_insert', 'auditsql_capture_update',
-                   'auditsql_capture_delete', 'auditsql_capture_truncate'] END) AS name
+    SELECT t.relid AS member, unnest(CASE WHEN t.capture = 'statement'
+        THEN ARRAY['auditsql_capture_insert', 'auditsql_capture_update',
+                   'auditsql_capture_delete', 'auditsql_capture_truncate']
+        ELSE ARRAY['auditsql_capture_row', 'auditsql_capture_truncate'] END) AS name
     UNION ALL
     SELECT p.relid, 'auditsql_capture_truncate'
     FROM pg_partition_tree(t.relid) AS p
@@ -127,17 +136,19 @@ LEFT JOIN LATERAL (
 LEFT JOIN pg_class AS m ON m.oid = x.member
 LEFT JOIN pg_namespace AS mn ON mn.oid = m.relnamespace
 LEFT JOIN pg_trigger AS g ON g.tgrelid = x.member AND g.tgname = x.name
-ORDER BY 2, x.member = t.relid DESC, 6, x.name
+ORDER BY 2, x.member = t.relid DESC, 8, x.name
 """
 
 
 def tracked_tables(cur: psycopg.Cursor, schema: str) -> list[TrackedTable]:
     """Every table attach() recorded, with the state of its audit triggers."""
-    cur.execute(sql.SQL(_TRACKED).format(schema=sql.Identifier(schema)))
+    cur.execute(sql.SQL(_TRACKED).format(schema=sql.Identifier(schema), name=sql.Literal(schema)))
     tables: dict[int, TrackedTable] = {}
-    for relid, name, columns, source, partitioned, member, trigger, enabled in cur.fetchall():
+    for (relid, name, columns, source, capture, partitioned, current,
+         member, trigger, enabled) in cur.fetchall():
         table = tables.setdefault(
-            int(relid), TrackedTable(int(relid), name, list(columns), source, partitioned)
+            int(relid),
+            TrackedTable(int(relid), name, list(columns), source, capture, partitioned, current),
         )
         if isinstance(enabled, bytes):
             enabled = enabled.decode()

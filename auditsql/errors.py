@@ -24,6 +24,10 @@ class InvalidName(AuditsqlError):
     """A table or column name could not be parsed."""
 
 
+class InvalidArgument(AuditsqlError):
+    """An option value outside what the operation accepts."""
+
+
 class NoSuchTable(AuditsqlError):
     """The named table does not exist."""
 

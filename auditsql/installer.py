@@ -9,6 +9,9 @@ from psycopg import sql
 from auditsql import catalog, db, errors
 from auditsql.render import Settings, install_sql
 
+CAPTURE_MODES = ("row", "statement")
+
+
 def install(conn: psycopg.Connection, settings: Settings) -> str:
     """Install (or re-install) auditsql; returns the installed version."""
     script = install_sql(settings, conn.info.server_version)
@@ -22,9 +25,15 @@ def attach(
     tables: list[str],
     settings: Settings,
     id_columns: list[str] | None = None,
+    capture: str | None = None,
 ) -> list[str]:
-    """Start auditing ``tables``; returns their qualified names."""
-    return _for_each_table(conn, tables, settings, "attach", id_columns)
+    """Start auditing ``tables``; returns their qualified names. ``capture`` is
+    ``row`` or ``statement``; None keeps each table's mode (``row`` when new)."""
+    if capture is not None and capture not in CAPTURE_MODES:
+        raise errors.InvalidArgument(
+            f"unknown capture mode {capture!r}: use {' or '.join(CAPTURE_MODES)}"
+        )
+    return _for_each_table(conn, tables, settings, "attach", id_columns, capture)
 
 
 def detach(conn: psycopg.Connection, tables: list[str], settings: Settings) -> list[str]:

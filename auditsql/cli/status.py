@@ -14,18 +14,25 @@ from auditsql.cli.output import out, reported
 
 
 def _state(table: TrackedTable) -> str:
-    """`ok`, or each trigger that is not enabled always, with its state."""
+    """`ok`, or what is wrong: each trigger that is not enabled always, with
+    its state, and a capture function older than the table."""
     if table.healthy:
         return "ok"
-    return "; ".join(
+    problems = [
         f"{t.name} on {t.table}: {t.state}" for t in table.triggers if t.state != "always"
-    )
+    ]
+    if not table.capture_current:
+        problems.append("capture function out of date: run attach again")
+    return "; ".join(problems)
 
 
 def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
     """Show the installed version and every audited table with its triggers.
 
-    A table is ok when all its audit triggers exist and are enabled always.
+    A table is ok when all its audit triggers exist and are enabled always,
+    and its capture function matches the table as it is now (ALTER TABLE
+    makes it out of date: it still captures every change, more slowly, until
+    attach runs again).
     """
     with reported(), db.connect(dsn) as conn, db.transaction(conn) as cur:
         version = catalog.require_installed(cur, schema)
@@ -42,9 +49,10 @@ def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
     if not tables:
         print("no tables attached; run `auditsql attach TABLE`")
         return
-    headings = ("table", "id columns", "source", "triggers", "state")
+    headings = ("table", "id columns", "source", "capture", "triggers", "state")
     rows = [
-        (t.entity_type, ", ".join(t.id_columns), t.id_source, str(len(t.triggers)), _state(t))
+        (t.entity_type, ", ".join(t.id_columns), t.id_source, t.capture, str(len(t.triggers)),
+         _state(t))
         for t in tables
     ]
     if not out.is_terminal:

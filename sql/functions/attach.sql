@@ -1,23 +1,32 @@
--- attach: start auditing a table. Idempotent: attaching again refreshes the
--- triggers and the key columns.
+-- attach: start auditing a table. Idempotent: attaching again regenerates
+-- the capture function and the triggers, and updates the key columns and the
+-- capture mode.
 --   p_table       the table; a regclass, so PostgreSQL resolves and checks the name
 --   p_id_columns  columns that identify a row, for a table without a primary
 --                 key (or to override it); NULL means the primary key
--- Ordinary tables get three statement-level AFTER triggers with transition
--- tables and a BEFORE TRUNCATE trigger; partitioned tables get one row-level
--- AFTER trigger (cloned by PostgreSQL onto every partition, present and
--- future) and a BEFORE TRUNCATE trigger on the table and each leaf partition
+--   p_capture     'row' or 'statement'; NULL keeps the table's current mode
+--                 ('row' for a table not attached yet)
+-- Each table gets its own capture function, capture_<table oid> in the audit
+-- schema, generated from its columns and key (see capture_source). In 'row' mode it
+-- runs as an AFTER ... FOR EACH ROW trigger: the cheapest for the one-row
+-- statements of OLTP, and the only mode for partitioned tables (PostgreSQL
+-- clones the trigger onto every partition, present and future). In
+-- 'statement' mode it runs as three statement-level AFTER triggers over
+-- transition tables: one INSERT per statement, the cheapest for bulk writes.
+-- Every table, and each leaf partition, also gets a BEFORE TRUNCATE trigger
 -- (partitions created later are covered by the one on the table when it is
--- truncated; run attach again to cover a TRUNCATE of such a partition alone). All are named
--- auditsql_* and ENABLE ALWAYS, so session_replication_role = replica does
--- not silence them. The owner role is granted SELECT on the table and its
--- partitions, and USAGE on their schemas, so that TRUNCATE can record the
--- rows it removes; detach revokes exactly what attach granted. Runs with the caller's rights:
--- the caller must be able to create triggers on the table and be a member of
--- the owner role.
+-- truncated; run attach again to cover a TRUNCATE of such a partition
+-- alone). All triggers are named auditsql_* and ENABLE ALWAYS, so
+-- session_replication_role = replica does not silence them. The owner role is
+-- granted SELECT on the table and its partitions, and USAGE on their
+-- schemas, so that TRUNCATE can record the rows it removes; detach revokes
+-- exactly what attach granted. Runs with the caller's rights: the caller must
+-- be able to create triggers on the table and be a member of the owner role.
+DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[]);
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.attach(
     p_table      regclass,
-    p_id_columns text[] DEFAULT NULL)
+    p_id_columns text[] DEFAULT NULL,
+    p_capture    text   DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -33,6 +42,8 @@ DECLARE
     v_usage       oid[];
     v_col         text;
     v_was         {{ schema | ident }}.tables;
+    v_capture     text;
+    v_function    text  := format('%I.%I', {{ schema | literal }}, 'capture_' || p_table::oid);
 BEGIN
     SELECT * INTO v_rel FROM pg_class WHERE oid = p_table;
     IF v_rel.relkind NOT IN ('r', 'p') THEN
@@ -96,32 +107,48 @@ BEGIN
         v_source := 'primary key';
     END IF;
 
+    SELECT * INTO v_was FROM {{ schema | ident }}.tables WHERE relid = p_table;
+    v_capture := coalesce(p_capture, v_was.capture, 'row');
+    IF v_capture NOT IN ('row', 'statement') THEN
+        RAISE EXCEPTION 'auditsql: unknown capture mode %; use row or statement', quote_literal(v_capture)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_capture = 'statement' AND v_rel.relkind = 'p' THEN
+        RAISE EXCEPTION 'auditsql: % is partitioned and can only be captured row by row; statement triggers on it would miss writes made straight into a partition', v_name
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Attach it with capture mode row (the default).';
+    END IF;
+
     SELECT string_agg(quote_literal(c), ', ' ORDER BY o) INTO v_args
     FROM unnest(v_keys) WITH ORDINALITY AS u(c, o);
 
-    SELECT * INTO v_was FROM {{ schema | ident }}.tables WHERE relid = p_table;
     PERFORM {{ schema | ident }}.drop_triggers(p_table);
+    -- The body is passed as a quoted literal, not dollar-quoted: column
+    -- names appear in it, and a name may contain any dollar-quote tag.
+    EXECUTE format('CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql '
+                   'SECURITY DEFINER AS %L', v_function,
+                   {{ schema | ident }}.capture_source(p_table, v_keys, v_capture));
+    EXECUTE format('ALTER FUNCTION %s() OWNER TO %I', v_function, {{ owner | literal }});
+    EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', v_function);
+    EXECUTE format('COMMENT ON FUNCTION %s() IS %L', v_function,
+                   format('auditsql: capture for %s (generated by attach; run attach again after altering the table)', v_name));
 
-    IF v_rel.relkind = 'r' THEN
+    IF v_capture = 'statement' THEN
         EXECUTE format('CREATE TRIGGER auditsql_capture_insert AFTER INSERT ON %s '
                        'REFERENCING NEW TABLE AS auditsql_new '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_changes(%s)',
-                       p_table, {{ schema | literal }}, v_args);
+                       'FOR EACH STATEMENT EXECUTE FUNCTION %s()', p_table, v_function);
         EXECUTE format('CREATE TRIGGER auditsql_capture_update AFTER UPDATE ON %s '
                        'REFERENCING OLD TABLE AS auditsql_old NEW TABLE AS auditsql_new '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_changes(%s)',
-                       p_table, {{ schema | literal }}, v_args);
+                       'FOR EACH STATEMENT EXECUTE FUNCTION %s()', p_table, v_function);
         EXECUTE format('CREATE TRIGGER auditsql_capture_delete AFTER DELETE ON %s '
                        'REFERENCING OLD TABLE AS auditsql_old '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_changes(%s)',
-                       p_table, {{ schema | literal }}, v_args);
+                       'FOR EACH STATEMENT EXECUTE FUNCTION %s()', p_table, v_function);
         EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER auditsql_capture_insert, '
                        'ENABLE ALWAYS TRIGGER auditsql_capture_update, '
                        'ENABLE ALWAYS TRIGGER auditsql_capture_delete', p_table);
     ELSE
         EXECUTE format('CREATE TRIGGER auditsql_capture_row AFTER INSERT OR UPDATE OR DELETE ON %s '
-                       'FOR EACH ROW EXECUTE FUNCTION %I.capture_row(%s)',
-                       p_table, {{ schema | literal }}, v_args);
+                       'FOR EACH ROW EXECUTE FUNCTION %s()', p_table, v_function);
         EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER auditsql_capture_row', p_table);
     END IF;
 
@@ -156,15 +183,16 @@ BEGIN
     END LOOP;
 
     INSERT INTO {{ schema | ident }}.tables AS t
-           (relid, id_columns, id_source, granted_select, granted_usage)
-    VALUES (p_table, v_keys, v_source, v_granted, v_usage)
+           (relid, id_columns, id_source, capture, granted_select, granted_usage)
+    VALUES (p_table, v_keys, v_source, v_capture, v_granted, v_usage)
     ON CONFLICT (relid) DO UPDATE
         SET id_columns = excluded.id_columns, id_source = excluded.id_source,
+            capture = excluded.capture,
             granted_select = excluded.granted_select, granted_usage = excluded.granted_usage;
 
-    IF v_was IS NULL OR v_was.id_columns IS DISTINCT FROM v_keys THEN
+    IF v_was IS NULL OR v_was.id_columns IS DISTINCT FROM v_keys OR v_was.capture IS DISTINCT FROM v_capture THEN
         PERFORM {{ schema | ident }}.record_admin_event('attached', v_name,
-            jsonb_build_object('id_columns', to_jsonb(v_keys), 'id_source', v_source));
+            jsonb_build_object('id_columns', to_jsonb(v_keys), 'id_source', v_source, 'capture', v_capture));
     END IF;
 END
 $fn$;

@@ -48,7 +48,7 @@ BEGIN
     EXECUTE format(
         'INSERT INTO {{ schema | ident }}.events '
         '(action, entity_type, entity_id, before, {{ context_columns() }}) '
-        'SELECT ''truncated'', $1, {{ entity_id("s.oj", "runtime", "$2", "$3", "$4") | replace("'", "''") }}, s.oj, {{ context_params(5) }} '
+        'SELECT ''truncated'', $1, {{ entity_id("s.oj", "$2", "$3", "$4") | replace("'", "''") }}, s.oj, {{ context_params(5) }} '
         'FROM (SELECT to_jsonb(auditsql_rows.*) AS oj FROM %s %I.%I AS auditsql_rows '
         '      WHERE $17 IS NULL OR auditsql_rows.tableoid = ANY ($17) OFFSET 0) AS s',
         CASE WHEN v_untracked IS NULL THEN 'ONLY' ELSE '' END, TG_TABLE_SCHEMA, TG_TABLE_NAME)

@@ -1,6 +1,7 @@
--- detach: stop auditing a table. Idempotent: detaching a table that is not
--- audited does nothing. The events already written stay in the log, and the
--- detach itself is recorded as an event. Revokes the SELECT and USAGE that
+-- detach: stop auditing a table: its triggers and its generated capture
+-- function go. Idempotent: detaching a table that is not audited does
+-- nothing. The events already written stay in the log, and the detach
+-- itself is recorded as an event. Revokes the SELECT and USAGE that
 -- attach granted to the owner role, and only those.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.detach(p_table regclass)
 RETURNS void
@@ -18,6 +19,7 @@ BEGIN
     END IF;
     SELECT * INTO v_was FROM {{ schema | ident }}.tables WHERE relid = p_table;
     PERFORM {{ schema | ident }}.drop_triggers(p_table);
+    EXECUTE format('DROP FUNCTION IF EXISTS %I.%I()', {{ schema | literal }}, 'capture_' || p_table::oid);
     IF v_was IS NULL THEN
         RETURN;
     END IF;

@@ -10,8 +10,11 @@ GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_actor(text, text, text) TO PU
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_request(text, text, text) TO PUBLIC;
 
 GRANT USAGE ON SCHEMA {{ schema | ident }} TO {{ reader | ident }};
-GRANT SELECT ON {{ schema | ident }}.events, {{ schema | ident }}.tables,
-                {{ schema | ident }}.installation TO {{ reader | ident }};
+-- status compares each capture function with what attach would generate now.
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.capture_source(regclass, text[], text),
+                          {{ schema | ident }}.key_expression(text, text[]) TO {{ reader | ident }};
+GRANT SELECT ON {{ schema | ident }}.events, {{ schema | ident }}.history,
+                {{ schema | ident }}.tables, {{ schema | ident }}.installation TO {{ reader | ident }};
 
 REVOKE UPDATE, DELETE, TRUNCATE ON {{ schema | ident }}.events, {{ schema | ident }}.events_default
     FROM {{ owner | ident }};

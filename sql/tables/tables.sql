@@ -1,12 +1,16 @@
 -- tables: which tables are audited, how their rows are identified, and what
 -- attach granted (so that detach revokes exactly that). Names and kinds are
 -- not copied here: they are read from pg_class, so a rename cannot leave a
--- stale name behind. Written only by attach() and detach(); the triggers
--- carry what they need as arguments, so the write path never reads it.
+-- stale name behind. Written only by attach() and detach(); the generated
+-- capture function of each table carries what it needs, so the write path
+-- never reads it. capture is 'row' (a row trigger: the cheapest for the
+-- one-row statements of OLTP) or 'statement' (statement triggers over
+-- transition tables: the cheapest for bulk writes).
 CREATE TABLE IF NOT EXISTS {{ schema | ident }}.tables (
     relid          oid         PRIMARY KEY,
     id_columns     text[]      NOT NULL,
     id_source      text        NOT NULL CHECK (id_source IN ('primary key', 'explicit')),
+    capture        text        NOT NULL DEFAULT 'row' CHECK (capture IN ('row', 'statement')),
     granted_select boolean     NOT NULL,
     granted_usage  oid[]       NOT NULL DEFAULT '{}',
     attached_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),

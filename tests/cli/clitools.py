@@ -244,10 +244,9 @@ def dbname(dsn: str) -> str:
     return str(conninfo_to_dict(dsn)["dbname"])
 
 
+# The triggers `auditsql attach` gives an ordinary table by default (row mode).
 CAPTURE_TRIGGERS = {
-    "auditsql_capture_insert",
-    "auditsql_capture_update",
-    "auditsql_capture_delete",
+    "auditsql_capture_row",
     "auditsql_capture_truncate",
 }
 

@@ -38,9 +38,10 @@ def dsn(module_db: str) -> str:
 
 @pytest.fixture
 def attached(dsn: str) -> Iterator[str]:
-    """orders, "Mixed Case", nopk (a, b) and parted attached; detached after."""
+    """orders, "Mixed Case", nopk (a, b; statement capture) and parted
+    attached; detached after."""
     ok("attach", "--dsn", dsn, "orders", '"Mixed Case"', "parted")
-    ok("attach", "--dsn", dsn, "nopk", "--id-columns", "a,b")
+    ok("attach", "--dsn", dsn, "nopk", "--id-columns", "a,b", "--capture", "statement")
     yield dsn
     execute(dsn, "SELECT audit.detach(relid::regclass) FROM audit.tables")
 
@@ -86,6 +87,11 @@ def test_status_json(attached: str) -> None:
     assert tables["public.orders"]["id_columns"] == ["id"]
     assert tables["public.nopk"]["id_columns"] == ["a", "b"]
     assert {t["name"] for t in tables["public.orders"]["triggers"]} == CAPTURE_TRIGGERS
+    assert tables["public.orders"]["capture"] == "row"
+    assert tables["public.nopk"]["capture"] == "statement"
+    assert {t["name"] for t in tables["public.nopk"]["triggers"]} == {
+        "auditsql_capture_insert", "auditsql_capture_update", "auditsql_capture_delete",
+        "auditsql_capture_truncate"}
     parted = {(t["table"], t["name"]) for t in tables["public.parted"]["triggers"]}
     assert parted == {
         ("public.parted", "auditsql_capture_row"),
@@ -104,12 +110,12 @@ def test_missing_parent_truncate_trigger_is_not_healthy(attached: str) -> None:
 
 
 def test_disabled_trigger_is_not_healthy(attached: str) -> None:
-    execute(attached, "ALTER TABLE orders DISABLE TRIGGER auditsql_capture_insert")
+    execute(attached, "ALTER TABLE orders DISABLE TRIGGER auditsql_capture_row")
     tables = by_name(status_json(attached))
     orders = tables["public.orders"]
     assert orders["healthy"] is False
     states = {t["name"]: t["state"] for t in orders["triggers"]}
-    assert states["auditsql_capture_insert"] == "disabled"
+    assert states["auditsql_capture_row"] == "disabled"
     assert tables["public.nopk"]["healthy"] is True
 
     res = ok("status", "--dsn", attached)
@@ -119,11 +125,11 @@ def test_disabled_trigger_is_not_healthy(attached: str) -> None:
 
 
 def test_dropped_and_replica_triggers_are_not_healthy(attached: str) -> None:
-    execute(attached, "DROP TRIGGER auditsql_capture_update ON orders;"
+    execute(attached, "DROP TRIGGER auditsql_capture_row ON orders;"
                       "ALTER TABLE nopk ENABLE REPLICA TRIGGER auditsql_capture_delete")
     tables = by_name(status_json(attached))
     orders = {t["name"]: t["state"] for t in tables["public.orders"]["triggers"]}
-    assert orders["auditsql_capture_update"] == "missing"
+    assert orders["auditsql_capture_row"] == "missing"
     assert tables["public.orders"]["healthy"] is False
     nopk = {t["name"]: t["state"] for t in tables["public.nopk"]["triggers"]}
     assert nopk["auditsql_capture_delete"] == "replica"
@@ -152,9 +158,9 @@ def test_status_real_process(attached: str) -> None:
 def test_status_text_shows_long_names_in_full(dsn: str) -> None:
     ok("attach", "--dsn", dsn, LONG)
     try:
-        execute(dsn, f"ALTER TABLE {LONG} DISABLE TRIGGER auditsql_capture_insert")
+        execute(dsn, f"ALTER TABLE {LONG} DISABLE TRIGGER auditsql_capture_row")
         res = ok("status", "--dsn", dsn, subprocess_only=True)
         assert f"public.{LONG}" in res.stdout
-        assert "auditsql_capture_insert" in res.stdout
+        assert "auditsql_capture_row" in res.stdout
     finally:
         execute(dsn, "SELECT audit.detach(relid::regclass) FROM audit.tables")

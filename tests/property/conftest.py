@@ -17,6 +17,8 @@ AUDIT = Settings()
 # scale, bytea, arrays and the generated columns must all match), an after
 # image is inserted with its generated columns left to the shadow table.
 # Rows are named ROW(s.*), never s, which a column called "s" would shadow.
+# Images are read from audit.history, where an update's before is the whole
+# old row (audit.events stores the old values of the changed columns only).
 # entity_id and changed_columns restate the event format's definitions.
 REPLAY_SQL = """
 CREATE SCHEMA replay;
@@ -35,7 +37,7 @@ BEGIN
     FROM pg_attribute
     WHERE attrelid = p_shadow AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
     FOR v_event IN
-        SELECT id, action, before, after FROM audit.events
+        SELECT id, action, before, after FROM audit.history
         WHERE entity_type = p_entity AND id > p_since
           AND action IN ('created', 'updated', 'deleted', 'truncated')
         ORDER BY id

@@ -721,6 +721,7 @@ class Workload:
 
     seed: tuple[Insert, ...]
     sessions: tuple[Session, ...]
+    captures: tuple[str, ...] = ()  # capture mode of each table, as attached
 
 
 def seeds(table: Table, labels: Sequence[str]) -> st.SearchStrategy[Insert]:
@@ -731,6 +732,11 @@ def seeds(table: Table, labels: Sequence[str]) -> st.SearchStrategy[Insert]:
         lambda found: Insert(table.label, None, tuple(found)))
 
 
+def captures(table: Table) -> st.SearchStrategy[str]:
+    """How a table is attached: partitioned tables are captured row by row."""
+    return st.just("row") if table.partition_by else st.sampled_from(("row", "statement"))
+
+
 def workloads(tables: Sequence[Table], labels: Sequence[str], n_sessions: int,
               max_txns: int) -> st.SearchStrategy[Workload]:
     return st.builds(
@@ -738,6 +744,7 @@ def workloads(tables: Sequence[Table], labels: Sequence[str], n_sessions: int,
         st.tuples(*(seeds(t, labels) for t in tables)),
         st.lists(sessions(tables, labels, max_txns), min_size=n_sessions,
                  max_size=n_sessions).map(tuple),
+        st.tuples(*(captures(t) for t in tables)),
     )
 
 
@@ -857,23 +864,25 @@ def run_concurrently(dsn: str, tables: Sequence[Table], workload: Sequence[Sessi
 # --------------------------------------------------------------------------
 
 
-def create_tables(conn: psycopg.Connection[Any], names: Names,
-                  tables: Sequence[Table]) -> tuple[int, tuple[Table, ...]]:
-    """Create and attach the tables; returns the last event id before the
-    workload and the tables with their expected entity types."""
+def create_tables(conn: psycopg.Connection[Any], names: Names, tables: Sequence[Table],
+                  modes: Sequence[str] = ()) -> tuple[int, tuple[Table, ...]]:
+    """Create and attach the tables (in capture ``modes``, row by default);
+    returns the last event id before the workload and the tables with their
+    expected entity types."""
     for statement in schema_sql(names, tables):
         conn.execute(statement)
-    attached = tuple(attach_table(conn, table) for table in tables)
+    modes = tuple(modes) or ("row",) * len(tables)
+    attached = tuple(attach_table(conn, table, mode) for table, mode in zip(tables, modes))
     return last_event_id(conn), attached
 
 
-def attach_table(conn: psycopg.Connection[Any], table: Table) -> Table:
+def attach_table(conn: psycopg.Connection[Any], table: Table, capture: str = "row") -> Table:
     """Attach ``table`` (by its key columns unless it has a primary key);
     returns it with its expected entity type."""
     table = replace(table, entity_type=entity_type(conn, table))
     id_columns = None if table.primary_key else list(table.key)
-    assert installer.attach(conn, [table.qualified], AUDIT, id_columns=id_columns) == [
-        table.entity_type]
+    assert installer.attach(conn, [table.qualified], AUDIT, id_columns=id_columns,
+                            capture=capture) == [table.entity_type]
     for statement in table.after_attach_sql():
         conn.execute(statement)
     return table
@@ -908,6 +917,9 @@ SELECT id, action, problem, entity_id, previous_entity_id, changed_columns,
        before::text, after::text
 FROM (
     SELECT e.*, CASE
+        WHEN e.action = 'updated' AND stored.before IS DISTINCT FROM (
+                 SELECT jsonb_object_agg(k, e.before -> k) FROM unnest(e.changed_columns) AS k)
+            THEN 'the stored before is not the old values of the changed columns'
         WHEN (e.action = 'created') <> (e.before IS NULL AND e.after IS NOT NULL)
           OR (e.action = 'updated') <> (e.before IS NOT NULL AND e.after IS NOT NULL)
           OR (e.action IN ('deleted', 'truncated')) <> (e.before IS NOT NULL AND e.after IS NULL)
@@ -930,7 +942,8 @@ FROM (
         WHEN NOT (e.request_id = ANY (%(committed)s))
             THEN 'not from a committed workload transaction'
     END AS problem
-    FROM audit.events AS e
+    FROM audit.history AS e
+    JOIN audit.events AS stored USING (id)
     WHERE e.entity_type = %(entity_type)s AND e.id > %(since)s AND e.action = ANY (%(actions)s)
 ) AS checked
 WHERE problem IS NOT NULL
@@ -1029,11 +1042,12 @@ def event_coverage(conn: psycopg.Connection[Any], tables: Sequence[Table],
 def run_example(dsn: str, names: Names, workload: Workload) -> tuple[Outcome, Counter[str]]:
     """Fresh tables, the workload, then the oracle."""
     with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
-        since, tables = create_tables(conn, names, build_tables(names))
+        since, tables = create_tables(conn, names, build_tables(names), workload.captures)
         insert_seed(conn, tables, workload.seed)
         outcome = run_concurrently(dsn, tables, workload.sessions)
         check_oracle(conn, tables, since, outcome.committed | {SEED_TAG})
         coverage = event_coverage(conn, tables, since)
+    coverage.update(f"capture {mode}" for mode in workload.captures)
     return outcome, coverage
 
 
@@ -1054,7 +1068,8 @@ def test_replay_reproduces_tables_under_concurrent_workloads(audited_db: str) ->
 
     check()
     for what in ("committed", "rolled back", "aborted", "created", "updated", "key changed",
-                 "numeric scale change", "deleted", "truncated", "partitioned updated"):
+                 "numeric scale change", "deleted", "truncated", "partitioned updated",
+                 "capture row", "capture statement"):
         assert seen[what] > 0, f"the workloads never produced {what!r}: {dict(seen)}"
 
 

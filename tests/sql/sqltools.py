@@ -66,10 +66,13 @@ def run(conn: Conn, *statements: Query) -> None:
 
 
 def events(conn: Conn, entity_type: str | None = None,
-           actions: Iterable[str] = ROW_ACTIONS) -> list[Event]:
-    """Events of *entity_type* (any if None) with one of *actions*, oldest first."""
+           actions: Iterable[str] = ROW_ACTIONS, *, source: str = "audit.history") -> list[Event]:
+    """Events of *entity_type* (any if None) with one of *actions*, oldest first.
+
+    Read from the history view (whole before rows and changed_columns), or
+    with ``source="audit.events"`` as stored."""
     return conn.execute(
-        "SELECT * FROM audit.events WHERE (%(t)s::text IS NULL OR entity_type = %(t)s)"
+        f"SELECT * FROM {source} WHERE (%(t)s::text IS NULL OR entity_type = %(t)s)"
         " AND action = ANY(%(a)s) ORDER BY id",
         {"t": entity_type, "a": list(actions)},
     ).fetchall()
@@ -85,9 +88,16 @@ def count_events(conn: Conn) -> int:
     return int(scalar(conn, "SELECT count(*) FROM audit.events"))
 
 
-def attach(conn: Conn, table: str, id_columns: list[str] | None = None) -> None:
-    """audit.attach(table[, id_columns])."""
-    conn.execute("SELECT audit.attach(%s::regclass, %s)", (table, id_columns))
+# The capture mode attach() asks for when a test names none; a test module
+# may set it (see test_capture.py) to run every test in both modes.
+DEFAULT_CAPTURE: str | None = None
+
+
+def attach(conn: Conn, table: str, id_columns: list[str] | None = None,
+           capture: str | None = None) -> None:
+    """audit.attach(table, id_columns, capture)."""
+    conn.execute("SELECT audit.attach(%s::regclass, %s, %s)",
+                 (table, id_columns, capture or DEFAULT_CAPTURE))
 
 
 def detach(conn: Conn, table: str) -> None:

@@ -10,6 +10,7 @@ from psycopg import sql
 from auditsql.installer import install
 from auditsql.render import Settings
 
+from . import sqltools
 from .sqltools import (
     OWNER,
     ROW_ACTIONS,
@@ -27,12 +28,25 @@ from .sqltools import (
 )
 
 ORDERS = "public.orders"
-CAPTURE_TRIGGERS = [
-    ("auditsql_capture_delete", "A"),
-    ("auditsql_capture_insert", "A"),
-    ("auditsql_capture_truncate", "A"),
-    ("auditsql_capture_update", "A"),
-]
+CAPTURE_TRIGGERS = {
+    "statement": [
+        ("auditsql_capture_delete", "A"),
+        ("auditsql_capture_insert", "A"),
+        ("auditsql_capture_truncate", "A"),
+        ("auditsql_capture_update", "A"),
+    ],
+    "row": [
+        ("auditsql_capture_row", "A"),
+        ("auditsql_capture_truncate", "A"),
+    ],
+}
+
+
+@pytest.fixture(autouse=True, params=["row", "statement"])
+def capture(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs once per capture mode: the generated code differs."""
+    monkeypatch.setattr(sqltools, "DEFAULT_CAPTURE", request.param)
+    return str(request.param)
 
 
 @pytest.fixture
@@ -90,6 +104,56 @@ def test_numeric_scale_change_is_a_change(su: Conn, orders: str) -> None:
     amounts = scalar(su, "SELECT array[before ->> 'amount', after ->> 'amount']"
                          " FROM audit.events WHERE id = %s", (event["id"],))
     assert amounts == ["10", "10.00"]
+
+
+def test_update_stores_the_old_values_of_changed_columns_only(su: Conn, orders: str) -> None:
+    su.execute("UPDATE orders SET note = 'z', status = 'paid' WHERE id = 1")
+    [stored] = events(su, orders, source="audit.events")
+    assert stored["before"] == {"note": "a", "status": "new"}
+    assert stored["after"] == {"id": 1, "status": "paid", "amount": 10, "note": "z"}
+    [full] = events(su, orders)
+    assert full["before"] == {"id": 1, "status": "new", "amount": 10, "note": "a"}
+
+
+@pytest.mark.parametrize("ddl, update, changed, before", [
+    ("ALTER TABLE orders ADD COLUMN extra text DEFAULT 'e'",
+     "UPDATE orders SET extra = 'f' WHERE id = 1", ["extra"], {"extra": "e"}),
+    ("ALTER TABLE orders RENAME COLUMN note TO remark",
+     "UPDATE orders SET remark = 'r' WHERE id = 1", ["remark"], {"remark": "a"}),
+    ("ALTER TABLE orders DROP COLUMN note",
+     "UPDATE orders SET status = 's' WHERE id = 1", ["status"], {"status": "new"}),
+])
+def test_columns_altered_after_attach_are_still_compared(
+        su: Conn, orders: str, ddl: str, update: str, changed: list[str],
+        before: dict[str, object]) -> None:
+    """The generated comparison knows the columns of attach time; a row with
+    other columns falls back to comparing every value."""
+    run(su, ddl, update)
+    [event] = events(su, orders)
+    assert event["changed_columns"] == changed
+    [stored] = events(su, orders, source="audit.events")
+    assert stored["before"] == before
+
+
+def test_column_type_changed_after_attach_until_attach_runs_again(su: Conn, orders: str) -> None:
+    """The generated comparison chose jsonb equality for a text column; once
+    the column holds numbers, a change of scale alone is still recorded (the
+    row differs) but not named, until attach regenerates the function."""
+    run(su, "ALTER TABLE orders ALTER COLUMN status TYPE numeric USING 1",
+        "UPDATE orders SET status = 1.0 WHERE id = 1")
+    [event] = events(su, orders)
+    assert event["after"]["status"] == 1.0
+    assert not scalar(su, "SELECT p.prosrc = audit.capture_source(t.relid::regclass,"
+                          " t.id_columns, t.capture) FROM audit.tables t"
+                          " JOIN pg_proc p ON p.proname = 'capture_' || t.relid")
+    attach(su, "orders")
+    su.execute("UPDATE orders SET status = 1.00 WHERE id = 1")
+    [_, event] = events(su, orders)
+    assert event["changed_columns"] == ["status"]
+    [_, stored] = events(su, orders, source="audit.events")
+    assert stored["before"] == {"status": 1.0}
+    assert scalar(su, "SELECT before ->> 'status' FROM audit.events WHERE id = %s",
+                  (event["id"],)) == "1.0"
 
 
 def test_noop_update_records_nothing(su: Conn, orders: str) -> None:
@@ -194,13 +258,15 @@ def test_unknown_id_column_is_refused(su: Conn) -> None:
     assert triggers(su, "nokey") == []
 
 
-def test_attach_twice_keeps_one_set_of_triggers_and_one_event(su: Conn, orders: str) -> None:
+def test_attach_twice_keeps_one_set_of_triggers_and_one_event(
+        su: Conn, orders: str, capture: str) -> None:
     attach(su, "orders")
     attach(su, "public.orders")
-    assert triggers(su, "orders") == CAPTURE_TRIGGERS
+    assert triggers(su, "orders") == CAPTURE_TRIGGERS[capture]
     attached = events(su, orders, actions=["attached"])
     assert len(attached) == 1
-    assert attached[0]["after"] == {"id_columns": ["id"], "id_source": "primary key"}
+    assert attached[0]["after"] == {"id_columns": ["id"], "id_source": "primary key",
+                                    "capture": capture}
     su.execute("INSERT INTO orders VALUES (4, 'new', 1, NULL)")
     assert brief(events(su, orders)) == [("created", "4")]
 
@@ -253,6 +319,36 @@ def test_partition_is_refused(su: Conn) -> None:
         "CREATE TABLE p_a PARTITION OF p FOR VALUES IN ('a')")
     expect_error(su, "SELECT audit.attach('p_a')", sqlstate="42809", contains="is a partition of")
     assert triggers(su, "p_a") == []
+
+
+def test_statement_capture_of_partitioned_table_is_refused(su: Conn) -> None:
+    run(su, "CREATE TABLE p (id int PRIMARY KEY) PARTITION BY RANGE (id)",
+        "CREATE TABLE p_1 PARTITION OF p FOR VALUES FROM (0) TO (10)")
+    expect_error(su, "SELECT audit.attach('p', NULL, 'statement')", sqlstate="0A000",
+                 contains="can only be captured row by row")
+    assert triggers(su, "p") == []
+    assert scalar(su, "SELECT count(*) FROM audit.tables") == 0
+
+
+def test_unknown_capture_mode_is_refused_and_changes_nothing(su: Conn, orders: str,
+                                                             capture: str) -> None:
+    expect_error(su, "SELECT audit.attach('orders', NULL, 'bulk')", sqlstate="22023",
+                 contains="unknown capture mode")
+    assert triggers(su, "orders") == CAPTURE_TRIGGERS[capture]
+
+
+def test_changing_capture_mode_swaps_triggers_and_keeps_capturing(
+        su: Conn, orders: str, capture: str) -> None:
+    other = "row" if capture == "statement" else "statement"
+    attach(su, "orders", capture=other)
+    assert triggers(su, "orders") == CAPTURE_TRIGGERS[other]
+    assert scalar(su, "SELECT capture FROM audit.tables WHERE relid = 'orders'::regclass") == other
+    su.execute("SELECT audit.attach('orders')")  # no mode given: keeps the current one
+    assert triggers(su, "orders") == CAPTURE_TRIGGERS[other]
+    su.execute("UPDATE orders SET note = 'x' WHERE id = 1")
+    assert brief(events(su, orders)) == [("updated", "1")]
+    assert [e["after"]["capture"] for e in events(su, orders, actions=["attached"])] == [
+        capture, other]
 
 
 def test_temporary_and_audit_tables_are_refused(su: Conn) -> None:
@@ -316,7 +412,7 @@ def test_column_named_like_the_row_alias(su: Conn, kind: str) -> None:
     su.execute(f"CREATE TABLE tee (id int PRIMARY KEY, t text){suffix}")
     if kind == "partitioned":
         su.execute("CREATE TABLE tee_1 PARTITION OF tee FOR VALUES FROM (0) TO (100)")
-    attach(su, "tee")
+    attach(su, "tee", capture="row" if kind == "partitioned" else None)
     run(su, "INSERT INTO tee VALUES (1, 'hello')", "UPDATE tee SET t = 'bye'", "TRUNCATE tee")
     recorded = events(su, "public.tee")
     assert brief(recorded) == [("created", "1"), ("updated", "1"), ("truncated", "1")]

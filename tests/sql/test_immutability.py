@@ -183,15 +183,25 @@ def test_application_role_cannot_write_or_read_the_log(su: Conn, app_conn: Conn,
 
 
 def test_application_role_cannot_call_internal_functions(su: Conn, app_conn: Conn) -> None:
+    """Nor borrow a capture function for its own trigger, which would write
+    events as if from another table."""
     app_conn.execute("CREATE TABLE mine (id int PRIMARY KEY)")
+    run(su, "CREATE TABLE victim (id int PRIMARY KEY)", "SELECT audit.attach('victim')")
+    victim = scalar(su, "SELECT 'victim'::regclass::oid")
     for call in ("SELECT audit.attach('mine')", "SELECT audit.detach('mine')",
                  "SELECT audit.drop_triggers('mine')", "SELECT audit.ensure_partitions(now(), 1)",
                  "SELECT audit.record_admin_event('attached', 'x', NULL)",
-                 "SELECT audit.inet_or_null('1.2.3.4')"):
+                 "SELECT audit.inet_or_null('1.2.3.4')",
+                 "SELECT audit.capture_source('mine', ARRAY['id'], 'row')",
+                 "SELECT audit.key_expression('x', ARRAY['id'])",
+                 "SELECT audit.check_json_casts()",
+                 "SELECT audit.pin_image_settings()",
+                 "SELECT audit.restore_image_settings(ARRAY['0', 'sql_standard', 'escape'])",
+                 "SELECT audit.changed_values('{}', '{}')"):
         expect_error(app_conn, call, sqlstate="42501")
-    for function in ("capture_changes", "capture_row", "capture_truncate", "guard"):
+    for function in (f"capture_{victim}()", "capture_truncate('id')", "guard()"):
         expect_error(app_conn, f"CREATE TRIGGER forge AFTER INSERT ON mine FOR EACH ROW"
-                               f" EXECUTE FUNCTION audit.{function}('id')", sqlstate="42501")
+                               f" EXECUTE FUNCTION audit.{function}", sqlstate="42501")
     assert scalar(su, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'mine'::regclass") == 0
 
 

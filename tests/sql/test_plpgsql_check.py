@@ -17,9 +17,8 @@ NEW_TABLE = "auditsql_new"
 TriggerTarget = tuple[str, str | None, str | None]
 
 # Trigger function -> (relation to check against, old table, new table).
+# The generated capture functions (audit.capture_<oid>) are added per test.
 TRIGGER_TARGETS: dict[str, TriggerTarget] = {
-    "audit.capture_changes()": ("public.plain", OLD_TABLE, NEW_TABLE),
-    "audit.capture_row()": ("public.parted", None, None),
     "audit.capture_truncate()": ("public.plain", None, None),
     "audit.guard()": ("audit.events", None, None),
 }
@@ -42,14 +41,26 @@ def checker(pg: Server, su: Conn) -> Conn:
         "CREATE TABLE parted (id int, k text, PRIMARY KEY (id, k)) PARTITION BY LIST (k)",
         "CREATE TABLE parted_a PARTITION OF parted FOR VALUES IN ('a')",
     )
-    attach(su, "plain")
+    attach(su, "plain", capture="statement")
     attach(su, "parted")
     return su
 
 
-def check(conn: Conn, function: str) -> list[dict[str, object]]:
+def targets(conn: Conn) -> dict[str, TriggerTarget]:
+    """TRIGGER_TARGETS and the generated capture functions of the sample
+    tables: plain (statement capture, so with its transition tables) and
+    parted (row capture)."""
+    generated = {
+        f"audit.capture_{scalar(conn, 'SELECT %s::regclass::oid', (table,))}()": target
+        for table, target in (("public.plain", ("public.plain", OLD_TABLE, NEW_TABLE)),
+                              ("public.parted", ("public.parted", None, None)))
+    }
+    return {**TRIGGER_TARGETS, **generated}
+
+
+def check(conn: Conn, function: str, target: TriggerTarget | None) -> list[dict[str, object]]:
     """plpgsql_check findings for *function*, all levels, not stopping at the first."""
-    relation, old_table, new_table = TRIGGER_TARGETS.get(function, (None, None, None))
+    relation, old_table, new_table = target or (None, None, None)
     return conn.execute(
         "SELECT level, lineno, message, statement, detail, hint FROM plpgsql_check_function_tb("
         " %(fn)s::regprocedure, coalesce(%(rel)s::regclass, 0::oid::regclass),"
@@ -69,11 +80,12 @@ def test_plpgsql_functions_have_no_errors(checker: Conn) -> None:
         "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
         " WHERE p.pronamespace = 'audit'::regnamespace AND l.lanname = 'plpgsql'"
         " AND p.prorettype = 'trigger'::regtype"))
-    assert set(TRIGGER_TARGETS) == triggers, "every trigger function needs a relation to check"
+    trigger_targets = targets(checker)
+    assert set(trigger_targets) == triggers, "every trigger function needs a relation to check"
     assert "audit.inet_or_null(text)" in functions, "the PostgreSQL 15 render uses PL/pgSQL"
     errors = []
     for function in functions:
-        for finding in check(checker, function):
+        for finding in check(checker, function, trigger_targets.get(function)):
             line = f"{function} line {finding['lineno']}: {finding['level']}: {finding['message']}"
             if finding["level"] == "error":
                 errors.append(line)

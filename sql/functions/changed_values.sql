@@ -1,0 +1,16 @@
+-- changed_values: the old values of the columns whose values differ between
+-- two row images, as a jsonb object ('{}' when none). Values are compared in
+-- their jsonb text form, so 1.0 and 1.00 differ, as they do in the row.
+-- Generated capture code compares the columns it knows one by one and calls
+-- this only for a row with columns it does not know (the table was altered
+-- after attach).
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.changed_values(p_old jsonb, p_new jsonb)
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT coalesce(jsonb_object_agg(o.key, o.value), '{}')
+    FROM jsonb_each(p_old) AS o
+    WHERE (p_new -> o.key)::text IS DISTINCT FROM o.value::text
+$fn$;

@@ -1,0 +1,171 @@
+{#- The body of one audited table's capture function, as a format() template
+    (attach wraps it in CREATE FUNCTION ... SECURITY DEFINER AS '<body>').
+    audit.capture_source() fills the placeholders (P: format() arguments
+    1-5, in the order below) with pieces it quotes itself; S is the audit
+    schema with any % doubled. No other % may appear in this file
+    (tests/unit/test_render.py checks).
+
+    Rendered twice at install, once per capture mode (`mode`): 'row' (an
+    AFTER ... FOR EACH ROW trigger) or 'statement' (statement triggers over
+    transition tables); attach picks one. Generated per table so that the columns, the key and the entity type are
+    known in advance: the comparison of old and new values is a few jsonb
+    lookups instead of a set-returning subquery, and the write is one
+    INSERT ... SELECT (see docs/performance.md for what each choice buys).
+
+    It pins no search_path: a SET clause costs every call a GUC save and
+    restore. Instead every name is schema-qualified and every operator
+    spelled OPERATOR(pg_catalog.x); the SQL constructs that resolve an
+    operator through search_path (NULLIF, IS DISTINCT FROM, IN, simple CASE,
+    LIKE, JOIN ... USING) are not used. tests/sql/test_hijack.py plants
+    look-alikes of everything used here ahead of pg_catalog.
+
+    Row images are built by to_jsonb() only after the json-cast check (a
+    cast to json of a user-defined type, owned by an ordinary role, would run
+    with the owner's rights) and with the row-image settings pinned. -#}
+{%- set mode = mode | default('row') -%}
+{%- macro S() -%}{{ schema | ident | replace('%', '%%') }}{%- endmacro -%}
+{%- macro P(name) -%}
+{{ {'entity_type': '%1$s', 'new_id': '%2$s', 'old_id': '%3$s',
+    'columns': '%4$s', 'diff': '%5$s'}[name] }}
+{%- endmacro -%}
+{%- macro setting(name) -%}
+CASE WHEN pg_catalog.current_setting('{{ name }}', true) OPERATOR(pg_catalog.<>) '' THEN pg_catalog.current_setting('{{ name }}', true) END
+{%- endmacro -%}
+{%- macro context_columns() -%}
+actor_id, actor_email, actor_role, ip_address, ip_address_raw, user_agent, request_id, application_name, client_addr
+{%- endmacro -%}
+{#- Row level: the settings are read inside the INSERT, once per row. -#}
+{%- macro row_context() -%}
+{{ setting('auditsql.actor_id') }},
+                   {{ setting('auditsql.actor_email') }},
+                   {{ setting('auditsql.actor_role') }},
+                   v_ip, CASE WHEN v_ip IS NULL THEN v_ip_raw END,
+                   {{ setting('auditsql.user_agent') }},
+                   {{ setting('auditsql.request_id') }},
+                   {{ setting('application_name') }},
+                   pg_catalog.inet_client_addr()
+{%- endmacro -%}
+{#- Statement level: read once into variables, constant for every row. -#}
+{%- macro statement_context() -%}
+v_actor_id, v_actor_email, v_actor_role, v_ip, CASE WHEN v_ip IS NULL THEN v_ip_raw END,
+                   v_user_agent, v_request_id, v_application_name, v_client_addr
+{%- endmacro -%}
+{#- True, or an error: no cast to json or jsonb of a user-defined type whose
+    function an ordinary role owns. A pseudo-constant filter, so PostgreSQL
+    evaluates it once per statement, before any row image is built. The
+    EXISTS is a cheap first pass (casts of the bootstrap superuser, such as
+    those of trusted extensions, pass it); check_json_casts() decides the
+    rest and raises when it must. -#}
+{%- set json_casts_checked -%}
+(NOT EXISTS (SELECT FROM pg_catalog.pg_cast AS c
+                               JOIN pg_catalog.pg_proc AS p ON p.oid OPERATOR(pg_catalog.=) c.castfunc
+                               WHERE c.castsource OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+                                 AND c.casttarget OPERATOR(pg_catalog.=) ANY ('{114,3802}'::pg_catalog.oid[])
+                                 AND p.proowner OPERATOR(pg_catalog.<>) 10::pg_catalog.oid)
+                   OR {{ S() }}.check_json_casts())
+{%- endset -%}
+{%- macro insert_created(context) -%}
+INSERT INTO {{ S() }}.events (action, entity_type, entity_id, after, {{ context_columns() }})
+            SELECT 'created', {{ P('entity_type') }}, {{ P('new_id') }}, s.nj,
+                   {{ context() }}
+{%- endmacro -%}
+{%- macro insert_updated(context) -%}
+INSERT INTO {{ S() }}.events (action, entity_type, entity_id, previous_entity_id, before, after, {{ context_columns() }})
+            SELECT 'updated', {{ P('entity_type') }}, {{ P('new_id') }},
+                   CASE WHEN {{ P('old_id') }} OPERATOR(pg_catalog.=) {{ P('new_id') }} THEN NULL ELSE {{ P('old_id') }} END,
+                   CASE WHEN (s.nj OPERATOR(pg_catalog.-) {{ P('columns') }}::pg_catalog.text[]) OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb
+                        THEN {{ P('diff') }}
+                        ELSE {{ S() }}.changed_values(s.oj, s.nj) END,
+                   s.nj,
+                   {{ context() }}
+{%- endmacro -%}
+{%- macro insert_deleted(context) -%}
+INSERT INTO {{ S() }}.events (action, entity_type, entity_id, before, {{ context_columns() }})
+            SELECT 'deleted', {{ P('entity_type') }}, {{ P('old_id') }}, s.oj,
+                   {{ context() }}
+{%- endmacro -%}
+DECLARE
+    v_saved            pg_catalog.text[];
+    v_ip_raw           pg_catalog.text;
+    v_ip               pg_catalog.inet;
+{%- if mode == 'statement' %}
+    v_actor_id         pg_catalog.text := {{ setting('auditsql.actor_id') }};
+    v_actor_email      pg_catalog.text := {{ setting('auditsql.actor_email') }};
+    v_actor_role       pg_catalog.text := {{ setting('auditsql.actor_role') }};
+    v_user_agent       pg_catalog.text := {{ setting('auditsql.user_agent') }};
+    v_request_id       pg_catalog.text := {{ setting('auditsql.request_id') }};
+    v_application_name pg_catalog.text := {{ setting('application_name') }};
+    v_client_addr      pg_catalog.inet := pg_catalog.inet_client_addr();
+{%- endif %}
+BEGIN
+    IF pg_catalog.current_setting('extra_float_digits') OPERATOR(pg_catalog.<>) '1'
+       OR pg_catalog.current_setting('IntervalStyle') OPERATOR(pg_catalog.<>) 'postgres'
+       OR pg_catalog.current_setting('bytea_output') OPERATOR(pg_catalog.<>) 'hex' THEN
+        v_saved := {{ S() }}.pin_image_settings();
+    END IF;
+    v_ip_raw := {{ setting('auditsql.ip_address') }};
+    IF v_ip_raw IS NOT NULL THEN
+        -- A dotted quad is the common case: no function call for it.
+        IF v_ip_raw OPERATOR(pg_catalog.~) '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$' THEN
+            v_ip := v_ip_raw::pg_catalog.inet;
+        ELSE
+            v_ip := {{ S() }}.inet_or_null(v_ip_raw);
+        END IF;
+    END IF;
+
+{%- if mode == 'row' %}
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        {{ insert_created(row_context) }}
+        FROM (SELECT pg_catalog.to_jsonb(NEW) AS nj
+              WHERE {{ json_casts_checked }}
+              OFFSET 0) AS s;
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        -- A row left byte-for-byte unchanged records nothing.
+        IF NOT (OLD OPERATOR(pg_catalog.*=) NEW) THEN
+            {{ insert_updated(row_context) }}
+            FROM (SELECT pg_catalog.to_jsonb(OLD) AS oj, pg_catalog.to_jsonb(NEW) AS nj
+                  WHERE {{ json_casts_checked }}
+                  OFFSET 0) AS s;
+        END IF;
+    ELSE
+        {{ insert_deleted(row_context) }}
+        FROM (SELECT pg_catalog.to_jsonb(OLD) AS oj
+              WHERE {{ json_casts_checked }}
+              OFFSET 0) AS s;
+    END IF;
+{%- else %}
+    -- Statement level, over the transition tables auditsql_old and
+    -- auditsql_new (for tables attached with capture 'statement').
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        {{ insert_created(statement_context) }}
+        FROM (SELECT pg_catalog.to_jsonb(auditsql_new.*) AS nj FROM auditsql_new
+              WHERE {{ json_casts_checked }}
+              OFFSET 0) AS s;
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        -- Old and new rows are paired by position: PostgreSQL appends both
+        -- images of a row to the transition tables together. Rows left
+        -- byte-for-byte unchanged record nothing.
+        {{ insert_updated(statement_context) }}
+        FROM (SELECT o.j AS oj, n.j AS nj
+              FROM (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_old.*) AS r,
+                           pg_catalog.to_jsonb(auditsql_old.*) AS j
+                    FROM auditsql_old) AS o
+              JOIN (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_new.*) AS r,
+                           pg_catalog.to_jsonb(auditsql_new.*) AS j
+                    FROM auditsql_new) AS n ON n.rn OPERATOR(pg_catalog.=) o.rn
+              WHERE NOT (o.r OPERATOR(pg_catalog.*=) n.r)
+                AND {{ json_casts_checked }}
+              OFFSET 0) AS s;
+    ELSE
+        {{ insert_deleted(statement_context) }}
+        FROM (SELECT pg_catalog.to_jsonb(auditsql_old.*) AS oj FROM auditsql_old
+              WHERE {{ json_casts_checked }}
+              OFFSET 0) AS s;
+    END IF;
+{%- endif %}
+
+    IF v_saved IS NOT NULL THEN
+        PERFORM {{ S() }}.restore_image_settings(v_saved);
+    END IF;
+    RETURN NULL;
+END
