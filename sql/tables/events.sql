@@ -1,6 +1,8 @@
 -- events: the audit log. Append-only (see setup/guards.sql), range-partitioned
 -- by month on occurred_at, with a default partition so an insert never fails
--- for want of a partition. Fixed-width columns first for compact rows.
+-- for want of a partition. Fixed-width columns first for compact rows. The
+-- indexed identifiers compare bytewise (COLLATE "C"): they are names and
+-- keys, not prose, and every insert into their indexes compares them.
 CREATE SEQUENCE IF NOT EXISTS {{ schema | ident }}.events_id_seq AS bigint;
 
 CREATE TABLE IF NOT EXISTS {{ schema | ident }}.events (
@@ -10,10 +12,10 @@ CREATE TABLE IF NOT EXISTS {{ schema | ident }}.events (
     ip_address         inet,
     client_addr        inet,
     action             text        NOT NULL,
-    entity_type        text,
-    entity_id          text,
-    previous_entity_id text,
-    actor_id           text,
+    entity_type        text COLLATE "C",
+    entity_id          text COLLATE "C",
+    previous_entity_id text COLLATE "C",
+    actor_id           text COLLATE "C",
     actor_email        text,
     actor_role         text,
     user_agent         text,
