@@ -62,14 +62,14 @@ v_actor_id, v_actor_email, v_actor_role, v_ip, CASE WHEN v_ip IS NULL THEN v_ip_
                                  AND c.casttarget OPERATOR(pg_catalog.=) ANY ('{114,3802}'::pg_catalog.oid[]))
                    OR {{ S() }}.check_json_casts())
 {%- endset -%}
-{%- macro insert_created(context) -%}
+{%- macro insert_created(context, entity_type) -%}
 INSERT INTO {{ S() }}.events (action, entity_type, entity_id, after, {{ context_columns() }})
-            SELECT 'created', {{ P('entity_type') }}, {{ P('new_id') }}, s.nj,
+            SELECT 'created', {{ entity_type }}, {{ P('new_id') }}, s.nj,
                    {{ context() }}
 {%- endmacro -%}
-{%- macro insert_updated(context) -%}
+{%- macro insert_updated(context, entity_type) -%}
 INSERT INTO {{ S() }}.events (action, entity_type, entity_id, previous_entity_id, before, after, {{ context_columns() }})
-            SELECT 'updated', {{ P('entity_type') }}, {{ P('new_id') }},
+            SELECT 'updated', {{ entity_type }}, {{ P('new_id') }},
                    CASE WHEN {{ P('old_id') }} OPERATOR(pg_catalog.=) {{ P('new_id') }} THEN NULL ELSE {{ P('old_id') }} END,
                    CASE WHEN (s.nj OPERATOR(pg_catalog.-) {{ P('columns') }}::pg_catalog.text[]) OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb
                         THEN {{ P('diff') }}
@@ -77,9 +77,9 @@ INSERT INTO {{ S() }}.events (action, entity_type, entity_id, previous_entity_id
                    s.nj,
                    {{ context() }}
 {%- endmacro -%}
-{%- macro insert_deleted(context) -%}
+{%- macro insert_deleted(context, entity_type) -%}
 INSERT INTO {{ S() }}.events (action, entity_type, entity_id, before, {{ context_columns() }})
-            SELECT 'deleted', {{ P('entity_type') }}, {{ P('old_id') }}, s.oj,
+            SELECT 'deleted', {{ entity_type }}, {{ P('old_id') }}, s.oj,
                    {{ context() }}
 {%- endmacro -%}
 DECLARE
@@ -94,6 +94,7 @@ DECLARE
     v_request_id       pg_catalog.text := {{ setting('auditsql.request_id') }};
     v_application_name pg_catalog.text := {{ setting('application_name') }};
     v_client_addr      pg_catalog.inet := pg_catalog.inet_client_addr();
+    v_entity_type      pg_catalog.text := {{ P('entity_type') }};
 {%- endif %}
 BEGIN
     IF pg_catalog.current_setting('extra_float_digits') OPERATOR(pg_catalog.<>) '1'
@@ -113,20 +114,20 @@ BEGIN
 
 {%- if mode == 'row' %}
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
-        {{ insert_created(row_context) }}
+        {{ insert_created(row_context, P('entity_type')) }}
         FROM (SELECT pg_catalog.to_jsonb(NEW) AS nj
               WHERE {{ json_casts_checked }}
               OFFSET 0) AS s;
     ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
         -- A row left byte-for-byte unchanged records nothing.
         IF NOT (OLD OPERATOR(pg_catalog.*=) NEW) THEN
-            {{ insert_updated(row_context) }}
+            {{ insert_updated(row_context, P('entity_type')) }}
             FROM (SELECT pg_catalog.to_jsonb(OLD) AS oj, pg_catalog.to_jsonb(NEW) AS nj
                   WHERE {{ json_casts_checked }}
                   OFFSET 0) AS s;
         END IF;
     ELSE
-        {{ insert_deleted(row_context) }}
+        {{ insert_deleted(row_context, P('entity_type')) }}
         FROM (SELECT pg_catalog.to_jsonb(OLD) AS oj
               WHERE {{ json_casts_checked }}
               OFFSET 0) AS s;
@@ -135,7 +136,7 @@ BEGIN
     -- Statement level, over the transition tables auditsql_old and
     -- auditsql_new (for tables attached with capture 'statement').
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
-        {{ insert_created(statement_context) }}
+        {{ insert_created(statement_context, 'v_entity_type') }}
         FROM (SELECT pg_catalog.to_jsonb(auditsql_new.*) AS nj FROM auditsql_new
               WHERE {{ json_casts_checked }}
               OFFSET 0) AS s;
@@ -143,7 +144,7 @@ BEGIN
         -- Old and new rows are paired by position: PostgreSQL appends both
         -- images of a row to the transition tables together. Rows left
         -- byte-for-byte unchanged record nothing.
-        {{ insert_updated(statement_context) }}
+        {{ insert_updated(statement_context, 'v_entity_type') }}
         FROM (SELECT o.j AS oj, n.j AS nj
               FROM (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_old.*) AS r,
                            pg_catalog.to_jsonb(auditsql_old.*) AS j
@@ -155,7 +156,7 @@ BEGIN
                 AND {{ json_casts_checked }}
               OFFSET 0) AS s;
     ELSE
-        {{ insert_deleted(statement_context) }}
+        {{ insert_deleted(statement_context, 'v_entity_type') }}
         FROM (SELECT pg_catalog.to_jsonb(auditsql_old.*) AS oj FROM auditsql_old
               WHERE {{ json_casts_checked }}
               OFFSET 0) AS s;

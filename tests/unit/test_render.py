@@ -261,3 +261,16 @@ def test_dollar_quote_tags_in_names_are_refused(field: str) -> None:
     for tag in sorted(tags):
         with pytest.raises(errors.InvalidName):
             install_sql(Settings(**{field: f"a{tag}b"}), 170000)
+
+
+@pytest.mark.parametrize("schema", ["audit", "a%s%%b"])
+def test_capture_template_holds_no_stray_format_specifier(schema: str) -> None:
+    """The capture body is a format() template: besides its five placeholders,
+    every % (a schema name may hold one) must come out doubled."""
+    Settings(schema=schema).validate()
+    for mode in ("row", "statement"):
+        body = render._environment().get_template("templates/capture.sql").render(
+            schema=schema, mode=mode)
+        stray = re.sub(r"%[1-5]\$s|%%", "", body)
+        assert "%" not in stray, mode
+        assert re.findall(r"%([1-5])\$s", body), mode
