@@ -46,12 +46,13 @@ BEGIN
     -- Partitions are read through the partitioned table, whose privileges
     -- attach granted, filtered to the untracked ones.
     EXECUTE format(
-        'INSERT INTO {{ schema | ident }}.events '
+        'INSERT INTO %I.events '
         '(action, entity_type, entity_id, before, {{ context_columns() }}) '
         'SELECT ''truncated'', $1, {{ entity_id("s.oj", "$2", "$3", "$4") | replace("'", "''") }}, s.oj, {{ context_params(5) }} '
         'FROM (SELECT to_jsonb(auditsql_rows.*) AS oj FROM %s %I.%I AS auditsql_rows '
         '      WHERE $17 IS NULL OR auditsql_rows.tableoid = ANY ($17) OFFSET 0) AS s',
-        CASE WHEN v_untracked IS NULL THEN 'ONLY' ELSE '' END, TG_TABLE_SCHEMA, TG_TABLE_NAME)
+        {{ schema | literal }}, CASE WHEN v_untracked IS NULL THEN 'ONLY' ELSE '' END,
+        TG_TABLE_SCHEMA, TG_TABLE_NAME)
     USING v_entity_type, TG_NARGS = 1, TG_ARGV[0], TG_ARGV, {{ context_values() }}, v_untracked;
     RETURN NULL;
 END

@@ -6,7 +6,7 @@
 CREATE SEQUENCE IF NOT EXISTS {{ schema | ident }}.events_id_seq AS bigint;
 
 CREATE TABLE IF NOT EXISTS {{ schema | ident }}.events (
-    id                 bigint      NOT NULL DEFAULT pg_catalog.nextval('{{ schema | ident }}.events_id_seq'::pg_catalog.regclass),
+    id                 bigint      NOT NULL DEFAULT pg_catalog.nextval({{ ((schema | ident) ~ '.events_id_seq') | literal }}::pg_catalog.regclass),
     occurred_at        timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp(),
     txid               bigint      NOT NULL DEFAULT pg_catalog.txid_current(),
     ip_address         inet,

@@ -455,7 +455,7 @@ def test_truncate_of_table_with_row_level_security_records_every_row(
 
 
 def test_capture_and_guard_in_an_awkwardly_named_schema(db: str) -> None:
-    schema = 'Audit "Log" 100%s'
+    schema = "Audit 'Log' 100%s"
     with psycopg.connect(db) as conn:
         install(conn, Settings(schema=schema))
     with connect(db) as conn:
