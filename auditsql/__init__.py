@@ -1,12 +1,15 @@
 """auditsql: audit logging for PostgreSQL.
 
 Capture happens inside the database (see ``sql/``); this package installs it,
-attaches tables, and lets applications name the actor of a transaction.
+attaches tables, lets applications name the actor of a transaction, and
+records application events such as logins.
 """
 
-from auditsql.context import audit_context, set_actor, set_request
+from auditsql.context import audit_context, log_event, set_actor, set_request
 from auditsql.errors import AuditsqlError
 
 __version__ = "0.1.0"
 
-__all__ = ["AuditsqlError", "__version__", "audit_context", "set_actor", "set_request"]
+__all__ = [
+    "AuditsqlError", "__version__", "audit_context", "log_event", "set_actor", "set_request",
+]

@@ -33,6 +33,10 @@ class TrackedTable:
     capture: str  # row | statement
     partitioned: bool
     capture_current: bool  # its capture function matches the table as it is now
+    exclude: list[str] = field(default_factory=list)
+    redact: list[str] = field(default_factory=list)
+    on_change: dict[str, str] = field(default_factory=dict)
+    strict: bool = False
     triggers: list[TriggerState] = field(default_factory=list)
 
     @property
@@ -115,8 +119,8 @@ _TRACKED = """
 SELECT t.relid,
        coalesce(format('%I.%I', n.nspname, c.relname), 'dropped table ' || t.relid),
        t.id_columns, t.id_source, t.capture, coalesce(c.relkind = 'p', false),
-       c.oid IS NOT NULL AND f.prosrc IS NOT DISTINCT FROM
-           {schema}.capture_source(t.relid::regclass, t.id_columns, t.capture),
+       c.oid IS NOT NULL AND f.prosrc IS NOT DISTINCT FROM {schema}.capture_source(t.relid::regclass),
+       t.exclude, t.redact, t.on_change, t.require_actor,
        format('%I.%I', mn.nspname, m.relname), x.name, g.tgenabled
 FROM {schema}.tables AS t
 LEFT JOIN pg_class AS c ON c.oid = t.relid
@@ -136,7 +140,7 @@ LEFT JOIN LATERAL (
 LEFT JOIN pg_class AS m ON m.oid = x.member
 LEFT JOIN pg_namespace AS mn ON mn.oid = m.relnamespace
 LEFT JOIN pg_trigger AS g ON g.tgrelid = x.member AND g.tgname = x.name
-ORDER BY 2, x.member = t.relid DESC, 8, x.name
+ORDER BY 2, x.member = t.relid DESC, 12, x.name
 """
 
 
@@ -145,10 +149,11 @@ def tracked_tables(cur: psycopg.Cursor, schema: str) -> list[TrackedTable]:
     cur.execute(sql.SQL(_TRACKED).format(schema=sql.Identifier(schema), name=sql.Literal(schema)))
     tables: dict[int, TrackedTable] = {}
     for (relid, name, columns, source, capture, partitioned, current,
-         member, trigger, enabled) in cur.fetchall():
+         exclude, redact, on_change, strict, member, trigger, enabled) in cur.fetchall():
         table = tables.setdefault(
             int(relid),
-            TrackedTable(int(relid), name, list(columns), source, capture, partitioned, current),
+            TrackedTable(int(relid), name, list(columns), source, capture, partitioned, current,
+                         list(exclude), list(redact), dict(on_change), bool(strict)),
         )
         if isinstance(enabled, bytes):
             enabled = enabled.decode()

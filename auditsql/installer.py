@@ -3,21 +3,56 @@ in one transaction: it applies completely or not at all."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import psycopg
+from psycopg.types.json import Jsonb
 from psycopg import sql
 
 from auditsql import catalog, db, errors
 from auditsql.render import Settings, install_sql
 
-CAPTURE_MODES = ("row", "statement")
-
-
-def install(conn: psycopg.Connection, settings: Settings) -> str:
-    """Install (or re-install) auditsql; returns the installed version."""
+def install(
+    conn: psycopg.Connection,
+    settings: Settings,
+    *,
+    admin_roles: list[str] | None = None,
+    strict: bool | None = None,
+) -> str:
+    """Install (or re-install) auditsql; returns the installed version.
+    ``admin_roles`` and ``strict`` change the installation settings (see
+    ``audit.configure``); None keeps them."""
     script = install_sql(settings, conn.info.server_version)
     with db.transaction(conn) as cur:
         cur.execute(script.encode())
+        configure = configure_query(settings, admin_roles, strict)
+        if configure is not None:
+            cur.execute(configure)
         return catalog.require_installed(cur, settings.schema)
+
+
+def configure_query(
+    settings: Settings, admin_roles: list[str] | None, strict: bool | None
+) -> sql.Composed | None:
+    """``SELECT audit.configure(...)`` for the given changes, or None for none."""
+    if admin_roles is None and strict is None:
+        return None
+    return sql.SQL("SELECT {}.configure({}::text[], {}::boolean);\n").format(
+        sql.Identifier(settings.schema), sql.Literal(admin_roles), sql.Literal(strict))
+
+
+CAPTURE_MODES = ("row", "statement")
+
+
+@dataclass(frozen=True)
+class Policies:
+    """Column policies for attach (see ``audit.attach``). None keeps the
+    table's current value; an empty value clears it."""
+
+    exclude: list[str] | None = None
+    redact: list[str] | None = None
+    on_change: dict[str, str] | None = None
+    strict: bool | None = None
 
 
 def attach(
@@ -26,14 +61,19 @@ def attach(
     settings: Settings,
     id_columns: list[str] | None = None,
     capture: str | None = None,
+    policies: Policies | None = None,
 ) -> list[str]:
     """Start auditing ``tables``; returns their qualified names. ``capture`` is
-    ``row`` or ``statement``; None keeps each table's mode (``row`` when new)."""
+    ``row`` or ``statement``; None keeps each table's mode (``row`` when new).
+    ``policies`` set column policies; each None field keeps the table's."""
     if capture is not None and capture not in CAPTURE_MODES:
         raise errors.InvalidArgument(
             f"unknown capture mode {capture!r}: use {' or '.join(CAPTURE_MODES)}"
         )
-    return _for_each_table(conn, tables, settings, "attach", id_columns, capture)
+    p = policies or Policies()
+    on_change = None if p.on_change is None else Jsonb(p.on_change)
+    return _for_each_table(conn, tables, settings, "attach", id_columns, capture,
+                           p.exclude, p.redact, on_change, p.strict)
 
 
 def detach(conn: psycopg.Connection, tables: list[str], settings: Settings) -> list[str]:
@@ -65,9 +105,31 @@ def _for_each_table(
 
 def parse_id_columns(value: str | None) -> list[str] | None:
     """Split ``a,b`` into column names; surrounding spaces are ignored."""
+    return parse_names(value, "--id-columns")
+
+
+def parse_names(value: str | None, option: str) -> list[str] | None:
+    """Split ``a,b`` into names for ``option``; surrounding spaces are ignored."""
     if value is None:
         return None
-    columns = [part.strip() for part in value.split(",")]
-    if not columns or any(not c for c in columns):
-        raise errors.InvalidName(f"invalid --id-columns {value!r}: expected names like a,b")
-    return columns
+    names = [part.strip() for part in value.split(",")]
+    if not names or any(not n for n in names):
+        raise errors.InvalidName(f"invalid {option} {value!r}: expected names like a,b")
+    return names
+
+
+def parse_on_change(values: list[str] | None) -> dict[str, str] | None:
+    """``["role=role_changed", ...]`` as {column: action}."""
+    if not values:
+        return None
+    found: dict[str, str] = {}
+    for value in values:
+        column, sep, action = value.partition("=")
+        column, action = column.strip(), action.strip()
+        if not sep or not column or not action:
+            raise errors.InvalidArgument(
+                f"invalid --on-change {value!r}: expected COLUMN=ACTION, such as role=role_changed")
+        if column in found:
+            raise errors.InvalidArgument(f"--on-change names column {column!r} twice")
+        found[column] = action
+    return found

@@ -39,6 +39,7 @@ class Settings:
     schema: str = "audit"
     owner: str = "auditsql_owner"
     reader: str = "auditsql_reader"
+    writer: str = "auditsql_writer"
 
     def validate(self) -> None:
         """Raise InvalidName unless every name is safe to render.
@@ -47,7 +48,7 @@ class Settings:
         characters (they could end an SQL comment) or ``$`` (it could end a
         dollar-quoted function body).
         """
-        for value in (self.schema, self.owner, self.reader):
+        for value in (self.schema, self.owner, self.reader, self.writer):
             if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value) or "$" in value:
                 raise errors.InvalidName(
                     f"invalid name {value!r}: control characters and '$' are not allowed"
@@ -83,6 +84,7 @@ def render(template: str, settings: Settings, server_version_num: int) -> str:
         schema=settings.schema,
         owner=settings.owner,
         reader=settings.reader,
+        writer=settings.writer,
         version=__version__,
         server_version_num=server_version_num,
     )

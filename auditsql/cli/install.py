@@ -22,6 +22,32 @@ def install(
     reader_role: Annotated[
         str, typer.Option("--reader-role", help="Role allowed to read the audit log.")
     ] = "auditsql_reader",
+    writer_role: Annotated[
+        str,
+        typer.Option(
+            "--writer-role",
+            help="Role allowed to log application events (audit.log_event); "
+            "grant it to application roles.",
+        ),
+    ] = "auditsql_writer",
+    admin_roles: Annotated[
+        str | None,
+        typer.Option(
+            "--admin-roles",
+            help="Comma-separated actor roles whose events are admin actions, always "
+            "stored with whole before and after rows. Omitted: keep (first install: admin).",
+            show_default=False,
+        ),
+    ] = None,
+    strict: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict/--no-strict",
+            help="Refuse every audited write that has no actor in context. "
+            "Omitted: keep (first install: off).",
+            show_default=False,
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -34,15 +60,18 @@ def install(
     Safe to run again. Runs in one transaction: on any error nothing is left
     behind.
     """
-    settings = Settings(schema=schema, owner=owner_role, reader=reader_role)
+    settings = Settings(schema=schema, owner=owner_role, reader=reader_role, writer=writer_role)
     with reported():
         settings.validate()
+        roles = installer.parse_names(admin_roles, "--admin-roles")
         conn = db.connect(dsn)
         with conn:
             if dry_run:
                 # Verbatim, and runnable as is: `auditsql install --dry-run | psql`.
                 script = install_sql(settings, conn.info.server_version)
-                sys.stdout.write(f"BEGIN;\n{script}COMMIT;\n")
+                query = installer.configure_query(settings, roles, strict)
+                configure = "" if query is None else query.as_string(conn)
+                sys.stdout.write(f"BEGIN;\n{script}{configure}COMMIT;\n")
                 return
-            version = installer.install(conn, settings)
+            version = installer.install(conn, settings, admin_roles=roles, strict=strict)
     err.print(f"auditsql {version} installed in schema {schema}", markup=False)

@@ -26,6 +26,15 @@ def _state(table: TrackedTable) -> str:
     return "; ".join(problems)
 
 
+def _policies(table: TrackedTable) -> str:
+    """The table's column policies, or `-`."""
+    parts = [f"exclude {c}" for c in table.exclude] + [f"redact {c}" for c in table.redact]
+    parts += [f"on change {c}: {a}" for c, a in sorted(table.on_change.items())]
+    if table.strict:
+        parts.append("strict")
+    return "; ".join(parts) or "-"
+
+
 def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
     """Show the installed version and every audited table with its triggers.
 
@@ -49,10 +58,10 @@ def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
     if not tables:
         print("no tables attached; run `auditsql attach TABLE`")
         return
-    headings = ("table", "id columns", "source", "capture", "triggers", "state")
+    headings = ("table", "id columns", "source", "capture", "policies", "triggers", "state")
     rows = [
-        (t.entity_type, ", ".join(t.id_columns), t.id_source, t.capture, str(len(t.triggers)),
-         _state(t))
+        (t.entity_type, ", ".join(t.id_columns), t.id_source, t.capture, _policies(t),
+         str(len(t.triggers)), _state(t))
         for t in tables
     ]
     if not out.is_terminal:

@@ -41,13 +41,58 @@ def attach(
             show_default=False,
         ),
     ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", metavar="COLUMN",
+                     help="Never store this column; an update that changes nothing else records "
+                     "nothing. Repeat for several; replaces the table's list.",
+                     show_default=False),
+    ] = None,
+    redact: Annotated[
+        list[str] | None,
+        typer.Option("--redact", metavar="COLUMN",
+                     help="Store this column as '[redacted]'; a change still shows in "
+                     "changed_columns. Repeat for several; replaces the table's list.",
+                     show_default=False),
+    ] = None,
+    on_change: Annotated[
+        list[str] | None,
+        typer.Option("--on-change", metavar="COLUMN=ACTION",
+                     help="An update that changes COLUMN also records the auth event ACTION "
+                     "(e.g. role=role_changed). Repeat for several; replaces the table's list.",
+                     show_default=False),
+    ] = None,
+    strict: Annotated[
+        bool | None,
+        typer.Option("--strict/--no-strict",
+                     help="Refuse writes to the table that have no actor in context.",
+                     show_default=False),
+    ] = None,
+    clear_policies: Annotated[
+        bool,
+        typer.Option("--clear-policies",
+                     help="Drop the table's column policies and strictness first; the other "
+                     "policy options then apply. Without it, policies not named are kept."),
+    ] = False,
 ) -> None:
-    """Start auditing tables. Safe to run again; all tables or none."""
+    """Start auditing tables. Safe to run again; all tables or none.
+
+    Column policies (--exclude, --redact, --on-change, --strict) apply to every
+    table named; each one given replaces what the table had, the others stay.
+    """
     with reported():
         columns = installer.parse_id_columns(id_columns)
         mode = capture.value if capture is not None else None
+        cleared = installer.Policies([], [], {}, False) if clear_policies else installer.Policies()
+        policies = installer.Policies(
+            exclude=exclude if exclude else cleared.exclude,
+            redact=redact if redact else cleared.redact,
+            on_change=installer.parse_on_change(on_change) or cleared.on_change,
+            strict=strict if strict is not None else cleared.strict,
+        )
         with db.connect(dsn) as conn:
-            names = installer.attach(conn, tables, Settings(schema=schema), columns, mode)
+            names = installer.attach(conn, tables, Settings(schema=schema), columns, mode,
+                                     policies)
     for name in names:
         err.print(f"attached {name}", markup=False)
 

@@ -3,17 +3,17 @@
 {#- The context columns of an events row, and their values from the
     variables of fragments/context_declare.sql, in the same order. -#}
 {% macro context_columns() -%}
-txid, occurred_at, actor_id, actor_email, actor_role, ip_address, ip_address_raw, user_agent, request_id, db_user, application_name, client_addr
+txid, occurred_at, admin, actor_id, actor_email, actor_role, ip_address, ip_address_raw, user_agent, request_id, db_user, application_name, client_addr
 {%- endmacro %}
 
 {% macro context_values() -%}
-v_txid, v_now, v_actor_id, v_actor_email, v_actor_role, v_ip, CASE WHEN v_ip IS NULL THEN v_ip_raw END, v_user_agent, v_request_id, v_db_user, v_app_name, v_client_addr
+v_txid, v_now, v_admin, v_actor_id, v_actor_email, v_actor_role, v_ip, CASE WHEN v_ip IS NULL THEN v_ip_raw END, v_user_agent, v_request_id, v_db_user, v_app_name, v_client_addr
 {%- endmacro %}
 
-{#- The same values as EXECUTE parameters $first .. $first+11, for dynamic
+{#- The same values as EXECUTE parameters $first .. $first+12, for dynamic
     statements that pass context_values() in USING. -#}
 {% macro context_params(first) -%}
-{% for i in range(first, first + 12) %}${{ i }}{{ ", " if not loop.last }}{% endfor %}
+{% for i in range(first, first + 13) %}${{ i }}{{ ", " if not loop.last }}{% endfor %}
 {%- endmacro %}
 
 {#- entity_id of a row image (a jsonb expression), decided per call: the key
@@ -25,3 +25,17 @@ CASE WHEN {{ single }} THEN {{ image }} ->> {{ key }}
      ELSE (SELECT jsonb_agg({{ image }} -> k.col ORDER BY k.ord)::text
            FROM unnest({{ keys }}) WITH ORDINALITY AS k(col, ord)) END
 {%- endmacro %}
+
+{#- What a redacted column's value is replaced by, in before and after. -#}
+{% macro redaction_marker() -%}
+'[redacted]'
+{%- endmacro %}
+
+{#- Event actions. Data actions are written by capture, system actions by
+    auditsql about itself: applications may log neither (action_category).
+    Auth actions are the ones log_event files under category 'auth'. -#}
+{% set data_actions = ['created', 'updated', 'deleted', 'truncated'] %}
+{% set system_actions = ['attached', 'detached', 'configured'] %}
+{% set auth_actions = ['login', 'login_failed', 'logout', 'password_changed', 'password_reset',
+                       'role_changed', 'permission_changed', 'mfa_enabled', 'mfa_disabled',
+                       'session_revoked'] %}

@@ -6,6 +6,18 @@
 --                 key (or to override it); NULL means the primary key
 --   p_capture     'row' or 'statement'; NULL keeps the table's current mode
 --                 ('row' for a table not attached yet)
+--   p_exclude     columns never stored; an update that changes nothing else
+--                 records nothing
+--   p_redact      columns stored as the marker '[redacted]' in before and
+--                 after; a change still shows in changed_columns
+--   p_on_change   {"column": "action"}: an update that changes the column
+--                 also records an auth event with that action, carrying the
+--                 column's before and after and the data event's id (caused_by)
+--   p_strict      require an actor: a write without one in context fails
+-- For each policy NULL keeps what the table has ('{}' or false for a table
+-- not attached yet); an empty value clears it. Key columns can be neither
+-- excluded nor redacted, and an excluded column cannot have an on-change
+-- action. Events of an admin actor (see configure) ignore exclusions.
 -- Each table gets its own capture function, capture_<table oid> in the audit
 -- schema, generated from its columns and key (see capture_source). In 'row' mode it
 -- runs as an AFTER ... FOR EACH ROW trigger: the cheapest for the one-row
@@ -23,10 +35,15 @@
 -- exactly what attach granted. Runs with the caller's rights: the caller must
 -- be able to create triggers on the table and be a member of the owner role.
 DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[]);
+DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[], text);
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.attach(
     p_table      regclass,
-    p_id_columns text[] DEFAULT NULL,
-    p_capture    text   DEFAULT NULL)
+    p_id_columns text[]  DEFAULT NULL,
+    p_capture    text    DEFAULT NULL,
+    p_exclude    text[]  DEFAULT NULL,
+    p_redact     text[]  DEFAULT NULL,
+    p_on_change  jsonb   DEFAULT NULL,
+    p_strict     boolean DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -43,6 +60,8 @@ DECLARE
     v_col         text;
     v_was         {{ schema | ident }}.tables;
     v_capture     text;
+    v_now         {{ schema | ident }}.tables;
+    v_policy      record;
     v_function    text  := format('%I.%I', {{ schema | literal }}, 'capture_' || p_table::oid);
 BEGIN
     SELECT * INTO v_rel FROM pg_class WHERE oid = p_table;
@@ -119,6 +138,52 @@ BEGIN
                   HINT = 'Attach it with capture mode row (the default).';
     END IF;
 
+    v_now := ROW(p_table, v_keys, v_source, v_capture,
+                 coalesce(p_exclude, v_was.exclude, '{}'), coalesce(p_redact, v_was.redact, '{}'),
+                 coalesce(p_on_change, v_was.on_change, '{}'), coalesce(p_strict, v_was.require_actor, false),
+                 coalesce(v_was.granted_select, false), coalesce(v_was.granted_usage, '{}'),
+                 coalesce(v_was.attached_at, now()), coalesce(v_was.attached_by, session_user));
+    IF jsonb_typeof(v_now.on_change) <> 'object'
+       OR EXISTS (SELECT FROM jsonb_each(v_now.on_change) AS o WHERE jsonb_typeof(o.value) <> 'string') THEN
+        RAISE EXCEPTION 'auditsql: on-change policies of % must be an object of column names to action names', v_name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR v_policy IN
+        SELECT p.policy, c.col
+        FROM (VALUES ('exclude', v_now.exclude), ('redact', v_now.redact),
+                     ('on-change', ARRAY(SELECT jsonb_object_keys(v_now.on_change)))) AS p(policy, cols)
+        CROSS JOIN LATERAL unnest(p.cols) AS c(col)
+    LOOP
+        IF NOT EXISTS (SELECT FROM pg_attribute
+                       WHERE attrelid = p_table AND attname = v_policy.col
+                         AND attnum > 0 AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'auditsql: % policy names column %, which table % does not have', v_policy.policy, quote_ident(v_policy.col), v_name
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF v_policy.policy IN ('exclude', 'redact') AND v_policy.col = ANY (v_keys) THEN
+            RAISE EXCEPTION 'auditsql: column % of % identifies rows (entity_id) and cannot be %', quote_ident(v_policy.col), v_name,
+                CASE v_policy.policy WHEN 'exclude' THEN 'excluded' ELSE 'redacted' END
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END LOOP;
+    IF v_now.exclude && v_now.redact THEN
+        RAISE EXCEPTION 'auditsql: a column of % cannot be both excluded and redacted', v_name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_now.exclude && ARRAY(SELECT jsonb_object_keys(v_now.on_change)) THEN
+        RAISE EXCEPTION 'auditsql: an excluded column of % cannot have an on-change action: its values are never stored', v_name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM {{ schema | ident }}.action_category(o.value)
+    FROM jsonb_each_text(v_now.on_change) AS o;
+
+    -- The table's row first: capture_source reads it.
+    INSERT INTO {{ schema | ident }}.tables SELECT v_now.*
+    ON CONFLICT (relid) DO UPDATE
+        SET id_columns = excluded.id_columns, id_source = excluded.id_source,
+            capture = excluded.capture, exclude = excluded.exclude, redact = excluded.redact,
+            on_change = excluded.on_change, require_actor = excluded.require_actor;
+
     SELECT string_agg(quote_literal(c), ', ' ORDER BY o) INTO v_args
     FROM unnest(v_keys) WITH ORDINALITY AS u(c, o);
 
@@ -127,7 +192,7 @@ BEGIN
     -- names appear in it, and a name may contain any dollar-quote tag.
     EXECUTE format('CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql '
                    'SECURITY DEFINER AS %L', v_function,
-                   {{ schema | ident }}.capture_source(p_table, v_keys, v_capture));
+                   {{ schema | ident }}.capture_source(p_table));
     EXECUTE format('ALTER FUNCTION %s() OWNER TO %I', v_function, {{ owner | literal }});
     EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', v_function);
     EXECUTE format('COMMENT ON FUNCTION %s() IS %L', v_function,
@@ -182,17 +247,16 @@ BEGIN
         END IF;
     END LOOP;
 
-    INSERT INTO {{ schema | ident }}.tables AS t
-           (relid, id_columns, id_source, capture, granted_select, granted_usage)
-    VALUES (p_table, v_keys, v_source, v_capture, v_granted, v_usage)
-    ON CONFLICT (relid) DO UPDATE
-        SET id_columns = excluded.id_columns, id_source = excluded.id_source,
-            capture = excluded.capture,
-            granted_select = excluded.granted_select, granted_usage = excluded.granted_usage;
+    UPDATE {{ schema | ident }}.tables SET granted_select = v_granted, granted_usage = v_usage
+    WHERE relid = p_table;
 
-    IF v_was IS NULL OR v_was.id_columns IS DISTINCT FROM v_keys OR v_was.capture IS DISTINCT FROM v_capture THEN
+    IF v_was IS NULL
+       OR (v_was.id_columns, v_was.capture, v_was.exclude, v_was.redact, v_was.on_change, v_was.require_actor)
+          IS DISTINCT FROM (v_now.id_columns, v_now.capture, v_now.exclude, v_now.redact, v_now.on_change, v_now.require_actor) THEN
         PERFORM {{ schema | ident }}.record_admin_event('attached', v_name,
-            jsonb_build_object('id_columns', to_jsonb(v_keys), 'id_source', v_source, 'capture', v_capture));
+            jsonb_build_object('id_columns', to_jsonb(v_keys), 'id_source', v_source, 'capture', v_capture,
+                               'exclude', to_jsonb(v_now.exclude), 'redact', to_jsonb(v_now.redact),
+                               'on_change', v_now.on_change, 'require_actor', v_now.require_actor));
     END IF;
 END
 $fn$;

@@ -1,47 +1,66 @@
+{% from "fragments/macros.sql" import redaction_marker %}
 -- capture_source: the body of a table's capture function, capture_<table
--- oid> in the audit schema (template: sql/templates/capture.sql, whose
--- placeholders are format()'s arguments 1-5 below, in that order). attach
--- creates the function from it; status compares it with the installed body
--- to tell whether the function is current (it is not after ALTER TABLE).
---   p_table    the audited table (for a partitioned table, the root)
---   p_keys     the columns that identify a row, in key order
---   p_capture  'row' or 'statement' (see attach)
--- Every piece taken from the catalog or the arguments is quoted here, by
--- format('%I') or quote_literal(); the template itself is fixed at install.
+-- oid> in the audit schema, from what audit.tables records for the table
+-- (key, capture mode, column policies) and audit.settings (admin roles,
+-- require_actor). The template is sql/templates/capture.sql; its placeholders are
+-- format()'s arguments 1-16 below, in that order. attach creates the function
+-- from this; status compares it with the installed body to tell whether the
+-- function is current (it is not after ALTER TABLE or a settings change made
+-- without configure()).
+-- Every piece taken from the catalog or the tables is quoted here, by
+-- format('%I'), quote_literal() or %L; the template is fixed at install.
 -- The column list is the table's as it is now: the function compares those
 -- columns one by one, and falls back to a generic comparison for a row that
 -- has columns it does not know (added or renamed since attach).
-CREATE OR REPLACE FUNCTION {{ schema | ident }}.capture_source(
-    p_table   regclass,
-    p_keys    text[],
-    p_capture text)
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.capture_source(p_table regclass)
 RETURNS text
 LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
+    v_table       {{ schema | ident }}.tables;
+    v_settings    {{ schema | ident }}.settings;
     v_kind        "char";
-    v_columns     text[];
+    v_all         text[];
+    v_kept        text[];
     v_entity_type text;
     v_diff        text;
+    v_changed     text;
+    v_returning   text;
+    v_on_change   text := '';
+    v_admin_oc    text := '';
+    v_strict      text := '';
 BEGIN
+    SELECT * INTO v_table FROM {{ schema | ident }}.tables WHERE relid = p_table;
+    SELECT * INTO v_settings FROM {{ schema | ident }}.settings;
     SELECT c.relkind INTO v_kind FROM pg_class AS c WHERE c.oid = p_table;
+
+    -- One comparison per column. Booleans, integers and types that become
+    -- JSON strings compare exactly as jsonb; other numbers compare by value
+    -- as jsonb (1.0 = 1.00, -0 = 0), and so may values nested in arrays,
+    -- json or rows, so those compare as text. A redacted column absent from
+    -- both images (dropped since attach) counts as unchanged.
     SELECT array_agg(a.attname::text ORDER BY a.attnum),
+           array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attname <> ALL (v_table.exclude)),
            string_agg(format(
-               CASE WHEN coalesce(nullif(t.typbasetype, 0), a.atttypid)
-                         = ANY ('{16,17,18,19,20,21,23,25,26,650,829,869,1042,1043,1082,1083,1114,1184,1186,1266,2950}'::oid[])
-                    -- booleans, integers and types that become JSON strings:
-                    -- jsonb equality is exact for their values
+               CASE WHEN a.attname = ANY (v_table.redact)
+                    THEN 'CASE WHEN COALESCE((s.oj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (s.nj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text, true) THEN %1$s END'
+                    WHEN t.exact
                     THEN 'CASE WHEN (s.oj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text) OPERATOR(pg_catalog.=) (s.nj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text) THEN %1$s END'
-                    -- other numbers compare by value as jsonb (1.0 = 1.00, -0 = 0),
-                    -- and so may values nested in arrays, json or rows: compare text
                     ELSE 'CASE WHEN (s.oj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (s.nj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text THEN %1$s END'
                END,
                quote_literal(a.attname)), E',\n                             ' ORDER BY a.attnum)
-      INTO v_columns, v_diff
+               FILTER (WHERE a.attname <> ALL (v_table.exclude)),
+           string_agg(format(
+               'CASE WHEN COALESCE((s.oj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (s.nj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text, true) THEN NULL ELSE %1$s END',
+               quote_literal(a.attname)), E',\n                             ' ORDER BY a.attnum)
+      INTO v_all, v_kept, v_diff, v_changed
     FROM pg_attribute AS a
-    JOIN pg_type AS t ON t.oid = a.atttypid
+    CROSS JOIN LATERAL (
+        SELECT coalesce(nullif(ty.typbasetype, 0), a.atttypid)
+               = ANY ('{16,17,18,19,20,21,23,25,26,650,829,869,1042,1043,1082,1083,1114,1184,1186,1266,2950}'::oid[]) AS exact
+        FROM pg_type AS ty WHERE ty.oid = a.atttypid) AS t
     WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped;
 
     IF v_kind = 'p' THEN
@@ -55,17 +74,66 @@ BEGIN
         v_entity_type := 'pg_catalog.quote_ident(TG_TABLE_SCHEMA) OPERATOR(pg_catalog.||) ''.'' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(TG_TABLE_NAME)';
     END IF;
 
+    IF v_table.require_actor OR v_settings.require_actor THEN
+        v_strict := 'IF COALESCE(pg_catalog.current_setting(''auditsql.actor_id'', true), '''') OPERATOR(pg_catalog.=) '''' THEN
+        RAISE EXCEPTION ''auditsql: % on % needs an actor: this table accepts attributed writes only'', TG_OP, TG_TABLE_NAME
+            USING ERRCODE = ''invalid_authorization_specification'',
+                  HINT = ' || quote_literal(format('Name the actor in the same transaction first: SELECT %I.set_actor(...).',
+                                                   {{ schema | literal }})) || ';
+    END IF;';
+    END IF;
+
+    IF v_table.on_change <> '{}' THEN
+        -- The data event, then one auth event per changed on-change column,
+        -- in the same statement; each names the data event in caused_by.
+        v_returning := format(
+            E'\n            RETURNING id, entity_type, entity_id, before, after, changed_columns, admin, actor_id, actor_email, actor_role, ip_address, ip_address_raw, user_agent, request_id, application_name, client_addr)'
+            || E'\n        INSERT INTO %I.events (category, action, caused_by, entity_type, entity_id, before, after, admin, actor_id, actor_email, actor_role, ip_address, ip_address_raw, user_agent, request_id, application_name, client_addr)'
+            || E'\n        SELECT ''auth'', x.action, ins.id, ins.entity_type, ins.entity_id,'
+            || E'\n               pg_catalog.jsonb_build_object(x.col, ins.before OPERATOR(pg_catalog.->) x.col),'
+            || E'\n               pg_catalog.jsonb_build_object(x.col, ins.after OPERATOR(pg_catalog.->) x.col),'
+            || E'\n               ins.admin, ins.actor_id, ins.actor_email, ins.actor_role, ins.ip_address, ins.ip_address_raw, ins.user_agent, ins.request_id, ins.application_name, ins.client_addr'
+            || E'\n        FROM ins, (VALUES %s) AS x(col, action)',
+            {{ schema | literal }},
+            (SELECT string_agg(format('(%L::pg_catalog.text, %L::pg_catalog.text)', o.key, o.value), ', ' ORDER BY o.key)
+             FROM jsonb_each_text(v_table.on_change) AS o));
+        v_on_change := v_returning || E'\n        WHERE ins.before OPERATOR(pg_catalog.?) x.col';
+        v_admin_oc := v_returning || E'\n        WHERE ins.changed_columns OPERATOR(pg_catalog.@>) ARRAY[x.col]';
+    END IF;
+
     RETURN format(
-        CASE p_capture
+        CASE v_table.capture
         WHEN 'row' THEN
             $tpl${% with mode = 'row' %}{% include "templates/capture.sql" %}{% endwith %}$tpl$
         WHEN 'statement' THEN
             $tpl${% with mode = 'statement' %}{% include "templates/capture.sql" %}{% endwith %}$tpl$
         END,
         v_entity_type,
-        {{ schema | ident }}.key_expression('s.nj', p_keys),
-        {{ schema | ident }}.key_expression('s.oj', p_keys),
-        quote_literal(v_columns),
-        format(E's.oj OPERATOR(pg_catalog.-) pg_catalog.array_remove(ARRAY[%s]::pg_catalog.text[], NULL::pg_catalog.text)', v_diff));
+        {{ schema | ident }}.key_expression('s.nj', v_table.id_columns),
+        {{ schema | ident }}.key_expression('s.oj', v_table.id_columns),
+        quote_literal(v_kept),
+        format('(s.oj%s) OPERATOR(pg_catalog.-) pg_catalog.array_remove(ARRAY[%s]::pg_catalog.text[], NULL::pg_catalog.text)',
+               CASE WHEN v_table.redact <> '{}' THEN format(' OPERATOR(pg_catalog.||) %L::pg_catalog.jsonb',
+                   (SELECT jsonb_object_agg(r, {{ redaction_marker() }}::text) FROM unnest(v_table.redact) AS r)) ELSE '' END,
+               v_diff),
+        CASE WHEN v_table.exclude <> '{}'
+             THEN format(' OPERATOR(pg_catalog.-) CASE WHEN v_admin THEN ''{}''::pg_catalog.text[] ELSE %L::pg_catalog.text[] END',
+                         v_table.exclude)
+             ELSE '' END,
+        CASE WHEN v_table.redact <> '{}'
+             THEN format(' OPERATOR(pg_catalog.||) %L::pg_catalog.jsonb',
+                         (SELECT jsonb_object_agg(r, {{ redaction_marker() }}::text) FROM unnest(v_table.redact) AS r))
+             ELSE '' END,
+        quote_literal(v_settings.admin_roles),
+        v_strict,
+        CASE WHEN v_table.exclude <> '{}'
+             THEN '(s.oj)::pg_catalog.text OPERATOR(pg_catalog.<>) (s.nj)::pg_catalog.text'
+             ELSE 'true' END,
+        format('pg_catalog.array_remove(ARRAY[%s]::pg_catalog.text[], NULL::pg_catalog.text)', v_changed),
+        CASE WHEN v_table.on_change <> '{}' THEN 'WITH ins AS (' ELSE '' END,
+        v_on_change,
+        v_admin_oc,
+        quote_literal(v_all),
+        quote_literal(v_table.redact));
 END
 $fn$;

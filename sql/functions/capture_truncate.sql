@@ -1,4 +1,4 @@
-{% from "fragments/macros.sql" import context_columns, context_values, context_params, entity_id %}
+{% from "fragments/macros.sql" import context_columns, context_values, context_params, entity_id, redaction_marker %}
 -- capture_truncate: statement-level BEFORE TRUNCATE trigger. It runs after
 -- TRUNCATE has locked the table and before the rows go, and records every
 -- row as a `truncated` event, so their contents stay in history.
@@ -10,6 +10,9 @@
 -- TRUNCATE is refused outside READ COMMITTED (see below).
 -- Rows are read with row_security off: if row-level security would hide
 -- rows from the owner role, TRUNCATE fails instead of losing them silently.
+-- Column policies apply as in the generated capture functions: excluded
+-- columns are left out (unless the actor is an admin), redacted ones show
+-- the marker, and a table that requires an actor refuses a TRUNCATE without an actor.
 -- Trigger arguments: the key columns that identify a row, in key order.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.capture_truncate()
 RETURNS trigger
@@ -23,8 +26,19 @@ DECLARE
 {% include "fragments/context_declare.sql" %}
     v_entity_type text := coalesce(pg_partition_root(TG_RELID), TG_RELID::regclass)::text;
     v_untracked   oid[];
+    v_policy      record;
 BEGIN
 {% include "fragments/preamble.sql" %}
+    SELECT t.exclude, t.redact, t.require_actor OR s.require_actor AS require_actor,
+           (SELECT jsonb_object_agg(r, {{ redaction_marker() }}::text) FROM unnest(t.redact) AS r) AS marks
+      INTO v_policy
+    FROM {{ schema | ident }}.tables AS t, {{ schema | ident }}.settings AS s
+    WHERE t.relid = coalesce(pg_partition_root(TG_RELID), TG_RELID);
+    IF v_policy.require_actor AND v_actor_id IS NULL THEN
+        RAISE EXCEPTION 'auditsql: % on % needs an actor: this table accepts attributed writes only', TG_OP, TG_TABLE_NAME
+            USING ERRCODE = 'invalid_authorization_specification',
+                  HINT = format('Name the actor in the same transaction first: SELECT %I.set_actor(...).', {{ schema | literal }});
+    END IF;
     -- Under REPEATABLE READ or SERIALIZABLE this query would see the rows of
     -- the transaction's snapshot, while TRUNCATE removes every row, including
     -- rows committed since: those would vanish unrecorded. Refuse instead.
@@ -47,13 +61,15 @@ BEGIN
     -- attach granted, filtered to the untracked ones.
     EXECUTE format(
         'INSERT INTO %I.events '
-        '(action, entity_type, entity_id, before, {{ context_columns() }}) '
-        'SELECT ''truncated'', $1, {{ entity_id("s.oj", "$2", "$3", "$4") | replace("'", "''") }}, s.oj, {{ context_params(5) }} '
+        '(category, action, entity_type, entity_id, before, {{ context_columns() }}) '
+        'SELECT ''data'', ''truncated'', $1, {{ entity_id("s.oj", "$2", "$3", "$4") | replace("'", "''") }}, '
+        '       (s.oj - $19) || coalesce($20, ''{}''), {{ context_params(5) }} '
         'FROM (SELECT to_jsonb(auditsql_rows.*) AS oj FROM %s %I.%I AS auditsql_rows '
-        '      WHERE $17 IS NULL OR auditsql_rows.tableoid = ANY ($17) OFFSET 0) AS s',
+        '      WHERE $18 IS NULL OR auditsql_rows.tableoid = ANY ($18) OFFSET 0) AS s',
         {{ schema | literal }}, CASE WHEN v_untracked IS NULL THEN 'ONLY' ELSE '' END,
         TG_TABLE_SCHEMA, TG_TABLE_NAME)
-    USING v_entity_type, TG_NARGS = 1, TG_ARGV[0], TG_ARGV, {{ context_values() }}, v_untracked;
+    USING v_entity_type, TG_NARGS = 1, TG_ARGV[0], TG_ARGV, {{ context_values() }}, v_untracked,
+          CASE WHEN v_admin THEN '{}' ELSE v_policy.exclude END, v_policy.marks;
     RETURN NULL;
 END
 $fn$;

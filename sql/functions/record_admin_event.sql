@@ -1,6 +1,7 @@
--- record_admin_event: write an event about auditing itself (a table attached
--- or detached), with the current actor and request context. Runs with the
--- caller's rights: only members of the owner role may write the log.
+-- record_admin_event: write a system event about auditing itself (a table
+-- attached or detached, settings changed), with the current actor and
+-- request context. Runs with the caller's rights: only members of the owner
+-- role may write the log.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.record_admin_event(
     p_action      text,
     p_entity_type text,
@@ -13,7 +14,7 @@ DECLARE
 {% include "fragments/context_declare.sql" %}
 BEGIN
     INSERT INTO {{ schema | ident }}.events
-           (action, entity_type, after, {% from "fragments/macros.sql" import context_columns, context_values %}{{ context_columns() }})
-    VALUES (p_action, p_entity_type, p_details, {{ context_values() }});
+           (category, action, entity_type, after, {% from "fragments/macros.sql" import context_columns, context_values %}{{ context_columns() }})
+    VALUES ('system', p_action, p_entity_type, p_details, {{ context_values() }});
 END
 $fn$;

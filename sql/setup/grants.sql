@@ -1,4 +1,5 @@
 -- Grants. PUBLIC may use the schema only to reach set_actor and set_request;
+-- the writer role may also call log_event;
 -- it holds nothing on tables, sequences or any other function. The reader
 -- role may read the log and the list of audited tables. Nobody, the owner
 -- included, holds UPDATE, DELETE or TRUNCATE on the log.
@@ -11,10 +12,15 @@ GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_request(text, text, text) TO 
 
 GRANT USAGE ON SCHEMA {{ schema | ident }} TO {{ reader | ident }};
 -- status compares each capture function with what attach would generate now.
-GRANT EXECUTE ON FUNCTION {{ schema | ident }}.capture_source(regclass, text[], text),
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.capture_source(regclass),
                           {{ schema | ident }}.key_expression(text, text[]) TO {{ reader | ident }};
-GRANT SELECT ON {{ schema | ident }}.events, {{ schema | ident }}.history,
-                {{ schema | ident }}.tables, {{ schema | ident }}.installation TO {{ reader | ident }};
+GRANT SELECT ON {{ schema | ident }}.events, {{ schema | ident }}.history, {{ schema | ident }}.envelope,
+                {{ schema | ident }}.tables, {{ schema | ident }}.settings,
+                {{ schema | ident }}.installation TO {{ reader | ident }};
+
+-- The writer role may log application events (and nothing else).
+GRANT USAGE ON SCHEMA {{ schema | ident }} TO {{ writer | ident }};
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.log_event(text, text, text, jsonb) TO {{ writer | ident }};
 
 REVOKE UPDATE, DELETE, TRUNCATE ON {{ schema | ident }}.events, {{ schema | ident }}.events_default
     FROM {{ owner | ident }};

@@ -1,5 +1,5 @@
 -- Roles: the owner holds every audit object and cannot log in; the reader may
--- read the log. Existing roles are reused, but the owner is made NOLOGIN.
+-- read the log; the writer may log application events (log_event). Existing roles are reused, but the owner is made NOLOGIN.
 -- The installing role becomes a member of the owner so that it can create
 -- objects on its behalf (on PostgreSQL 16+ a CREATEROLE role must grant
 -- itself that membership explicitly).
@@ -17,6 +17,13 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ reader | literal }}) THEN
         BEGIN
             CREATE ROLE {{ reader | ident }} NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ writer | literal }}) THEN
+        BEGIN
+            CREATE ROLE {{ writer | ident }} NOLOGIN;
         EXCEPTION WHEN duplicate_object OR unique_violation THEN
             NULL;
         END;
@@ -39,3 +46,4 @@ END
 $roles$;
 COMMENT ON ROLE {{ owner | ident }} IS 'auditsql: owns the audit schema; NOLOGIN';
 COMMENT ON ROLE {{ reader | ident }} IS 'auditsql: may read the audit log';
+COMMENT ON ROLE {{ writer | ident }} IS 'auditsql: may log application events (log_event); grant it to application roles';

@@ -3,12 +3,27 @@
 -- for want of a partition. Fixed-width columns first for compact rows. The
 -- indexed identifiers compare bytewise (COLLATE "C"): they are names and
 -- keys, not prose, and every insert into their indexes compares them.
+-- What kind of event a row is: data (a row created, updated, deleted or
+-- truncated by capture), auth (log_event with an authentication action, or an
+-- on-change policy), app (any other log_event action), system (auditing
+-- itself: attach, detach, settings).
+DO $category$
+BEGIN
+    CREATE TYPE {{ schema | ident }}.category AS ENUM ('data', 'auth', 'app', 'system');
+EXCEPTION WHEN duplicate_object THEN
+    NULL;
+END
+$category$;
+
 CREATE SEQUENCE IF NOT EXISTS {{ schema | ident }}.events_id_seq AS bigint;
 
 CREATE TABLE IF NOT EXISTS {{ schema | ident }}.events (
     id                 bigint      NOT NULL DEFAULT pg_catalog.nextval({{ ((schema | ident) ~ '.events_id_seq') | literal }}::pg_catalog.regclass),
     occurred_at        timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp(),
     txid               bigint      NOT NULL DEFAULT pg_catalog.txid_current(),
+    caused_by          bigint,
+    category           {{ schema | ident }}.category NOT NULL,
+    admin              boolean     NOT NULL DEFAULT false,
     ip_address         inet,
     client_addr        inet,
     action             text        NOT NULL,
@@ -23,6 +38,7 @@ CREATE TABLE IF NOT EXISTS {{ schema | ident }}.events (
     ip_address_raw     text,
     db_user            text        NOT NULL DEFAULT pg_catalog."session_user"(),
     application_name   text,
+    changed_columns    text[],
     before             jsonb,
     after              jsonb
 ) PARTITION BY RANGE (occurred_at);
@@ -47,10 +63,14 @@ CREATE INDEX IF NOT EXISTS events_time_id_brin
 COMMENT ON TABLE {{ schema | ident }}.events IS 'auditsql: the append-only audit log';
 COMMENT ON COLUMN {{ schema | ident }}.events.id IS 'increasing event id; replay order';
 COMMENT ON COLUMN {{ schema | ident }}.events.txid IS 'id of the writing transaction (txid_current())';
-COMMENT ON COLUMN {{ schema | ident }}.events.action IS 'created, updated, deleted, truncated, attached, detached';
+COMMENT ON COLUMN {{ schema | ident }}.events.action IS 'data: created, updated, deleted, truncated; system: attached, detached, configured; auth and app: the action given to log_event or an on-change policy';
+COMMENT ON COLUMN {{ schema | ident }}.events.category IS 'data, auth, app or system';
+COMMENT ON COLUMN {{ schema | ident }}.events.admin IS 'the actor role was one of the admin roles (audit.settings): before and after are whole rows, whatever the column policies except redaction';
+COMMENT ON COLUMN {{ schema | ident }}.events.caused_by IS 'for an event an on-change policy wrote: the id of the data event that caused it';
+COMMENT ON COLUMN {{ schema | ident }}.events.changed_columns IS 'admin updates only, whose before is the whole row: the columns that changed (see the history view for every update)';
 COMMENT ON COLUMN {{ schema | ident }}.events.entity_type IS 'schema-qualified table name, quoted as needed';
 COMMENT ON COLUMN {{ schema | ident }}.events.entity_id IS 'row identity: the key value as text, or a JSON array for several key columns';
-COMMENT ON COLUMN {{ schema | ident }}.events.before IS 'row before the change: the whole row for deleted and truncated; for updated, the old values of the columns that changed only (the whole old row is after || before; see the history view)';
+COMMENT ON COLUMN {{ schema | ident }}.events.before IS 'row before the change: the whole row for deleted and truncated and for admin updates; for other updates, the old values of the columns that changed only (the whole old row is after || before; see the history view)';
 COMMENT ON COLUMN {{ schema | ident }}.events.after IS 'row after the change: the whole row for created and updated';
 COMMENT ON COLUMN {{ schema | ident }}.events.previous_entity_id IS 'set when an update changed the row key: the key before the update';
 COMMENT ON COLUMN {{ schema | ident }}.events.ip_address IS 'auditsql.ip_address, when it is a valid inet';

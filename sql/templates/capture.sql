@@ -1,23 +1,26 @@
 {#- The body of one audited table's capture function, as a format() template
     (attach wraps it in CREATE FUNCTION ... SECURITY DEFINER AS '<body>').
     audit.capture_source() fills the placeholders (P: format() arguments
-    1-5, in the order below) with pieces it quotes itself; S is the audit
-    schema with any % doubled. No other % may appear in this file
+    1-16, named below) with pieces it builds and quotes itself from the
+    table, its key, its column policies and the installation settings; S is
+    the audit schema with any % doubled. No other % may appear in this file
     (tests/unit/test_render.py checks).
 
     Rendered twice at install, once per capture mode (`mode`): 'row' (an
     AFTER ... FOR EACH ROW trigger) or 'statement' (statement triggers over
-    transition tables); attach picks one. Generated per table so that the columns, the key and the entity type are
-    known in advance: the comparison of old and new values is a few jsonb
-    lookups instead of a set-returning subquery, and the write is one
-    INSERT ... SELECT (see docs/performance.md for what each choice buys).
+    transition tables); attach picks one. Generated per table so that the
+    columns, the key and the policies are known in advance: the comparison of
+    old and new values is a few jsonb lookups instead of a set-returning
+    subquery, a policy the table does not use costs nothing, and each write
+    is one INSERT ... SELECT (see docs/performance.md).
 
     It pins no search_path: a SET clause costs every call a GUC save and
     restore. Instead every name is schema-qualified and every operator
     spelled OPERATOR(pg_catalog.x); the SQL constructs that resolve an
     operator through search_path (NULLIF, IS DISTINCT FROM, IN, simple CASE,
     LIKE, JOIN ... USING) are not used. tests/sql/test_hijack.py plants
-    look-alikes of everything used here ahead of pg_catalog.
+    look-alikes of everything used here ahead of pg_catalog, and reads the
+    generated bodies for bare operators.
 
     Row images are built by to_jsonb() only after the json-cast check (a
     cast to json of a user-defined type, owned by an ordinary role, would run
@@ -25,18 +28,25 @@
 {%- set mode = mode | default('row') -%}
 {%- macro S() -%}{{ schema | ident | replace('%', '%%') }}{%- endmacro -%}
 {%- macro P(name) -%}
-{{ {'entity_type': '%1$s', 'new_id': '%2$s', 'old_id': '%3$s',
-    'columns': '%4$s', 'diff': '%5$s'}[name] }}
+{{ {'entity_type': '%1$s', 'new_id': '%2$s', 'old_id': '%3$s', 'columns': '%4$s',
+    'diff': '%5$s', 'image_suffix': '%6$s', 'redaction': '%7$s', 'admin_roles': '%8$s',
+    'strict': '%9$s', 'update_filter': '%10$s', 'admin_changed': '%11$s',
+    'on_change_with': '%12$s', 'on_change': '%13$s', 'admin_on_change': '%14$s',
+    'all_columns': '%15$s', 'redact_columns': '%16$s'}[name] }}
 {%- endmacro -%}
+{#- A context setting as stored: NULL when unset or empty, at most 1024
+    characters (set_actor and set_request refuse longer values; a value set
+    with set_config directly is cut). -#}
 {%- macro setting(name) -%}
-CASE WHEN pg_catalog.current_setting('{{ name }}', true) OPERATOR(pg_catalog.<>) '' THEN pg_catalog.current_setting('{{ name }}', true) END
+CASE WHEN pg_catalog.current_setting('{{ name }}', true) OPERATOR(pg_catalog.<>) '' THEN pg_catalog.left(pg_catalog.current_setting('{{ name }}', true), 1024) END
 {%- endmacro -%}
 {%- macro context_columns() -%}
-actor_id, actor_email, actor_role, ip_address, ip_address_raw, user_agent, request_id, application_name, client_addr
+category, admin, actor_id, actor_email, actor_role, ip_address, ip_address_raw, user_agent, request_id, application_name, client_addr
 {%- endmacro -%}
 {#- Row level: the settings are read inside the INSERT, once per row. -#}
 {%- macro row_context() -%}
-{{ setting('auditsql.actor_id') }},
+'data', v_admin,
+                   {{ setting('auditsql.actor_id') }},
                    {{ setting('auditsql.actor_email') }},
                    {{ setting('auditsql.actor_role') }},
                    v_ip, CASE WHEN v_ip IS NULL THEN v_ip_raw END,
@@ -47,7 +57,7 @@ actor_id, actor_email, actor_role, ip_address, ip_address_raw, user_agent, reque
 {%- endmacro -%}
 {#- Statement level: read once into variables, constant for every row. -#}
 {%- macro statement_context() -%}
-v_actor_id, v_actor_email, v_actor_role, v_ip, CASE WHEN v_ip IS NULL THEN v_ip_raw END,
+'data', v_admin, v_actor_id, v_actor_email, v_actor_role, v_ip, CASE WHEN v_ip IS NULL THEN v_ip_raw END,
                    v_user_agent, v_request_id, v_application_name, v_client_addr
 {%- endmacro -%}
 {#- True, or an error: no cast to json or jsonb of a user-defined type whose
@@ -62,30 +72,51 @@ v_actor_id, v_actor_email, v_actor_role, v_ip, CASE WHEN v_ip IS NULL THEN v_ip_
                                  AND c.casttarget OPERATOR(pg_catalog.=) ANY ('{114,3802}'::pg_catalog.oid[]))
                    OR {{ S() }}.check_json_casts())
 {%- endset -%}
+{#- Each INSERT below takes its FROM clause from the caller; the subquery s
+    has the old image s.oj and/or the new image s.nj. Images drop excluded
+    columns (P image_suffix) unless the actor is an admin, and show redacted
+    columns as a marker (P redaction). -#}
 {%- macro insert_created(context, entity_type) -%}
 INSERT INTO {{ S() }}.events (action, entity_type, entity_id, after, {{ context_columns() }})
-            SELECT 'created', {{ entity_type }}, {{ P('new_id') }}, s.nj,
+            SELECT 'created', {{ entity_type }}, {{ P('new_id') }}, s.nj{{ P('redaction') }},
                    {{ context() }}
 {%- endmacro -%}
+{#- An update by anyone but an admin stores the old values of the changed
+    columns only; columns the generated comparison does not know (the table
+    was altered after attach) are compared generically. -#}
 {%- macro insert_updated(context, entity_type) -%}
-INSERT INTO {{ S() }}.events (action, entity_type, entity_id, previous_entity_id, before, after, {{ context_columns() }})
+{{ P('on_change_with') }}INSERT INTO {{ S() }}.events (action, entity_type, entity_id, previous_entity_id, before, after, {{ context_columns() }})
             SELECT 'updated', {{ entity_type }}, {{ P('new_id') }},
                    CASE WHEN {{ P('old_id') }} OPERATOR(pg_catalog.=) {{ P('new_id') }} THEN NULL ELSE {{ P('old_id') }} END,
                    CASE WHEN (s.nj OPERATOR(pg_catalog.-) {{ P('columns') }}::pg_catalog.text[]) OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb
                         THEN {{ P('diff') }}
-                        ELSE {{ S() }}.changed_values(s.oj, s.nj) END,
-                   s.nj,
+                        ELSE {{ S() }}.changed_values(s.oj, s.nj, {{ P('redact_columns') }}::pg_catalog.text[]) END,
+                   s.nj{{ P('redaction') }},
+                   {{ context() }}
+{%- endmacro -%}
+{#- An update by an admin stores whole rows (redaction still applies) and
+    names the changed columns, excluded ones included. -#}
+{%- macro insert_admin_updated(context, entity_type) -%}
+{{ P('on_change_with') }}INSERT INTO {{ S() }}.events (action, entity_type, entity_id, previous_entity_id, before, after, changed_columns, {{ context_columns() }})
+            SELECT 'updated', {{ entity_type }}, {{ P('new_id') }},
+                   CASE WHEN {{ P('old_id') }} OPERATOR(pg_catalog.=) {{ P('new_id') }} THEN NULL ELSE {{ P('old_id') }} END,
+                   s.oj{{ P('redaction') }}, s.nj{{ P('redaction') }},
+                   CASE WHEN (s.nj OPERATOR(pg_catalog.-) {{ P('all_columns') }}::pg_catalog.text[]) OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb
+                        THEN {{ P('admin_changed') }}
+                        ELSE ARRAY(SELECT pg_catalog.jsonb_object_keys({{ S() }}.changed_values(s.oj, s.nj, '{}'::pg_catalog.text[]))) END,
                    {{ context() }}
 {%- endmacro -%}
 {%- macro insert_deleted(context, entity_type) -%}
 INSERT INTO {{ S() }}.events (action, entity_type, entity_id, before, {{ context_columns() }})
-            SELECT 'deleted', {{ entity_type }}, {{ P('old_id') }}, s.oj,
+            SELECT 'deleted', {{ entity_type }}, {{ P('old_id') }}, s.oj{{ P('redaction') }},
                    {{ context() }}
 {%- endmacro -%}
 DECLARE
     v_saved            pg_catalog.text[];
     v_ip_raw           pg_catalog.text;
     v_ip               pg_catalog.inet;
+    v_admin            pg_catalog.bool := COALESCE(
+        pg_catalog.current_setting('auditsql.actor_role', true) OPERATOR(pg_catalog.=) ANY ({{ P('admin_roles') }}::pg_catalog.text[]), false);
 {%- if mode == 'statement' %}
     v_actor_id         pg_catalog.text := {{ setting('auditsql.actor_id') }};
     v_actor_email      pg_catalog.text := {{ setting('auditsql.actor_email') }};
@@ -97,6 +128,7 @@ DECLARE
     v_entity_type      pg_catalog.text := {{ P('entity_type') }};
 {%- endif %}
 BEGIN
+    {{ P('strict') }}
     IF pg_catalog.current_setting('extra_float_digits') OPERATOR(pg_catalog.<>) '1'
        OR pg_catalog.current_setting('IntervalStyle') OPERATOR(pg_catalog.<>) 'postgres'
        OR pg_catalog.current_setting('bytea_output') OPERATOR(pg_catalog.<>) 'hex' THEN
@@ -115,20 +147,29 @@ BEGIN
 {%- if mode == 'row' %}
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
         {{ insert_created(row_context, P('entity_type')) }}
-        FROM (SELECT pg_catalog.to_jsonb(NEW) AS nj
+        FROM (SELECT pg_catalog.to_jsonb(NEW){{ P('image_suffix') }} AS nj
               WHERE {{ json_casts_checked }}
               OFFSET 0) AS s;
     ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
         -- A row left byte-for-byte unchanged records nothing.
         IF NOT (OLD OPERATOR(pg_catalog.*=) NEW) THEN
-            {{ insert_updated(row_context, P('entity_type')) }}
-            FROM (SELECT pg_catalog.to_jsonb(OLD) AS oj, pg_catalog.to_jsonb(NEW) AS nj
-                  WHERE {{ json_casts_checked }}
-                  OFFSET 0) AS s;
+            IF v_admin THEN
+                {{ insert_admin_updated(row_context, P('entity_type')) }}
+                FROM (SELECT pg_catalog.to_jsonb(OLD) AS oj, pg_catalog.to_jsonb(NEW) AS nj
+                      WHERE {{ json_casts_checked }}
+                      OFFSET 0) AS s{{ P('admin_on_change') }};
+            ELSE
+                {{ insert_updated(row_context, P('entity_type')) }}
+                FROM (SELECT pg_catalog.to_jsonb(OLD){{ P('image_suffix') }} AS oj,
+                             pg_catalog.to_jsonb(NEW){{ P('image_suffix') }} AS nj
+                      WHERE {{ json_casts_checked }}
+                      OFFSET 0) AS s
+                WHERE {{ P('update_filter') }}{{ P('on_change') }};
+            END IF;
         END IF;
     ELSE
         {{ insert_deleted(row_context, P('entity_type')) }}
-        FROM (SELECT pg_catalog.to_jsonb(OLD) AS oj
+        FROM (SELECT pg_catalog.to_jsonb(OLD){{ P('image_suffix') }} AS oj
               WHERE {{ json_casts_checked }}
               OFFSET 0) AS s;
     END IF;
@@ -137,27 +178,42 @@ BEGIN
     -- auditsql_new (for tables attached with capture 'statement').
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
         {{ insert_created(statement_context, 'v_entity_type') }}
-        FROM (SELECT pg_catalog.to_jsonb(auditsql_new.*) AS nj FROM auditsql_new
+        FROM (SELECT pg_catalog.to_jsonb(auditsql_new.*){{ P('image_suffix') }} AS nj FROM auditsql_new
               WHERE {{ json_casts_checked }}
               OFFSET 0) AS s;
     ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
         -- Old and new rows are paired by position: PostgreSQL appends both
         -- images of a row to the transition tables together. Rows left
         -- byte-for-byte unchanged record nothing.
-        {{ insert_updated(statement_context, 'v_entity_type') }}
-        FROM (SELECT o.j AS oj, n.j AS nj
-              FROM (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_old.*) AS r,
-                           pg_catalog.to_jsonb(auditsql_old.*) AS j
-                    FROM auditsql_old) AS o
-              JOIN (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_new.*) AS r,
-                           pg_catalog.to_jsonb(auditsql_new.*) AS j
-                    FROM auditsql_new) AS n ON n.rn OPERATOR(pg_catalog.=) o.rn
-              WHERE NOT (o.r OPERATOR(pg_catalog.*=) n.r)
-                AND {{ json_casts_checked }}
-              OFFSET 0) AS s;
+        IF v_admin THEN
+            {{ insert_admin_updated(statement_context, 'v_entity_type') }}
+            FROM (SELECT o.j AS oj, n.j AS nj
+                  FROM (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_old.*) AS r,
+                               pg_catalog.to_jsonb(auditsql_old.*) AS j
+                        FROM auditsql_old) AS o
+                  JOIN (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_new.*) AS r,
+                               pg_catalog.to_jsonb(auditsql_new.*) AS j
+                        FROM auditsql_new) AS n ON n.rn OPERATOR(pg_catalog.=) o.rn
+                  WHERE NOT (o.r OPERATOR(pg_catalog.*=) n.r)
+                    AND {{ json_casts_checked }}
+                  OFFSET 0) AS s{{ P('admin_on_change') }};
+        ELSE
+            {{ insert_updated(statement_context, 'v_entity_type') }}
+            FROM (SELECT o.j AS oj, n.j AS nj
+                  FROM (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_old.*) AS r,
+                               pg_catalog.to_jsonb(auditsql_old.*){{ P('image_suffix') }} AS j
+                        FROM auditsql_old) AS o
+                  JOIN (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_new.*) AS r,
+                               pg_catalog.to_jsonb(auditsql_new.*){{ P('image_suffix') }} AS j
+                        FROM auditsql_new) AS n ON n.rn OPERATOR(pg_catalog.=) o.rn
+                  WHERE NOT (o.r OPERATOR(pg_catalog.*=) n.r)
+                    AND {{ json_casts_checked }}
+                  OFFSET 0) AS s
+            WHERE {{ P('update_filter') }}{{ P('on_change') }};
+        END IF;
     ELSE
         {{ insert_deleted(statement_context, 'v_entity_type') }}
-        FROM (SELECT pg_catalog.to_jsonb(auditsql_old.*) AS oj FROM auditsql_old
+        FROM (SELECT pg_catalog.to_jsonb(auditsql_old.*){{ P('image_suffix') }} AS oj FROM auditsql_old
               WHERE {{ json_casts_checked }}
               OFFSET 0) AS s;
     END IF;

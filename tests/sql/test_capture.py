@@ -143,8 +143,8 @@ def test_column_type_changed_after_attach_until_attach_runs_again(su: Conn, orde
         "UPDATE orders SET status = 1.0 WHERE id = 1")
     [event] = events(su, orders)
     assert event["after"]["status"] == 1.0
-    assert not scalar(su, "SELECT p.prosrc = audit.capture_source(t.relid::regclass,"
-                          " t.id_columns, t.capture) FROM audit.tables t"
+    assert not scalar(su, "SELECT p.prosrc = audit.capture_source(t.relid::regclass)"
+                          " FROM audit.tables t"
                           " JOIN pg_proc p ON p.proname = 'capture_' || t.relid")
     attach(su, "orders")
     su.execute("UPDATE orders SET status = 1.00 WHERE id = 1")
@@ -266,7 +266,8 @@ def test_attach_twice_keeps_one_set_of_triggers_and_one_event(
     attached = events(su, orders, actions=["attached"])
     assert len(attached) == 1
     assert attached[0]["after"] == {"id_columns": ["id"], "id_source": "primary key",
-                                    "capture": capture}
+                                    "capture": capture, "exclude": [], "redact": [],
+                                    "on_change": {}, "require_actor": False}
     su.execute("INSERT INTO orders VALUES (4, 'new', 1, NULL)")
     assert brief(events(su, orders)) == [("created", "4")]
 

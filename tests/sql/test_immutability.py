@@ -51,7 +51,8 @@ def log_tables(su: Conn) -> list[str]:
     run(su, "CREATE TABLE t (id int PRIMARY KEY)")
     attach(su, "t")
     run(su, "INSERT INTO t VALUES (1), (2)",
-        "INSERT INTO audit.events (action, occurred_at) VALUES ('probe', '2100-01-01')")
+        "INSERT INTO audit.events (category, action, occurred_at)"
+        " VALUES ('system', 'probe', '2100-01-01')")
     tables = ["audit.events", month_partition(su), "audit.events_default"]
     for table in tables[1:]:
         assert scalar(su, sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(table))) > 0
@@ -143,8 +144,8 @@ def test_later_partitions_are_guarded(su: Conn, intruder: Conn) -> None:
     assert created == ["events_2090_01"]
     run(su, "CREATE TABLE audit.events_2091_01 PARTITION OF audit.events"
             " FOR VALUES FROM ('2091-01-01 00:00+00') TO ('2091-02-01 00:00+00')",
-        "INSERT INTO audit.events (action, occurred_at)"
-        " VALUES ('probe', '2090-01-20'), ('probe', '2091-01-20')")
+        "INSERT INTO audit.events (category, action, occurred_at)"
+        " VALUES ('system', 'probe', '2090-01-20'), ('system', 'probe', '2091-01-20')")
     before = snapshot(su)
     for table in ("audit.events_2090_01", "audit.events_2091_01"):
         expect_error(intruder, f"UPDATE {table} SET action = 'forged'", contains="append-only")
@@ -192,12 +193,15 @@ def test_application_role_cannot_call_internal_functions(su: Conn, app_conn: Con
                  "SELECT audit.drop_triggers('mine')", "SELECT audit.ensure_partitions(now(), 1)",
                  "SELECT audit.record_admin_event('attached', 'x', NULL)",
                  "SELECT audit.inet_or_null('1.2.3.4')",
-                 "SELECT audit.capture_source('mine', ARRAY['id'], 'row')",
+                 "SELECT audit.capture_source('mine')",
                  "SELECT audit.key_expression('x', ARRAY['id'])",
                  "SELECT audit.check_json_casts()",
                  "SELECT audit.pin_image_settings()",
                  "SELECT audit.restore_image_settings(ARRAY['0', 'sql_standard', 'escape'])",
-                 "SELECT audit.changed_values('{}', '{}')"):
+                 "SELECT audit.changed_values('{}', '{}', '{}')",
+                 "SELECT audit.action_category('login')",
+                 "SELECT audit.configure(NULL, true)",
+                 "SELECT audit.log_event('login')"):
         expect_error(app_conn, call, sqlstate="42501")
     for function in (f"capture_{victim}()", "capture_truncate('id')", "guard()"):
         expect_error(app_conn, f"CREATE TRIGGER forge AFTER INSERT ON mine FOR EACH ROW"

@@ -1,0 +1,43 @@
+-- configure: change the installation-wide settings (audit.settings) and
+-- regenerate the capture function of every audited table, which embeds them.
+--   p_admin_roles  actor roles whose events are admin actions; NULL keeps
+--   p_strict       every audited table requires an actor: writes without one fail; NULL keeps
+-- Records a 'configured' system event when something changed. Runs with the
+-- caller's rights: the caller must be a member of the owner role.
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.configure(
+    p_admin_roles text[]  DEFAULT NULL,
+    p_strict      boolean DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_was {{ schema | ident }}.settings;
+    v_now {{ schema | ident }}.settings;
+    v_table regclass;
+BEGIN
+    IF NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN
+        RAISE EXCEPTION 'auditsql: role % may not change settings: it must be a member of %', current_user, {{ owner | literal }}
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF p_admin_roles IS NOT NULL AND (array_position(p_admin_roles, NULL) IS NOT NULL
+                                      OR array_position(p_admin_roles, '') IS NOT NULL) THEN
+        RAISE EXCEPTION 'auditsql: admin roles must be non-empty names'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO v_was FROM {{ schema | ident }}.settings FOR UPDATE;
+    UPDATE {{ schema | ident }}.settings
+       SET admin_roles = coalesce(p_admin_roles, admin_roles), require_actor = coalesce(p_strict, require_actor)
+    RETURNING * INTO v_now;
+    IF v_now IS DISTINCT FROM v_was THEN
+        FOR v_table IN
+            SELECT t.relid::regclass FROM {{ schema | ident }}.tables AS t
+            JOIN pg_class AS c ON c.oid = t.relid
+        LOOP
+            PERFORM {{ schema | ident }}.attach(v_table);
+        END LOOP;
+        PERFORM {{ schema | ident }}.record_admin_event('configured', NULL,
+            jsonb_build_object('admin_roles', to_jsonb(v_now.admin_roles), 'require_actor', v_now.require_actor));
+    END IF;
+END
+$fn$;
