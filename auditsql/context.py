@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 DEFAULT_SCHEMA = "audit"
@@ -98,7 +99,7 @@ def log_event(
     set until that outer transaction ends (one not given is left as it was).
     The connection's role needs the writer role (``auditsql_writer``).
     """
-    with conn.transaction(), conn.cursor() as cur:
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
         if any(v is not None for v in (actor_id, email, role)):
             set_actor(cur, actor_id, email, role, schema=schema)
         if any(v is not None for v in (ip_address, user_agent, request_id)):

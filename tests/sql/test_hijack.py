@@ -65,6 +65,10 @@ LOOK_ALIKE_OPERATORS = (
     ("->", "jsonb", "text", "jsonb"),
     ("->>", "jsonb", "text", "text"),
     ("*=", "record", "record", "boolean"),
+    ("?", "jsonb", "text", "boolean"),
+    ("@>", "text[]", "text[]", "boolean"),
+    ("||", "jsonb", "jsonb", "jsonb"),
+    ("-", "jsonb", "text", "jsonb"),
 )
 SEARCH_PATHS = (
     "evil, pg_temp, public",
@@ -128,7 +132,7 @@ def audited(su: Conn, app_conn: Conn) -> list[str]:
     """Tables owned by the application role: single key, composite key, partitioned."""
     run(
         app_conn,
-        "CREATE TABLE public.items (id int PRIMARY KEY, note text)",
+        "CREATE TABLE public.items (id int PRIMARY KEY, note text, secret text)",
         "CREATE TABLE public.pairs (a int, b text, note text, PRIMARY KEY (a, b))",
         "CREATE TABLE public.parts (id int PRIMARY KEY, note text) PARTITION BY RANGE (id)",
         "CREATE TABLE public.parts_1 PARTITION OF public.parts FOR VALUES FROM (0) TO (100)",
@@ -138,10 +142,10 @@ def audited(su: Conn, app_conn: Conn) -> list[str]:
     return ["public.items", "public.pairs", "public.parts"]
 
 
-def write_everything(conn: Conn) -> None:
+def write_everything(conn: Conn, role: str = "admin") -> None:
     """Insert, update, no-op update, delete and truncate each audited table."""
     with conn.transaction():
-        conn.execute("SELECT audit.set_actor('u-7', 'eve@example.com', 'admin')")
+        conn.execute("SELECT audit.set_actor('u-7', 'eve@example.com', %s)", (role,))
         conn.execute("SELECT audit.set_request('198.51.100.9', 'UA', 'req-7')")
         run(
             conn,
@@ -167,16 +171,21 @@ def expected_ids(table: str) -> list[str]:
     return [first, second, first, second, first]
 
 
+@pytest.mark.parametrize("role", ["admin", "member"])
 @pytest.mark.parametrize("capture", ["row", "statement"])
 @pytest.mark.parametrize("search_path", SEARCH_PATHS)
-def test_look_alikes_never_run(su: Conn, app: AppRole, app_conn: Conn,
-                               audited: list[str], search_path: str, capture: str) -> None:
+def test_look_alikes_never_run(su: Conn, app: AppRole, app_conn: Conn, audited: list[str],
+                               search_path: str, capture: str, role: str) -> None:
+    """Every path of the generated code: both capture modes, admin and other
+    actors, and items with every column policy and a required actor."""
     plant_temp_look_alikes(app_conn)
     su.execute(f"SET search_path = {search_path}")
     for table in audited:
         attach(su, table, capture="row" if table == "public.parts" else capture)
+    su.execute("SELECT audit.attach('public.items', NULL, NULL, ARRAY['secret'], ARRAY['note'],"
+               " '{\"note\": \"note_changed\"}', true)")
     app_conn.execute(f"SET search_path = {search_path}")
-    write_everything(app_conn)
+    write_everything(app_conn, role)
     su.execute("RESET search_path")
     for table in audited:
         recorded = events(su, table)
@@ -186,6 +195,8 @@ def test_look_alikes_never_run(su: Conn, app: AppRole, app_conn: Conn,
         assert {str(e["ip_address"]) for e in recorded} == {"198.51.100.9"}
         assert {e["db_user"] for e in recorded} == {app.name}
         assert recorded[2]["changed_columns"] == ["note"]
+        assert {e["admin"] for e in recorded} == {role == "admin"}
+    assert len(events(su, "public.items", actions=["note_changed"])) == 1
     su.execute(f"SET search_path = {search_path}")
     for table in audited:
         detach(su, table)

@@ -1,0 +1,225 @@
+"""Application events (audit.log_event), context limits, the envelope view,
+and the three questions the log must answer in one query each."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from auditsql import context
+
+from .sqltools import AppRole, Conn, attach, events, expect_error, run, scalar
+
+WRITER = "auditsql_writer"
+
+
+@pytest.fixture
+def writer(su: Conn, app: AppRole, app_conn: Conn) -> Conn:
+    """The application role's connection, granted the writer role."""
+    su.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(WRITER), sql.Identifier(app.name)))
+    return app_conn
+
+
+def log(conn: Conn, *args: object) -> int:
+    return int(scalar(conn, "SELECT audit.log_event(%s, %s, %s, %s)", args))
+
+
+@pytest.mark.parametrize("action, category", [
+    ("login", "auth"), ("login_failed", "auth"), ("logout", "auth"),
+    ("password_changed", "auth"), ("role_changed", "auth"), ("mfa_enabled", "auth"),
+    ("session_revoked", "auth"), ("invoice_sent", "app"),
+])
+def test_writer_logs_events_with_context(su: Conn, app: AppRole, writer: Conn,
+                                         action: str, category: str) -> None:
+    with writer.transaction():
+        writer.execute("SELECT audit.set_actor('u-42', 'ada@example.com', 'member')")
+        writer.execute("SELECT audit.set_request('203.0.113.7', 'UA/1', 'req-1')")
+        event_id = log(writer, action, "user", "42", Jsonb({"method": "password"}))
+        txid = scalar(writer, "SELECT txid_current()")
+    [event] = events(su, None, actions=[action])
+    assert event["id"] == event_id
+    assert (event["category"], event["entity_type"], event["entity_id"]) == (category, "user", "42")
+    assert event["after"] == {"method": "password"} and event["before"] is None
+    assert (event["actor_id"], event["actor_email"], event["actor_role"]) == (
+        "u-42", "ada@example.com", "member")
+    assert (str(event["ip_address"]), event["user_agent"], event["request_id"]) == (
+        "203.0.113.7", "UA/1", "req-1")
+    assert event["db_user"] == app.name and event["txid"] == txid and not event["admin"]
+
+
+def test_log_event_without_optional_arguments(su: Conn, writer: Conn) -> None:
+    event_id = int(scalar(writer, "SELECT audit.log_event('logout')"))
+    [event] = events(su, None, actions=["logout"])
+    assert event["id"] == event_id and event["entity_type"] is None and event["actor_id"] is None
+
+
+def test_admin_actor_marks_the_event(su: Conn, writer: Conn) -> None:
+    with writer.transaction():
+        writer.execute("SELECT audit.set_actor('u-1', NULL, 'admin')")
+        log(writer, "role_changed", "user", "7", None)
+    assert events(su, None, actions=["role_changed"])[0]["admin"] is True
+
+
+def test_role_without_the_writer_role_cannot_log(su: Conn, app_conn: Conn) -> None:
+    expect_error(app_conn, "SELECT audit.log_event('login')", sqlstate="42501")
+    assert events(su, None, actions=["login"]) == []
+
+
+@pytest.mark.parametrize("action", ["created", "updated", "deleted", "truncated",
+                                    "attached", "detached", "configured"])
+def test_writer_cannot_forge_data_or_system_events(su: Conn, writer: Conn, action: str) -> None:
+    expect_error(writer, "SELECT audit.log_event(%s, 'public.orders', '1')", (action,),
+                 sqlstate="42501", contains="written by auditsql itself")
+    assert events(su, None, actions=[action]) == []
+
+
+@pytest.mark.parametrize("action", ["", "Login", "log in", "x" * 64, "login;", "1login",
+                                    "'; DROP TABLE audit.events; --", "lögin"])
+def test_invalid_action_names_are_refused(su: Conn, writer: Conn, action: str) -> None:
+    expect_error(writer, "SELECT audit.log_event(%s)", (action,), sqlstate="22023",
+                 contains="invalid action")
+    assert scalar(su, "SELECT count(*) FROM audit.events WHERE category <> 'system'") == 0
+
+
+def test_writer_cannot_write_the_log_directly(writer: Conn) -> None:
+    expect_error(writer, "INSERT INTO audit.events (category, action) VALUES ('auth', 'login')",
+                 sqlstate="42501")
+    expect_error(writer, "SELECT audit.record_admin_event('attached', 'x', NULL)",
+                 sqlstate="42501")
+
+
+# -- limits and hostile values -----------------------------------------------------
+
+HOSTILE = [
+    "O'Brien \"the\" \\\\ back\\slash",
+    "'); DROP TABLE audit.events; --",
+    "tab\tnew\nline\rreturn\x01\x1f",
+    "ünïcødé ✓ 漢字 🙂",
+    "\\0 \\x00 %s %% $1 $$ {{x}}",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_context_values_are_stored_exactly(su: Conn, writer: Conn, value: str) -> None:
+    run(su, "CREATE TABLE notes (id int PRIMARY KEY)")
+    attach(su, "notes")
+    su.execute("GRANT INSERT ON notes TO auditsql_writer")
+    with writer.transaction():
+        writer.execute("SELECT audit.set_actor(%s, %s, %s)", (value, value, value))
+        writer.execute("SELECT audit.set_request(%s, %s, %s)", (value, value, value))
+        log(writer, "login", value, value, Jsonb({"v": value}))
+        writer.execute("INSERT INTO notes VALUES (1)")
+    for event in events(su, None, actions=["login", "created"]):
+        assert (event["actor_id"], event["actor_email"], event["actor_role"]) == (value,) * 3
+        assert (event["user_agent"], event["request_id"], event["ip_address_raw"]) == (value,) * 3
+    [login] = events(su, None, actions=["login"])
+    assert (login["entity_type"], login["entity_id"], login["after"]) == (value, value, {"v": value})
+    assert scalar(su, "SELECT to_regclass('audit.events') IS NOT NULL")
+
+
+def test_over_long_values_are_refused_by_the_helpers_and_cut_in_capture(
+        su: Conn, writer: Conn) -> None:
+    run(su, "CREATE TABLE notes (id int PRIMARY KEY)")
+    attach(su, "notes")
+    exact, long = "é" * 1024, "é" * 1025
+    expect_error(writer, "SELECT audit.set_actor(%s)", (long,), sqlstate="22001",
+                 contains="1024 characters")
+    expect_error(writer, "SELECT audit.set_request(NULL, %s)", (long,), sqlstate="22001")
+    expect_error(writer, "SELECT audit.log_event('login', %s)", (long,), sqlstate="22001")
+    expect_error(writer, "SELECT audit.log_event('login', NULL, NULL, %s)",
+                 (Jsonb({"v": "x" * 70000}),), sqlstate="54000", contains="64 kB")
+    with su.transaction():
+        su.execute("SELECT audit.set_actor(%s)", (exact,))
+        su.execute("SELECT set_config('auditsql.user_agent', %s, true)", ("ü" * 3000,))
+        su.execute("INSERT INTO notes VALUES (1)")
+    [event] = events(su, "public.notes")
+    assert event["actor_id"] == exact
+    assert event["user_agent"] == "ü" * 1024
+
+
+# -- the envelope and the three questions --------------------------------------------
+
+
+@pytest.fixture
+def story(su: Conn, writer: Conn) -> None:
+    """A user record changed by a member, promoted by an admin, then deleted."""
+    run(su, "CREATE TABLE users (id int PRIMARY KEY, email text, role text)",
+        "INSERT INTO users VALUES (7, 'eve@example.com', 'member')")
+    su.execute("SELECT audit.attach('users', NULL, NULL, NULL, NULL, %s)",
+               (Jsonb({"role": "role_changed"}),))
+    for actor, role, statement in (
+        ("u-1", "member", "UPDATE users SET email = 'eve@corp.example' WHERE id = 7"),
+        ("u-2", "admin", "UPDATE users SET role = 'owner' WHERE id = 7"),
+        ("u-3", "admin", "DELETE FROM users WHERE id = 7"),
+    ):
+        with su.transaction():
+            su.execute("SELECT audit.set_actor(%s, %s, %s)", (actor, f"{actor}@example.com", role))
+            su.execute("SELECT audit.set_request('198.51.100.1', 'Console/2', %s)", (f"r-{actor}",))
+            su.execute(statement)
+    with writer.transaction():
+        writer.execute("SELECT audit.set_actor('u-7', 'eve@example.com', 'owner')")
+        log(writer, "login", "user", "7", None)
+
+
+def test_who_modified_this_record(su: Conn, story: None) -> None:
+    rows = su.execute(
+        "SELECT actor_id, action, occurred_at FROM audit.events"
+        " WHERE entity_type = 'public.users' AND entity_id = '7' AND category = 'data'"
+        " ORDER BY id").fetchall()
+    assert [(r["actor_id"], r["action"]) for r in rows] == [
+        ("u-1", "updated"), ("u-2", "updated"), ("u-3", "deleted")]
+
+
+def test_when_was_it_deleted(su: Conn, story: None) -> None:
+    row = su.execute(
+        "SELECT occurred_at, actor_id, before FROM audit.events"
+        " WHERE entity_type = 'public.users' AND entity_id = '7' AND action = 'deleted'"
+    ).fetchone()
+    assert row["actor_id"] == "u-3" and row["before"]["role"] == "owner"
+    assert row["occurred_at"] is not None
+
+
+def test_which_admin_changed_the_users_role(su: Conn, story: None) -> None:
+    rows = su.execute(
+        "SELECT actor_id, actor_email, before ->> 'role' AS old_role, after ->> 'role' AS new_role"
+        " FROM audit.events WHERE action = 'role_changed' AND admin AND entity_id = '7'"
+    ).fetchall()
+    assert [tuple(r.values()) for r in rows] == [("u-2", "u-2@example.com", "member", "owner")]
+
+
+def test_envelope_shape(su: Conn, story: None) -> None:
+    documents = [r["event"] for r in su.execute(
+        "SELECT event FROM audit.envelope WHERE event #>> '{resource,entityId}' = '7'"
+        " ORDER BY id").fetchall()]
+    assert [d["action"] for d in documents] == [
+        "updated", "updated", "role_changed", "deleted", "login"]
+    promoted = documents[1]
+    assert set(promoted) == {"id", "occurredAt", "category", "action", "admin", "actor",
+                             "resource", "changes", "metadata"}
+    assert promoted["actor"] == {"userId": "u-2", "email": "u-2@example.com", "role": "admin"}
+    assert promoted["resource"] == {"entityType": "public.users", "entityId": "7"}
+    assert promoted["changes"]["before"] == {"id": 7, "email": "eve@corp.example", "role": "member"}
+    assert promoted["changes"]["after"]["role"] == "owner"
+    assert promoted["changes"]["changedColumns"] == ["role"]
+    assert promoted["metadata"]["ipAddress"] == "198.51.100.1"
+    assert promoted["metadata"]["userAgent"] == "Console/2"
+    assert promoted["metadata"]["requestId"] == "r-u-2"
+    assert promoted["admin"] is True and promoted["category"] == "data"
+    assert documents[2]["metadata"]["causedBy"] == promoted["id"]
+    assert documents[0]["changes"]["before"]["email"] == "eve@example.com"
+    login = documents[4]
+    assert login["category"] == "auth" and login["changes"] == {
+        "before": None, "after": None, "changedColumns": None}
+    json.dumps(documents)  # plain JSON all the way down
+
+
+def test_python_log_event_helper(su: Conn, writer: Conn) -> None:
+    event_id = context.log_event(writer, "login_failed", entity_type="user", entity_id="9",
+                                 details={"reason": "bad password"}, actor_id=None,
+                                 ip_address="192.0.2.1", user_agent="curl", request_id="r-9")
+    [event] = events(su, None, actions=["login_failed"])
+    assert event["id"] == event_id and event["category"] == "auth"
+    assert str(event["ip_address"]) == "192.0.2.1" and event["after"] == {"reason": "bad password"}
