@@ -11,7 +11,12 @@ GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_request(text, text, text) TO 
 
 GRANT USAGE ON SCHEMA {{ schema | ident }} TO {{ reader | ident }};
 GRANT SELECT ON {{ schema | ident }}.events, {{ schema | ident }}.tables,
-                {{ schema | ident }}.installation TO {{ reader | ident }};
+                {{ schema | ident }}.installation, {{ schema | ident }}.retention,
+                {{ schema | ident }}.legal_holds, {{ schema | ident }}.events_default
+             TO {{ reader | ident }};
+-- The reader may list the log's partitions (catalog only), for status and
+-- health checks.
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.event_partitions() TO {{ reader | ident }};
 
 REVOKE UPDATE, DELETE, TRUNCATE ON {{ schema | ident }}.events, {{ schema | ident }}.events_default
     FROM {{ owner | ident }};

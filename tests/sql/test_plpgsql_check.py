@@ -22,6 +22,8 @@ TRIGGER_TARGETS: dict[str, TriggerTarget] = {
     "audit.capture_row()": ("public.parted", None, None),
     "audit.capture_truncate()": ("public.plain", None, None),
     "audit.guard()": ("audit.events", None, None),
+    "audit.record_policy()": ("audit.retention", None, None),
+    "audit.record_hold()": ("audit.legal_holds", None, None),
 }
 
 
