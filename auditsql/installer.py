@@ -6,15 +6,31 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from auditsql import catalog, db, errors
+from auditsql import catalog, db, errors, retention
 from auditsql.render import Settings, install_sql
 
-def install(conn: psycopg.Connection, settings: Settings) -> str:
-    """Install (or re-install) auditsql; returns the installed version."""
+def install(conn: psycopg.Connection, settings: Settings, retention_policy: str | None = None) -> str:
+    """Install (or re-install) auditsql; returns the installed version.
+
+    With *retention_policy* (financial, medical, saas or an interval) the
+    retention policy is set in the same transaction, so a bad policy leaves
+    nothing behind.
+    """
     script = install_sql(settings, conn.info.server_version)
     with db.transaction(conn) as cur:
         cur.execute(script.encode())
-        return catalog.require_installed(cur, settings.schema)
+        version = catalog.require_installed(cur, settings.schema)
+        if retention_policy is not None:
+            retention.set_policy_in(cur, settings.schema, retention_policy)
+        return version
+
+
+def set_retention_sql(conn: psycopg.Connection, settings: Settings, policy: str) -> str:
+    """The statement that sets the retention policy, for ``install --dry-run``."""
+    retention.check_policy_text(policy)
+    return sql.SQL("SELECT {}.set_retention({});\n").format(
+        sql.Identifier(settings.schema), sql.Literal(policy)
+    ).as_string(conn)
 
 
 def attach(

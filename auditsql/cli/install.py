@@ -22,6 +22,14 @@ def install(
     reader_role: Annotated[
         str, typer.Option("--reader-role", help="Role allowed to read the audit log.")
     ] = "auditsql_reader",
+    retention_policy: Annotated[
+        str | None,
+        typer.Option(
+            "--retention",
+            help="Retention policy to set: financial (7 years), medical (5 years), "
+            "saas (3 years) or an interval such as '2 years'.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -31,8 +39,8 @@ def install(
 ) -> None:
     """Install auditsql into a database, or bring an install up to date.
 
-    Safe to run again. Runs in one transaction: on any error nothing is left
-    behind.
+    Safe to run again (an existing retention policy stays unless --retention
+    is given). Runs in one transaction: on any error nothing is left behind.
     """
     settings = Settings(schema=schema, owner=owner_role, reader=reader_role)
     with reported():
@@ -42,7 +50,9 @@ def install(
             if dry_run:
                 # Verbatim, and runnable as is: `auditsql install --dry-run | psql`.
                 script = install_sql(settings, conn.info.server_version)
+                if retention_policy is not None:
+                    script += installer.set_retention_sql(conn, settings, retention_policy)
                 sys.stdout.write(f"BEGIN;\n{script}COMMIT;\n")
                 return
-            version = installer.install(conn, settings)
+            version = installer.install(conn, settings, retention_policy)
     err.print(f"auditsql {version} installed in schema {schema}", markup=False)
