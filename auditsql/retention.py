@@ -12,6 +12,7 @@ maintenance and retention in two, as the scheduled job does.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -299,13 +300,30 @@ def check_months_ahead(months_ahead: int) -> None:
         )
 
 
+_CRON_FIELD = re.compile(r"[0-9A-Za-z*,/$-]+")
+_CRON_FORMS = (
+    re.compile(r"@[a-z]+"),  # @daily, @hourly, ... (pg_cron decides which it knows)
+    re.compile(r"[1-9][0-9]? seconds"),  # pg_cron 1.5 and later
+)
+
+
 def check_cron(schedule: str) -> None:
-    """InvalidValue for an empty or unprintable schedule; pg_cron checks the rest."""
-    if not schedule.strip():
-        raise errors.InvalidValue(f"the schedule is empty: expected cron fields, such as '{DEFAULT_CRON}'")
+    """InvalidValue unless *schedule* has the shape of a pg_cron schedule: five
+    fields of digits, names, ``* , / - $``, an @-shortcut, or 'N seconds'.
+    pg_cron judges the values (61 minutes, unknown names)."""
+    _check_text(schedule, "the schedule", MAX_CRON)
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in schedule):
         raise errors.InvalidValue("the schedule may not contain control characters")
-    _check_text(schedule, "the schedule", MAX_CRON)
+    fields = schedule.split()
+    if len(fields) == 5 and " ".join(fields) == schedule.strip() and all(
+        _CRON_FIELD.fullmatch(f) for f in fields
+    ):
+        return
+    if any(form.fullmatch(schedule.strip()) for form in _CRON_FORMS):
+        return
+    raise errors.InvalidValue(
+        f"invalid schedule {schedule!r}: expected five cron fields, such as '{DEFAULT_CRON}'"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -473,10 +491,27 @@ def run(conn: psycopg.Connection, schema: str,
 
 
 def cron_database(cur: psycopg.Cursor) -> str | None:
-    """``cron.database_name`` when pg_cron is loaded, else None."""
-    cur.execute("SELECT current_setting('cron.database_name', true)")
+    """``cron.database_name`` when pg_cron is loaded, else None.
+
+    Only superusers and members of pg_read_all_settings may read that
+    setting; another role learns where pg_cron lives only when its extension
+    is in this database, and otherwise gets PermissionDenied.
+    """
+    try:
+        with cur.connection.transaction():
+            cur.execute("SELECT current_setting('cron.database_name', true)")
+            row = cur.fetchone()
+        return row[0] if row and row[0] else None
+    except pgerrors.InsufficientPrivilege:
+        pass
+    cur.execute("SELECT count(*) FROM pg_extension WHERE extname = 'pg_cron'")
     row = cur.fetchone()
-    return row[0] if row and row[0] else None
+    if row and row[0]:
+        return cur.connection.info.dbname
+    raise errors.PermissionDenied(
+        f"role {cur.connection.info.user} may not read cron.database_name, so where pg_cron "
+        "lives is unknown; connect as a superuser or a member of pg_read_all_settings"
+    )
 
 
 def job_name(database: str, schema: str) -> str:
@@ -611,8 +646,11 @@ def cron_status(dsn: str | None, conn: psycopg.Connection, schema: str,
                 cron_conn: psycopg.Connection | None = None) -> CronStatus:
     """pg_cron and the job, read from pg_cron's database. With no *dsn* (and
     no *cron_conn*) a job in another database cannot be read."""
-    with _transaction(conn) as cur:
-        cron_db = cron_database(cur)
+    try:
+        with _transaction(conn) as cur:
+            cron_db = cron_database(cur)
+    except errors.PermissionDenied as exc:
+        return CronStatus(True, None, problem=str(exc))
     if cron_db is None:
         return CronStatus(available=False)
     database = conn.info.dbname

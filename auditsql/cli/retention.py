@@ -122,7 +122,8 @@ def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
     if not cron.available:
         print("pg_cron: not available on this server; run `auditsql retention run` from a scheduler")
     elif cron.problem:
-        print(f"pg_cron: in database {cron.database}; job unknown: {cron.problem}")
+        where = f"in database {cron.database}; " if cron.database else ""
+        print(f"pg_cron: {where}job unknown: {cron.problem}")
     elif not cron.installed:
         print(f"pg_cron: loaded, but not created in database {cron.database}")
     elif cron.job is None:
