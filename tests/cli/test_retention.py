@@ -87,11 +87,11 @@ def test_install_with_a_policy(db: str) -> None:
     assert recorded == [("financial",), ("medical",)]
 
 
-@pytest.mark.parametrize("bad", ["forever", "-7 years", "0", "7 years'; DROP TABLE canary; --"])
-def test_install_with_a_bad_policy_installs_nothing(db: str, bad: str) -> None:
+def test_install_with_a_bad_policy_installs_nothing(db: str) -> None:
     execute(db, CANARY)
-    error_line(run("install", "--dsn", db, "--retention", bad), 2, "retention polic")
-    assert not schema_exists(db, "audit")
+    for bad in ("forever", "-7 years", "0", "7 years'; DROP TABLE canary; --"):
+        error_line(run("install", "--dsn", db, "--retention", bad), 2, "retention polic")
+        assert not schema_exists(db, "audit")
     assert canary_alive(db)
 
 
@@ -110,14 +110,12 @@ def test_set_policies(installed: str) -> None:
     assert "retention: medical (keep 5 years)" in ok("status", "--dsn", installed).stdout
 
 
-@pytest.mark.parametrize("bad", [
-    "forever", "", "-1 year", "0 days", "1 year -2 years", "99999999 years",
-    "1 year'); DROP TABLE canary; --",
-])
-def test_set_refuses_bad_policies(installed: str, bad: str) -> None:
+def test_set_refuses_bad_policies(installed: str) -> None:
     ok("retention", "set", "saas", "--dsn", installed)
-    error_line(run("retention", "set", "--dsn", installed, "--", bad), 2, "polic")
-    assert policy(installed) == ("saas", "3 years")
+    for bad in ("forever", "", "-1 year", "0 days", "1 year -2 years", "99999999 years",
+                "1 year'); DROP TABLE canary; --"):
+        error_line(run("retention", "set", "--dsn", installed, "--", bad), 2, "polic")
+        assert policy(installed) == ("saas", "3 years")
     assert canary_alive(installed)
 
 
@@ -151,18 +149,20 @@ def test_hold_and_release(installed: str) -> None:
     assert actions == [("legal_hold_placed", "case 12"), ("legal_hold_released", "settled")]
 
 
-@pytest.mark.parametrize(("args", "code", "needle"), [
+BAD_HOLDS = [
     (("public.nosuch", "1", "--reason", "x"), 1, "no audited table"),
     (("t", "1", "--reason", "x"), 1, "public.orders"),  # the hint shows the expected form
     (("public.t", "1", "--reason", ""), 2, "reason"),
     (("public.t", "1", "--reason", "   "), 2, "reason"),
     (("public.t", "1", "--reason", "x" * 1001), 2, "1000"),
     (("public.t", "", "--reason", "x"), 2, "entity id"),
-])
-def test_bad_holds_are_refused(installed: str, args: tuple[str, ...], code: int,
-                               needle: str) -> None:
+]
+
+
+def test_bad_holds_are_refused(installed: str) -> None:
     before = scalar(installed, "SELECT count(*) FROM audit.events")
-    error_line(run("retention", "hold", *args, "--dsn", installed), code, needle)
+    for args, code, needle in BAD_HOLDS:
+        error_line(run("retention", "hold", *args, "--dsn", installed), code, needle)
     assert scalar(installed, "SELECT count(*) FROM audit.legal_holds") == 0
     assert scalar(installed, "SELECT count(*) FROM audit.events") == before
 
@@ -213,11 +213,11 @@ def test_run_without_a_policy_changes_nothing(installed: str) -> None:
     assert scalar(installed, "SELECT count(*) FROM audit.events_default") == 1
 
 
-@pytest.mark.parametrize("months", ["-1", "121"])
-def test_run_refuses_bad_months(old_events: str, months: str) -> None:
+def test_run_refuses_bad_months(old_events: str) -> None:
     before = partitions(old_events)
-    error_line(run("retention", "run", "--months-ahead", months, "--dsn", old_events), 2,
-               "months ahead")
+    for months in ("-1", "121"):
+        error_line(run("retention", "run", "--months-ahead", months, "--dsn", old_events), 2,
+                   "months ahead")
     assert partitions(old_events) == before
 
 
@@ -341,12 +341,11 @@ def test_schedule_creates_the_job_in_pg_crons_database(pg: Server, cron: str,
     assert "no retention job" in ok("retention", "unschedule", "--dsn", old_events).stderr
 
 
-@pytest.mark.parametrize("bad", ["61 * * * *", "bogus", "* * * * *'; DROP TABLE canary; --",
-                                 "", "* * * *\n*"])
-def test_schedule_refuses_a_bad_schedule(pg: Server, cron: str, old_events: str,
-                                         bad: str) -> None:
-    error_line(run("retention", "schedule", "--cron", bad, "--dsn", old_events), 2, "schedule")
-    assert jobs(pg, cron) == []
+def test_schedule_refuses_a_bad_schedule(pg: Server, cron: str, old_events: str) -> None:
+    for bad in ("61 * * * *", "bogus", "* * * * *'; DROP TABLE canary; --", "", "* * * *\n*"):
+        error_line(run("retention", "schedule", "--cron", bad, "--dsn", old_events), 2,
+                   "schedule")
+        assert jobs(pg, cron) == [], bad
     assert canary_alive(old_events)
 
 
