@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import psycopg
@@ -469,17 +469,25 @@ def apply(conn: psycopg.Connection, schema: str, as_of: datetime | None = None) 
         return [Removed(*row) for row in cur.fetchall()]
 
 
-def run(conn: psycopg.Connection, schema: str,
-        months_ahead: int = DEFAULT_MONTHS_AHEAD) -> RunResult:
-    """Maintenance, then retention, each in its own transaction (as the job)."""
-    check_months_ahead(months_ahead)
+def require_policy(conn: psycopg.Connection, schema: str) -> Policy:
+    """The policy in force, or NoPolicy saying how to set one."""
     with _transaction(conn) as cur:
         _require(cur, schema)
-        if policy(cur, schema) is None:
-            raise errors.NoPolicy(
-                "no retention policy is set, so nothing can be removed; "
-                "run `auditsql retention set POLICY` first"
-            )
+        found = policy(cur, schema)
+    if found is None:
+        raise errors.NoPolicy(
+            "no retention policy is set, so nothing can be removed; "
+            "run `auditsql retention set POLICY` first"
+        )
+    return found
+
+
+def run(conn: psycopg.Connection, schema: str,
+        months_ahead: int = DEFAULT_MONTHS_AHEAD) -> RunResult:
+    """Maintenance, then retention, each in its own transaction (as the job).
+    Nothing at all is done when no policy is set."""
+    check_months_ahead(months_ahead)
+    require_policy(conn, schema)
     maintained = maintain(conn, schema, months_ahead)
     removed = apply(conn, schema)
     return RunResult(maintained, removed)
@@ -771,7 +779,7 @@ def status(dsn: str, schema: str) -> RetentionStatus:
                 cron=CronStatus(False),
             )
         cron = cron_status(dsn, conn, schema)
-    return RetentionStatus(**{**found.__dict__, "cron": cron})
+    return replace(found, cron=cron)
 
 
 def health(conn: psycopg.Connection, schema: str,

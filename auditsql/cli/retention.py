@@ -230,17 +230,25 @@ def run(
     For external schedulers (cron, systemd timers, job runners) where pg_cron
     is not available. Exits 1 when no retention policy is set.
     """
-    with reported(), db.connect(dsn) as conn:
-        result = retention.run(conn, schema, months_ahead)
     if as_json:
+        with reported(), db.connect(dsn) as conn:
+            result = retention.run(conn, schema, months_ahead)
         _print_json(asdict(result))
         return
-    for m in result.maintained:
-        moved = f"\t{m.rows} events moved from the default partition" if m.rows else ""
-        print(f"created\t{m.partition}\t{_day(m.range_from)}..{_day(m.range_to)}{moved}")
-    for r in result.removed:
-        kept = f", {r.rows_kept} kept under legal hold" if r.rows_kept else ""
-        print(f"removed\t{r.partition}\t{_day(r.range_from)}..{_day(r.range_to)}"
-              f"\t{r.rows_removed} events{kept}")
-    if not result.maintained and not result.removed:
+    with reported(), db.connect(dsn) as conn:
+        # Step by step, so that what maintenance did is shown even when
+        # retention then fails (each step commits on its own).
+        retention.check_months_ahead(months_ahead)
+        retention.require_policy(conn, schema)
+        maintained = retention.maintain(conn, schema, months_ahead)
+        for m in maintained:
+            moved = f"\t{m.rows} events moved from the default partition" if m.rows else ""
+            print(f"created\t{m.partition}\t{_day(m.range_from)}..{_day(m.range_to)}{moved}",
+                  flush=True)
+        removed = retention.apply(conn, schema)
+        for r in removed:
+            kept = f", {r.rows_kept} kept under legal hold" if r.rows_kept else ""
+            print(f"removed\t{r.partition}\t{_day(r.range_from)}..{_day(r.range_to)}"
+                  f"\t{r.rows_removed} events{kept}")
+    if not maintained and not removed:
         err.print("nothing to do", markup=False)
