@@ -24,10 +24,6 @@ class InvalidName(AuditsqlError):
     """A table or column name could not be parsed."""
 
 
-class InvalidArgument(AuditsqlError):
-    """An option value outside what the operation accepts."""
-
-
 class NoSuchTable(AuditsqlError):
     """The named table does not exist."""
 
@@ -42,3 +38,20 @@ class PermissionDenied(AuditsqlError):
 
 class DatabaseError(AuditsqlError):
     """Any other error reported by the server, with its message."""
+
+
+class InvalidValue(AuditsqlError):
+    """A value given on the command line or to the API is not acceptable
+    (an unknown retention policy, a bad schedule, an empty reason)."""
+
+
+class NoPolicy(AuditsqlError):
+    """No retention policy is set, so retention cannot run or be scheduled."""
+
+
+class NoSuchHold(AuditsqlError):
+    """The entity is not under legal hold."""
+
+
+class PgCronUnavailable(AuditsqlError):
+    """pg_cron is not loaded on the server, or not created in its database."""

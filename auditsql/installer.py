@@ -9,26 +9,42 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg import sql
 
-from auditsql import catalog, db, errors
+from auditsql import catalog, db, errors, retention
 from auditsql.render import Settings, install_sql
 
 def install(
     conn: psycopg.Connection,
     settings: Settings,
+    retention_policy: str | None = None,
     *,
     admin_roles: list[str] | None = None,
     strict: bool | None = None,
 ) -> str:
     """Install (or re-install) auditsql; returns the installed version.
-    ``admin_roles`` and ``strict`` change the installation settings (see
-    ``audit.configure``); None keeps them."""
+
+    With *retention_policy* (financial, medical, saas or an interval) the
+    retention policy is set in the same transaction, so a bad policy leaves
+    nothing behind. ``admin_roles`` and ``strict`` change the installation
+    settings (see ``audit.configure``); None keeps them.
+    """
     script = install_sql(settings, conn.info.server_version)
     with db.transaction(conn) as cur:
         cur.execute(script.encode())
+        version = catalog.require_installed(cur, settings.schema)
+        if retention_policy is not None:
+            retention.set_policy_in(cur, settings.schema, retention_policy)
         configure = configure_query(settings, admin_roles, strict)
         if configure is not None:
             cur.execute(configure)
-        return catalog.require_installed(cur, settings.schema)
+        return version
+
+
+def set_retention_sql(conn: psycopg.Connection, settings: Settings, policy: str) -> str:
+    """The statement that sets the retention policy, for ``install --dry-run``."""
+    retention.check_policy_text(policy)
+    return sql.SQL("SELECT {}.set_retention({});\n").format(
+        sql.Identifier(settings.schema), sql.Literal(policy)
+    ).as_string(conn)
 
 
 def configure_query(
@@ -67,7 +83,7 @@ def attach(
     ``row`` or ``statement``; None keeps each table's mode (``row`` when new).
     ``policies`` set column policies; each None field keeps the table's."""
     if capture is not None and capture not in CAPTURE_MODES:
-        raise errors.InvalidArgument(
+        raise errors.InvalidValue(
             f"unknown capture mode {capture!r}: use {' or '.join(CAPTURE_MODES)}"
         )
     p = policies or Policies()
@@ -127,9 +143,9 @@ def parse_on_change(values: list[str] | None) -> dict[str, str] | None:
         column, sep, action = value.partition("=")
         column, action = column.strip(), action.strip()
         if not sep or not column or not action:
-            raise errors.InvalidArgument(
+            raise errors.InvalidValue(
                 f"invalid --on-change {value!r}: expected COLUMN=ACTION, such as role=role_changed")
         if column in found:
-            raise errors.InvalidArgument(f"--on-change names column {column!r} twice")
+            raise errors.InvalidValue(f"--on-change names column {column!r} twice")
         found[column] = action
     return found

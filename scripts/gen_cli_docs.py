@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # import auditsql from this checkout even if not installed
@@ -51,8 +52,8 @@ Exit codes:
 | code | meaning |
 |------|---------|
 | 0 | success |
-| 1 | the operation failed: unknown table, not installed, missing privilege, no primary key, ... |
-| 2 | usage error, invalid name, or the database could not be reached |
+| 1 | the operation failed: unknown table, not installed, missing privilege, no primary key, no retention policy, pg_cron not available, ... |
+| 2 | usage error, invalid name or value, or the database could not be reached |
 
 Errors are reported as one line on stderr, starting with `error:`.
 """
@@ -81,13 +82,22 @@ def help_env() -> dict[str, str]:
     return env
 
 
-def command_names() -> list[str]:
-    """The CLI's commands, in the order --help lists them."""
+def command_paths() -> list[tuple[str, ...]]:
+    """The CLI's commands, each group followed by its subcommands, in the
+    order --help lists them: ("install",), ..., ("retention",), ("retention", "set"), ..."""
     import typer.main
 
     from auditsql.cli import app
 
-    return list(typer.main.get_command(app).commands)
+    def walk(group: Any, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
+        paths: list[tuple[str, ...]] = []
+        for name, command in group.commands.items():
+            paths.append((*prefix, name))
+            if hasattr(command, "commands"):  # a group
+                paths += walk(command, (*prefix, name))
+        return paths
+
+    return walk(typer.main.get_command(app), ())
 
 
 def help_text(*args: str) -> str:
@@ -117,7 +127,7 @@ def generate() -> str:
     """The full text of docs/cli.md."""
     from concurrent.futures import ThreadPoolExecutor
 
-    commands = [(), *((name,) for name in command_names())]
+    commands = [(), *command_paths()]
     with ThreadPoolExecutor(max_workers=4) as pool:
         texts = list(pool.map(lambda args: help_text(*args), commands))
     parts = [HEADER]

@@ -7,13 +7,14 @@ from typing import Annotated
 import typer
 
 from auditsql import __version__
+from auditsql.cli import retention
 from auditsql.cli.install import install
 from auditsql.cli.status import status
 from auditsql.cli.tables import attach, detach
 
 app = typer.Typer(
     name="auditsql",
-    help="Audit logging for PostgreSQL: install, attach tables, inspect.",
+    help="Audit logging for PostgreSQL: install, attach tables, inspect, keep for as long as required.",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     add_completion=False,
@@ -36,13 +37,14 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """Audit logging for PostgreSQL: install, attach tables, inspect."""
+    """Audit logging for PostgreSQL: install, attach tables, inspect, keep for as long as required."""
 
 
 app.command()(install)
 app.command()(attach)
 app.command()(detach)
 app.command()(status)
+app.add_typer(retention.app)
 
 
 def main() -> None:

@@ -48,6 +48,14 @@ def install(
             show_default=False,
         ),
     ] = None,
+    retention_policy: Annotated[
+        str | None,
+        typer.Option(
+            "--retention",
+            help="Retention policy to set: financial (7 years), medical (5 years), "
+            "saas (3 years) or an interval such as '2 years'.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -57,8 +65,8 @@ def install(
 ) -> None:
     """Install auditsql into a database, or bring an install up to date.
 
-    Safe to run again. Runs in one transaction: on any error nothing is left
-    behind.
+    Safe to run again (an existing retention policy stays unless --retention
+    is given). Runs in one transaction: on any error nothing is left behind.
     """
     settings = Settings(schema=schema, owner=owner_role, reader=reader_role, writer=writer_role)
     with reported():
@@ -69,9 +77,12 @@ def install(
             if dry_run:
                 # Verbatim, and runnable as is: `auditsql install --dry-run | psql`.
                 script = install_sql(settings, conn.info.server_version)
+                if retention_policy is not None:
+                    script += installer.set_retention_sql(conn, settings, retention_policy)
                 query = installer.configure_query(settings, roles, strict)
                 configure = "" if query is None else query.as_string(conn)
                 sys.stdout.write(f"BEGIN;\n{script}{configure}COMMIT;\n")
                 return
-            version = installer.install(conn, settings, admin_roles=roles, strict=strict)
+            version = installer.install(conn, settings, retention_policy,
+                                        admin_roles=roles, strict=strict)
     err.print(f"auditsql {version} installed in schema {schema}", markup=False)

@@ -18,7 +18,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 # Errors that mean "could not even start": the same exit code as bad usage.
-_USAGE_ERRORS = (errors.ConnectionFailed, errors.InvalidName, errors.InvalidArgument)
+_USAGE_ERRORS = (errors.ConnectionFailed, errors.InvalidName, errors.InvalidValue)
 
 
 def exit_code_for(exc: errors.AuditsqlError) -> int:

@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 from rich.table import Table
 
-from auditsql import catalog, db
+from auditsql import catalog, db, retention
 from auditsql.catalog import TrackedTable
 from auditsql.cli.options import Dsn, Json, Schema
 from auditsql.cli.output import out, reported
@@ -36,7 +36,7 @@ def _policies(table: TrackedTable) -> str:
 
 
 def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
-    """Show the installed version and every audited table with its triggers.
+    """Show the installed version, the retention policy and the audited tables.
 
     A table is ok when all its audit triggers exist and are enabled always,
     and its capture function matches the table as it is now (ALTER TABLE
@@ -45,16 +45,21 @@ def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
     """
     with reported(), db.connect(dsn) as conn, db.transaction(conn) as cur:
         version = catalog.require_installed(cur, schema)
+        cur.execute("SET LOCAL IntervalStyle = 'postgres'")
+        policy = retention.policy(cur, schema)
         tables = catalog.tracked_tables(cur, schema)
     if as_json:
         payload = {
             "schema": schema,
             "version": version,
+            "retention": {"policy": policy.name, "keep": policy.keep} if policy else None,
             "tables": [{**asdict(t), "healthy": t.healthy} for t in tables],
         }
         print(json.dumps(payload, indent=2))
         return
     print(f"auditsql {version} in schema {schema}")
+    print(f"retention: {policy.name} (keep {policy.keep})" if policy
+          else "retention: no policy set; run `auditsql retention set POLICY`")
     if not tables:
         print("no tables attached; run `auditsql attach TABLE`")
         return

@@ -35,7 +35,9 @@ CASE WHEN {{ single }} THEN {{ image }} ->> {{ key }}
     auditsql about itself: applications may log neither (action_category).
     Auth actions are the ones log_event files under category 'auth'. -#}
 {% set data_actions = ['created', 'updated', 'deleted', 'truncated'] %}
-{% set system_actions = ['attached', 'detached', 'configured'] %}
+{% set system_actions = ['attached', 'detached', 'configured', 'retention_policy_set',
+                         'retention_applied', 'default_rows_moved', 'legal_hold_placed',
+                         'legal_hold_released'] %}
 {% set auth_actions = ['login', 'login_failed', 'logout', 'password_changed', 'password_reset',
                        'role_changed', 'permission_changed', 'mfa_enabled', 'mfa_disabled',
                        'session_revoked'] %}

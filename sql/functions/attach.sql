@@ -253,7 +253,7 @@ BEGIN
     IF v_was IS NULL
        OR (v_was.id_columns, v_was.capture, v_was.exclude, v_was.redact, v_was.on_change, v_was.require_actor)
           IS DISTINCT FROM (v_now.id_columns, v_now.capture, v_now.exclude, v_now.redact, v_now.on_change, v_now.require_actor) THEN
-        PERFORM {{ schema | ident }}.record_admin_event('attached', v_name,
+        PERFORM {{ schema | ident }}.record_system_event('attached', v_name, NULL,
             jsonb_build_object('id_columns', to_jsonb(v_keys), 'id_source', v_source, 'capture', v_capture,
                                'exclude', to_jsonb(v_now.exclude), 'redact', to_jsonb(v_now.redact),
                                'on_change', v_now.on_change, 'require_actor', v_now.require_actor));

@@ -36,7 +36,7 @@ BEGIN
         LOOP
             PERFORM {{ schema | ident }}.attach(v_table);
         END LOOP;
-        PERFORM {{ schema | ident }}.record_admin_event('configured', NULL,
+        PERFORM {{ schema | ident }}.record_system_event('configured', NULL, NULL,
             jsonb_build_object('admin_roles', to_jsonb(v_now.admin_roles), 'require_actor', v_now.require_actor));
     END IF;
 END

@@ -42,6 +42,6 @@ BEGIN
     LOOP
         EXECUTE format('REVOKE USAGE ON SCHEMA %I FROM %I', v_schema, {{ owner | literal }});
     END LOOP;
-    PERFORM {{ schema | ident }}.record_admin_event('detached', p_table::text, NULL);
+    PERFORM {{ schema | ident }}.record_system_event('detached', p_table::text, NULL, NULL);
 END
 $fn$;

@@ -1,9 +1,13 @@
 -- ensure_partitions: create the monthly partitions of events covering p_from
--- and the p_months - 1 months after it, each with its own guard triggers.
--- A month whose rows already sit in the default partition is skipped with a
--- warning (creating it would fail); maintenance moves such rows out.
--- Returns the names of the partitions it created. Runs as the owner so that
--- every partition belongs to it, whoever calls.
+-- and the p_months - 1 months after it (UTC months), each named
+-- events_YYYY_MM and guarded like the log. A month already covered by a
+-- partition is left alone; a month whose rows already sit in the default
+-- partition is skipped with a warning (attaching it would fail): maintain()
+-- moves such rows out. Returns the names of the partitions it created.
+-- Each partition is created apart and then attached (ATTACH PARTITION takes
+-- SHARE UPDATE EXCLUSIVE on the log, so writers and readers go on; the
+-- default partition is locked for a moment while it is checked). Runs as the
+-- owner so that every partition belongs to it, whoever calls.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.ensure_partitions(
     p_from   timestamptz DEFAULT now(),
     p_months integer     DEFAULT 2)
@@ -16,30 +20,30 @@ DECLARE
     v_start timestamptz;
     v_end   timestamptz;
     v_name  text;
+    v_rel   regclass;
 BEGIN
     IF p_months IS NULL OR p_months < 1 THEN
-        RAISE EXCEPTION 'ensure_partitions: p_months must be at least 1, not %', p_months;
+        RAISE EXCEPTION 'ensure_partitions: p_months must be at least 1, not %', p_months
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_from IS NULL OR NOT isfinite(p_from) THEN
+        RAISE EXCEPTION 'ensure_partitions: p_from must be a finite time, not %', p_from
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     FOR i IN 0 .. p_months - 1 LOOP
         v_start := (date_trunc('month', p_from AT TIME ZONE 'UTC') + make_interval(months => i)) AT TIME ZONE 'UTC';
         v_end   := (date_trunc('month', p_from AT TIME ZONE 'UTC') + make_interval(months => i + 1)) AT TIME ZONE 'UTC';
         v_name  := 'events_' || to_char(v_start AT TIME ZONE 'UTC', 'YYYY_MM');
-        CONTINUE WHEN to_regclass(format('%I.%I', {{ schema | literal }}, v_name)) IS NOT NULL;
+        CONTINUE WHEN EXISTS (SELECT FROM {{ schema | ident }}.event_partitions() AS p
+                              WHERE NOT p.is_default AND p.range_from < v_end AND p.range_to > v_start);
         IF EXISTS (SELECT FROM {{ schema | ident }}.events_default
                    WHERE occurred_at >= v_start AND occurred_at < v_end) THEN
-            RAISE WARNING 'auditsql: partition % not created: the default partition holds events of that month', v_name;
+            RAISE WARNING 'auditsql: partition % not created: the default partition holds events of that month; run maintain() to move them', v_name;
             CONTINUE;
         END IF;
-        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %I.events FOR VALUES FROM (%L) TO (%L)',
-                       {{ schema | literal }}, v_name, {{ schema | literal }}, v_start, v_end);
-        EXECUTE format('CREATE TRIGGER auditsql_guard_statement BEFORE UPDATE OR DELETE OR TRUNCATE ON %I.%I '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION %I.guard()',
-                       {{ schema | literal }}, v_name, {{ schema | literal }});
-        EXECUTE format('ALTER TABLE %I.%I ENABLE ALWAYS TRIGGER auditsql_guard_statement',
-                       {{ schema | literal }}, v_name);
-        EXECUTE format('REVOKE ALL ON %I.%I FROM PUBLIC', {{ schema | literal }}, v_name);
-        EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON %I.%I FROM %I',
-                       {{ schema | literal }}, v_name, {{ owner | literal }});
+        v_rel := {{ schema | ident }}.create_partition(v_name, v_start, v_end);
+        EXECUTE format('ALTER TABLE %I.events ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
+                       {{ schema | literal }}, v_rel, v_start, v_end);
         RETURN NEXT v_name;
     END LOOP;
 END

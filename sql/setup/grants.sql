@@ -16,7 +16,12 @@ GRANT EXECUTE ON FUNCTION {{ schema | ident }}.capture_source(regclass),
                           {{ schema | ident }}.key_expression(text, text[]) TO {{ reader | ident }};
 GRANT SELECT ON {{ schema | ident }}.events, {{ schema | ident }}.history, {{ schema | ident }}.envelope,
                 {{ schema | ident }}.tables, {{ schema | ident }}.settings,
-                {{ schema | ident }}.installation TO {{ reader | ident }};
+                {{ schema | ident }}.installation, {{ schema | ident }}.retention,
+                {{ schema | ident }}.legal_holds, {{ schema | ident }}.events_default
+             TO {{ reader | ident }};
+-- The reader may list the log's partitions (catalog only), for status and
+-- health checks.
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.event_partitions() TO {{ reader | ident }};
 
 -- The writer role may log application events (and nothing else).
 GRANT USAGE ON SCHEMA {{ schema | ident }} TO {{ writer | ident }};

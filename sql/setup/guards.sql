@@ -20,4 +20,29 @@ CREATE TRIGGER auditsql_guard_statement
     FOR EACH STATEMENT EXECUTE FUNCTION {{ schema | ident }}.guard();
 ALTER TABLE {{ schema | ident }}.events_default ENABLE ALWAYS TRIGGER auditsql_guard_statement;
 
+-- The retention policy and the legal holds: every change is recorded in the
+-- log by a row trigger; what would erase one unrecorded (removing the policy,
+-- editing or truncating holds) is refused by a statement trigger.
+DROP TRIGGER IF EXISTS auditsql_record ON {{ schema | ident }}.retention;
+CREATE TRIGGER auditsql_record
+    AFTER INSERT OR UPDATE ON {{ schema | ident }}.retention
+    FOR EACH ROW EXECUTE FUNCTION {{ schema | ident }}.record_policy();
+DROP TRIGGER IF EXISTS auditsql_guard_statement ON {{ schema | ident }}.retention;
+CREATE TRIGGER auditsql_guard_statement
+    BEFORE DELETE OR TRUNCATE ON {{ schema | ident }}.retention
+    FOR EACH STATEMENT EXECUTE FUNCTION {{ schema | ident }}.record_policy();
+ALTER TABLE {{ schema | ident }}.retention
+    ENABLE ALWAYS TRIGGER auditsql_record, ENABLE ALWAYS TRIGGER auditsql_guard_statement;
+
+DROP TRIGGER IF EXISTS auditsql_record ON {{ schema | ident }}.legal_holds;
+CREATE TRIGGER auditsql_record
+    AFTER INSERT OR DELETE ON {{ schema | ident }}.legal_holds
+    FOR EACH ROW EXECUTE FUNCTION {{ schema | ident }}.record_hold();
+DROP TRIGGER IF EXISTS auditsql_guard_statement ON {{ schema | ident }}.legal_holds;
+CREATE TRIGGER auditsql_guard_statement
+    BEFORE UPDATE OR TRUNCATE ON {{ schema | ident }}.legal_holds
+    FOR EACH STATEMENT EXECUTE FUNCTION {{ schema | ident }}.record_hold();
+ALTER TABLE {{ schema | ident }}.legal_holds
+    ENABLE ALWAYS TRIGGER auditsql_record, ENABLE ALWAYS TRIGGER auditsql_guard_statement;
+
 SELECT {{ schema | ident }}.ensure_partitions(pg_catalog.now(), 2);

@@ -63,7 +63,7 @@ CREATE INDEX IF NOT EXISTS events_time_id_brin
 COMMENT ON TABLE {{ schema | ident }}.events IS 'auditsql: the append-only audit log';
 COMMENT ON COLUMN {{ schema | ident }}.events.id IS 'increasing event id; replay order';
 COMMENT ON COLUMN {{ schema | ident }}.events.txid IS 'id of the writing transaction (txid_current())';
-COMMENT ON COLUMN {{ schema | ident }}.events.action IS 'data: created, updated, deleted, truncated; system: attached, detached, configured; auth and app: the action given to log_event or an on-change policy';
+COMMENT ON COLUMN {{ schema | ident }}.events.action IS 'data: created, updated, deleted, truncated; system: attached, detached, configured, retention_policy_set, retention_applied, default_rows_moved, legal_hold_placed, legal_hold_released; auth and app: the action given to log_event or an on-change policy';
 COMMENT ON COLUMN {{ schema | ident }}.events.category IS 'data, auth, app or system';
 COMMENT ON COLUMN {{ schema | ident }}.events.admin IS 'the actor role was one of the admin roles (audit.settings): before and after are whole rows, whatever the column policies except redaction';
 COMMENT ON COLUMN {{ schema | ident }}.events.caused_by IS 'for an event an on-change policy wrote: the id of the data event that caused it';

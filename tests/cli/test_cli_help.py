@@ -9,15 +9,29 @@ import typer.main
 from auditsql.cli import app
 from clitools import VERSION, ok, run, run_parallel, usage_error
 
-COMMANDS = ["install", "attach", "detach", "status"]
+COMMANDS = ["install", "attach", "detach", "status", "retention"]
+RETENTION_COMMANDS = ["set", "status", "hold", "release", "schedule", "unschedule", "run"]
+# Every command that runs something (groups only list their subcommands).
+LEAVES = [
+    *((c,) for c in COMMANDS if c != "retention"),
+    *(("retention", c) for c in RETENTION_COMMANDS),
+]
 
 
 def click_command():
     return typer.main.get_command(app)
 
 
+def command_at(path: tuple[str, ...]):
+    cmd = click_command()
+    for name in path:
+        cmd = cmd.commands[name]
+    return cmd
+
+
 def test_commands_are_the_expected_ones() -> None:
     assert list(click_command().commands) == COMMANDS
+    assert list(command_at(("retention",)).commands) == RETENTION_COMMANDS
 
 
 def test_version() -> None:
@@ -32,15 +46,25 @@ def test_version_matches_package() -> None:
     assert auditsql.__version__ == VERSION
 
 
-@pytest.mark.parametrize("prefix", [(), *((c,) for c in COMMANDS)], ids=["root", *COMMANDS])
+@pytest.mark.parametrize("prefix", [(), *LEAVES], ids=["root", *(" ".join(p) for p in LEAVES)])
 @pytest.mark.parametrize("flag", ["-h", "--help"])
 def test_help_flags(prefix: tuple[str, ...], flag: str) -> None:
     res = ok(*prefix, flag)
     assert res.stderr == "", str(res)
     assert "Usage" in res.stdout and "auditsql" in res.stdout, str(res)
     if prefix:
-        assert f"auditsql {prefix[0]}" in res.stdout
+        assert f"auditsql {' '.join(prefix)}" in res.stdout
         assert "--dsn" in res.stdout and "AUDITSQL_DSN" in res.stdout
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_group_help_lists_its_commands(flag: str) -> None:
+    res = ok("retention", flag, env={"COLUMNS": "200"})
+    assert res.stderr == "" and "Usage: auditsql retention" in res.stdout, str(res)
+    for command in RETENTION_COMMANDS:
+        assert command in res.stdout
+    assert run("retention").code in (0, 2)
+    assert "Usage" in run("retention").stdout + run("retention").stderr
 
 
 def test_help_from_the_real_process() -> None:
@@ -49,10 +73,11 @@ def test_help_from_the_real_process() -> None:
         assert "Usage" in res.stdout
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_help_lists_every_option(command: str) -> None:
-    res = ok(command, "--help", env={"COLUMNS": "200"})
-    cmd = click_command().commands[command]
+@pytest.mark.parametrize("path", LEAVES, ids=[" ".join(p) for p in LEAVES])
+def test_help_lists_every_option(path: tuple[str, ...]) -> None:
+    res = ok(*path, "--help", env={"COLUMNS": "200"})
+    cmd = command_at(path)
+    command = " ".join(path)
     for param in cmd.params:
         for opt in param.opts:
             if opt.startswith("-"):
@@ -77,6 +102,9 @@ def test_no_arguments_shows_help() -> None:
 def test_unknown_command_and_option_are_usage_errors() -> None:
     usage_error(run("frobnicate"), "frobnicate")
     usage_error(run("status", "--dsn", "x", "--frobnicate"), "--frobnicate")
+    usage_error(run("retention", "frobnicate"), "frobnicate")
+    usage_error(run("retention", "run", "--dsn", "x", "--months-ahead", "many"), "--months-ahead")
+    usage_error(run("retention", "hold", "--dsn", "x", "public.t", "1"), "--reason")
 
 
 def test_every_command_and_option_has_help_text() -> None:
@@ -84,7 +112,8 @@ def test_every_command_and_option_has_help_text() -> None:
     assert (root.help or "").strip()
     for param in root.params:
         assert (getattr(param, "help", None) or "").strip(), f"root option {param.name}"
-    for name, cmd in root.commands.items():
+    for path in [*((c,) for c in COMMANDS), *LEAVES]:
+        cmd, name = command_at(path), " ".join(path)
         assert (cmd.help or "").strip(), f"command {name} has no help"
         for param in cmd.params:
             assert (getattr(param, "help", None) or "").strip(), (

@@ -62,7 +62,7 @@ def test_status_without_tables(dsn: str) -> None:
     assert "audit" in res.stdout
     assert "attach" in res.stdout  # says what to do next
     payload = status_json(dsn)
-    assert payload == {"schema": "audit", "version": VERSION, "tables": []}
+    assert payload == {"schema": "audit", "version": VERSION, "retention": None, "tables": []}
 
 
 def test_status_shows_version_and_tables(attached: str) -> None:

@@ -344,3 +344,74 @@ def test_row_security_policy_never_runs_as_owner(
     run(app_conn, "INSERT INTO public.secrets VALUES (1)", "TRUNCATE public.secrets")
     assert [e["action"] for e in events(su, "public.secrets")] == ["created", "truncated"]
     assert_no_code_ran_as_owner(su, app)
+
+
+RETENTION_LOOK_ALIKES = (
+    ("regexp_match", "text, text", "text[]"),
+    ("btrim", "text, text", "text"),
+    ("btrim", "text", "text"),
+    ("lower", "text", "text"),
+    ("char_length", "text", "integer"),
+    ("date_trunc", "text, timestamptz", "timestamptz"),
+    ("date_trunc", "text, timestamp", "timestamp"),
+    ("make_interval", "months integer", "interval"),
+    ("to_char", "timestamp, text", "text"),
+    ("isfinite", "timestamptz", "boolean"),
+    ("clock_timestamp", "", "timestamptz"),
+    ("pg_get_expr", "pg_node_tree, oid", "text"),
+    ("pg_has_role", "name, text, text", "boolean"),
+    ("jsonb_array_length", "jsonb", "integer"),
+    ("jsonb_array_elements", "jsonb", "SETOF jsonb"),
+    ("unnest", "anyarray", "SETOF anyelement"),
+    ("ts_le", "timestamptz, timestamptz", "boolean"),
+)
+
+
+def test_retention_functions_ignore_look_alikes(su: Conn) -> None:
+    """Maintenance, retention and holds, called with look-alikes first in the
+    search path, run only the real thing."""
+    run(
+        su,
+        "CREATE SCHEMA evil",
+        "CREATE TABLE public.t (id int PRIMARY KEY)",
+        "SELECT audit.attach('public.t')",
+        "INSERT INTO public.t VALUES (1)",
+        "SELECT audit.ensure_partitions('2015-01-01', 2)",
+        "INSERT INTO audit.events (category, action, occurred_at, entity_type, entity_id)"
+        " VALUES ('data', 'created', '2015-01-10', 'public.t', '1'),"
+        " ('data', 'created', '2015-01-11', 'public.t', '2'),"
+        " ('data', 'created', '2014-06-01', 'public.t', '3')",
+    )
+    plant_look_alikes(su, "evil")
+    for name, args, returns in RETENTION_LOOK_ALIKES:
+        su.execute(raising_function("evil", name, args, returns))
+    run(
+        su,
+        "CREATE AGGREGATE evil.count(*) (sfunc = evil.count_step, stype = bigint)",
+        "CREATE AGGREGATE evil.array_agg(anyelement) (sfunc = evil.agg_step, stype = jsonb)",
+        "CREATE OPERATOR evil.<= (leftarg = timestamptz, rightarg = timestamptz,"
+        " function = evil.ts_le)",
+        "CREATE TABLE evil.retention (keep int CHECK (false))",
+        "CREATE TABLE evil.legal_holds (entity_type int CHECK (false))",
+        "CREATE TABLE evil.events_default (id int CHECK (false))",
+        "CREATE TEMP TABLE retention (keep int CHECK (false))",
+        "CREATE TEMP TABLE legal_holds (entity_type int CHECK (false))",
+        "CREATE TEMP TABLE events_default (id int CHECK (false))",
+    )
+    plant_temp_look_alikes(su)
+    for search_path in SEARCH_PATHS:
+        su.execute(f"SET search_path = {search_path}")
+        with su.transaction(force_rollback=True):
+            assert scalar(su, "SELECT audit.set_retention('saas')::text") == "3 years"
+            moved = column(su, "SELECT partition FROM audit.maintain(1)")
+            assert moved[0] == "events_2014_06"
+            assert scalar(su, "SELECT audit.place_hold('public.t', '1', 'case')") is True
+            removed = su.execute(
+                "SELECT partition, rows_removed, rows_kept FROM"
+                " audit.apply_retention('2019-01-01 00:00+00')").fetchall()
+            assert [tuple(r.values()) for r in removed] == [
+                ("events_2014_06", 1, 0), ("events_2015_01", 1, 1), ("events_2015_02", 0, 0)]
+            su.execute("SELECT audit.release_hold('public.t', '1', 'done')")
+            assert "events_2015_01" in column(su, "SELECT name FROM audit.event_partitions()")
+    su.execute("RESET search_path")
+    assert scalar(su, "SELECT count(*) FROM evil.events") == 0

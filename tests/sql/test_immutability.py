@@ -191,7 +191,7 @@ def test_application_role_cannot_call_internal_functions(su: Conn, app_conn: Con
     victim = scalar(su, "SELECT 'victim'::regclass::oid")
     for call in ("SELECT audit.attach('mine')", "SELECT audit.detach('mine')",
                  "SELECT audit.drop_triggers('mine')", "SELECT audit.ensure_partitions(now(), 1)",
-                 "SELECT audit.record_admin_event('attached', 'x', NULL)",
+                 "SELECT audit.record_system_event('attached', 'x', NULL, NULL)",
                  "SELECT audit.inet_or_null('1.2.3.4')",
                  "SELECT audit.capture_source('mine')",
                  "SELECT audit.key_expression('x', ARRAY['id'])",

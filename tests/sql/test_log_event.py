@@ -87,7 +87,7 @@ def test_invalid_action_names_are_refused(su: Conn, writer: Conn, action: str) -
 def test_writer_cannot_write_the_log_directly(writer: Conn) -> None:
     expect_error(writer, "INSERT INTO audit.events (category, action) VALUES ('auth', 'login')",
                  sqlstate="42501")
-    expect_error(writer, "SELECT audit.record_admin_event('attached', 'x', NULL)",
+    expect_error(writer, "SELECT audit.record_system_event('attached', 'x', NULL, NULL)",
                  sqlstate="42501")
 
 

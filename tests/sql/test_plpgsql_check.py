@@ -21,6 +21,8 @@ TriggerTarget = tuple[str, str | None, str | None]
 TRIGGER_TARGETS: dict[str, TriggerTarget] = {
     "audit.capture_truncate()": ("public.plain", None, None),
     "audit.guard()": ("audit.events", None, None),
+    "audit.record_policy()": ("audit.retention", None, None),
+    "audit.record_hold()": ("audit.legal_holds", None, None),
 }
 
 

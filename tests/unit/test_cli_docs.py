@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer.main
@@ -43,10 +44,23 @@ def test_docs_are_plain_text(generated: str) -> None:
     assert not set("╭╮╰╯│─┏┓┃━") & set(generated)
 
 
+def all_commands() -> dict[str, Any]:
+    """Every command by its full name ("status", "retention set", ...), groups included."""
+    found: dict[str, Any] = {}
+
+    def walk(group: Any, prefix: str) -> None:
+        for name, cmd in group.commands.items():
+            found[f"{prefix}{name}"] = cmd
+            if hasattr(cmd, "commands"):  # a group
+                walk(cmd, f"{prefix}{name} ")
+
+    walk(typer.main.get_command(app), "")
+    return found
+
+
 def test_docs_cover_every_command_and_option(generated: str) -> None:
-    root = typer.main.get_command(app)
     assert "## `auditsql`" in generated
-    for name, cmd in root.commands.items():
+    for name, cmd in all_commands().items():
         assert f"## `auditsql {name}`" in generated
         body = generated.split(f"## `auditsql {name}`", 1)[1].split("\n## ", 1)[0]
         assert f"Usage: auditsql {name}" in body
@@ -61,14 +75,19 @@ def test_every_command_and_option_has_help_text() -> None:
     root = typer.main.get_command(app)
     assert (root.help or "").strip(), "the root command has no help"
     missing = [f"--{p.name}" for p in root.params if not (getattr(p, "help", "") or "").strip()]
-    for name, cmd in root.commands.items():
+    for name, cmd in all_commands().items():
         if not (cmd.help or "").strip():
             missing.append(name)
         missing += [
             f"{name} {p.name}" for p in cmd.params if not (getattr(p, "help", "") or "").strip()
         ]
     assert missing == []
-    assert list(root.commands) == ["install", "attach", "detach", "status"]
+    assert list(root.commands) == ["install", "attach", "detach", "status", "retention"]
+    assert list(all_commands()) == [
+        "install", "attach", "detach", "status", "retention",
+        *(f"retention {c}" for c in
+          ("set", "status", "hold", "release", "schedule", "unschedule", "run")),
+    ]
 
 
 def test_check_mode_reports_drift(

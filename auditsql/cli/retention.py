@@ -1,0 +1,254 @@
+"""`auditsql retention ...`: the policy, legal holds, maintenance and pg_cron."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import typer
+
+from auditsql import db, retention
+from auditsql.cli.options import Dsn, Json, Schema
+from auditsql.cli.output import err, reported
+
+app = typer.Typer(
+    name="retention",
+    help="Retention policy, legal holds, partition maintenance and its schedule.",
+    no_args_is_help=True,
+)
+
+EntityType = Annotated[
+    str,
+    typer.Argument(
+        help="Entity type as in events.entity_type: the schema-qualified table, e.g. public.orders.",
+        show_default=False,
+    ),
+]
+EntityId = Annotated[
+    str,
+    typer.Argument(
+        help="Entity id as in events.entity_id: 1001, or [7, \"b\"] for a composite key.",
+        show_default=False,
+    ),
+]
+MonthsAhead = Annotated[
+    int,
+    typer.Option(
+        "--months-ahead",
+        help="Keep partitions for the current month and this many months after it (0-120).",
+    ),
+]
+
+
+def _when(value: datetime | None) -> str:
+    """A time in UTC, to the second."""
+    if value is None:
+        return "-"
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _day(value: datetime) -> str:
+    """A partition bound: the UTC date."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+def _jsonable(value: Any) -> Any:
+    """Dataclass dicts with times as ISO 8601 strings."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(_jsonable(value), indent=2))
+
+
+@app.command("set")
+def set_policy(
+    policy: Annotated[
+        str,
+        typer.Argument(
+            help="financial (7 years), medical (5 years), saas (3 years), "
+            "or an interval such as '2 years'.",
+            show_default=False,
+        ),
+    ],
+    dsn: Dsn,
+    schema: Schema = "audit",
+) -> None:
+    """Set how long events are kept. Recorded in the log; safe to run again."""
+    with reported(), db.connect(dsn) as conn:
+        found = retention.set_policy(conn, schema, policy)
+    err.print(f"retention policy: {found.name} (keep {found.keep})", markup=False)
+
+
+@app.command()
+def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
+    """Show the policy, holds, partitions, oldest event and the pg_cron job.
+
+    The job is shown with its schedule and its last runs from
+    cron.job_run_details.
+    """
+    with reported():
+        found = retention.status(dsn, schema)
+    if as_json:
+        _print_json(asdict(found))
+        return
+    policy = found.policy
+    print(
+        f"policy: {policy.name} (keep {policy.keep}), set {_when(policy.set_at)} by {policy.set_by}"
+        if policy
+        else "policy: none set; run `auditsql retention set POLICY`"
+    )
+    print(f"legal holds: {len(found.holds)}")
+    for hold in found.holds:
+        print(f"  {hold.entity_type} {hold.entity_id}: since {_when(hold.placed_at)}"
+              f" by {hold.placed_by}: {hold.reason}")
+    parts = found.partitions
+    ahead = (f"{parts.months_ahead} month(s) ahead of the current one"
+             if parts.current_month_covered else "none for the current month")
+    print(f"partitions: {parts.count} ({parts.oldest or '-'} .. {parts.newest or '-'}); {ahead}")
+    print(f"default partition: {'empty' if parts.default_partition_empty else 'holds events'}")
+    print(f"oldest event: {_when(found.oldest_event)}")
+    if found.next_due is not None:
+        print(f"next removal: {found.next_due.partition} on {_when(found.next_due.due_at)}")
+    cron = found.cron
+    if not cron.available:
+        print("pg_cron: not available on this server; run `auditsql retention run` from a scheduler")
+    elif cron.problem:
+        where = f"in database {cron.database}; " if cron.database else ""
+        print(f"pg_cron: {where}job unknown: {cron.problem}")
+    elif not cron.installed:
+        print(f"pg_cron: loaded, but not created in database {cron.database}")
+    elif cron.job is None:
+        print(f"pg_cron: in database {cron.database}; no job; run `auditsql retention schedule`")
+    else:
+        job = cron.job
+        print(f"pg_cron: job {job.jobid} {job.name!r} in database {cron.database},"
+              f" schedule '{job.schedule}', {'active' if job.active else 'inactive'},"
+              f" runs as {job.username}")
+        print(f"  command: {job.command}")
+        print(f"last runs: {len(cron.runs) or 'none yet'}")
+        for r in cron.runs:
+            message = " ".join((r.return_message or "").split())
+            print(f"  {_when(r.start_time)}  {r.status}  {message}")
+
+
+@app.command()
+def hold(
+    entity_type: EntityType,
+    entity_id: EntityId,
+    dsn: Dsn,
+    reason: Annotated[
+        str,
+        typer.Option("--reason", help="Why the entity is held (1-1000 characters); recorded."),
+    ],
+    schema: Schema = "audit",
+) -> None:
+    """Put an entity under legal hold: retention keeps its events.
+
+    Recorded in the log. Holding an entity again changes nothing.
+    """
+    with reported(), db.connect(dsn) as conn:
+        placed, found = retention.place_hold(conn, schema, entity_type, entity_id, reason)
+    if placed:
+        err.print(f"legal hold placed on {found.entity_type} {found.entity_id}", markup=False)
+    else:
+        err.print(f"{found.entity_type} {found.entity_id} is already under legal hold since"
+                  f" {_when(found.placed_at)}: {found.reason}", markup=False)
+
+
+@app.command()
+def release(
+    entity_type: EntityType,
+    entity_id: EntityId,
+    dsn: Dsn,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why the hold is lifted (at most 1000 characters); recorded."),
+    ] = None,
+    schema: Schema = "audit",
+) -> None:
+    """Lift a legal hold, recorded in the log.
+
+    The entity's events are then removed by the next run that finds them due.
+    Releasing an entity that is not held is an error.
+    """
+    with reported(), db.connect(dsn) as conn:
+        found = retention.release_hold(conn, schema, entity_type, entity_id, reason)
+    err.print(f"legal hold released on {found.entity_type} {found.entity_id}", markup=False)
+
+
+@app.command()
+def schedule(
+    dsn: Dsn,
+    cron: Annotated[
+        str,
+        typer.Option("--cron", help="When to run, as a pg_cron schedule (UTC)."),
+    ] = retention.DEFAULT_CRON,
+    months_ahead: MonthsAhead = retention.DEFAULT_MONTHS_AHEAD,
+    schema: Schema = "audit",
+) -> None:
+    """Schedule maintenance and retention with pg_cron.
+
+    The job is created in this database, or through cron.schedule_in_database
+    when pg_cron lives in another (cron.database_name). It runs as the
+    connected role. Scheduling again replaces the schedule.
+    """
+    with reported():
+        job = retention.schedule(dsn, schema, cron, months_ahead)
+    err.print(f"scheduled pg_cron job {job.jobid} {job.name!r} ('{job.schedule}')"
+              f" for database {job.database}, running as {job.username}", markup=False)
+
+
+@app.command()
+def unschedule(dsn: Dsn, schema: Schema = "audit") -> None:
+    """Remove the pg_cron job that `schedule` created."""
+    with reported():
+        job = retention.unschedule(dsn, schema)
+    if job is None:
+        err.print("no retention job was scheduled", markup=False)
+    else:
+        err.print(f"removed pg_cron job {job.jobid} {job.name!r}", markup=False)
+
+
+@app.command()
+def run(
+    dsn: Dsn,
+    months_ahead: MonthsAhead = retention.DEFAULT_MONTHS_AHEAD,
+    schema: Schema = "audit",
+    as_json: Json = False,
+) -> None:
+    """Run maintenance, then retention, now.
+
+    For external schedulers (cron, systemd timers, job runners) where pg_cron
+    is not available. Exits 1 when no retention policy is set.
+    """
+    if as_json:
+        with reported(), db.connect(dsn) as conn:
+            result = retention.run(conn, schema, months_ahead)
+        _print_json(asdict(result))
+        return
+    with reported(), db.connect(dsn) as conn:
+        # Step by step, so that what maintenance did is shown even when
+        # retention then fails (each step commits on its own).
+        retention.check_months_ahead(months_ahead)
+        retention.require_policy(conn, schema)
+        maintained = retention.maintain(conn, schema, months_ahead)
+        for m in maintained:
+            moved = f"\t{m.rows} events moved from the default partition" if m.rows else ""
+            print(f"created\t{m.partition}\t{_day(m.range_from)}..{_day(m.range_to)}{moved}",
+                  flush=True)
+        removed = retention.apply(conn, schema)
+        for r in removed:
+            kept = f", {r.rows_kept} kept under legal hold" if r.rows_kept else ""
+            print(f"removed\t{r.partition}\t{_day(r.range_from)}..{_day(r.range_to)}"
+                  f"\t{r.rows_removed} events{kept}")
+    if not maintained and not removed:
+        err.print("nothing to do", markup=False)

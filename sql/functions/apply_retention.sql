@@ -1,0 +1,134 @@
+-- apply_retention: remove the events the retention policy no longer keeps.
+-- The only way events ever leave the log, and only the owner role may run
+-- it. Returns one row per partition it removed or rebuilt.
+--   as_of  the time the policy is applied at (default now()); never later
+--          than the current time, so no event younger than the policy
+--          relative to the real clock can be removed
+-- The cutoff is as_of minus the policy's interval, computed in UTC. A
+-- partition is due when it lies entirely before the cutoff (its upper bound
+-- is at or before it): every event in it is at least as old as the policy.
+-- Nothing else is touched; the default partition never is (maintain()
+-- first moves its rows into monthly partitions).
+-- A due partition holding no events of an entity under legal hold is
+-- dropped. One holding such events is rebuilt: the held events are copied
+-- out, the partition is dropped, and a new one for the same range, holding
+-- only them, takes its place; if every event in it is held it is kept as it
+-- is. Held events keep their ids and stay in the log, where every query and
+-- check reads them. Events leave only with a whole table, never by DELETE,
+-- so the guards stay in force.
+-- Records one `retention_applied` event stating the policy, the cutoff and,
+-- for each partition, its range and the rows removed and kept; nothing is
+-- recorded when nothing is due.
+-- Locks, in this order: the holds table (SHARE: no hold is placed or released
+-- meanwhile); each due partition (SHARE, while it is counted: writes to it
+-- wait, nothing else does); then, for the drops alone, ACCESS EXCLUSIVE on the
+-- log, which DROP TABLE of a partition needs: a moment of catalog changes
+-- (plus copying the held events of a rebuilt partition). lock_timeout is 2 s:
+-- if a lock cannot be had, the run fails and changes nothing. Nothing is
+-- locked when nothing is due.
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.apply_retention(as_of timestamptz DEFAULT now())
+RETURNS TABLE (partition text, range_from timestamptz, range_to timestamptz,
+               rows_removed bigint, rows_kept bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET IntervalStyle = 'postgres'
+SET lock_timeout = '2s'
+AS $fn$
+DECLARE
+    v_policy {{ schema | ident }}.retention;
+    v_cutoff timestamptz;
+    v_part   record;
+    v_parts  jsonb := '[]'::jsonb;
+    v_total  bigint;
+    v_held   {{ schema | ident }}.events[];
+    v_kept   bigint;
+    v_rel    regclass;
+    v_done   jsonb := '[]'::jsonb;
+BEGIN
+    IF as_of IS NULL OR as_of > clock_timestamp() THEN
+        RAISE EXCEPTION 'auditsql: apply_retention: as_of must not be in the future (got %)', coalesce(as_of::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO v_policy FROM {{ schema | ident }}.retention;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'auditsql: no retention policy is set, so nothing can be removed'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Set one with auditsql retention set POLICY (financial, medical, saas or an interval).';
+    END IF;
+    v_cutoff := (as_of AT TIME ZONE 'UTC' - v_policy.keep) AT TIME ZONE 'UTC';
+    IF NOT EXISTS (SELECT FROM {{ schema | ident }}.event_partitions() AS p
+                   WHERE NOT p.is_default AND p.range_to <= v_cutoff) THEN
+        RETURN;
+    END IF;
+
+    -- Holds cannot change until this transaction ends.
+    LOCK TABLE {{ schema | ident }}.legal_holds IN SHARE MODE;
+    -- First count, with each due partition locked against writes (nobody
+    -- else has a reason to write there) but not the log, so that counting a
+    -- large partition blocks no writer.
+    FOR v_part IN
+        SELECT p.partition AS rel, p.name, p.range_from AS lo, p.range_to AS hi
+        FROM {{ schema | ident }}.event_partitions() AS p
+        WHERE NOT p.is_default AND p.range_to <= v_cutoff
+        ORDER BY p.range_from
+    LOOP
+        PERFORM {{ schema | ident }}.lock_log(v_part.rel, 'SHARE');
+        -- Through the log, restricted to the partition's range: pruning
+        -- leaves exactly this partition, and rows come typed as the log's.
+        SELECT count(*) INTO v_total FROM {{ schema | ident }}.events AS e
+        WHERE e.occurred_at >= v_part.lo AND e.occurred_at < v_part.hi;
+        SELECT count(*) INTO v_kept
+        FROM {{ schema | ident }}.legal_holds AS l
+        CROSS JOIN LATERAL (
+            SELECT FROM {{ schema | ident }}.events AS e
+            WHERE e.entity_type = l.entity_type AND e.entity_id = l.entity_id
+              AND e.occurred_at >= v_part.lo AND e.occurred_at < v_part.hi) AS h;
+        CONTINUE WHEN v_total > 0 AND v_kept = v_total;
+        v_parts := v_parts || jsonb_build_object('rel', v_part.rel::oid, 'partition', v_part.name,
+                                                 'from', v_part.lo, 'to', v_part.hi,
+                                                 'rows_removed', v_total - v_kept, 'rows_kept', v_kept);
+    END LOOP;
+    IF jsonb_array_length(v_parts) = 0 THEN
+        RETURN;
+    END IF;
+
+    -- Then drop, under ACCESS EXCLUSIVE on the log for a moment.
+    PERFORM {{ schema | ident }}.lock_log({{ ((schema | ident) ~ '.events') | literal }}, 'ACCESS EXCLUSIVE');
+    FOR v_part IN
+        SELECT (d ->> 'rel')::oid::regclass AS rel, d ->> 'partition' AS name,
+               (d ->> 'from')::timestamptz AS lo, (d ->> 'to')::timestamptz AS hi,
+               (d ->> 'rows_removed')::bigint AS removed, (d ->> 'rows_kept')::bigint AS kept
+        FROM jsonb_array_elements(v_parts) AS d
+    LOOP
+        IF v_part.kept > 0 THEN
+            SELECT array_agg(h.e ORDER BY (h.e).id) INTO v_held
+            FROM {{ schema | ident }}.legal_holds AS l
+            CROSS JOIN LATERAL (
+                SELECT e FROM {{ schema | ident }}.events AS e
+                WHERE e.entity_type = l.entity_type AND e.entity_id = l.entity_id
+                  AND e.occurred_at >= v_part.lo AND e.occurred_at < v_part.hi) AS h;
+        END IF;
+        EXECUTE format('DROP TABLE %s', v_part.rel);
+        IF v_part.kept > 0 THEN
+            v_rel := {{ schema | ident }}.create_partition(v_part.name, v_part.lo, v_part.hi);
+            EXECUTE format('INSERT INTO %s SELECT * FROM unnest($1)', v_rel) USING v_held;
+            EXECUTE format('ALTER TABLE %I.events ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
+                           {{ schema | literal }}, v_rel, v_part.lo, v_part.hi);
+        END IF;
+        partition := v_part.name; range_from := v_part.lo; range_to := v_part.hi;
+        rows_removed := v_part.removed; rows_kept := v_part.kept;
+        v_done := v_done || jsonb_build_object('partition', v_part.name, 'from', v_part.lo, 'to', v_part.hi,
+                                               'rows_removed', v_part.removed, 'rows_kept', v_part.kept);
+        RETURN NEXT;
+    END LOOP;
+
+    PERFORM {{ schema | ident }}.record_system_event('retention_applied',
+        format('%I.events', {{ schema | literal }}), NULL,
+        jsonb_build_object(
+            'policy', v_policy.policy, 'keep', v_policy.keep::text,
+            'as_of', as_of, 'cutoff', v_cutoff, 'partitions', v_done,
+            'rows_removed', (SELECT sum((d ->> 'rows_removed')::bigint) FROM jsonb_array_elements(v_done) AS d),
+            'rows_kept', (SELECT sum((d ->> 'rows_kept')::bigint) FROM jsonb_array_elements(v_done) AS d)));
+END
+$fn$;

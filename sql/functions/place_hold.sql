@@ -1,0 +1,52 @@
+-- place_hold: put an entity under legal hold, so that retention keeps its
+-- events (see apply_retention). Returns true when the hold is placed, false
+-- when the entity was already held (nothing changes; the hold in force keeps
+-- its reason). A new hold is recorded as a `legal_hold_placed` event on the
+-- entity (by the trigger on legal_holds).
+--   p_entity_type  as in events.entity_type: the schema-qualified table name,
+--                  quoted as PostgreSQL quotes it (public.orders); it must be
+--                  an audited table or appear in the log, so that a typo
+--                  cannot place a hold that holds nothing
+--   p_entity_id    as in events.entity_id (1001, or [7, "b"] for a
+--                  composite key)
+--   p_reason       why, for the record: 1 to 1000 characters
+-- Runs with the caller's rights: the caller must be a member of the owner
+-- role.
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.place_hold(
+    p_entity_type text,
+    p_entity_id   text,
+    p_reason      text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN
+        RAISE EXCEPTION 'auditsql: role % may not place legal holds: it must be a member of %', current_user, {{ owner | literal }}
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF p_entity_id IS NULL OR p_entity_id = '' THEN
+        RAISE EXCEPTION 'auditsql: a legal hold needs an entity id'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_reason IS NULL OR btrim(p_reason) = '' OR char_length(p_reason) > 1000 THEN
+        RAISE EXCEPTION 'auditsql: a legal hold needs a reason of 1 to 1000 characters'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_entity_type IS NULL
+       OR NOT (EXISTS (SELECT FROM {{ schema | ident }}.tables AS t
+                       JOIN pg_class AS c ON c.oid = t.relid
+                       JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                       WHERE format('%I.%I', n.nspname, c.relname) = p_entity_type)
+               OR EXISTS (SELECT FROM {{ schema | ident }}.events AS e
+                          WHERE e.entity_type = p_entity_type)) THEN
+        RAISE EXCEPTION 'auditsql: no audited table and no event in the log has entity type %', coalesce(quote_literal(p_entity_type), 'NULL')
+            USING ERRCODE = 'undefined_table',
+                  HINT = 'Entity types are schema-qualified table names as in events.entity_type, such as public.orders.';
+    END IF;
+    INSERT INTO {{ schema | ident }}.legal_holds (entity_type, entity_id, reason)
+    VALUES (p_entity_type, p_entity_id, p_reason)
+    ON CONFLICT (entity_type, entity_id) DO NOTHING;
+    RETURN FOUND;
+END
+$fn$;

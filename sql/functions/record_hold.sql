@@ -1,0 +1,34 @@
+-- record_hold: trigger on legal_holds. Every hold placed or released, by
+-- place_hold / release_hold or by hand, is recorded on the entity as a
+-- `legal_hold_placed` event (the reason and the number of the entity's
+-- events in the log) or a `legal_hold_released` event (the hold released,
+-- and the reason for releasing it from auditsql.release_reason). Holds are
+-- never edited in place: UPDATE and TRUNCATE are refused, so no hold can
+-- vanish unrecorded. Runs with the caller's rights.
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.record_hold()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        SELECT count(*) INTO v_count FROM {{ schema | ident }}.events AS e
+        WHERE e.entity_type = NEW.entity_type AND e.entity_id = NEW.entity_id;
+        PERFORM {{ schema | ident }}.record_system_event('legal_hold_placed', NEW.entity_type, NEW.entity_id,
+            jsonb_build_object('reason', NEW.reason, 'events', v_count));
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM {{ schema | ident }}.record_system_event('legal_hold_released', OLD.entity_type, OLD.entity_id,
+            jsonb_build_object('reason', nullif(current_setting('auditsql.release_reason', true), ''),
+                               'hold', jsonb_build_object('reason', OLD.reason, 'placed_at', OLD.placed_at,
+                                                          'placed_by', OLD.placed_by)));
+    ELSE
+        RAISE EXCEPTION 'auditsql: legal holds are placed and released, never changed: % on %.% is not allowed',
+            TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Release the hold and place it again (auditsql retention release / hold).';
+    END IF;
+    RETURN NULL;
+END
+$fn$;

@@ -1,0 +1,418 @@
+"""`auditsql retention ...` and `install --retention` end to end, with pg_cron
+where the server has it (PostgreSQL 15 here) and without it elsewhere."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from psycopg import sql
+
+import pgcluster
+from clitools import (
+    dbname,
+    error_line,
+    execute,
+    ok,
+    query,
+    run,
+    scalar,
+    schema_exists,
+)
+from conftest import MakeRole, Server, unique_name
+
+JOB_COMMAND = 'BEGIN; SELECT "audit".maintain(3); COMMIT; BEGIN; SELECT "audit".apply_retention(); COMMIT;'
+CANARY = "CREATE TABLE canary (x int); INSERT INTO canary VALUES (1);"
+
+
+def policy(dsn: str, schema: str = "audit") -> tuple[str, str] | None:
+    rows = query(dsn, sql.SQL("SELECT policy, keep::text FROM {}.retention").format(
+        sql.Identifier(schema)).as_string())
+    return rows[0] if rows else None
+
+
+def partitions(dsn: str) -> list[str]:
+    return [r[0] for r in query(
+        dsn, "SELECT name FROM audit.event_partitions() WHERE NOT is_default")]
+
+
+def canary_alive(dsn: str) -> bool:
+    return bool(scalar(dsn, "SELECT to_regclass('canary') IS NOT NULL"))
+
+
+@pytest.fixture
+def installed(db: str) -> str:
+    """A fresh database with auditsql (no policy), a canary table and an
+    audited table public.t holding row 1."""
+    execute(db, CANARY + "CREATE TABLE t (id int PRIMARY KEY); ")
+    ok("install", "--dsn", db)
+    execute(db, "SELECT audit.attach('t'); INSERT INTO t VALUES (1);")
+    return db
+
+
+@pytest.fixture
+def old_events(installed: str) -> str:
+    """Policy saas; events in 2010 (partitioned) and in 2009 (default partition)."""
+    execute(installed, """
+        SELECT audit.set_retention('saas');
+        SELECT audit.ensure_partitions('2010-01-01', 1);
+        INSERT INTO audit.events (category, action, occurred_at, entity_type, entity_id) VALUES
+            ('data', 'created', '2010-01-05', 'public.t', '1'),
+            ('data', 'created', '2010-01-06', 'public.t', '2'),
+            ('data', 'created', '2009-05-05', 'public.t', '3');
+    """)
+    return installed
+
+
+# --------------------------------------------------------------------------
+# install --retention, retention set, status
+# --------------------------------------------------------------------------
+
+
+def test_install_with_a_policy(db: str) -> None:
+    ok("install", "--dsn", db, "--retention", "financial")
+    assert policy(db) == ("financial", "7 years")
+    res = ok("status", "--dsn", db)
+    assert "retention: financial (keep 7 years)" in res.stdout
+    payload = json.loads(ok("status", "--dsn", db, "--json").stdout)
+    assert payload["retention"] == {"policy": "financial", "keep": "7 years"}
+    ok("install", "--dsn", db)  # again, without --retention: the policy stays
+    assert policy(db) == ("financial", "7 years")
+    ok("install", "--dsn", db, "--retention", "medical")
+    assert policy(db) == ("medical", "5 years")
+    recorded = query(db, "SELECT after ->> 'policy' FROM audit.events"
+                         " WHERE action = 'retention_policy_set' ORDER BY id")
+    assert recorded == [("financial",), ("medical",)]
+
+
+def test_install_with_a_bad_policy_installs_nothing(db: str) -> None:
+    execute(db, CANARY)
+    for bad in ("forever", "-7 years", "0", "7 years'; DROP TABLE canary; --"):
+        error_line(run("install", "--dsn", db, "--retention", bad), 2, "retention polic")
+        assert not schema_exists(db, "audit")
+    assert canary_alive(db)
+
+
+def test_install_dry_run_sets_the_policy_too(pg: Server, db: str) -> None:
+    res = ok("install", "--dsn", db, "--dry-run", "--retention", "7 years'; --")
+    assert res.stdout.endswith("SELECT \"audit\".set_retention('7 years''; --');\nCOMMIT;\n")
+    assert not schema_exists(db, "audit")
+
+
+def test_set_policies(installed: str) -> None:
+    for given, expected in (("saas", ("saas", "3 years")), ("18 months", ("custom", "1 year 6 mons")),
+                            ("MEDICAL", ("medical", "5 years"))):
+        res = ok("retention", "set", given, "--dsn", installed)
+        assert f"keep {expected[1]}" in res.stderr
+        assert policy(installed) == expected
+    assert "retention: medical (keep 5 years)" in ok("status", "--dsn", installed).stdout
+
+
+def test_set_refuses_bad_policies(installed: str) -> None:
+    ok("retention", "set", "saas", "--dsn", installed)
+    for bad in ("forever", "", "-1 year", "0 days", "1 year -2 years", "99999999 years",
+                "1 year'); DROP TABLE canary; --"):
+        error_line(run("retention", "set", "--dsn", installed, "--", bad), 2, "polic")
+        assert policy(installed) == ("saas", "3 years")
+    assert canary_alive(installed)
+
+
+def test_commands_need_an_install(db: str) -> None:
+    for args in (("set", "saas"), ("status",), ("run",), ("hold", "public.t", "1", "--reason", "x"),
+                 ("release", "public.t", "1")):
+        error_line(run("retention", *args, "--dsn", db), 1, "not installed")
+
+
+# --------------------------------------------------------------------------
+# Legal holds
+# --------------------------------------------------------------------------
+
+
+def test_hold_and_release(installed: str) -> None:
+    res = ok("retention", "hold", "public.t", "1", "--reason", "case 12", "--dsn", installed)
+    assert "legal hold placed on public.t 1" in res.stderr
+    again = ok("retention", "hold", "public.t", "1", "--reason", "other", "--dsn", installed)
+    assert "already under legal hold" in again.stderr and "case 12" in again.stderr
+    status = ok("retention", "status", "--dsn", installed).stdout
+    assert "legal holds: 1" in status and "public.t 1" in status and "case 12" in status
+    held = json.loads(ok("retention", "status", "--json", "--dsn", installed).stdout)["holds"]
+    assert [(h["entity_type"], h["entity_id"], h["reason"]) for h in held] == [
+        ("public.t", "1", "case 12")]
+    res = ok("retention", "release", "public.t", "1", "--reason", "settled", "--dsn", installed)
+    assert "released" in res.stderr
+    error_line(run("retention", "release", "public.t", "1", "--dsn", installed), 1,
+               "not under legal hold")
+    actions = query(installed, "SELECT action, after ->> 'reason' FROM audit.events"
+                               " WHERE action LIKE 'legal_hold%' ORDER BY id")
+    assert actions == [("legal_hold_placed", "case 12"), ("legal_hold_released", "settled")]
+
+
+BAD_HOLDS = [
+    (("public.nosuch", "1", "--reason", "x"), 1, "no audited table"),
+    (("t", "1", "--reason", "x"), 1, "public.orders"),  # the hint shows the expected form
+    (("public.t", "1", "--reason", ""), 2, "reason"),
+    (("public.t", "1", "--reason", "   "), 2, "reason"),
+    (("public.t", "1", "--reason", "x" * 1001), 2, "1000"),
+    (("public.t", "", "--reason", "x"), 2, "entity id"),
+]
+
+
+def test_bad_holds_are_refused(installed: str) -> None:
+    before = scalar(installed, "SELECT count(*) FROM audit.events")
+    for args, code, needle in BAD_HOLDS:
+        error_line(run("retention", "hold", *args, "--dsn", installed), code, needle)
+    assert scalar(installed, "SELECT count(*) FROM audit.legal_holds") == 0
+    assert scalar(installed, "SELECT count(*) FROM audit.events") == before
+
+
+def test_a_hostile_reason_is_stored_as_given(installed: str) -> None:
+    reason = "x'); DROP TABLE canary; -- \"$$\\ ünï 🙂"
+    ok("retention", "hold", "public.t", "1", "--reason", reason, "--dsn", installed)
+    assert scalar(installed, "SELECT reason FROM audit.legal_holds") == reason
+    assert canary_alive(installed)
+
+
+# --------------------------------------------------------------------------
+# run
+# --------------------------------------------------------------------------
+
+
+def test_run_moves_creates_and_removes(old_events: str) -> None:
+    execute(old_events, "SELECT audit.place_hold('public.t', '2', 'keep this one')")
+    res = ok("retention", "run", "--dsn", old_events)
+    lines = [line.split("\t") for line in res.stdout.splitlines()]
+    assert ["created", "events_2009_05", "2009-05-01..2009-06-01",
+            "1 events moved from the default partition"] in lines
+    assert ["removed", "events_2009_05", "2009-05-01..2009-06-01", "1 events"] in lines
+    assert ["removed", "events_2010_01", "2010-01-01..2010-02-01",
+            "1 events, 1 kept under legal hold"] in lines
+    assert sum(1 for line in lines if line[0] == "created" and len(line) == 3) >= 2  # ahead
+    assert scalar(old_events, "SELECT count(*) FROM audit.events WHERE occurred_at < '2011-01-01'") == 1
+    again = ok("retention", "run", "--dsn", old_events)
+    assert again.stdout == "" and "nothing to do" in again.stderr
+
+
+def test_run_json(old_events: str) -> None:
+    payload = json.loads(ok("retention", "run", "--json", "--dsn", old_events).stdout)
+    assert set(payload) == {"maintained", "removed"}
+    removed = {r["partition"]: r for r in payload["removed"]}
+    assert removed["events_2010_01"] == {
+        "partition": "events_2010_01", "range_from": "2010-01-01T00:00:00+00:00",
+        "range_to": "2010-02-01T00:00:00+00:00", "rows_removed": 2, "rows_kept": 0}
+    assert {m["partition"] for m in payload["maintained"]} >= {"events_2009_05"}
+
+
+def test_run_without_a_policy_changes_nothing(installed: str) -> None:
+    execute(installed, "INSERT INTO audit.events (category, action, occurred_at)"
+                       " VALUES ('system', 'x', '2001-01-01')")
+    before = partitions(installed)
+    error_line(run("retention", "run", "--dsn", installed), 1, "no retention policy",
+               "retention set")
+    assert partitions(installed) == before
+    assert scalar(installed, "SELECT count(*) FROM audit.events_default") == 1
+
+
+def test_run_refuses_bad_months(old_events: str) -> None:
+    before = partitions(old_events)
+    for months in ("-1", "121"):
+        error_line(run("retention", "run", "--months-ahead", months, "--dsn", old_events), 2,
+                   "months ahead")
+    assert partitions(old_events) == before
+
+
+def test_roles_outside_the_owner_role_cannot(pg: Server, old_events: str,
+                                             make_role: MakeRole) -> None:
+    outsider = make_role()
+    reader = make_role()
+    execute(old_events, f"GRANT auditsql_reader TO {reader}")
+    before = partitions(old_events)
+    for role in (outsider, reader):
+        dsn = pg.dsn(dbname(old_events), user=role)
+        error_line(run("retention", "run", "--dsn", dsn), 1)
+        error_line(run("retention", "set", "1 day", "--dsn", dsn), 1)
+        error_line(run("retention", "hold", "public.t", "1", "--reason", "x", "--dsn", dsn), 1)
+    assert partitions(old_events) == before
+    assert policy(old_events) == ("saas", "3 years")
+    # The reader may look.
+    status = ok("retention", "status", "--dsn", pg.dsn(dbname(old_events), user=reader))
+    assert "policy: saas" in status.stdout
+
+
+# --------------------------------------------------------------------------
+# status
+# --------------------------------------------------------------------------
+
+
+def test_status(old_events: str) -> None:
+    text = ok("retention", "status", "--dsn", old_events).stdout
+    assert "policy: saas (keep 3 years)" in text
+    assert "default partition: holds events" in text
+    assert "oldest event: 2009-05-05 00:00:00 UTC" in text
+    assert "next removal: events_2010_01 on 2013-02-01 00:00:00 UTC" in text
+    ok("retention", "run", "--dsn", old_events)
+    payload = json.loads(ok("retention", "status", "--json", "--dsn", old_events).stdout)
+    assert payload["policy"]["name"] == "saas" and payload["policy"]["keep"] == "3 years"
+    parts = payload["partitions"]
+    assert parts["current_month_covered"] is True and parts["months_ahead"] == 3
+    assert parts["default_partition_empty"] is True
+    assert payload["oldest_event"] is not None and payload["oldest_event"] > "2020"
+    assert set(payload["cron"]) == {"available", "database", "installed", "job", "runs", "problem"}
+
+
+# --------------------------------------------------------------------------
+# pg_cron
+# --------------------------------------------------------------------------
+
+
+def cron_database(pg: Server) -> str | None:
+    row = pg.admin().execute("SELECT current_setting('cron.database_name', true)").fetchone()
+    return row[0] if row and row[0] else None
+
+
+def test_pg_cron_is_used_wherever_it_is_installed(pg: Server) -> None:
+    """The pg_cron tests below must not skip on a server that has it."""
+    if pg.cluster is not None and pgcluster.has_pg_cron(pg.cluster.bindir):
+        assert cron_database(pg) == "postgres"
+    elif cron_database(pg) is None:
+        pytest.skip("this server has no pg_cron")
+
+
+@pytest.fixture
+def no_cron(pg: Server) -> None:
+    if cron_database(pg) is not None:
+        pytest.skip("this server has pg_cron")
+
+
+def test_without_pg_cron_schedule_says_what_to_do(no_cron: None, old_events: str) -> None:
+    line = error_line(run("retention", "schedule", "--dsn", old_events), 1,
+                      "pg_cron is not available", "auditsql retention run")
+    assert "shared_preload_libraries" in line
+    error_line(run("retention", "unschedule", "--dsn", old_events), 1, "pg_cron is not available")
+    status = ok("retention", "status", "--dsn", old_events).stdout
+    assert "pg_cron: not available" in status and "retention run" in status
+    payload = json.loads(ok("retention", "status", "--json", "--dsn", old_events).stdout)
+    assert payload["cron"]["available"] is False and payload["cron"]["job"] is None
+
+
+@pytest.fixture
+def cron(pg: Server) -> Iterator[str]:
+    """pg_cron created in its database; jobs this test made are removed after it."""
+    database = cron_database(pg)
+    if database is None:
+        pytest.skip("this server has no pg_cron")
+    with pg.connect(database) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+    try:
+        yield database
+    finally:
+        with pg.connect(database) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+            conn.execute("SELECT cron.unschedule(jobid) FROM cron.job"
+                         " WHERE jobname LIKE 'auditsql:%'")
+
+
+def jobs(pg: Server, database: str) -> list[dict[str, Any]]:
+    with pg.connect(database) as conn:
+        cur = conn.execute("SELECT jobid, jobname, schedule, command, database, username, active"
+                           " FROM cron.job WHERE jobname LIKE 'auditsql:%' ORDER BY jobid")
+        names = [d.name for d in cur.description or []]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def test_schedule_creates_the_job_in_pg_crons_database(pg: Server, cron: str,
+                                                       old_events: str) -> None:
+    name = dbname(old_events)
+    res = ok("retention", "schedule", "--dsn", old_events)
+    assert "scheduled pg_cron job" in res.stderr
+    [job] = jobs(pg, cron)
+    assert {k: job[k] for k in ("jobname", "schedule", "command", "database", "username",
+                                "active")} == {
+        "jobname": f"auditsql:{name}:audit", "schedule": "17 3 * * *", "command": JOB_COMMAND,
+        "database": name, "username": pg.superuser, "active": True}
+    ok("retention", "schedule", "--cron", "5 4 * * 0", "--months-ahead", "6", "--dsn", old_events)
+    [again] = jobs(pg, cron)
+    assert (again["jobid"], again["schedule"]) == (job["jobid"], "5 4 * * 0")
+    assert "maintain(6)" in again["command"]
+    status = ok("retention", "status", "--dsn", old_events).stdout
+    assert f"job {job['jobid']}" in status and "'5 4 * * 0'" in status and "last runs: none yet" in status
+    assert "removed pg_cron job" in ok("retention", "unschedule", "--dsn", old_events).stderr
+    assert jobs(pg, cron) == []
+    assert "no retention job" in ok("retention", "unschedule", "--dsn", old_events).stderr
+
+
+def test_schedule_refuses_a_bad_schedule(pg: Server, cron: str, old_events: str) -> None:
+    for bad in ("61 * * * *", "bogus", "* * * * *'; DROP TABLE canary; --", "", "* * * *\n*"):
+        error_line(run("retention", "schedule", "--cron", bad, "--dsn", old_events), 2,
+                   "schedule")
+        assert jobs(pg, cron) == [], bad
+    assert canary_alive(old_events)
+
+
+def test_schedule_needs_a_policy_and_a_member_of_the_owner(pg: Server, cron: str, installed: str,
+                                                           make_role: MakeRole) -> None:
+    error_line(run("retention", "schedule", "--dsn", installed), 1, "no retention policy")
+    execute(installed, "SELECT audit.set_retention('saas')")
+    reader = make_role()
+    execute(installed, f"GRANT auditsql_reader TO {reader}")
+    dsn = pg.dsn(dbname(installed), user=reader)
+    # cron.database_name is for superusers and pg_read_all_settings only.
+    error_line(run("retention", "schedule", "--dsn", dsn), 1, "cron.database_name")
+    status = ok("retention", "status", "--dsn", dsn).stdout
+    assert "pg_cron: in database None" not in status and "job unknown" in status
+    execute(installed, f"GRANT pg_read_all_settings TO {reader}")
+    error_line(run("retention", "schedule", "--dsn", dsn), 1, "owner role")
+    assert jobs(pg, cron) == []
+
+
+def test_schedule_when_pg_cron_is_loaded_but_not_created(pg: Server, cron: str,
+                                                         old_events: str) -> None:
+    with pg.connect(cron) as conn:
+        conn.execute("DROP EXTENSION pg_cron")
+    error_line(run("retention", "schedule", "--dsn", old_events), 1, "CREATE EXTENSION pg_cron", cron)
+    assert "loaded, but not created" in ok("retention", "status", "--dsn", old_events).stdout
+
+
+def test_schedule_in_pg_crons_own_database(pg: Server, cron: str) -> None:
+    """Installed where pg_cron lives: cron.schedule, no schedule_in_database."""
+    schema = unique_name("audit_cron")
+    dsn = pg.dsn(cron)
+    try:
+        ok("install", "--dsn", dsn, "--schema", schema, "--retention", "saas")
+        ok("retention", "schedule", "--dsn", dsn, "--schema", schema)
+        [job] = jobs(pg, cron)
+        assert (job["jobname"], job["database"]) == (f"auditsql:{cron}:{schema}", cron)
+        assert f'"{schema}".apply_retention()' in job["command"]
+        assert f"job {job['jobid']}" in ok("retention", "status", "--dsn", dsn,
+                                           "--schema", schema).stdout
+    finally:
+        execute(dsn, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_the_job_runs(pg: Server, cron: str, old_events: str) -> None:
+    """Waits for pg_cron's next minute: the one slow test."""
+    ok("retention", "schedule", "--cron", "* * * * *", "--dsn", old_events)
+    try:
+        [job] = jobs(pg, cron)
+        deadline = time.monotonic() + 75
+        runs: list[tuple[Any, ...]] = []
+        with pg.connect(cron) as conn:
+            while not runs and time.monotonic() < deadline:
+                time.sleep(0.5)
+                runs = conn.execute("SELECT status, return_message FROM cron.job_run_details"
+                                    " WHERE jobid = %s AND status IN ('succeeded', 'failed')",
+                                    (job["jobid"],)).fetchall()
+        assert runs, "pg_cron did not run the job within 75 s"
+        assert runs[0] == ("succeeded", "COMMIT"), runs
+        assert "succeeded  COMMIT" in ok("retention", "status", "--dsn", old_events).stdout
+    finally:
+        ok("retention", "unschedule", "--dsn", old_events)
+    # It maintained (the 2009 event left the default partition), then removed.
+    assert scalar(old_events, "SELECT count(*) FROM audit.events_default") == 0
+    assert scalar(old_events, "SELECT count(*) FROM audit.events"
+                              " WHERE occurred_at < '2011-01-01'") == 0
+    [removed] = query(old_events, "SELECT after FROM audit.events WHERE action = 'retention_applied'")
+    assert {p["partition"] for p in removed[0]["partitions"]} == {"events_2009_05", "events_2010_01"}
+    assert len(partitions(old_events)) >= 4  # the current month and three ahead
