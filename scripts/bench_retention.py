@@ -55,9 +55,9 @@ DEFAULT_ROWS = 10_000
 WRITER_PAUSE = 0.005
 
 FILL = """
-INSERT INTO audit.{partition} (id, occurred_at, txid, action, entity_type, entity_id,
+INSERT INTO audit.{partition} (id, occurred_at, txid, category, action, entity_type, entity_id,
                                actor_id, db_user, application_name, after)
-SELECT %(first)s + g, %(start)s::timestamptz + (g - 1) * %(step)s::interval, 1, 'updated',
+SELECT %(first)s + g, %(start)s::timestamptz + (g - 1) * %(step)s::interval, 1, 'data', 'updated',
        'public.orders', (g %% {entities})::text,
        CASE WHEN g %% 10 = 0 THEN 'u-' || (g %% 1000) END, 'bench', 'bench_retention',
        jsonb_build_object('status', 'shipped', 'n', g)
