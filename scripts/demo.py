@@ -46,14 +46,14 @@ SELECT to_char(e.occurred_at, 'HH24:MI:SS'), e.actor_email, e.actor_role, e.acti
        e.entity_type || ' ' || e.entity_id,
        coalesce(array_to_string(e.changed_columns, ', '), ''),
        coalesce(e.request_id, '')
-FROM audit.events AS e
+FROM audit.history AS e
 WHERE e.action IN ('created', 'updated', 'deleted', 'truncated')
 ORDER BY e.id
 """
 
 WHO_MODIFIED_ORDER = """
 SELECT actor_email, action, before ->> 'status', after ->> 'status'
-FROM audit.events
+FROM audit.history
 WHERE entity_type = 'public.orders' AND entity_id = '1001' AND action = 'updated'
 ORDER BY id
 """
