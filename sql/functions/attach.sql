@@ -12,9 +12,10 @@
 -- auditsql_* and ENABLE ALWAYS, so session_replication_role = replica does
 -- not silence them. The owner role is granted SELECT on the table and its
 -- partitions, and USAGE on their schemas, so that TRUNCATE can record the
--- rows it removes; detach revokes exactly what attach granted. Runs with the caller's rights:
+-- rows it removes; detach revokes exactly what attach granted. Each trigger
+-- is stamped with its fingerprint (see stamp). Runs with the caller's rights:
 -- the caller must be able to create triggers on the table and be a member of
--- the owner role.
+-- the owner role; auditsql.permit_ddl lets its DDL past the event triggers.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.attach(
     p_table      regclass,
     p_id_columns text[] DEFAULT NULL)
@@ -33,6 +34,7 @@ DECLARE
     v_usage       oid[];
     v_col         text;
     v_was         {{ schema | ident }}.tables;
+    v_permit      text := current_setting('auditsql.permit_ddl', true);
 BEGIN
     SELECT * INTO v_rel FROM pg_class WHERE oid = p_table;
     IF v_rel.relkind NOT IN ('r', 'p') THEN
@@ -100,6 +102,7 @@ BEGIN
     FROM unnest(v_keys) WITH ORDINALITY AS u(c, o);
 
     SELECT * INTO v_was FROM {{ schema | ident }}.tables WHERE relid = p_table;
+    PERFORM set_config('auditsql.permit_ddl', 'on', true);
     PERFORM {{ schema | ident }}.drop_triggers(p_table);
 
     IF v_rel.relkind = 'r' THEN
@@ -155,6 +158,11 @@ BEGIN
         END IF;
     END LOOP;
 
+    PERFORM {{ schema | ident }}.stamp('pg_catalog.pg_trigger'::regclass, array_agg(g.oid))
+    FROM pg_trigger AS g
+    WHERE g.tgrelid IN (SELECT p_table UNION ALL SELECT r.relid FROM pg_partition_tree(p_table) AS r)
+      AND g.tgname LIKE 'auditsql\_%' AND g.tgparentid = 0;
+
     INSERT INTO {{ schema | ident }}.tables AS t
            (relid, id_columns, id_source, granted_select, granted_usage)
     VALUES (p_table, v_keys, v_source, v_granted, v_usage)
@@ -166,5 +174,6 @@ BEGIN
         PERFORM {{ schema | ident }}.record_admin_event('attached', v_name,
             jsonb_build_object('id_columns', to_jsonb(v_keys), 'id_source', v_source));
     END IF;
+    PERFORM set_config('auditsql.permit_ddl', coalesce(v_permit, ''), true);
 END
 $fn$;

@@ -3,7 +3,9 @@
 -- A month whose rows already sit in the default partition is skipped with a
 -- warning (creating it would fail); maintenance moves such rows out.
 -- Returns the names of the partitions it created. Runs as the owner so that
--- every partition belongs to it, whoever calls.
+-- every partition belongs to it, whoever calls; each partition and its
+-- guard are stamped with their fingerprints, and auditsql.permit_ddl lets
+-- the DDL past the event triggers.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.ensure_partitions(
     p_from   timestamptz DEFAULT now(),
     p_months integer     DEFAULT 2)
@@ -16,10 +18,13 @@ DECLARE
     v_start timestamptz;
     v_end   timestamptz;
     v_name  text;
+    v_permit text := current_setting('auditsql.permit_ddl', true);
+    v_created oid[] := '{}';
 BEGIN
     IF p_months IS NULL OR p_months < 1 THEN
         RAISE EXCEPTION 'ensure_partitions: p_months must be at least 1, not %', p_months;
     END IF;
+    PERFORM set_config('auditsql.permit_ddl', 'on', true);
     FOR i IN 0 .. p_months - 1 LOOP
         v_start := (date_trunc('month', p_from AT TIME ZONE 'UTC') + make_interval(months => i)) AT TIME ZONE 'UTC';
         v_end   := (date_trunc('month', p_from AT TIME ZONE 'UTC') + make_interval(months => i + 1)) AT TIME ZONE 'UTC';
@@ -40,7 +45,15 @@ BEGIN
         EXECUTE format('REVOKE ALL ON %I.%I FROM PUBLIC', {{ schema | literal }}, v_name);
         EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON %I.%I FROM %I',
                        {{ schema | literal }}, v_name, {{ owner | literal }});
+        v_created := v_created || format('%I.%I', {{ schema | literal }}, v_name)::regclass::oid;
         RETURN NEXT v_name;
     END LOOP;
+    IF cardinality(v_created) > 0 THEN
+        PERFORM {{ schema | ident }}.stamp('pg_catalog.pg_class'::regclass, v_created);
+        PERFORM {{ schema | ident }}.stamp('pg_catalog.pg_trigger'::regclass, array_agg(g.oid))
+        FROM pg_trigger AS g
+        WHERE g.tgrelid = ANY (v_created) AND g.tgname = 'auditsql_guard_statement';
+    END IF;
+    PERFORM set_config('auditsql.permit_ddl', coalesce(v_permit, ''), true);
 END
 $fn$;

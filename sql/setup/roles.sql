@@ -1,5 +1,8 @@
 -- Roles: the owner holds every audit object and cannot log in; the reader may
--- read the log. Existing roles are reused, but the owner is made NOLOGIN.
+-- read the log; members of the admin role are audit administrators, whom
+-- the event triggers (when a superuser installs) let change, disable or
+-- drop audit triggers and objects. The admin role holds no privilege of its
+-- own. Existing roles are reused, but the owner is made NOLOGIN.
 -- The installing role becomes a member of the owner so that it can create
 -- objects on its behalf (on PostgreSQL 16+ a CREATEROLE role must grant
 -- itself that membership explicitly).
@@ -17,6 +20,13 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ reader | literal }}) THEN
         BEGIN
             CREATE ROLE {{ reader | ident }} NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ admin | literal }}) THEN
+        BEGIN
+            CREATE ROLE {{ admin | ident }} NOLOGIN;
         EXCEPTION WHEN duplicate_object OR unique_violation THEN
             NULL;
         END;
@@ -39,3 +49,4 @@ END
 $roles$;
 COMMENT ON ROLE {{ owner | ident }} IS 'auditsql: owns the audit schema; NOLOGIN';
 COMMENT ON ROLE {{ reader | ident }} IS 'auditsql: may read the audit log';
+COMMENT ON ROLE {{ admin | ident }} IS 'auditsql: audit administrators; may change, disable or drop audit triggers and objects';
