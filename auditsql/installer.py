@@ -6,15 +6,57 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from auditsql import catalog, db, errors
+from dataclasses import dataclass
+
+from auditsql import __version__, catalog, db, errors
 from auditsql.render import Settings, install_sql
 
+
 def install(conn: psycopg.Connection, settings: Settings) -> str:
-    """Install (or re-install) auditsql; returns the installed version."""
-    script = install_sql(settings, conn.info.server_version)
+    """Install (or re-install) auditsql; returns the installed version.
+
+    A superuser's install also creates the event triggers that refuse DDL
+    weakening auditing; another role's cannot.
+    """
     with db.transaction(conn) as cur:
-        cur.execute(script.encode())
+        cur.execute(install_script(cur, settings).encode())
         return catalog.require_installed(cur, settings.schema)
+
+
+def install_script(cur: psycopg.Cursor, settings: Settings) -> str:
+    """The install script for this server and the connected role."""
+    return install_sql(settings, cur.connection.info.server_version,
+                       event_trigger=catalog.is_superuser(cur))
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """What an upgrade did."""
+
+    from_version: str
+    to_version: str
+    refreshed: list[str]  # tables whose capture triggers were created again
+
+
+def upgrade(conn: psycopg.Connection, schema: str) -> Upgrade:
+    """Run this version's install script over an existing installation, with
+    the settings it was installed with, then attach again every audited
+    table whose capture triggers are missing, disabled, changed or made by
+    another version. One transaction; refused when nothing is installed."""
+    with db.transaction(conn) as cur:
+        installed = catalog.installation(cur, schema)
+        cur.execute(install_script(cur, installed.settings).encode())
+        by_oid = {o.objid: o for o in catalog.catalog_objects(cur, schema) if o.kind == "trigger"}
+        refreshed = []
+        for table in catalog.capture_tables(cur, schema):
+            if table.exists and catalog.capture_problems(table, by_oid, __version__):
+                columns = table.id_columns if table.id_source == "explicit" else None
+                cur.execute(
+                    sql.SQL("SELECT {}.attach(%s::oid::regclass, %s)").format(sql.Identifier(schema)),
+                    (table.relid, columns),
+                )
+                refreshed.append(table.entity_type)
+        return Upgrade(installed.version, catalog.require_installed(cur, schema), refreshed)
 
 
 def attach(

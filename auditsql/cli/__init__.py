@@ -7,13 +7,14 @@ from typing import Annotated
 import typer
 
 from auditsql import __version__
-from auditsql.cli.install import install
+from auditsql.cli.install import install, upgrade
 from auditsql.cli.status import status
 from auditsql.cli.tables import attach, detach
+from auditsql.cli.verify import verify
 
 app = typer.Typer(
     name="auditsql",
-    help="Audit logging for PostgreSQL: install, attach tables, inspect.",
+    help="Audit logging for PostgreSQL: install, attach tables, inspect, verify.",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     add_completion=False,
@@ -36,13 +37,15 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """Audit logging for PostgreSQL: install, attach tables, inspect."""
+    """Audit logging for PostgreSQL: install, attach tables, inspect, verify."""
 
 
 app.command()(install)
+app.command()(upgrade)
 app.command()(attach)
 app.command()(detach)
 app.command()(status)
+app.command()(verify)
 
 
 def main() -> None:

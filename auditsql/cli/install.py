@@ -1,4 +1,4 @@
-"""`auditsql install`."""
+"""`auditsql install` and `auditsql upgrade`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from auditsql import db, installer
 from auditsql.cli.options import Dsn, Schema
 from auditsql.cli.output import err, reported
-from auditsql.render import Settings, install_sql
+from auditsql.render import Settings
 
 
 def install(
@@ -22,6 +22,13 @@ def install(
     reader_role: Annotated[
         str, typer.Option("--reader-role", help="Role allowed to read the audit log.")
     ] = "auditsql_reader",
+    admin_role: Annotated[
+        str,
+        typer.Option(
+            "--admin-role",
+            help="Role whose members may change, disable or drop audit triggers and objects.",
+        ),
+    ] = "auditsql_admin",
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -32,17 +39,38 @@ def install(
     """Install auditsql into a database, or bring an install up to date.
 
     Safe to run again. Runs in one transaction: on any error nothing is left
-    behind.
+    behind. Run as a superuser, it also creates the event triggers that
+    refuse DDL weakening auditing.
     """
-    settings = Settings(schema=schema, owner=owner_role, reader=reader_role)
+    settings = Settings(schema=schema, owner=owner_role, reader=reader_role, admin=admin_role)
     with reported():
         settings.validate()
         conn = db.connect(dsn)
         with conn:
             if dry_run:
                 # Verbatim, and runnable as is: `auditsql install --dry-run | psql`.
-                script = install_sql(settings, conn.info.server_version)
+                with db.transaction(conn) as cur:
+                    script = installer.install_script(cur, settings)
                 sys.stdout.write(f"BEGIN;\n{script}COMMIT;\n")
                 return
             version = installer.install(conn, settings)
     err.print(f"auditsql {version} installed in schema {schema}", markup=False)
+
+
+def upgrade(dsn: Dsn, schema: Schema = "audit") -> None:
+    """Bring an existing installation up to this version.
+
+    Runs this version's install script with the settings the installation
+    was made with, then attaches again every audited table whose capture
+    triggers are missing, disabled, changed or made by another version. One
+    transaction; refused when auditsql is not installed.
+    """
+    with reported(), db.connect(dsn) as conn:
+        done = installer.upgrade(conn, schema)
+    for table in done.refreshed:
+        err.print(f"attached {table} again", markup=False)
+    if done.from_version == done.to_version:
+        err.print(f"auditsql {done.to_version} in schema {schema} is up to date", markup=False)
+    else:
+        err.print(f"auditsql upgraded from {done.from_version} to {done.to_version} "
+                  f"in schema {schema}", markup=False)

@@ -9,7 +9,7 @@ import typer.main
 from auditsql.cli import app
 from clitools import VERSION, ok, run, run_parallel, usage_error
 
-COMMANDS = ["install", "attach", "detach", "status"]
+COMMANDS = ["install", "upgrade", "attach", "detach", "status", "verify"]
 
 
 def click_command():

@@ -68,7 +68,7 @@ def test_every_command_and_option_has_help_text() -> None:
             f"{name} {p.name}" for p in cmd.params if not (getattr(p, "help", "") or "").strip()
         ]
     assert missing == []
-    assert list(root.commands) == ["install", "attach", "detach", "status"]
+    assert list(root.commands) == ["install", "upgrade", "attach", "detach", "status", "verify"]
 
 
 def test_check_mode_reports_drift(
