@@ -237,7 +237,7 @@ def catalog_objects(cur: psycopg.Cursor, schema: str) -> list[CatalogObject]:
     than called through the installed function, in a savepoint that is
     rolled back so that its pinned settings do not outlive it.
     """
-    settings = Settings(schema=schema)
+    settings = Settings(schema=schema)  # the query needs the schema only
     with cur.connection.transaction(force_rollback=True):
         cur.execute(render("fingerprint/settings.sql", settings, cur.connection.info.server_version))
         cur.execute(render("fingerprint/query.sql", settings, cur.connection.info.server_version))
@@ -439,15 +439,15 @@ def writer_grants(cur: psycopg.Cursor, schema: str, owner: str) -> list[str]:
     return [r[0] for r in cur.fetchall()]
 
 
-def public_privileges(cur: psycopg.Cursor, schema: str) -> list[tuple[str, str, str, str]]:
+def public_privileges(cur: psycopg.Cursor, schemas: list[str]) -> list[tuple[str, str, str, str]]:
     """(kind, name, identity, privilege) of each privilege PUBLIC holds on
-    the audit schema or an object in it (default privileges included)."""
+    these schemas or an object in them (default privileges included)."""
     cur.execute(
         """
         SELECT 'schema', n.nspname::text, quote_ident(n.nspname), a.privilege_type
         FROM pg_namespace AS n
         CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
-        WHERE n.nspname = %(schema)s AND a.grantee = 0
+        WHERE n.nspname = ANY (%(schemas)s) AND a.grantee = 0
         UNION ALL
         SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END, c.relname::text,
                c.oid::regclass::text, a.privilege_type
@@ -455,17 +455,17 @@ def public_privileges(cur: psycopg.Cursor, schema: str) -> list[tuple[str, str, 
         JOIN pg_namespace AS n ON n.oid = c.relnamespace
         CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault(
             CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) AS a
-        WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f')
+        WHERE n.nspname = ANY (%(schemas)s) AND c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f')
           AND a.grantee = 0
         UNION ALL
         SELECT 'function', p.proname::text, p.oid::regprocedure::text, a.privilege_type
         FROM pg_proc AS p
         JOIN pg_namespace AS n ON n.oid = p.pronamespace
         CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
-        WHERE n.nspname = %(schema)s AND a.grantee = 0
+        WHERE n.nspname = ANY (%(schemas)s) AND a.grantee = 0
         ORDER BY 3, 4
         """,
-        {"schema": schema},
+        {"schemas": schemas},
     )
     return [tuple(r) for r in cur.fetchall()]  # type: ignore[misc]
 

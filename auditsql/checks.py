@@ -37,7 +37,7 @@ from auditsql.fingerprint import (
     classify,
     parse_script,
 )
-from auditsql.render import event_trigger_name, install_sql
+from auditsql.render import event_trigger_name, guard_schema_name, install_sql
 
 PASS = "pass"
 WARN = "warn"
@@ -136,6 +136,10 @@ class Context:
     @property
     def owner(self) -> str:
         return self.installation.settings.owner
+
+    @property
+    def guard_schema(self) -> str:
+        return guard_schema_name(self.schema)
 
     @cached_property
     def script(self) -> Script:
@@ -287,6 +291,21 @@ def ownership(ctx: Context) -> Result:
         if found.schema_name == ctx.schema and not found.implicit and found.kind != "trigger" \
                 and found.owner != owner:
             wrong.append(f"{found.kind} {found.identity} owned by {found.owner}")
+    # What the event triggers run, with the rights of whoever issues DDL:
+    # a superuser's only, out of the owner role's reach.
+    guard_owner = catalog.schema_owner(ctx.cur, ctx.guard_schema)
+    if guard_owner is not None or ctx.installation.event_trigger:
+        guarding = [o for o in ctx.objects
+                    if o.schema_name == ctx.guard_schema or o.kind == EVENT_TRIGGER]
+        owners = catalog.roles(ctx.cur, [guard_owner or "", *(o.owner for o in guarding)])
+
+        def superuser(name: str | None) -> bool:
+            return name in owners and owners[name].superuser
+
+        if not superuser(guard_owner):
+            wrong.append(f"schema {ctx.guard_schema} owned by {guard_owner}, not a superuser")
+        wrong += [f"{o.kind} {o.identity} owned by {o.owner}, not a superuser"
+                  for o in guarding if not superuser(o.owner)]
     wrong += [f"{what} outside schema {ctx.schema}"
               for what in catalog.owned_elsewhere(ctx.cur, ctx.schema, owner)]
     if wrong:
@@ -312,7 +331,8 @@ def privileges_public(ctx: Context) -> Result:
     allowed = ctx.script.public_grants
     extra = [
         f"{privilege} on {kind} {identity}"
-        for kind, name, identity, privilege in catalog.public_privileges(ctx.cur, ctx.schema)
+        for kind, name, identity, privilege in catalog.public_privileges(
+            ctx.cur, [ctx.schema, ctx.guard_schema])
         if not ((kind, name) in allowed and privilege in ("USAGE", "EXECUTE"))
     ]
     if extra:

@@ -59,6 +59,7 @@ class Definition:
     """One object the install script defines."""
 
     kind: str
+    schema: str | None  # its schema (a trigger's or an index's: its table's)
     name: str
     table: str | None  # triggers and indexes: the table they belong to
     source: str  # digest of the defining statement
@@ -86,8 +87,8 @@ class Script:
     def as_json(self) -> list[dict[str, object]]:
         """The definitions, for the install script's stamping step."""
         return [
-            {"kind": d.kind, "name": d.name, "table": d.table, "source": d.source,
-             "body": d.body, "replaced": d.replaced}
+            {"kind": d.kind, "schema": d.schema, "name": d.name, "table": d.table,
+             "source": d.source, "body": d.body, "replaced": d.replaced}
             for d in self.definitions
         ]
 
@@ -117,7 +118,9 @@ def tokens(script: str) -> Iterator[Token]:
             escapes = ch != "'"
             i += 2 if escapes else 1
             value = []
-            while i < n:
+            while True:
+                if i >= n:
+                    raise ValueError("unterminated string constant")
                 if escapes and script[i] == "\\" and i + 1 < n:
                     value.append(script[i + 1])
                     i += 2
@@ -289,18 +292,19 @@ def _definition(statement: list[Token]) -> Definition | str | None:
     cur.accept("or", "replace")
     source = source_digest(statement)
     if cur.accept("event", "trigger"):
-        return Definition(EVENT_TRIGGER, cur.name()[1], None, source, None, replaced)
+        return Definition(EVENT_TRIGGER, None, cur.name()[1], None, source, None, replaced)
     cur.accept("constraint")
     if cur.accept("trigger"):
         name = cur.name()[1]
         if not cur.skip_to("on"):
             raise ValueError(f"CREATE TRIGGER {name} without ON")
-        return Definition(TRIGGER, name, cur.name()[1], source, None, replaced)
+        schema, table = cur.name()
+        return Definition(TRIGGER, schema, name, table, source, None, replaced)
     for words in (("function",), ("procedure",)):
         if cur.accept(*words):
-            name = cur.name()[1]
+            schema, name = cur.name()
             body = _function_body(statement, cur.pos)
-            return Definition(FUNCTION, name, None, source, body and digest(body), replaced)
+            return Definition(FUNCTION, schema, name, None, source, body and digest(body), replaced)
     cur.accept("unique")
     if cur.accept("index"):
         cur.accept("concurrently")
@@ -308,14 +312,16 @@ def _definition(statement: list[Token]) -> Definition | str | None:
         name = cur.name()[1]
         cur.skip_to("on")
         cur.accept("only")
-        return Definition(INDEX, name, cur.name()[1], source, None, replaced)
+        schema, table = cur.name()
+        return Definition(INDEX, schema, name, table, source, None, replaced)
     for persistence in ("unlogged", "temporary", "temp"):
         cur.accept(persistence)
     for words, kind in ((("table",), TABLE), (("sequence",), SEQUENCE),
                         (("view",), VIEW), (("materialized", "view"), MATERIALIZED_VIEW)):
         if cur.accept(*words):
             cur.accept("if", "not", "exists")
-            return Definition(kind, cur.name()[1], None, source, None, replaced)
+            schema, name = cur.name()
+            return Definition(kind, schema, name, None, source, None, replaced)
     return statement[cur.pos].value if cur.pos < len(statement) else "?"
 
 
@@ -405,6 +411,7 @@ class Stamped(Protocol):
     """What classify() needs of a catalog object (auditsql.catalog.CatalogObject)."""
 
     kind: str
+    schema_name: str | None
     name: str
     table_name: str | None
     identity: str
@@ -484,6 +491,7 @@ def classify(script: Script, objects: list[Stamped], version: str) -> list[Objec
             o for o in pool
             if id(o) not in used and o.kind == definition.kind and o.name == definition.name
             and o.table_name == definition.table
+            and (definition.schema is None or o.schema_name == definition.schema)
         ]
         found = _pick(definition, candidates)
         if found is None:

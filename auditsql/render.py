@@ -68,10 +68,21 @@ def event_trigger_name(schema: str, event: str) -> str:
     ``drop``): ``auditsql_ddl_audit``; event triggers belong to the database,
     so the name carries the schema, or a digest of it when the schema's name
     is too long to fit."""
-    name = f"auditsql_{event}_{schema}"
+    return _derived_name(f"auditsql_{event}_", schema)
+
+
+def guard_schema_name(schema: str) -> str:
+    """The schema of the event trigger function guarding ``schema``:
+    ``auditsql_guard_audit``. It belongs to a superuser, so that no member of
+    the owner role can replace or drop the function."""
+    return _derived_name("auditsql_guard_", schema)
+
+
+def _derived_name(prefix: str, schema: str) -> str:
+    name = prefix + schema
     if len(name.encode("utf-8")) <= MAX_IDENTIFIER_BYTES:
         return name
-    return f"auditsql_{event}_{hashlib.sha256(schema.encode('utf-8')).hexdigest()[:16]}"
+    return prefix + hashlib.sha256(schema.encode("utf-8")).hexdigest()[:16]
 
 
 @functools.cache
@@ -104,6 +115,7 @@ def _context(settings: Settings, server_version_num: int, event_trigger: bool,
         "version": __version__,
         "server_version_num": server_version_num,
         "event_trigger": event_trigger,
+        "guard_schema": guard_schema_name(settings.schema),
         "ddl_trigger": event_trigger_name(settings.schema, "ddl"),
         "drop_trigger": event_trigger_name(settings.schema, "drop"),
         "manifest": manifest,

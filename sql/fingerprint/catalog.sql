@@ -1,11 +1,12 @@
 {#- Fingerprints, read from the catalog.
 
     catalog_objects() is one query listing every object auditsql may have
-    created in schema `schema`: its functions, tables, sequences, indexes and
-    views; the triggers on its tables or calling its functions (the guards,
-    and the capture triggers attach creates on audited tables); the event
-    triggers calling its functions. For each: the digest of its definition
-    as the server holds it, and the fingerprint its comment carries.
+    created in schema `schema`, or in `guard_schema` (the event trigger
+    function's): their functions, tables, sequences, indexes and views; the
+    triggers on their tables or calling their functions (the guards, and the
+    capture triggers attach creates on audited tables); the event triggers
+    calling their functions. For each: the digest of its definition as the
+    server holds it, and the fingerprint its comment carries.
 
     It is rendered twice: into the function fingerprints() (which install,
     attach and ensure_partitions use to stamp what they create), and into the
@@ -70,13 +71,14 @@ SET LOCAL {{ name }} = {{ value }};
 {#- The objects; with `catalog` (pg_proc, pg_class, pg_trigger or
     pg_event_trigger) and `objids` (an SQL oid[] expression), only those
     objects of that catalog. -#}
-{% macro catalog_objects(schema, catalog=none, objids=none) -%}
+{% macro catalog_objects(schema, guard_schema, catalog=none, objids=none) -%}
 {%- macro only(oid) -%}
 {%- if catalog is not none %}
       AND {{ oid }} = ANY ({{ objids }})
 {%- endif -%}
 {%- endmacro -%}
-WITH s AS (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = {{ schema | literal }})
+WITH s AS (SELECT n.oid FROM pg_catalog.pg_namespace AS n
+           WHERE n.nspname IN ({{ schema | literal }}, {{ guard_schema | literal }}))
 SELECT o.classid, o.objid, o.kind, o.schema_name, o.name, o.table_name, o.identity, o.target,
        o.owner, o.implicit, o.enabled, o.function_schema, o.security_definer, o.config,
        o.body_digest,

@@ -12,38 +12,38 @@
 -- GRANT and REVOKE are not inspected (event triggers do not see what they
 -- apply to); only members of the owner role can grant on audit objects, and
 -- `auditsql verify` reports any privilege nobody should hold.
--- Allowed: a session whose login role is a superuser or a member of the
--- admin role, and auditsql's own routines (install, attach, detach,
--- ensure_partitions), which set the transaction-local flag
--- auditsql.permit_ddl while they run: the flag counts only for members of
--- the owner role, so an application role gains nothing by setting it.
--- The login role (session_user) is judged, not current_user: SET ROLE can
--- only reach roles the login role belongs to. The function runs as the
--- owner (SECURITY DEFINER), never with the rights of whoever issues DDL, so
--- that a member of the owner role cannot turn it into code that runs as a
--- superuser. Fired on ddl_command_end (when the objects a command touched
--- can be seen) and on sql_drop, by event triggers only a superuser can
--- create (setup/event_trigger.sql). Event triggers need no EXECUTE
--- privilege, so nobody is granted it.
-CREATE OR REPLACE FUNCTION {{ schema | ident }}.ddl_guard()
+-- Allowed: superusers and members of the admin role, and auditsql's own
+-- routines (install, attach, detach, ensure_partitions), which set the
+-- transaction-local flag auditsql.permit_ddl while they run: the flag counts
+-- only when the current role is a member of the owner role, so an
+-- application role gains nothing by setting it.
+-- Fired on ddl_command_end (when the objects a command touched can be seen)
+-- and on sql_drop, by event triggers only a superuser can create, with the
+-- rights of whoever issues the DDL. So the function and its schema belong
+-- to the installing superuser, outside the audit schema: no member of the
+-- owner role can replace it with code that would run as a superuser, or
+-- drop it (and the event triggers with it). Event triggers need no EXECUTE
+-- or USAGE privilege, so nobody is granted any (setup/event_trigger.sql).
+CREATE OR REPLACE FUNCTION {{ guard_schema | ident }}.ddl_guard()
 RETURNS event_trigger
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_schema  oid := (SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = {{ schema | literal }});
+    v_guarded text[] := ARRAY[{{ schema | literal }}, {{ guard_schema | literal }}];
+    v_guarded_oids oid[] := ARRAY(SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = ANY (v_guarded));
     v_command record;
-    v_refused text[] := '{}';
+    v_refused text[] := ARRAY[]::text[];
 BEGIN
-    IF (SELECT r.rolsuper FROM pg_roles AS r WHERE r.rolname = session_user)
+    IF (SELECT r.rolsuper FROM pg_roles AS r WHERE r.rolname = current_user)
        OR EXISTS (SELECT FROM pg_roles AS r
                   WHERE r.rolname = {{ admin | literal }}
-                    AND pg_has_role(session_user, r.oid, 'MEMBER'))
+                    AND pg_has_role(current_user, r.oid, 'MEMBER'))
        OR (current_setting('auditsql.permit_ddl', true) = 'on'
            AND EXISTS (SELECT FROM pg_roles AS r
                        WHERE r.rolname = {{ owner | literal }}
-                         AND pg_has_role(session_user, r.oid, 'MEMBER'))) THEN
+                         AND pg_has_role(current_user, r.oid, 'MEMBER'))) THEN
         RETURN;
     END IF;
 
@@ -53,14 +53,15 @@ BEGIN
         SELECT array_agg(format('%s %s', d.object_type, d.object_identity)) FILTER (WHERE d.original)
         INTO v_refused
         FROM pg_event_trigger_dropped_objects() AS d
-        HAVING bool_or(d.schema_name = {{ schema | literal }}
-                       OR (d.object_type = 'schema' AND d.object_name = {{ schema | literal }})
+        HAVING bool_or(d.schema_name = ANY (v_guarded)
+                       OR (d.object_type = 'schema' AND d.object_name = ANY (v_guarded))
                        OR (d.object_type = 'trigger' AND d.original
                            AND d.address_names[cardinality(d.address_names)] LIKE 'auditsql\_%'));
     ELSE
         FOR v_command IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
-            IF v_command.schema_name = {{ schema | literal }}
-               OR (v_command.classid = 'pg_namespace'::regclass AND v_command.objid = v_schema) THEN
+            IF v_command.schema_name = ANY (v_guarded)
+               OR (v_command.classid = 'pg_namespace'::regclass
+                   AND v_command.objid = ANY (v_guarded_oids)) THEN
                 v_refused := v_refused || format('%s %s', v_command.command_tag, v_command.object_identity);
             ELSIF v_command.classid = 'pg_trigger'::regclass THEN
                 v_refused := v_refused || (

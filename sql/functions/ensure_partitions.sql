@@ -19,7 +19,7 @@ DECLARE
     v_end   timestamptz;
     v_name  text;
     v_permit text := current_setting('auditsql.permit_ddl', true);
-    v_created oid[] := '{}';
+    v_created oid[] := ARRAY[]::oid[];
 BEGIN
     IF p_months IS NULL OR p_months < 1 THEN
         RAISE EXCEPTION 'ensure_partitions: p_months must be at least 1, not %', p_months;

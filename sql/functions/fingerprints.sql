@@ -1,5 +1,6 @@
 {% from "fingerprint/catalog.sql" import catalog_objects, pinned_settings %}
--- fingerprints: every object auditsql may have created in this schema, with
+-- fingerprints: every object auditsql may have created in this schema (and
+-- the event trigger function's, see functions/ddl_guard.sql), with
 -- the digest of its definition and the fingerprint its comment carries (see
 -- sql/fingerprint/catalog.sql for the columns). With p_classid and p_objids,
 -- only those objects. Install, attach and ensure_partitions stamp what they
@@ -20,10 +21,10 @@ AS $fn$
 #variable_conflict use_column
 BEGIN
     IF p_classid IS NULL THEN
-        RETURN QUERY {{ catalog_objects(schema) | indent(8) }};
+        RETURN QUERY {{ catalog_objects(schema, guard_schema) | indent(8) }};
 {%- for catalog in ['pg_proc', 'pg_class', 'pg_trigger', 'pg_event_trigger'] %}
     ELSIF p_classid = 'pg_catalog.{{ catalog }}'::regclass THEN
-        RETURN QUERY {{ catalog_objects(schema, catalog, 'p_objids') | indent(8) }};
+        RETURN QUERY {{ catalog_objects(schema, guard_schema, catalog, 'p_objids') | indent(8) }};
 {%- endfor %}
     END IF;
 END

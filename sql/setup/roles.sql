@@ -47,6 +47,25 @@ BEGIN
     END IF;
 END
 $roles$;
-COMMENT ON ROLE {{ owner | ident }} IS 'auditsql: owns the audit schema; NOLOGIN';
-COMMENT ON ROLE {{ reader | ident }} IS 'auditsql: may read the audit log';
-COMMENT ON ROLE {{ admin | ident }} IS 'auditsql: audit administrators; may change, disable or drop audit triggers and objects';
+-- The roles may have been created by an earlier install, by another role:
+-- commenting on a role someone else created needs rights (ADMIN OPTION on
+-- PostgreSQL 16+) that a CREATEROLE role upgrading it may lack.
+DO $comments$
+BEGIN
+    BEGIN
+        COMMENT ON ROLE {{ owner | ident }} IS 'auditsql: owns the audit schema; NOLOGIN';
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;
+    END;
+    BEGIN
+        COMMENT ON ROLE {{ reader | ident }} IS 'auditsql: may read the audit log';
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;
+    END;
+    BEGIN
+        COMMENT ON ROLE {{ admin | ident }} IS 'auditsql: audit administrators; may change, disable or drop audit triggers and objects';
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;
+    END;
+END
+$comments$;

@@ -17,11 +17,14 @@ BEGIN
         SELECT o.target, o.comment, o.description, o.digest, m.source
         FROM {{ schema | ident }}.fingerprints() AS o
         LEFT JOIN jsonb_to_recordset({{ manifest | literal }}::jsonb)
-               AS m(kind text, name text, "table" text, source text, body text, replaced boolean)
+               AS m(kind text, schema text, name text, "table" text, source text, body text,
+                    replaced boolean)
                ON m.kind = o.kind AND m.name = o.name AND m."table" IS NOT DISTINCT FROM o.table_name
+              AND m.schema IS NOT DISTINCT FROM o.schema_name
               AND (m.body IS NULL OR m.body = o.body_digest)
         WHERE NOT o.implicit
-          AND (o.schema_name = {{ schema | literal }} OR o.kind = 'event trigger')
+          AND (o.schema_name IN ({{ schema | literal }}, {{ guard_schema | literal }})
+               OR o.kind = 'event trigger')
           AND (o.owner = current_user
                OR (SELECT r.rolsuper FROM pg_roles AS r WHERE r.rolname = current_user))
           AND CASE
