@@ -3,6 +3,8 @@ which state its triggers are. Nothing here writes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
@@ -37,6 +39,17 @@ class TrackedTable:
     @property
     def healthy(self) -> bool:
         return bool(self.triggers) and all(t.state == "always" for t in self.triggers)
+
+
+@contextmanager
+def _catalog_query(cur: psycopg.Cursor) -> Iterator[None]:
+    """A savepoint, rolled back, with JIT compilation off: the catalog
+    queries here are small, but their set-returning functions make the
+    planner expect thousands of rows, and compiling would take longer than
+    running them."""
+    with cur.connection.transaction(force_rollback=True):
+        cur.execute("SET LOCAL jit = off")
+        yield
 
 
 def installed_version(cur: psycopg.Cursor, schema: str) -> str | None:
@@ -143,9 +156,11 @@ ORDER BY 2, x.member = t.relid DESC, 6, x.name
 
 def tracked_tables(cur: psycopg.Cursor, schema: str) -> list[TrackedTable]:
     """Every table attach() recorded, with the state of its audit triggers."""
-    cur.execute(sql.SQL(_TRACKED).format(schema=sql.Identifier(schema)))
+    with _catalog_query(cur):
+        cur.execute(sql.SQL(_TRACKED).format(schema=sql.Identifier(schema)))
+        rows = cur.fetchall()
     tables: dict[int, TrackedTable] = {}
-    for relid, name, columns, source, partitioned, member, trigger, enabled in cur.fetchall():
+    for relid, name, columns, source, partitioned, member, trigger, enabled in rows:
         table = tables.setdefault(
             int(relid), TrackedTable(int(relid), name, list(columns), source, partitioned)
         )
@@ -318,10 +333,13 @@ ORDER BY 2, x.member = t.relid DESC, 6, x.name
 
 def capture_tables(cur: psycopg.Cursor, schema: str) -> list[CaptureTable]:
     """Every audited table with the catalog's view of each capture trigger."""
-    cur.execute(sql.SQL(_CAPTURE).format(schema=sql.Identifier(schema), literal=sql.Literal(schema)))
+    with _catalog_query(cur):
+        cur.execute(sql.SQL(_CAPTURE).format(schema=sql.Identifier(schema),
+                                             literal=sql.Literal(schema)))
+        rows = cur.fetchall()
     tables: dict[int, CaptureTable] = {}
     for (relid, entity, exists, columns, source, member, name, oid, enabled, audit_function,
-         clones) in cur.fetchall():
+         clones) in rows:
         table = tables.setdefault(
             int(relid), CaptureTable(int(relid), entity, bool(exists), list(columns), source, [])
         )
@@ -474,6 +492,11 @@ def guard_problems(cur: psycopg.Cursor, schema: str) -> list[str]:
     """Tables of the log (``events`` and every partition) missing an enabled
     always guard: a statement-level BEFORE UPDATE OR DELETE OR TRUNCATE
     trigger and a row-level BEFORE UPDATE OR DELETE trigger calling guard()."""
+    with _catalog_query(cur):
+        return _guard_problems(cur, schema)
+
+
+def _guard_problems(cur: psycopg.Cursor, schema: str) -> list[str]:
     cur.execute(
         """
         WITH guard AS (

@@ -76,6 +76,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _n(count: int, singular: str, plural: str | None = None) -> str:
+    """``1 table`` / ``2 tables``."""
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
+
+
 def _summary(items: list[str], what: str) -> str:
     """``a, b, c and 2 more`` for a one-line message."""
     if len(items) <= MAX_LISTED:
@@ -309,7 +314,7 @@ def ownership(ctx: Context) -> Result:
     wrong += [f"{what} outside schema {ctx.schema}"
               for what in catalog.owned_elsewhere(ctx.cur, ctx.schema, owner)]
     if wrong:
-        return Result("objects.ownership", FAIL, _summary(wrong, f"{len(wrong)} ownership problems"),
+        return Result("objects.ownership", FAIL, _summary(wrong, _n(len(wrong), "ownership problem")),
                       f"ALTER ... OWNER TO {_quote(owner)}", tuple(wrong))
     return Result.passed("objects.ownership", f"{owner} owns schema {ctx.schema} and everything in it")
 
@@ -319,7 +324,7 @@ def privileges_writers(ctx: Context) -> Result:
     grants = catalog.writer_grants(ctx.cur, ctx.schema, ctx.owner)
     if grants:
         return Result("privileges.writers", FAIL,
-                      _summary(grants, f"{len(grants)} write privileges held by other roles"),
+                      _summary(grants, _n(len(grants), "write privilege") + " held by other roles"),
                       "REVOKE them: only the owner role may write the log, through capture",
                       tuple(grants))
     return Result.passed("privileges.writers",
@@ -336,7 +341,7 @@ def privileges_public(ctx: Context) -> Result:
         if not ((kind, name) in allowed and privilege in ("USAGE", "EXECUTE"))
     ]
     if extra:
-        return Result("privileges.public", FAIL, _summary(extra, f"PUBLIC holds {len(extra)} privileges"),
+        return Result("privileges.public", FAIL, _summary(extra, "PUBLIC holds " + _n(len(extra), "privilege")),
                       "REVOKE them FROM PUBLIC, or run `auditsql upgrade`", tuple(extra))
     granted = ", ".join(sorted(f"{kind} {name}" for kind, name in allowed)) or "nothing"
     return Result.passed("privileges.public", f"PUBLIC holds only what install grants ({granted})")
@@ -357,7 +362,7 @@ def functions_security_definer(ctx: Context) -> Result:
             wrong.append(f"{found.identity}: search_path not pinned to pg_catalog, pg_temp")
     if wrong:
         return Result("functions.security_definer", FAIL,
-                      _summary(wrong, f"{len(wrong)} unsafe SECURITY DEFINER functions"),
+                      _summary(wrong, _n(len(wrong), "unsafe SECURITY DEFINER function")),
                       "drop functions auditsql did not create; `auditsql upgrade` re-creates its own",
                       tuple(wrong))
     return Result.passed("functions.security_definer",
@@ -378,26 +383,25 @@ def triggers_capture(ctx: Context) -> Result:
         triggers += len(table.triggers)
         problems += catalog.capture_problems(table, by_oid, __version__)
     if problems:
-        return Result("triggers.capture", FAIL, _summary(problems, f"{len(problems)} trigger problems"),
+        return Result("triggers.capture", FAIL, _summary(problems, _n(len(problems), "trigger problem")),
                       "run `auditsql attach TABLE` again for each table (or `auditsql upgrade`)",
                       tuple(problems))
     if dropped:
         oids = [str(t.relid) for t in ctx.capture if not t.exists]
         return Result("triggers.capture", WARN,
-                      _summary(dropped, f"{len(dropped)} audited tables were dropped"),
+                      _summary(dropped, _n(len(dropped), "audited table was dropped", "audited tables were dropped")),
                       f"stop tracking them: SELECT {_quote(ctx.schema)}.detach(OID) for OID in "
                       f"{', '.join(oids)}", tuple(dropped))
-    tables = len(ctx.capture)
     return Result.passed("triggers.capture",
-                         f"{tables} audited tables, {triggers} capture triggers, all enabled always "
-                         "and unchanged")
+                         f"{_n(len(ctx.capture), 'audited table')}, {_n(triggers, 'capture trigger')}, "
+                         "all enabled always and unchanged")
 
 
 @check("triggers.guards", "the log and each partition refuse UPDATE, DELETE and TRUNCATE")
 def triggers_guards(ctx: Context) -> Result:
     problems = catalog.guard_problems(ctx.cur, ctx.schema)
     if problems:
-        return Result("triggers.guards", FAIL, _summary(problems, f"{len(problems)} guards missing"),
+        return Result("triggers.guards", FAIL, _summary(problems, _n(len(problems), "guard missing", "guards missing")),
                       "run `auditsql upgrade` (it restores the guards of events and "
                       "events_default); a partition made by hand needs its own", tuple(problems))
     return Result.passed("triggers.guards",
@@ -442,9 +446,10 @@ def tables_expected(ctx: Context) -> Result | None:
     if problems:
         hint = (f"auditsql attach {' '.join(untracked)}" if untracked and not missing
                 else "create the table, then `auditsql attach` it")
-        return Result("tables.expected", FAIL, _summary(problems, f"{len(problems)} expected tables"),
+        return Result("tables.expected", FAIL, _summary(problems, _n(len(problems), "expected table")),
                       hint, tuple(problems))
-    return Result.passed("tables.expected", f"all {len(ctx.expected)} expected tables are audited")
+    return Result.passed("tables.expected",
+                         f"all {_n(len(ctx.expected), 'expected table')} audited")
 
 
 @check("tables.all", "with --all-tables: every table not excluded is audited")
@@ -456,11 +461,11 @@ def tables_all(ctx: Context) -> Result | None:
                   if not excluded(t[2], t[3], ctx.exclude)]
     untracked = [qualified for oid, qualified, _, _ in candidates if oid not in tracked]
     if untracked:
-        return Result("tables.all", FAIL, _summary(untracked, f"{len(untracked)} tables not audited"),
+        return Result("tables.all", FAIL, _summary(untracked, _n(len(untracked), "table not audited", "tables not audited")),
                       "auditsql attach them, or leave them out with --exclude PATTERN",
                       tuple(untracked))
-    return Result.passed("tables.all", f"all {len(candidates)} tables are audited"
-                         + (f" ({len(ctx.exclude)} patterns excluded)" if ctx.exclude else ""))
+    excluded_note = f" ({_n(len(ctx.exclude), 'pattern')} excluded)" if ctx.exclude else ""
+    return Result.passed("tables.all", f"all {_n(len(candidates), 'table')} audited{excluded_note}")
 
 
 def excluded(schema: str, name: str, patterns: list[str]) -> bool:

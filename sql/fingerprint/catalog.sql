@@ -45,9 +45,10 @@
 
 {#- The settings that fix how definitions are printed: search_path (which
     names are qualified), quote_all_identifiers, and the output format of
-    constants in defaults, partition bounds and WHEN clauses. `style` is
-    'function' (SET clauses of a function) or 'local' (SET LOCAL
-    statements). -#}
+    constants in defaults, partition bounds and WHEN clauses; and jit off,
+    since compiling these small catalog queries would take longer than
+    running them. `style` is 'function' (SET clauses of a function) or
+    'local' (SET LOCAL statements). -#}
 {% macro pinned_settings(style) -%}
 {%- set pins = [
     ("search_path", "pg_catalog, pg_temp"),
@@ -58,6 +59,7 @@
     ("\"IntervalStyle\"", "postgres"),
     ("extra_float_digits", "1"),
     ("bytea_output", "hex"),
+    ("jit", "off"),
 ] -%}
 {%- for name, value in pins -%}
 {%- if style == 'function' %}
