@@ -35,9 +35,8 @@ from auditsql.fingerprint import (
     ObjectState,
     Script,
     classify,
-    parse_script,
 )
-from auditsql.render import event_trigger_name, guard_schema_name, install_sql
+from auditsql.render import event_trigger_name, guard_schema_name, install_definitions
 
 PASS = "pass"
 WARN = "warn"
@@ -149,10 +148,10 @@ class Context:
     @cached_property
     def script(self) -> Script:
         """What this version's install script defines, for this installation."""
-        return parse_script(install_sql(
+        return install_definitions(
             self.installation.settings, self.cur.connection.info.server_version,
             event_trigger=self.installation.event_trigger,
-        ))
+        )
 
     @cached_property
     def objects(self) -> list[catalog.CatalogObject]:

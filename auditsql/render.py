@@ -11,10 +11,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from auditsql import __version__, errors
+
+if TYPE_CHECKING:
+    from auditsql.fingerprint import Script
 
 MAX_IDENTIFIER_BYTES = 63
 INSTALL_TEMPLATE = "install.sql.j2"
@@ -142,6 +146,20 @@ def install_sql(settings: Settings, server_version_num: int, *,
     defines, then again with that list embedded.
     """
     return _install_sql(settings, server_version_num, event_trigger)
+
+
+def install_definitions(settings: Settings, server_version_num: int, *,
+                        event_trigger: bool = True) -> Script:
+    """What the install script for these settings and this server defines."""
+    return _install_definitions(settings, server_version_num, event_trigger)
+
+
+@functools.lru_cache(maxsize=64)
+def _install_definitions(settings: Settings, server_version_num: int,
+                         event_trigger: bool) -> Script:
+    from auditsql.fingerprint import parse_script
+
+    return parse_script(_install_sql(settings, server_version_num, event_trigger))
 
 
 @functools.lru_cache(maxsize=64)

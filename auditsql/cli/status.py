@@ -15,8 +15,7 @@ from auditsql.catalog import TrackedTable
 from auditsql.cli.options import Dsn, Json, Schema
 from auditsql.cli.output import out, reported
 from auditsql.fingerprint import INSTALLED, MISSING, OUTDATED, UNEXPECTED, ObjectState, classify
-from auditsql.fingerprint import parse_script
-from auditsql.render import install_sql
+from auditsql.render import install_definitions
 
 STATES = (INSTALLED, OUTDATED, MISSING, UNEXPECTED)
 
@@ -55,8 +54,8 @@ def status(
         installed = catalog.installation(cur, schema)
         version = installed.version
         tables = catalog.tracked_tables(cur, schema)
-        script = parse_script(install_sql(installed.settings, conn.info.server_version,
-                                          event_trigger=installed.event_trigger))
+        script = install_definitions(installed.settings, conn.info.server_version,
+                                     event_trigger=installed.event_trigger)
         states = classify(script, catalog.catalog_objects(cur, schema), __version__)
     if as_json:
         payload = {

@@ -158,3 +158,46 @@ def test_status_text_shows_long_names_in_full(dsn: str) -> None:
         assert "auditsql_capture_insert" in res.stdout
     finally:
         execute(dsn, "SELECT audit.detach(relid::regclass) FROM audit.tables")
+
+
+def test_status_compares_objects_with_their_fingerprints(attached: str) -> None:
+    res = ok("status", "--dsn", attached)
+    objects_line = res.stdout.splitlines()[1]
+    assert objects_line.startswith("objects: ") and objects_line.endswith(" installed")
+    everything = status_json(attached, "--objects")["objects"]
+    assert {o["state"] for o in everything} == {"installed"}
+    assert {"kind", "identity", "state", "reason"} == set(everything[0])
+    identities = {(o["kind"], o["identity"]) for o in everything}
+    assert ("function", "audit.attach(regclass,text[])") in identities
+    assert ("table", "audit.events") in identities
+    assert ("trigger", "auditsql_guard_row on audit.events") in identities
+    assert ("trigger", "auditsql_capture_insert on public.orders") in identities
+    assert ("event trigger", "auditsql_ddl_audit") in identities
+    listed = ok("status", "--dsn", attached, "--objects").stdout
+    assert "function audit.attach(regclass,text[])\tinstalled" in listed
+
+
+def test_status_shows_outdated_missing_and_unexpected_objects(attached: str) -> None:
+    execute(attached, """
+        CREATE OR REPLACE FUNCTION audit.guard() RETURNS trigger LANGUAGE plpgsql
+            SET search_path = pg_catalog, pg_temp AS $$ BEGIN RETURN NULL; END $$;
+        DROP TRIGGER auditsql_guard_statement ON audit.events_default;
+        CREATE TABLE audit.extra (id int);
+    """)
+    try:
+        res = ok("status", "--dsn", attached)
+        lines = res.stdout.splitlines()
+        assert lines[1].endswith("1 outdated, 1 missing, 1 unexpected")
+        assert "function audit.guard()\toutdated\tchanged since install" in lines
+        assert "trigger auditsql_guard_statement on events_default\tmissing\tnot in the database" \
+            in lines
+        assert "table audit.extra\tunexpected\tnot created by auditsql" in lines
+        assert "public.orders" in res.stdout  # the tables follow
+        states = {o["identity"]: o["state"] for o in status_json(attached, "--objects")["objects"]}
+        assert states["audit.guard()"] == "outdated"
+        assert states["audit.extra"] == "unexpected"
+        assert "objects" not in status_json(attached)  # only with --objects
+    finally:
+        execute(attached, "DROP TABLE audit.extra")
+        ok("upgrade", "--dsn", attached)
+    assert ok("status", "--dsn", attached).stdout.splitlines()[1].endswith(" installed")
