@@ -254,8 +254,9 @@ def catalog_objects(cur: psycopg.Cursor, schema: str) -> list[CatalogObject]:
     """
     settings = Settings(schema=schema)  # the query needs the schema only
     with cur.connection.transaction(force_rollback=True):
-        cur.execute(render("fingerprint/settings.sql", settings, cur.connection.info.server_version))
-        cur.execute(render("fingerprint/query.sql", settings, cur.connection.info.server_version))
+        version = cur.connection.info.server_version
+        cur.execute(render("fingerprint/settings.sql", settings, version))
+        cur.execute(render("fingerprint/query.sql", settings, version))
         rows = cur.fetchall()
     objects = []
     for row in rows:
@@ -441,13 +442,15 @@ def writer_grants(cur: psycopg.Cursor, schema: str, owner: str) -> list[str]:
     cur.execute(
         """
         SELECT DISTINCT format('%%s on %%s to %%s', a.privilege_type, c.oid::regclass,
-                               CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END)
+                               CASE a.grantee WHEN 0 THEN 'PUBLIC'
+                                              ELSE a.grantee::regrole::text END)
         FROM pg_class AS c
         JOIN pg_namespace AS n ON n.oid = c.relnamespace
         CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault(
             CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) AS a
         WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'S')
-          AND a.grantee IS DISTINCT FROM (SELECT r.oid FROM pg_roles AS r WHERE r.rolname = %(owner)s)
+          AND a.grantee IS DISTINCT FROM (SELECT r.oid FROM pg_roles AS r
+                                          WHERE r.rolname = %(owner)s)
           AND CASE WHEN c.relkind = 'S' THEN a.privilege_type = 'UPDATE'
                    ELSE a.privilege_type = ANY (%(privileges)s) END
         ORDER BY 1
@@ -503,7 +506,8 @@ def _guard_problems(cur: psycopg.Cursor, schema: str) -> list[str]:
             SELECT p.oid FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
             WHERE n.nspname = %(schema)s AND p.proname = 'guard'
         ), members AS (
-            SELECT r.relid FROM pg_partition_tree(to_regclass(format('%%I.events', %(schema)s::text))) AS r
+            SELECT r.relid
+            FROM pg_partition_tree(to_regclass(format('%%I.events', %(schema)s::text))) AS r
         ), needed(kind, row_level, events) AS (
             VALUES ('statement', 0, 8 | 16 | 32), ('row', 1, 8 | 16)
         )

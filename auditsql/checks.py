@@ -87,25 +87,27 @@ def _summary(items: list[str], what: str) -> str:
     return f"{what}: {', '.join(items[:MAX_LISTED])} and {len(items) - MAX_LISTED} more"
 
 
+CheckFunction = Callable[["Context"], "Result | None"]
+
+
 @dataclass(frozen=True)
 class Check:
     """A registered check."""
 
     id: str
     title: str
-    run: Callable[[Context], Result | None]
+    run: CheckFunction
 
 
 REGISTRY: dict[str, Check] = {}
 
 
-def check(id: str, title: str) -> Callable[[Callable[[Context], Result | None]],
-                                          Callable[[Context], Result | None]]:
-    """Register ``function`` as the check ``id``, described by ``title``."""
+def check(id: str, title: str) -> Callable[[CheckFunction], CheckFunction]:
+    """Register a function as the check ``id``, described by ``title``."""
     if not re.fullmatch(r"[a-z]+(\.[a-z_]+)+", id):
         raise ValueError(f"check id {id!r}: expected dotted lower-case words")
 
-    def register(function: Callable[[Context], Result | None]) -> Callable[[Context], Result | None]:
+    def register(function: CheckFunction) -> CheckFunction:
         if id in REGISTRY:
             raise ValueError(f"check {id} is registered twice")
         REGISTRY[id] = Check(id, title, function)
@@ -177,7 +179,7 @@ def run(ctx: Context) -> list[Result]:
         except (errors.AuditsqlError, psycopg.Error) as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             result = Result(registered.id, FAIL, f"could not check: {message}",
-                            "fix the error above and run verify again")
+                            "fix what the message names and run verify again")
         if result is not None:
             results.append(result)
         if registered.id == "install.present" and result is not None and result.status == FAIL:
@@ -226,7 +228,8 @@ def objects_present(ctx: Context) -> Result:
     missing = [s for s in ctx.states if s.state == MISSING]
     defined = len(ctx.script.definitions)
     if not missing:
-        return Result.passed("objects.present", f"all {defined} objects of the install script exist")
+        return Result.passed("objects.present",
+                             f"all {defined} objects of the install script exist")
     names = [f"{s.kind} {s.identity}" for s in missing]
     return Result("objects.present", FAIL, _summary(names, f"{len(missing)} missing"),
                   "run `auditsql upgrade` to create them", tuple(names))
@@ -253,7 +256,8 @@ def objects_fingerprints(ctx: Context) -> Result:
 def objects_unexpected(ctx: Context) -> Result:
     unexpected = [s for s in ctx.states if s.state == UNEXPECTED]
     if not unexpected:
-        return Result.passed("objects.unexpected", f"nothing but auditsql's objects in schema {ctx.schema}")
+        return Result.passed("objects.unexpected",
+                             f"nothing but auditsql's objects in schema {ctx.schema}")
     names = [f"{s.kind} {s.identity}: {s.reason}" for s in unexpected]
     return Result("objects.unexpected", WARN, _summary(names, f"{len(unexpected)} unexpected"),
                   f"drop or move what auditsql did not create in schema {ctx.schema}", tuple(names))
@@ -284,7 +288,8 @@ def roles_admin(ctx: Context) -> Result:
     return Result.passed("roles.admin", f"admin role {admin} exists")
 
 
-@check("objects.ownership", "the owner role owns the schema and every object in it, and nothing else")
+@check("objects.ownership",
+       "the owner role owns the schema and every object in it, and nothing else")
 def ownership(ctx: Context) -> Result:
     owner = ctx.owner
     wrong: list[str] = []
@@ -313,9 +318,11 @@ def ownership(ctx: Context) -> Result:
     wrong += [f"{what} outside schema {ctx.schema}"
               for what in catalog.owned_elsewhere(ctx.cur, ctx.schema, owner)]
     if wrong:
-        return Result("objects.ownership", FAIL, _summary(wrong, _n(len(wrong), "ownership problem")),
+        return Result("objects.ownership", FAIL,
+                      _summary(wrong, _n(len(wrong), "ownership problem")),
                       f"ALTER ... OWNER TO {_quote(owner)}", tuple(wrong))
-    return Result.passed("objects.ownership", f"{owner} owns schema {ctx.schema} and everything in it")
+    return Result.passed("objects.ownership",
+                         f"{owner} owns schema {ctx.schema} and everything in it")
 
 
 @check("privileges.writers", "no role but the owner may write the audit tables")
@@ -340,13 +347,15 @@ def privileges_public(ctx: Context) -> Result:
         if not ((kind, name) in allowed and privilege in ("USAGE", "EXECUTE"))
     ]
     if extra:
-        return Result("privileges.public", FAIL, _summary(extra, "PUBLIC holds " + _n(len(extra), "privilege")),
+        return Result("privileges.public", FAIL,
+                      _summary(extra, "PUBLIC holds " + _n(len(extra), "privilege")),
                       "REVOKE them FROM PUBLIC, or run `auditsql upgrade`", tuple(extra))
     granted = ", ".join(sorted(f"{kind} {name}" for kind, name in allowed)) or "nothing"
     return Result.passed("privileges.public", f"PUBLIC holds only what install grants ({granted})")
 
 
-@check("functions.security_definer", "every SECURITY DEFINER function is auditsql's, unchanged, with search_path pinned")
+@check("functions.security_definer",
+       "every SECURITY DEFINER function is auditsql's, unchanged, with search_path pinned")
 def functions_security_definer(ctx: Context) -> Result:
     states = {id(s.found): s for s in ctx.states if s.found is not None}
     wrong: list[str] = []
@@ -362,14 +371,16 @@ def functions_security_definer(ctx: Context) -> Result:
     if wrong:
         return Result("functions.security_definer", FAIL,
                       _summary(wrong, _n(len(wrong), "unsafe SECURITY DEFINER function")),
-                      "drop functions auditsql did not create; `auditsql upgrade` re-creates its own",
+                      "drop functions auditsql did not create; "
+                      "`auditsql upgrade` re-creates its own",
                       tuple(wrong))
     return Result.passed("functions.security_definer",
                          f"{len(definers)} SECURITY DEFINER functions, all auditsql's, unchanged, "
                          "search_path pinned")
 
 
-@check("triggers.capture", "every audited table has its capture triggers, enabled always and unchanged")
+@check("triggers.capture",
+       "every audited table has its capture triggers, enabled always and unchanged")
 def triggers_capture(ctx: Context) -> Result:
     by_oid = {o.objid: o for o in ctx.objects if o.kind == "trigger"}
     problems: list[str] = []
@@ -382,17 +393,20 @@ def triggers_capture(ctx: Context) -> Result:
         triggers += len(table.triggers)
         problems += catalog.capture_problems(table, by_oid, __version__)
     if problems:
-        return Result("triggers.capture", FAIL, _summary(problems, _n(len(problems), "trigger problem")),
+        return Result("triggers.capture", FAIL,
+                      _summary(problems, _n(len(problems), "trigger problem")),
                       "run `auditsql attach TABLE` again for each table (or `auditsql upgrade`)",
                       tuple(problems))
     if dropped:
         oids = [str(t.relid) for t in ctx.capture if not t.exists]
         return Result("triggers.capture", WARN,
-                      _summary(dropped, _n(len(dropped), "audited table was dropped", "audited tables were dropped")),
+                      _summary(dropped, _n(len(dropped), "audited table was dropped",
+                                           "audited tables were dropped")),
                       f"stop tracking them: SELECT {_quote(ctx.schema)}.detach(OID) for OID in "
                       f"{', '.join(oids)}", tuple(dropped))
+    tables = _n(len(ctx.capture), "audited table")
     return Result.passed("triggers.capture",
-                         f"{_n(len(ctx.capture), 'audited table')}, {_n(triggers, 'capture trigger')}, "
+                         f"{tables}, {_n(triggers, 'capture trigger')}, "
                          "all enabled always and unchanged")
 
 
@@ -400,7 +414,8 @@ def triggers_capture(ctx: Context) -> Result:
 def triggers_guards(ctx: Context) -> Result:
     problems = catalog.guard_problems(ctx.cur, ctx.schema)
     if problems:
-        return Result("triggers.guards", FAIL, _summary(problems, _n(len(problems), "guard missing", "guards missing")),
+        return Result("triggers.guards", FAIL,
+                      _summary(problems, _n(len(problems), "guard missing", "guards missing")),
                       "run `auditsql upgrade` (it restores the guards of events and "
                       "events_default); a partition made by hand needs its own", tuple(problems))
     return Result.passed("triggers.guards",
@@ -445,7 +460,8 @@ def tables_expected(ctx: Context) -> Result | None:
     if problems:
         hint = (f"auditsql attach {' '.join(untracked)}" if untracked and not missing
                 else "create the table, then `auditsql attach` it")
-        return Result("tables.expected", FAIL, _summary(problems, _n(len(problems), "expected table")),
+        return Result("tables.expected", FAIL,
+                      _summary(problems, _n(len(problems), "expected table")),
                       hint, tuple(problems))
     return Result.passed("tables.expected",
                          f"all {_n(len(ctx.expected), 'expected table')} audited")
@@ -460,7 +476,9 @@ def tables_all(ctx: Context) -> Result | None:
                   if not excluded(t[2], t[3], ctx.exclude)]
     untracked = [qualified for oid, qualified, _, _ in candidates if oid not in tracked]
     if untracked:
-        return Result("tables.all", FAIL, _summary(untracked, _n(len(untracked), "table not audited", "tables not audited")),
+        return Result("tables.all", FAIL,
+                      _summary(untracked, _n(len(untracked), "table not audited",
+                                             "tables not audited")),
                       "auditsql attach them, or leave them out with --exclude PATTERN",
                       tuple(untracked))
     excluded_note = f" ({_n(len(ctx.exclude), 'pattern')} excluded)" if ctx.exclude else ""

@@ -286,7 +286,8 @@ def _definition(statement: list[Token]) -> Definition | str | None:
     if not cur.accept("create"):
         return None
     replaced = not any(
-        a.kind == b.kind == c.kind == "word" and (a.value, b.value, c.value) == ("if", "not", "exists")
+        a.kind == b.kind == c.kind == "word"
+        and (a.value, b.value, c.value) == ("if", "not", "exists")
         for a, b, c in zip(statement, statement[1:], statement[2:])
     )
     cur.accept("or", "replace")
@@ -467,7 +468,8 @@ def _compare(found: Stamped, version: str, source: str | None, body: str | None,
     if body is not None and found.body_digest != body:
         return OUTDATED, "body differs from this version's"
     if source is not None and found.stamped_source != source:
-        return OUTDATED, f"defined differently by this version (stamped by auditsql {found.stamped_version})"
+        return OUTDATED, ("defined differently by this version "
+                          f"(stamped by auditsql {found.stamped_version})")
     if found.stamped_version != version:
         return OUTDATED, f"stamped by auditsql {found.stamped_version}"
     return INSTALLED, ""
@@ -500,7 +502,8 @@ def classify(script: Script, objects: list[Stamped], version: str) -> list[Objec
             continue
         used.add(id(found))
         state, reason = _compare(found, version, definition.source, definition.body, "install")
-        states.append(ObjectState(definition.kind, found.identity, state, reason, definition, found))
+        states.append(
+            ObjectState(definition.kind, found.identity, state, reason, definition, found))
     for found in pool:
         if id(found) in used:
             continue

@@ -51,10 +51,9 @@ def upgrade(conn: psycopg.Connection, schema: str) -> Upgrade:
         for table in catalog.capture_tables(cur, schema):
             if table.exists and catalog.capture_problems(table, by_oid, __version__):
                 columns = table.id_columns if table.id_source == "explicit" else None
-                cur.execute(
-                    sql.SQL("SELECT {}.attach(%s::oid::regclass, %s)").format(sql.Identifier(schema)),
-                    (table.relid, columns),
-                )
+                attach = sql.SQL("SELECT {}.attach(%s::oid::regclass, %s)").format(
+                    sql.Identifier(schema))
+                cur.execute(attach, (table.relid, columns))
                 refreshed.append(table.entity_type)
         return Upgrade(installed.version, catalog.require_installed(cur, schema), refreshed)
 

@@ -59,15 +59,18 @@ def _install(su_dsn: str, dsn: str, kind: str, *options: str) -> Install:
     ok("install", "--dsn", dsn, *options)
     for tables in ATTACH:
         ok("attach", "--dsn", dsn, *tables)
-    owner = scalar(su_dsn, "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'audit'")
-    partition = scalar(su_dsn, "SELECT 'audit.events_' || to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM')")
+    owner = scalar(su_dsn, "SELECT nspowner::regrole::text FROM pg_namespace"
+                           " WHERE nspname = 'audit'")
+    partition = scalar(su_dsn, "SELECT 'audit.events_'"
+                               " || to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM')")
     return Install(kind, dsn, su_dsn, owner, partition)
 
 
 @pytest.fixture(scope="module")
 def superuser_install(pg: Server) -> Iterator[Install]:
     name = unique_name("auditsql_cli")
-    pg.admin().execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+    pg.admin().execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0")
+                       .format(sql.Identifier(name)))
     try:
         yield _install(pg.dsn(name), pg.dsn(name), "superuser")
     finally:
@@ -89,7 +92,8 @@ def plain_install(pg: Server) -> Iterator[Install]:
         sql.Identifier(name), sql.Identifier(installer)))
     try:
         yield _install(pg.dsn(name), pg.dsn(name, user=installer), "plain",
-                       "--owner-role", roles[0], "--reader-role", roles[1], "--admin-role", roles[2])
+                       "--owner-role", roles[0], "--reader-role", roles[1],
+                       "--admin-role", roles[2])
     finally:
         pg.admin().execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
                            .format(sql.Identifier(name)))
@@ -237,7 +241,8 @@ TAMPERINGS = [
     Tampering("unpin a SECURITY DEFINER function",
               "ALTER FUNCTION audit.capture_row() RESET search_path",
               ("objects.fingerprints", "functions.security_definer"), both=True),
-    Tampering("drop a function's fingerprint", "COMMENT ON FUNCTION audit.attach(regclass, text[]) IS NULL",
+    Tampering("drop a function's fingerprint",
+              "COMMENT ON FUNCTION audit.attach(regclass, text[]) IS NULL",
               ("objects.fingerprints",)),
     Tampering("disable a trigger", "ALTER TABLE app.orders DISABLE TRIGGER auditsql_capture_insert",
               ("triggers.capture",),
@@ -410,7 +415,8 @@ def test_upgrade_reports_versions_and_tables_attached_again(superuser_install: I
         "attached app.orders again",
         f"auditsql upgraded from 0.0.9 to {VERSION} in schema audit",
     ]
-    assert ok("upgrade", "--dsn", dsn).stderr == f"auditsql {VERSION} in schema audit is up to date\n"
+    again = ok("upgrade", "--dsn", dsn)
+    assert again.stderr == f"auditsql {VERSION} in schema audit is up to date\n"
     sound(superuser_install)
 
 
@@ -489,7 +495,8 @@ def test_junit_report(superuser_install: Install, tmp_path: Path) -> None:
     junit = tmp_path / "nested" / "report.xml"
     junit.parent.mkdir()
     execute(dsn, "ALTER TABLE app.orders DISABLE TRIGGER auditsql_capture_insert;"
-                 "CREATE TABLE audit.extra (id int); ALTER TABLE audit.extra OWNER TO auditsql_owner")
+                 "CREATE TABLE audit.extra (id int);"
+                 "ALTER TABLE audit.extra OWNER TO auditsql_owner")
     try:
         res = run("verify", "--dsn", dsn, "--expect", "app.orders", "--junit", str(junit))
         assert res.code == 1, str(res)

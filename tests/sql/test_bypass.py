@@ -231,7 +231,8 @@ def test_install_again_by_an_owner_member(
     try:
         with psycopg.connect(pg.dsn(dbname(installed_db), user=installer)) as conn:
             assert install(conn, Settings()) == "0.1.0"
-        assert scalar(su, "SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'auditsql%%'") == 2
+        assert scalar(su, "SELECT count(*) FROM pg_event_trigger"
+                          " WHERE evtname LIKE 'auditsql%%'") == 2
         with psycopg.connect(installed_db) as conn:
             install(conn, Settings())
     finally:

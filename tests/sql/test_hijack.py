@@ -281,4 +281,5 @@ def test_the_event_trigger_function_ignores_look_alikes(
         "CREATE TABLE public.more (id int)", "DROP TABLE public.more")
     detach(su, "public.items")
     su.execute("RESET search_path")
-    assert column(su, "SELECT tgname FROM pg_trigger WHERE tgrelid = 'public.items'::regclass") == []
+    assert column(su, "SELECT tgname FROM pg_trigger"
+                      " WHERE tgrelid = 'public.items'::regclass") == []

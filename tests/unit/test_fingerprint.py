@@ -281,7 +281,8 @@ def test_installed_and_missing() -> None:
     [
         ({"stamped_digest": None, "stamped_source": None}, "no fingerprint"),
         ({"digest": "d2"}, "changed since install"),
-        ({"stamped_source": "s0", "stamped_version": "0.0.9"}, "defined differently by this version"),
+        ({"stamped_source": "s0", "stamped_version": "0.0.9"},
+         "defined differently by this version"),
         ({"stamped_version": "0.0.9"}, "stamped by auditsql 0.0.9"),
     ],
 )
@@ -294,7 +295,8 @@ def test_outdated(change: dict[str, object], reason: str) -> None:
 
 def test_a_function_body_that_differs_is_outdated() -> None:
     script = script_of(definition("function", "f", body="new"))
-    assert states(script, Obj("function", "f", identity="s.f()", body_digest="old"))[0][1] == OUTDATED
+    found = Obj("function", "f", identity="s.f()", body_digest="old")
+    assert states(script, found)[0][1] == OUTDATED
 
 
 def test_an_overload_left_over_is_unexpected() -> None:
