@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg
-from psycopg.types.json import Jsonb
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
-from auditsql import catalog, db, errors, retention
+from auditsql import __version__, catalog, db, errors, retention
 from auditsql.render import Settings, install_sql
+
 
 def install(
     conn: psycopg.Connection,
@@ -22,14 +23,15 @@ def install(
 ) -> str:
     """Install (or re-install) auditsql; returns the installed version.
 
-    With *retention_policy* (financial, medical, saas or an interval) the
-    retention policy is set in the same transaction, so a bad policy leaves
-    nothing behind. ``admin_roles`` and ``strict`` change the installation
-    settings (see ``audit.configure``); None keeps them.
+    A superuser's install also creates the event triggers that refuse DDL
+    weakening auditing; another role's cannot. With *retention_policy*
+    (financial, medical, saas or an interval) the retention policy is set in
+    the same transaction, so a bad policy leaves nothing behind.
+    ``admin_roles`` and ``strict`` change the installation settings (see
+    ``audit.configure``); None keeps them.
     """
-    script = install_sql(settings, conn.info.server_version)
     with db.transaction(conn) as cur:
-        cur.execute(script.encode())
+        cur.execute(install_script(cur, settings).encode())
         version = catalog.require_installed(cur, settings.schema)
         if retention_policy is not None:
             retention.set_policy_in(cur, settings.schema, retention_policy)
@@ -69,6 +71,41 @@ class Policies:
     redact: list[str] | None = None
     on_change: dict[str, str] | None = None
     strict: bool | None = None
+
+
+def install_script(cur: psycopg.Cursor, settings: Settings) -> str:
+    """The install script for this server and the connected role."""
+    return install_sql(settings, cur.connection.info.server_version,
+                       event_trigger=catalog.is_superuser(cur))
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """What an upgrade did."""
+
+    from_version: str
+    to_version: str
+    refreshed: list[str]  # tables whose capture triggers were created again
+
+
+def upgrade(conn: psycopg.Connection, schema: str) -> Upgrade:
+    """Run this version's install script over an existing installation, with
+    the settings it was installed with, then attach again every audited
+    table whose capture triggers are missing, disabled, changed or made by
+    another version. One transaction; refused when nothing is installed."""
+    with db.transaction(conn) as cur:
+        installed = catalog.installation(cur, schema)
+        cur.execute(install_script(cur, installed.settings).encode())
+        by_oid = {o.objid: o for o in catalog.catalog_objects(cur, schema) if o.kind == "trigger"}
+        refreshed = []
+        for table in catalog.capture_tables(cur, schema):
+            if table.exists and catalog.capture_problems(table, by_oid, __version__):
+                columns = table.id_columns if table.id_source == "explicit" else None
+                attach = sql.SQL("SELECT {}.attach(%s::oid::regclass, %s)").format(
+                    sql.Identifier(schema))
+                cur.execute(attach, (table.relid, columns))
+                refreshed.append(table.entity_type)
+        return Upgrade(installed.version, catalog.require_installed(cur, schema), refreshed)
 
 
 def attach(

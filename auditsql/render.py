@@ -6,14 +6,22 @@ Templates receive install-time settings only. Identifiers pass through the
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from auditsql import __version__, errors
 
+if TYPE_CHECKING:
+    from auditsql.fingerprint import Script
+
 MAX_IDENTIFIER_BYTES = 63
+INSTALL_TEMPLATE = "install.sql.j2"
 
 
 def quote_ident(name: str) -> str:
@@ -40,6 +48,7 @@ class Settings:
     owner: str = "auditsql_owner"
     reader: str = "auditsql_reader"
     writer: str = "auditsql_writer"
+    admin: str = "auditsql_admin"
 
     def validate(self) -> None:
         """Raise InvalidName unless every name is safe to render.
@@ -48,7 +57,7 @@ class Settings:
         characters (they could end an SQL comment) or ``$`` (it could end a
         dollar-quoted function body).
         """
-        for value in (self.schema, self.owner, self.reader, self.writer):
+        for value in (self.schema, self.owner, self.reader, self.writer, self.admin):
             if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value) or "$" in value:
                 raise errors.InvalidName(
                     f"invalid name {value!r}: control characters and '$' are not allowed"
@@ -59,6 +68,29 @@ class Settings:
                 raise errors.InvalidName(str(exc)) from None
 
 
+def event_trigger_name(schema: str, event: str) -> str:
+    """Name of the event trigger guarding ``schema`` on ``event`` (``ddl`` or
+    ``drop``): ``auditsql_ddl_audit``; event triggers belong to the database,
+    so the name carries the schema, or a digest of it when the schema's name
+    is too long to fit."""
+    return _derived_name(f"auditsql_{event}_", schema)
+
+
+def guard_schema_name(schema: str) -> str:
+    """The schema of the event trigger function guarding ``schema``:
+    ``auditsql_guard_audit``. It belongs to a superuser, so that no member of
+    the owner role can replace or drop the function."""
+    return _derived_name("auditsql_guard_", schema)
+
+
+def _derived_name(prefix: str, schema: str) -> str:
+    name = prefix + schema
+    if len(name.encode("utf-8")) <= MAX_IDENTIFIER_BYTES:
+        return name
+    return prefix + hashlib.sha256(schema.encode("utf-8")).hexdigest()[:16]
+
+
+@functools.cache
 def _environment() -> jinja2.Environment:
     loader = jinja2.FunctionLoader(_load)
     env = jinja2.Environment(
@@ -77,19 +109,66 @@ def _load(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def render(template: str, settings: Settings, server_version_num: int) -> str:
-    """Render one template from ``sql/`` with the given settings."""
+def _context(settings: Settings, server_version_num: int, event_trigger: bool,
+             manifest: str) -> dict[str, object]:
     settings.validate()
-    return _environment().get_template(template).render(
-        schema=settings.schema,
-        owner=settings.owner,
-        reader=settings.reader,
-        writer=settings.writer,
-        version=__version__,
-        server_version_num=server_version_num,
-    )
+    return {
+        "schema": settings.schema,
+        "owner": settings.owner,
+        "reader": settings.reader,
+        "writer": settings.writer,
+        "admin": settings.admin,
+        "version": __version__,
+        "server_version_num": server_version_num,
+        "event_trigger": event_trigger,
+        "guard_schema": guard_schema_name(settings.schema),
+        "ddl_trigger": event_trigger_name(settings.schema, "ddl"),
+        "drop_trigger": event_trigger_name(settings.schema, "drop"),
+        "manifest": manifest,
+    }
 
 
-def install_sql(settings: Settings, server_version_num: int) -> str:
-    """The whole install script for a server of the given version."""
-    return render("install.sql.j2", settings, server_version_num)
+def render(template: str, settings: Settings, server_version_num: int, *,
+           event_trigger: bool = True) -> str:
+    """Render one template from ``sql/`` with the given settings.
+
+    ``event_trigger`` says whether the install creates the event triggers
+    that guard audit objects (it needs a superuser).
+    """
+    context = _context(settings, server_version_num, event_trigger, "[]")
+    return _environment().get_template(template).render(context)
+
+
+def install_sql(settings: Settings, server_version_num: int, *,
+                event_trigger: bool = True) -> str:
+    """The whole install script for a server of the given version.
+
+    The script stamps every object it creates with a fingerprint (see
+    ``auditsql.fingerprint``): it is rendered once to learn which objects it
+    defines, then again with that list embedded.
+    """
+    return _install_sql(settings, server_version_num, event_trigger)
+
+
+def install_definitions(settings: Settings, server_version_num: int, *,
+                        event_trigger: bool = True) -> Script:
+    """What the install script for these settings and this server defines."""
+    return _install_definitions(settings, server_version_num, event_trigger)
+
+
+@functools.lru_cache(maxsize=64)
+def _install_definitions(settings: Settings, server_version_num: int,
+                         event_trigger: bool) -> Script:
+    from auditsql.fingerprint import parse_script
+
+    return parse_script(_install_sql(settings, server_version_num, event_trigger))
+
+
+@functools.lru_cache(maxsize=64)
+def _install_sql(settings: Settings, server_version_num: int, event_trigger: bool) -> str:
+    from auditsql.fingerprint import parse_script
+
+    template = _environment().get_template(INSTALL_TEMPLATE)
+    draft = template.render(_context(settings, server_version_num, event_trigger, "[]"))
+    manifest = json.dumps(parse_script(draft).as_json(), separators=(",", ":"), sort_keys=True)
+    return template.render(_context(settings, server_version_num, event_trigger, manifest))

@@ -1,8 +1,9 @@
 """End-to-end demo on a throwaway local database.
 
 Starts a private PostgreSQL cluster, installs auditsql with the CLI, attaches
-two tables, writes as two different actors, and answers "who changed this
-record?" from the audit log. Everything is removed on exit.
+two tables, writes as two different actors, answers "who changed this
+record?" from the audit log, and verifies that auditing is intact.
+Everything is removed on exit.
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ def main() -> int:
         write_as_two_actors(dsn)
         show(dsn)
         cli("status", dsn=dsn)
+        cli("verify", "--expect", "customers", "--expect", "orders", dsn=dsn)
     finally:
         cluster.stop()
     console.print(f"demo finished in {time.monotonic() - started:.1f} s; cluster removed")

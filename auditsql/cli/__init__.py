@@ -8,13 +8,14 @@ import typer
 
 from auditsql import __version__
 from auditsql.cli import retention
-from auditsql.cli.install import install
+from auditsql.cli.install import install, upgrade
 from auditsql.cli.status import status
 from auditsql.cli.tables import attach, detach
+from auditsql.cli.verify import verify
 
 app = typer.Typer(
     name="auditsql",
-    help="Audit logging for PostgreSQL: install, attach tables, inspect, keep for as long as required.",
+    help="Audit logging for PostgreSQL: install, attach tables, inspect, verify, keep for as long as required.",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     add_completion=False,
@@ -37,13 +38,15 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """Audit logging for PostgreSQL: install, attach tables, inspect, keep for as long as required."""
+    """Audit logging for PostgreSQL: install, attach tables, inspect, verify, keep for as long as required."""
 
 
 app.command()(install)
+app.command()(upgrade)
 app.command()(attach)
 app.command()(detach)
 app.command()(status)
+app.command()(verify)
 app.add_typer(retention.app)
 
 

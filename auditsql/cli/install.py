@@ -1,4 +1,4 @@
-"""`auditsql install`."""
+"""`auditsql install` and `auditsql upgrade`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from auditsql import db, installer
 from auditsql.cli.options import Dsn, Schema
 from auditsql.cli.output import err, reported
-from auditsql.render import Settings, install_sql
+from auditsql.render import Settings
 
 
 def install(
@@ -22,6 +22,13 @@ def install(
     reader_role: Annotated[
         str, typer.Option("--reader-role", help="Role allowed to read the audit log.")
     ] = "auditsql_reader",
+    admin_role: Annotated[
+        str,
+        typer.Option(
+            "--admin-role",
+            help="Role whose members may change, disable or drop audit triggers and objects.",
+        ),
+    ] = "auditsql_admin",
     writer_role: Annotated[
         str,
         typer.Option(
@@ -33,9 +40,10 @@ def install(
     admin_roles: Annotated[
         str | None,
         typer.Option(
-            "--admin-roles",
-            help="Comma-separated actor roles whose events are admin actions, always "
-            "stored with whole before and after rows. Omitted: keep (first install: admin).",
+            "--admin-actor-roles",
+            help="Comma-separated actor roles (values of auditsql.actor_role) whose events "
+            "are admin actions, always stored with whole before and after rows. "
+            "Omitted: keep (first install: admin).",
             show_default=False,
         ),
     ] = None,
@@ -67,16 +75,20 @@ def install(
 
     Safe to run again (an existing retention policy stays unless --retention
     is given). Runs in one transaction: on any error nothing is left behind.
+    Run as a superuser, it also creates the event triggers that refuse DDL
+    weakening auditing.
     """
-    settings = Settings(schema=schema, owner=owner_role, reader=reader_role, writer=writer_role)
+    settings = Settings(schema=schema, owner=owner_role, reader=reader_role, writer=writer_role,
+                        admin=admin_role)
     with reported():
         settings.validate()
-        roles = installer.parse_names(admin_roles, "--admin-roles")
+        roles = installer.parse_names(admin_roles, "--admin-actor-roles")
         conn = db.connect(dsn)
         with conn:
             if dry_run:
                 # Verbatim, and runnable as is: `auditsql install --dry-run | psql`.
-                script = install_sql(settings, conn.info.server_version)
+                with db.transaction(conn) as cur:
+                    script = installer.install_script(cur, settings)
                 if retention_policy is not None:
                     script += installer.set_retention_sql(conn, settings, retention_policy)
                 query = installer.configure_query(settings, roles, strict)
@@ -86,3 +98,22 @@ def install(
             version = installer.install(conn, settings, retention_policy,
                                         admin_roles=roles, strict=strict)
     err.print(f"auditsql {version} installed in schema {schema}", markup=False)
+
+
+def upgrade(dsn: Dsn, schema: Schema = "audit") -> None:
+    """Bring an existing installation up to this version.
+
+    Runs this version's install script with the settings the installation
+    was made with, then attaches again every audited table whose capture
+    triggers are missing, disabled, changed or made by another version. One
+    transaction; refused when auditsql is not installed.
+    """
+    with reported(), db.connect(dsn) as conn:
+        done = installer.upgrade(conn, schema)
+    for table in done.refreshed:
+        err.print(f"attached {table} again", markup=False)
+    if done.from_version == done.to_version:
+        err.print(f"auditsql {done.to_version} in schema {schema} is up to date", markup=False)
+    else:
+        err.print(f"auditsql upgraded from {done.from_version} to {done.to_version} "
+                  f"in schema {schema}", markup=False)

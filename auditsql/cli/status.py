@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict
+from typing import Annotated
 
+import typer
 from rich.table import Table
 
-from auditsql import catalog, db, retention
+from auditsql import __version__, catalog, db, retention
 from auditsql.catalog import TrackedTable
 from auditsql.cli.options import Dsn, Json, Schema
 from auditsql.cli.output import out, reported
+from auditsql.fingerprint import INSTALLED, MISSING, OUTDATED, UNEXPECTED, ObjectState, classify
+from auditsql.render import install_definitions
+
+STATES = (INSTALLED, OUTDATED, MISSING, UNEXPECTED)
 
 
 def _state(table: TrackedTable) -> str:
@@ -35,19 +42,39 @@ def _policies(table: TrackedTable) -> str:
     return "; ".join(parts) or "-"
 
 
-def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
-    """Show the installed version, the retention policy and the audited tables.
+def status(
+    dsn: Dsn,
+    schema: Schema = "audit",
+    as_json: Json = False,
+    objects: Annotated[
+        bool,
+        typer.Option(
+            "--objects",
+            help="List every object auditsql made, as installed, outdated, missing or "
+                 "unexpected (with --json: an \"objects\" list).",
+        ),
+    ] = False,
+) -> None:
+    """Show the installed version, the retention policy and every audited
+    table with its capture mode, policies and triggers.
 
     A table is ok when all its audit triggers exist and are enabled always,
     and its capture function matches the table as it is now (ALTER TABLE
     makes it out of date: it still captures every change, more slowly, until
-    attach runs again).
+    attach runs again). Objects are compared with their fingerprints:
+    installed (as this version makes them), outdated (changed since, or made
+    by another version), missing, or unexpected; only those not installed
+    are listed unless --objects is given.
     """
     with reported(), db.connect(dsn) as conn, db.transaction(conn) as cur:
-        version = catalog.require_installed(cur, schema)
+        installed = catalog.installation(cur, schema)
+        version = installed.version
         cur.execute("SET LOCAL IntervalStyle = 'postgres'")
         policy = retention.policy(cur, schema)
         tables = catalog.tracked_tables(cur, schema)
+        script = install_definitions(installed.settings, conn.info.server_version,
+                                     event_trigger=installed.event_trigger)
+        states = classify(script, catalog.catalog_objects(cur, schema), __version__)
     if as_json:
         payload = {
             "schema": schema,
@@ -55,11 +82,21 @@ def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
             "retention": {"policy": policy.name, "keep": policy.keep} if policy else None,
             "tables": [{**asdict(t), "healthy": t.healthy} for t in tables],
         }
+        if objects:
+            payload["objects"] = [
+                {"kind": s.kind, "identity": s.identity, "state": s.state, "reason": s.reason}
+                for s in states
+            ]
         print(json.dumps(payload, indent=2))
         return
     print(f"auditsql {version} in schema {schema}")
     print(f"retention: {policy.name} (keep {policy.keep})" if policy
           else "retention: no policy set; run `auditsql retention set POLICY`")
+    counts = Counter(s.state for s in states)
+    print("objects: " + ", ".join(f"{counts[state]} {state}" for state in STATES if counts[state]))
+    listed = states if objects else [s for s in states if s.state != INSTALLED]
+    if listed:
+        _print_rows(("object", "state", "why"), [_object_row(s) for s in listed])
     if not tables:
         print("no tables attached; run `auditsql attach TABLE`")
         return
@@ -69,6 +106,14 @@ def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
          str(len(t.triggers)), _state(t))
         for t in tables
     ]
+    _print_rows(headings, rows)
+
+
+def _object_row(state: ObjectState) -> tuple[str, str, str]:
+    return (f"{state.kind} {state.identity}", state.state, state.reason)
+
+
+def _print_rows(headings: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     if not out.is_terminal:
         # Plain, unabridged, tab-separated lines for scripts and pipes.
         for row in (headings, *rows):

@@ -45,6 +45,7 @@ DECLARE
     v_kept   bigint;
     v_rel    regclass;
     v_done   jsonb := '[]'::jsonb;
+    v_permit text := current_setting('auditsql.permit_ddl', true);
 BEGIN
     IF as_of IS NULL OR as_of > clock_timestamp() THEN
         RAISE EXCEPTION 'auditsql: apply_retention: as_of must not be in the future (got %)', coalesce(as_of::text, 'NULL')
@@ -94,6 +95,7 @@ BEGIN
     END IF;
 
     -- Then drop, under ACCESS EXCLUSIVE on the log for a moment.
+    PERFORM set_config('auditsql.permit_ddl', 'on', true);
     PERFORM {{ schema | ident }}.lock_log({{ ((schema | ident) ~ '.events') | literal }}, 'ACCESS EXCLUSIVE');
     FOR v_part IN
         SELECT (d ->> 'rel')::oid::regclass AS rel, d ->> 'partition' AS name,
@@ -113,8 +115,7 @@ BEGIN
         IF v_part.kept > 0 THEN
             v_rel := {{ schema | ident }}.create_partition(v_part.name, v_part.lo, v_part.hi);
             EXECUTE format('INSERT INTO %s SELECT * FROM unnest($1)', v_rel) USING v_held;
-            EXECUTE format('ALTER TABLE %I.events ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
-                           {{ schema | literal }}, v_rel, v_part.lo, v_part.hi);
+            PERFORM {{ schema | ident }}.attach_partition(v_rel, v_part.lo, v_part.hi);
         END IF;
         partition := v_part.name; range_from := v_part.lo; range_to := v_part.hi;
         rows_removed := v_part.removed; rows_kept := v_part.kept;
@@ -122,6 +123,7 @@ BEGIN
                                                'rows_removed', v_part.removed, 'rows_kept', v_part.kept);
         RETURN NEXT;
     END LOOP;
+    PERFORM set_config('auditsql.permit_ddl', coalesce(v_permit, ''), true);
 
     PERFORM {{ schema | ident }}.record_system_event('retention_applied',
         format('%I.events', {{ schema | literal }}), NULL,

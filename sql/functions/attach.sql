@@ -32,8 +32,10 @@
 -- session_replication_role = replica does not silence them. The owner role is
 -- granted SELECT on the table and its partitions, and USAGE on their
 -- schemas, so that TRUNCATE can record the rows it removes; detach revokes
--- exactly what attach granted. Runs with the caller's rights: the caller must
--- be able to create triggers on the table and be a member of the owner role.
+-- exactly what attach granted. The capture function and each trigger are
+-- stamped with their fingerprint (see stamp). Runs with the caller's rights:
+-- the caller must be able to create triggers on the table and be a member of
+-- the owner role; auditsql.permit_ddl lets its DDL past the event triggers.
 DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[]);
 DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[], text);
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.attach(
@@ -63,6 +65,7 @@ DECLARE
     v_now         {{ schema | ident }}.tables;
     v_policy      record;
     v_function    text  := format('%I.%I', {{ schema | literal }}, 'capture_' || p_table::oid);
+    v_permit      text := current_setting('auditsql.permit_ddl', true);
 BEGIN
     SELECT * INTO v_rel FROM pg_class WHERE oid = p_table;
     IF v_rel.relkind NOT IN ('r', 'p') THEN
@@ -187,6 +190,7 @@ BEGIN
     SELECT string_agg(quote_literal(c), ', ' ORDER BY o) INTO v_args
     FROM unnest(v_keys) WITH ORDINALITY AS u(c, o);
 
+    PERFORM set_config('auditsql.permit_ddl', 'on', true);
     PERFORM {{ schema | ident }}.drop_triggers(p_table);
     -- The body is passed as a quoted literal, not dollar-quoted: column
     -- names appear in it, and a name may contain any dollar-quote tag.
@@ -247,6 +251,12 @@ BEGIN
         END IF;
     END LOOP;
 
+    PERFORM {{ schema | ident }}.stamp('pg_catalog.pg_trigger'::regclass, array_agg(g.oid))
+    FROM pg_trigger AS g
+    WHERE g.tgrelid IN (SELECT p_table UNION ALL SELECT r.relid FROM pg_partition_tree(p_table) AS r)
+      AND g.tgname LIKE 'auditsql\_%' AND g.tgparentid = 0;
+    PERFORM {{ schema | ident }}.stamp('pg_catalog.pg_proc'::regclass, ARRAY[v_function::regproc::oid]);
+
     UPDATE {{ schema | ident }}.tables SET granted_select = v_granted, granted_usage = v_usage
     WHERE relid = p_table;
 
@@ -258,5 +268,6 @@ BEGIN
                                'exclude', to_jsonb(v_now.exclude), 'redact', to_jsonb(v_now.redact),
                                'on_change', v_now.on_change, 'require_actor', v_now.require_actor));
     END IF;
+    PERFORM set_config('auditsql.permit_ddl', coalesce(v_permit, ''), true);
 END
 $fn$;

@@ -6,8 +6,9 @@
 -- moves such rows out. Returns the names of the partitions it created.
 -- Each partition is created apart and then attached (ATTACH PARTITION takes
 -- SHARE UPDATE EXCLUSIVE on the log, so writers and readers go on; the
--- default partition is locked for a moment while it is checked). Runs as the
--- owner so that every partition belongs to it, whoever calls.
+-- default partition is locked for a moment while it is checked), and stamped
+-- with its fingerprint. Runs as the owner so that every partition belongs to
+-- it, whoever calls; auditsql.permit_ddl lets the DDL past the event triggers.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.ensure_partitions(
     p_from   timestamptz DEFAULT now(),
     p_months integer     DEFAULT 2)
@@ -20,7 +21,8 @@ DECLARE
     v_start timestamptz;
     v_end   timestamptz;
     v_name  text;
-    v_rel   regclass;
+    v_rel    regclass;
+    v_permit text := current_setting('auditsql.permit_ddl', true);
 BEGIN
     IF p_months IS NULL OR p_months < 1 THEN
         RAISE EXCEPTION 'ensure_partitions: p_months must be at least 1, not %', p_months
@@ -30,6 +32,7 @@ BEGIN
         RAISE EXCEPTION 'ensure_partitions: p_from must be a finite time, not %', p_from
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM set_config('auditsql.permit_ddl', 'on', true);
     FOR i IN 0 .. p_months - 1 LOOP
         v_start := (date_trunc('month', p_from AT TIME ZONE 'UTC') + make_interval(months => i)) AT TIME ZONE 'UTC';
         v_end   := (date_trunc('month', p_from AT TIME ZONE 'UTC') + make_interval(months => i + 1)) AT TIME ZONE 'UTC';
@@ -42,9 +45,9 @@ BEGIN
             CONTINUE;
         END IF;
         v_rel := {{ schema | ident }}.create_partition(v_name, v_start, v_end);
-        EXECUTE format('ALTER TABLE %I.events ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
-                       {{ schema | literal }}, v_rel, v_start, v_end);
+        PERFORM {{ schema | ident }}.attach_partition(v_rel, v_start, v_end);
         RETURN NEXT v_name;
     END LOOP;
+    PERFORM set_config('auditsql.permit_ddl', coalesce(v_permit, ''), true);
 END
 $fn$;

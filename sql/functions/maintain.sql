@@ -45,11 +45,13 @@ DECLARE
     v_moved  jsonb := '[]'::jsonb;
     v_new    regclass[] := '{}'::regclass[];
     v_bounds timestamptz[] := '{}'::timestamptz[];
+    v_permit text := current_setting('auditsql.permit_ddl', true);
 BEGIN
     IF months_ahead IS NULL OR months_ahead NOT BETWEEN 0 AND 120 THEN
         RAISE EXCEPTION 'auditsql: months_ahead must be between 0 and 120, not %', coalesce(months_ahead::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM set_config('auditsql.permit_ddl', 'on', true);
     PERFORM {{ schema | ident }}.lock_log({{ ((schema | ident) ~ '.events') | literal }}, 'SHARE UPDATE EXCLUSIVE');
 
     IF EXISTS (SELECT FROM {{ schema | ident }}.events_default) THEN
@@ -85,8 +87,7 @@ BEGIN
         ALTER TABLE {{ schema | ident }}.events_default
             ENABLE ALWAYS TRIGGER auditsql_guard_statement, ENABLE ALWAYS TRIGGER auditsql_guard_row;
         FOR i IN 1 .. cardinality(v_new) LOOP
-            EXECUTE format('ALTER TABLE %I.events ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
-                           {{ schema | literal }}, v_new[i], v_bounds[2 * i - 1], v_bounds[2 * i]);
+            PERFORM {{ schema | ident }}.attach_partition(v_new[i], v_bounds[2 * i - 1], v_bounds[2 * i]);
         END LOOP;
         IF cardinality(v_new) > 0 THEN
             PERFORM {{ schema | ident }}.record_system_event('default_rows_moved',
@@ -104,5 +105,6 @@ BEGIN
         partition := v_name; range_from := v_start; range_to := v_end; rows_moved := 0;
         RETURN NEXT;
     END LOOP;
+    PERFORM set_config('auditsql.permit_ddl', coalesce(v_permit, ''), true);
 END
 $fn$;

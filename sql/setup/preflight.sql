@@ -10,13 +10,21 @@ BEGIN
             USING ERRCODE = 'feature_not_supported';
     END IF;
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ owner | literal }})
-       OR NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ reader | literal }}) THEN
+       OR NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ reader | literal }})
+       OR NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ admin | literal }}) THEN
         IF NOT (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user) THEN
-            RAISE EXCEPTION 'role % may not create roles; install as a superuser or a role with CREATEROLE, or create roles % and % first',
-                current_user, {{ owner | literal }}, {{ reader | literal }}
+            RAISE EXCEPTION 'role % may not create roles; install as a superuser or a role with CREATEROLE, or create roles %, % and % first',
+                current_user, {{ owner | literal }}, {{ reader | literal }}, {{ admin | literal }}
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
     END IF;
+{%- if event_trigger %}
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'this install script creates event triggers, which only a superuser may do; role % is not one: render the script as the role that runs it (auditsql install --dry-run)',
+            current_user
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+{%- endif %}
     IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = {{ schema | literal }})
        AND NOT has_database_privilege(current_database(), 'CREATE') THEN
         RAISE EXCEPTION 'role % may not create schemas in database %; grant it CREATE on the database or install as its owner',

@@ -1,5 +1,9 @@
 -- Roles: the owner holds every audit object and cannot log in; the reader may
--- read the log; the writer may log application events (log_event). Existing roles are reused, but the owner is made NOLOGIN.
+-- read the log; the writer may log application events (log_event); members
+-- of the admin role are audit administrators, whom the event triggers (when a
+-- superuser installs) let change, disable or drop audit triggers and objects.
+-- The writer and admin roles hold no other privilege. Existing roles are
+-- reused, but the owner is made NOLOGIN.
 -- The installing role becomes a member of the owner so that it can create
 -- objects on its behalf (on PostgreSQL 16+ a CREATEROLE role must grant
 -- itself that membership explicitly).
@@ -28,6 +32,13 @@ BEGIN
             NULL;
         END;
     END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ admin | literal }}) THEN
+        BEGIN
+            CREATE ROLE {{ admin | ident }} NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
+    END IF;
     -- TRUNCATE capture reads rows as the owner with row_security off; with
     -- BYPASSRLS it can read tables under row-level security, otherwise such
     -- a TRUNCATE fails rather than lose rows. Only a superuser can grant it.
@@ -44,6 +55,30 @@ BEGIN
     END IF;
 END
 $roles$;
-COMMENT ON ROLE {{ owner | ident }} IS 'auditsql: owns the audit schema; NOLOGIN';
-COMMENT ON ROLE {{ reader | ident }} IS 'auditsql: may read the audit log';
-COMMENT ON ROLE {{ writer | ident }} IS 'auditsql: may log application events (log_event); grant it to application roles';
+-- The roles may have been created by an earlier install, by another role:
+-- commenting on a role someone else created needs rights (ADMIN OPTION on
+-- PostgreSQL 16+) that a CREATEROLE role upgrading it may lack.
+DO $comments$
+BEGIN
+    BEGIN
+        COMMENT ON ROLE {{ owner | ident }} IS 'auditsql: owns the audit schema; NOLOGIN';
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;
+    END;
+    BEGIN
+        COMMENT ON ROLE {{ reader | ident }} IS 'auditsql: may read the audit log';
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;
+    END;
+    BEGIN
+        COMMENT ON ROLE {{ writer | ident }} IS 'auditsql: may log application events (log_event); grant it to application roles';
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;
+    END;
+    BEGIN
+        COMMENT ON ROLE {{ admin | ident }} IS 'auditsql: audit administrators; may change, disable or drop audit triggers and objects';
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;
+    END;
+END
+$comments$;

@@ -234,3 +234,24 @@ def test_dry_run_output_piped_to_psql_installs_the_same(pg: Server, db: str, rol
     )
     assert scalar(db, "SELECT relowner::regrole::text FROM pg_class "
                       "WHERE oid = 'audit.events'::regclass") == owner
+
+
+def test_upgrade_needs_an_installation(db: str) -> None:
+    res = run("upgrade", "--dsn", db, subprocess_only=True)
+    error_line(res, 1, "not installed", "auditsql install")
+    assert not schema_exists(db, "audit")
+
+
+def test_upgrade_keeps_the_installation_settings(db: str, role_names) -> None:
+    owner, reader, writer, admin = role_names(), role_names(), role_names(), role_names()
+    ok("install", "--dsn", db, "--schema", "kept", "--owner-role", owner, "--reader-role", reader,
+       "--writer-role", writer, "--admin-role", admin)
+    res = ok("upgrade", "--dsn", db, "--schema", "kept")
+    assert res.stderr == f"auditsql {VERSION} in schema kept is up to date\n"
+    assert scalar(db, "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'kept'") \
+        == owner
+    assert scalar(db, "SELECT count(*) FROM kept.installation") == 1
+    settings = scalar(db, "SELECT settings FROM kept.installation")
+    assert settings == {"schema": "kept", "owner": owner, "reader": reader, "writer": writer,
+                        "admin": admin, "event_trigger": True}
+    assert role_exists(db, admin)

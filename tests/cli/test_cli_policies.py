@@ -106,7 +106,7 @@ def test_unknown_capture_mode_is_a_usage_error(users: str) -> None:
 
 
 def test_install_sets_admin_roles_and_strictness(users: str) -> None:
-    ok("install", "--dsn", users, "--admin-roles", "dba,security", "--strict")
+    ok("install", "--dsn", users, "--admin-actor-roles", "dba,security", "--strict")
     assert query(users, "SELECT admin_roles, require_actor FROM audit.settings") == [
         (["dba", "security"], True)]
     ok("install", "--dsn", users)  # omitted: kept
@@ -114,6 +114,6 @@ def test_install_sets_admin_roles_and_strictness(users: str) -> None:
         (["dba", "security"], True)]
     ok("install", "--dsn", users, "--no-strict")
     assert scalar(users, "SELECT require_actor FROM audit.settings") is False
-    error_line(run("install", "--dsn", users, "--admin-roles", "a,,b"), 2, "--admin-roles")
-    dry = ok("install", "--dsn", users, "--dry-run", "--admin-roles", "x").stdout
+    error_line(run("install", "--dsn", users, "--admin-actor-roles", "a,,b"), 2, "--admin-actor-roles")
+    dry = ok("install", "--dsn", users, "--dry-run", "--admin-actor-roles", "x").stdout
     assert "\"audit\".configure('{x}'::text[], NULL::boolean);\nCOMMIT;" in dry

@@ -415,3 +415,40 @@ def test_retention_functions_ignore_look_alikes(su: Conn) -> None:
             assert "events_2015_01" in column(su, "SELECT name FROM audit.event_partitions()")
     su.execute("RESET search_path")
     assert scalar(su, "SELECT count(*) FROM evil.events") == 0
+
+
+# Names the event trigger function uses: planted, they must never run in its
+# place, whoever issues the DDL and whatever its search_path.
+DDL_GUARD_LOOK_ALIKES = (
+    ("pg_has_role", "name, oid, text", "boolean"),
+    ("pg_event_trigger_ddl_commands", "", "SETOF record"),
+    ("pg_event_trigger_dropped_objects", "", "SETOF record"),
+    ("pg_partition_tree", "regclass", "SETOF record"),
+    ("array_to_string", "anyarray, text", "text"),
+)  # current_setting and cardinality are among LOOK_ALIKE_FUNCTIONS
+
+
+@pytest.mark.parametrize("search_path", SEARCH_PATHS)
+def test_the_event_trigger_function_ignores_look_alikes(
+        su: Conn, app_conn: Conn, search_path: str) -> None:
+    """ddl_guard() runs with the rights of whoever issues DDL, so it must not
+    pick up that role's look-alikes: refusals and permissions stand."""
+    run(app_conn, "CREATE TABLE public.items (id int PRIMARY KEY)", "CREATE SCHEMA evil")
+    plant_look_alikes(app_conn, "evil")
+    for name, args, returns in DDL_GUARD_LOOK_ALIKES:
+        app_conn.execute(raising_function("evil", name, args, returns))
+    plant_temp_look_alikes(app_conn)
+    app_conn.execute(raising_function("pg_temp", "pg_has_role", "name, oid, text", "boolean"))
+    su.execute(f"SET search_path = {search_path}")
+    attach(su, "public.items")
+    app_conn.execute(f"SET search_path = {search_path}")
+    for statement in ("ALTER TABLE public.items DISABLE TRIGGER auditsql_capture_row",
+                      "DROP TRIGGER auditsql_capture_truncate ON public.items"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="would stop or weaken"):
+            app_conn.execute(statement)
+    run(app_conn, "ALTER TABLE public.items ADD COLUMN note text",
+        "CREATE TABLE public.more (id int)", "DROP TABLE public.more")
+    detach(su, "public.items")
+    su.execute("RESET search_path")
+    assert column(su, "SELECT tgname FROM pg_trigger"
+                      " WHERE tgrelid = 'public.items'::regclass") == []

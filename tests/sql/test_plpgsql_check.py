@@ -8,9 +8,12 @@ import warnings
 import pytest
 from conftest import Server
 
+from auditsql.render import guard_schema_name
+
 from .sqltools import Conn, attach, column, run, scalar
 
 CHECKED_MAJOR = 15
+GUARD_SCHEMA = guard_schema_name("audit")  # the event trigger function's schema
 OLD_TABLE = "auditsql_old"
 NEW_TABLE = "auditsql_new"
 
@@ -76,7 +79,8 @@ def test_plpgsql_functions_have_no_errors(checker: Conn) -> None:
     functions = column(
         checker,
         "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
-        " WHERE p.pronamespace = 'audit'::regnamespace AND l.lanname = 'plpgsql' ORDER BY 1")
+        " WHERE p.pronamespace IN ('audit'::regnamespace, %s::regnamespace)"
+        " AND l.lanname = 'plpgsql' ORDER BY 1", (GUARD_SCHEMA,))
     triggers = set(column(
         checker,
         "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
@@ -85,6 +89,7 @@ def test_plpgsql_functions_have_no_errors(checker: Conn) -> None:
     trigger_targets = targets(checker)
     assert set(trigger_targets) == triggers, "every trigger function needs a relation to check"
     assert "audit.inet_or_null(text)" in functions, "the PostgreSQL 15 render uses PL/pgSQL"
+    assert f"{GUARD_SCHEMA}.ddl_guard()" in functions, "the event trigger function is checked too"
     errors = []
     for function in functions:
         for finding in check(checker, function, trigger_targets.get(function)):

@@ -82,9 +82,10 @@ def test_every_command_and_option_has_help_text() -> None:
             f"{name} {p.name}" for p in cmd.params if not (getattr(p, "help", "") or "").strip()
         ]
     assert missing == []
-    assert list(root.commands) == ["install", "attach", "detach", "status", "retention"]
+    assert list(root.commands) == ["install", "upgrade", "attach", "detach", "status", "verify",
+                                   "retention"]
     assert list(all_commands()) == [
-        "install", "attach", "detach", "status", "retention",
+        "install", "upgrade", "attach", "detach", "status", "verify", "retention",
         *(f"retention {c}" for c in
           ("set", "status", "hold", "release", "schedule", "unschedule", "run")),
     ]

@@ -1,0 +1,514 @@
+"""Checks run by ``auditsql verify``: each one a small function, registered
+under a stable id, that looks at the catalog and returns a result.
+
+Adding a check is registering a function::
+
+    @check("retention.policy", "a retention policy is set")
+    def retention_policy(ctx: Context) -> Result | None:
+        ...
+        return Result.passed("retention.policy", "policy saas: 3 years")
+
+A function returns None when it does not apply (``tables.expected`` without
+``--expect``). Checks run in registration order, each in a savepoint, so
+that one failing query neither aborts the others nor leaves anything
+behind. Nothing here writes: the whole run is one read-only transaction.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import psycopg
+
+from auditsql import __version__, catalog, errors
+from auditsql.fingerprint import (
+    EVENT_TRIGGER,
+    FUNCTION,
+    INSTALLED,
+    MISSING,
+    OUTDATED,
+    UNEXPECTED,
+    ObjectState,
+    Script,
+    classify,
+    is_generated_capture,
+)
+from auditsql.render import event_trigger_name, guard_schema_name, install_definitions
+
+PASS = "pass"
+WARN = "warn"
+FAIL = "fail"
+STATUSES = (PASS, WARN, FAIL)
+
+PINNED_SEARCH_PATH = "search_path=pg_catalog, pg_temp"
+MAX_LISTED = 3  # objects named in a one-line message; the rest are in details
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one check: a stable id, pass / warn / fail, a one-line
+    message, a one-line hint saying what to do (empty on pass), and the
+    objects concerned, one per line."""
+
+    id: str
+    status: str
+    message: str
+    hint: str = ""
+    details: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"check {self.id}: unknown status {self.status!r}")
+        object.__setattr__(self, "message", _one_line(self.message))
+        object.__setattr__(self, "hint", _one_line(self.hint))
+        object.__setattr__(self, "details", tuple(_one_line(d) for d in self.details))
+
+    @classmethod
+    def passed(cls, id: str, message: str, details: tuple[str, ...] = ()) -> Result:
+        return cls(id, PASS, message, "", details)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _n(count: int, singular: str, plural: str | None = None) -> str:
+    """``1 table`` / ``2 tables``."""
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
+
+
+def _summary(items: list[str], what: str) -> str:
+    """``a, b, c and 2 more`` for a one-line message."""
+    if len(items) <= MAX_LISTED:
+        return f"{what}: {', '.join(items)}"
+    return f"{what}: {', '.join(items[:MAX_LISTED])} and {len(items) - MAX_LISTED} more"
+
+
+CheckFunction = Callable[["Context"], "Result | None"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A registered check."""
+
+    id: str
+    title: str
+    run: CheckFunction
+
+
+REGISTRY: dict[str, Check] = {}
+
+
+def check(id: str, title: str) -> Callable[[CheckFunction], CheckFunction]:
+    """Register a function as the check ``id``, described by ``title``."""
+    if not re.fullmatch(r"[a-z]+(\.[a-z_]+)+", id):
+        raise ValueError(f"check id {id!r}: expected dotted lower-case words")
+
+    def register(function: CheckFunction) -> CheckFunction:
+        if id in REGISTRY:
+            raise ValueError(f"check {id} is registered twice")
+        REGISTRY[id] = Check(id, title, function)
+        return function
+
+    return register
+
+
+@dataclass
+class Expected:
+    """A table named with ``--expect``: its oid and name once resolved."""
+
+    name: str
+    oid: int | None
+    qualified: str | None
+
+
+@dataclass
+class Context:
+    """What the checks look at. Catalog reads are made once, on first use."""
+
+    cur: psycopg.Cursor
+    schema: str
+    expected: list[Expected] = field(default_factory=list)
+    all_tables: bool = False
+    exclude: list[str] = field(default_factory=list)
+
+    @cached_property
+    def installation(self) -> catalog.Installation:
+        return catalog.installation(self.cur, self.schema)
+
+    @property
+    def owner(self) -> str:
+        return self.installation.settings.owner
+
+    @property
+    def guard_schema(self) -> str:
+        return guard_schema_name(self.schema)
+
+    @cached_property
+    def script(self) -> Script:
+        """What this version's install script defines, for this installation."""
+        return install_definitions(
+            self.installation.settings, self.cur.connection.info.server_version,
+            event_trigger=self.installation.event_trigger,
+        )
+
+    @cached_property
+    def objects(self) -> list[catalog.CatalogObject]:
+        return catalog.catalog_objects(self.cur, self.schema)
+
+    @cached_property
+    def states(self) -> list[ObjectState]:
+        return classify(self.script, self.objects, __version__)
+
+    @cached_property
+    def capture(self) -> list[catalog.CaptureTable]:
+        return catalog.capture_tables(self.cur, self.schema)
+
+
+def run(ctx: Context) -> list[Result]:
+    """Run every registered check. When auditsql is not installed (or not
+    readable), only ``install.present`` is reported."""
+    results: list[Result] = []
+    for registered in REGISTRY.values():
+        try:
+            with ctx.cur.connection.transaction():
+                result = registered.run(ctx)
+        except (errors.AuditsqlError, psycopg.Error) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            result = Result(registered.id, FAIL, f"could not check: {message}",
+                            "fix what the message names and run verify again")
+        if result is not None:
+            results.append(result)
+        if registered.id == "install.present" and result is not None and result.status == FAIL:
+            break
+    return results
+
+
+# --------------------------------------------------------------------------
+# The checks, in the order they run
+# --------------------------------------------------------------------------
+
+
+@check("install.present", "auditsql is installed in the schema, and readable")
+def install_present(ctx: Context) -> Result:
+    try:
+        found = ctx.installation
+    except errors.NotInstalled as exc:
+        return Result("install.present", FAIL, str(exc).split(";")[0],
+                      "run `auditsql install`")
+    except errors.PermissionDenied as exc:
+        return Result("install.present", FAIL, str(exc).split(";")[0],
+                      "connect as a member of the owner or reader role")
+    return Result.passed("install.present",
+                         f"auditsql {found.version} is installed in schema {ctx.schema}")
+
+
+@check("install.version", "the installed version is this package's")
+def install_version(ctx: Context) -> Result:
+    installed = ctx.installation.version
+    if installed == __version__:
+        return Result.passed("install.version", f"installed version {installed} is this package's")
+    if _version_key(installed) > _version_key(__version__):
+        hint = f"upgrade the auditsql package to {installed} or newer"
+    else:
+        hint = "run `auditsql upgrade`"
+    return Result("install.version", FAIL,
+                  f"installed version {installed} differs from this package's {__version__}", hint)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+@check("objects.present", "every object this version creates exists")
+def objects_present(ctx: Context) -> Result:
+    missing = [s for s in ctx.states if s.state == MISSING]
+    defined = len(ctx.script.definitions)
+    if not missing:
+        return Result.passed("objects.present",
+                             f"all {defined} objects of the install script exist")
+    names = [f"{s.kind} {s.identity}" for s in missing]
+    return Result("objects.present", FAIL, _summary(names, f"{len(missing)} missing"),
+                  "run `auditsql upgrade` to create them", tuple(names))
+
+
+@check("objects.fingerprints", "every object matches its fingerprint")
+def objects_fingerprints(ctx: Context) -> Result:
+    outdated = [s for s in ctx.states if s.state == OUTDATED]
+    checked = sum(1 for s in ctx.states if s.state in (INSTALLED, OUTDATED))
+    if not outdated:
+        return Result.passed("objects.fingerprints",
+                             f"all {checked} objects match their fingerprints")
+    names = [f"{s.kind} {s.identity}: {s.reason}" for s in outdated]
+    if all(s.recreated_by_upgrade for s in outdated):
+        hint = "run `auditsql upgrade` to create them again"
+    else:
+        hint = ("restore what was altered by hand (`auditsql install --dry-run` shows its "
+                "definition); `auditsql upgrade` re-creates functions and triggers")
+    return Result("objects.fingerprints", FAIL, _summary(names, f"{len(outdated)} changed"),
+                  hint, tuple(names))
+
+
+@check("objects.unexpected", "nothing else lives in the audit schema")
+def objects_unexpected(ctx: Context) -> Result:
+    unexpected = [s for s in ctx.states if s.state == UNEXPECTED]
+    if not unexpected:
+        return Result.passed("objects.unexpected",
+                             f"nothing but auditsql's objects in schema {ctx.schema}")
+    names = [f"{s.kind} {s.identity}: {s.reason}" for s in unexpected]
+    return Result("objects.unexpected", WARN, _summary(names, f"{len(unexpected)} unexpected"),
+                  f"drop or move what auditsql did not create in schema {ctx.schema}", tuple(names))
+
+
+@check("roles.owner", "the owner role exists, cannot log in and is no superuser")
+def roles_owner(ctx: Context) -> Result:
+    owner = ctx.owner
+    found = catalog.roles(ctx.cur, [owner]).get(owner)
+    if found is None:
+        return Result("roles.owner", FAIL, f"owner role {owner} does not exist",
+                      "run `auditsql upgrade` to create it")
+    if found.login or found.superuser:
+        what = " and ".join(w for w, bad in (("can log in", found.login),
+                                             ("is a superuser", found.superuser)) if bad)
+        fix = "NOLOGIN" if not found.superuser else "NOLOGIN NOSUPERUSER"
+        return Result("roles.owner", FAIL, f"owner role {owner} {what}",
+                      f"ALTER ROLE {_quote(owner)} {fix}")
+    return Result.passed("roles.owner", f"owner role {owner} cannot log in")
+
+
+@check("roles.admin", "the audit administrator role exists")
+def roles_admin(ctx: Context) -> Result:
+    admin = ctx.installation.settings.admin
+    if admin not in catalog.roles(ctx.cur, [admin]):
+        return Result("roles.admin", WARN, f"admin role {admin} does not exist",
+                      "run `auditsql upgrade` to create it")
+    return Result.passed("roles.admin", f"admin role {admin} exists")
+
+
+@check("objects.ownership",
+       "the owner role owns the schema and every object in it, and nothing else")
+def ownership(ctx: Context) -> Result:
+    owner = ctx.owner
+    wrong: list[str] = []
+    schema_owner = catalog.schema_owner(ctx.cur, ctx.schema)
+    if schema_owner != owner:
+        wrong.append(f"schema {ctx.schema} owned by {schema_owner}")
+    for found in ctx.objects:
+        if found.schema_name == ctx.schema and not found.implicit and found.kind != "trigger" \
+                and found.owner != owner:
+            wrong.append(f"{found.kind} {found.identity} owned by {found.owner}")
+    # What the event triggers run, with the rights of whoever issues DDL:
+    # a superuser's only, out of the owner role's reach.
+    guard_owner = catalog.schema_owner(ctx.cur, ctx.guard_schema)
+    if guard_owner is not None or ctx.installation.event_trigger:
+        guarding = [o for o in ctx.objects
+                    if o.schema_name == ctx.guard_schema or o.kind == EVENT_TRIGGER]
+        owners = catalog.roles(ctx.cur, [guard_owner or "", *(o.owner for o in guarding)])
+
+        def superuser(name: str | None) -> bool:
+            return name in owners and owners[name].superuser
+
+        if not superuser(guard_owner):
+            wrong.append(f"schema {ctx.guard_schema} owned by {guard_owner}, not a superuser")
+        wrong += [f"{o.kind} {o.identity} owned by {o.owner}, not a superuser"
+                  for o in guarding if not superuser(o.owner)]
+    wrong += [f"{what} outside schema {ctx.schema}"
+              for what in catalog.owned_elsewhere(ctx.cur, ctx.schema, owner)]
+    if wrong:
+        return Result("objects.ownership", FAIL,
+                      _summary(wrong, _n(len(wrong), "ownership problem")),
+                      f"ALTER ... OWNER TO {_quote(owner)}", tuple(wrong))
+    return Result.passed("objects.ownership",
+                         f"{owner} owns schema {ctx.schema} and everything in it")
+
+
+@check("privileges.writers", "no role but the owner may write the audit tables")
+def privileges_writers(ctx: Context) -> Result:
+    grants = catalog.writer_grants(ctx.cur, ctx.schema, ctx.owner)
+    if grants:
+        return Result("privileges.writers", FAIL,
+                      _summary(grants, _n(len(grants), "write privilege") + " held by other roles"),
+                      "REVOKE them: only the owner role may write the log, through capture",
+                      tuple(grants))
+    return Result.passed("privileges.writers",
+                         f"only {ctx.owner} holds write privileges on the audit tables")
+
+
+@check("privileges.public", "PUBLIC holds nothing but what install grants it")
+def privileges_public(ctx: Context) -> Result:
+    allowed = ctx.script.public_grants
+    extra = [
+        f"{privilege} on {kind} {identity}"
+        for kind, name, identity, privilege in catalog.public_privileges(
+            ctx.cur, [ctx.schema, ctx.guard_schema])
+        if not ((kind, name) in allowed and privilege in ("USAGE", "EXECUTE"))
+    ]
+    if extra:
+        return Result("privileges.public", FAIL,
+                      _summary(extra, "PUBLIC holds " + _n(len(extra), "privilege")),
+                      "REVOKE them FROM PUBLIC, or run `auditsql upgrade`", tuple(extra))
+    granted = ", ".join(sorted(f"{kind} {name}" for kind, name in allowed)) or "nothing"
+    return Result.passed("privileges.public", f"PUBLIC holds only what install grants ({granted})")
+
+
+@check("functions.security_definer",
+       "every SECURITY DEFINER function is auditsql's, unchanged, and safe from search_path")
+def functions_security_definer(ctx: Context) -> Result:
+    """Install's functions pin search_path; the capture functions attach
+    generates pin nothing (a SET clause would cost every write) but qualify
+    every name, so they pass when unchanged since attach stamped them."""
+    states = {id(s.found): s for s in ctx.states if s.found is not None}
+    wrong: list[str] = []
+    definers = [o for o in ctx.objects if o.kind == FUNCTION and o.security_definer]
+    for found in definers:
+        state = states.get(id(found))
+        generated = is_generated_capture(found.kind, found.name)
+        if state is None or (state.defined is None and not generated):
+            wrong.append(f"{found.identity}: not created by auditsql")
+        elif state.state != INSTALLED:
+            wrong.append(f"{found.identity}: {state.reason}")
+        if PINNED_SEARCH_PATH not in found.config and not generated:
+            wrong.append(f"{found.identity}: search_path not pinned to pg_catalog, pg_temp")
+    if wrong:
+        return Result("functions.security_definer", FAIL,
+                      _summary(wrong, _n(len(wrong), "unsafe SECURITY DEFINER function")),
+                      "drop functions auditsql did not create; "
+                      "`auditsql upgrade` re-creates its own",
+                      tuple(wrong))
+    return Result.passed("functions.security_definer",
+                         f"{len(definers)} SECURITY DEFINER functions, all auditsql's, unchanged, "
+                         "search_path pinned or every name qualified")
+
+
+@check("triggers.capture",
+       "every audited table has its capture triggers, enabled always and unchanged")
+def triggers_capture(ctx: Context) -> Result:
+    by_oid = {o.objid: o for o in ctx.objects if o.kind == "trigger"}
+    problems: list[str] = []
+    dropped: list[str] = []
+    triggers = 0
+    for table in ctx.capture:
+        if not table.exists:
+            dropped.append(table.entity_type)
+            continue
+        triggers += len(table.triggers)
+        problems += catalog.capture_problems(table, by_oid, __version__)
+    problems += [f"{t.entity_type}: capture function out of date (the table changed since attach)"
+                 for t in catalog.tracked_tables(ctx.cur, ctx.schema)
+                 if not t.capture_current and not t.entity_type.startswith("dropped table ")]
+    if problems:
+        return Result("triggers.capture", FAIL,
+                      _summary(problems, _n(len(problems), "trigger problem")),
+                      "run `auditsql attach TABLE` again for each table (or `auditsql upgrade`)",
+                      tuple(problems))
+    if dropped:
+        oids = [str(t.relid) for t in ctx.capture if not t.exists]
+        return Result("triggers.capture", WARN,
+                      _summary(dropped, _n(len(dropped), "audited table was dropped",
+                                           "audited tables were dropped")),
+                      f"stop tracking them: SELECT {_quote(ctx.schema)}.detach(OID) for OID in "
+                      f"{', '.join(oids)}", tuple(dropped))
+    tables = _n(len(ctx.capture), "audited table")
+    return Result.passed("triggers.capture",
+                         f"{tables}, {_n(triggers, 'capture trigger')}, "
+                         "all enabled always and unchanged")
+
+
+@check("triggers.guards", "the log and each partition refuse UPDATE, DELETE and TRUNCATE")
+def triggers_guards(ctx: Context) -> Result:
+    problems = catalog.guard_problems(ctx.cur, ctx.schema)
+    if problems:
+        return Result("triggers.guards", FAIL,
+                      _summary(problems, _n(len(problems), "guard missing", "guards missing")),
+                      "run `auditsql upgrade` (it restores the guards of events and "
+                      "events_default); a partition made by hand needs its own", tuple(problems))
+    return Result.passed("triggers.guards",
+                         f"{ctx.schema}.events and every partition are guarded, enabled always")
+
+
+@check("triggers.event", "the event triggers refuse DDL that would stop auditing")
+def triggers_event(ctx: Context) -> Result:
+    names = [event_trigger_name(ctx.schema, event) for event in ("ddl", "drop")]
+    if not ctx.installation.event_trigger:
+        return Result("triggers.event", WARN,
+                      "no event triggers: installed without a superuser, so tampering is "
+                      "detected by verify, not prevented",
+                      "run `auditsql upgrade` as a superuser to add them")
+    found = {o.name: o for o in ctx.objects if o.kind == EVENT_TRIGGER}
+    problems = []
+    for name in names:
+        trigger = found.get(name)
+        if trigger is None:
+            problems.append(f"{name}: missing")
+        elif trigger.enabled != "A":
+            problems.append(f"{name}: {_EVENT_ENABLED.get(trigger.enabled or '', 'unknown')}")
+    if problems:
+        return Result("triggers.event", FAIL, _summary(problems, "event triggers not in force"),
+                      "run `auditsql upgrade` as a superuser", tuple(problems))
+    return Result.passed("triggers.event", f"event triggers {', '.join(names)} enabled always")
+
+
+_EVENT_ENABLED = {"O": "enabled without ALWAYS", "R": "enabled for replica only", "D": "disabled"}
+
+
+@check("tables.expected", "every table named with --expect is audited")
+def tables_expected(ctx: Context) -> Result | None:
+    if not ctx.expected:
+        return None
+    tracked = {t.relid for t in ctx.capture if t.exists}
+    missing = [e.name for e in ctx.expected if e.oid is None]
+    untracked = [e.qualified or e.name for e in ctx.expected
+                 if e.oid is not None and e.oid not in tracked]
+    problems = [f"{name}: no such table" for name in missing]
+    problems += [f"{name}: not audited" for name in untracked]
+    if problems:
+        hint = (f"auditsql attach {' '.join(untracked)}" if untracked and not missing
+                else "create the table, then `auditsql attach` it")
+        return Result("tables.expected", FAIL,
+                      _summary(problems, _n(len(problems), "expected table")),
+                      hint, tuple(problems))
+    return Result.passed("tables.expected",
+                         f"all {_n(len(ctx.expected), 'expected table')} audited")
+
+
+@check("tables.all", "with --all-tables: every table not excluded is audited")
+def tables_all(ctx: Context) -> Result | None:
+    if not ctx.all_tables:
+        return None
+    tracked = {t.relid for t in ctx.capture if t.exists}
+    candidates = [t for t in catalog.user_tables(ctx.cur, ctx.schema)
+                  if not excluded(t[2], t[3], ctx.exclude)]
+    untracked = [qualified for oid, qualified, _, _ in candidates if oid not in tracked]
+    if untracked:
+        return Result("tables.all", FAIL,
+                      _summary(untracked, _n(len(untracked), "table not audited",
+                                             "tables not audited")),
+                      "auditsql attach them, or leave them out with --exclude PATTERN",
+                      tuple(untracked))
+    excluded_note = f" ({_n(len(ctx.exclude), 'pattern')} excluded)" if ctx.exclude else ""
+    return Result.passed("tables.all", f"all {_n(len(candidates), 'table')} audited{excluded_note}")
+
+
+def excluded(schema: str, name: str, patterns: list[str]) -> bool:
+    """Whether a table matches one of the ``--exclude`` patterns: shell-style
+    wildcards, matched against ``schema.table`` when the pattern has a dot,
+    else against the table name alone (unquoted, case-sensitive)."""
+    for pattern in patterns:
+        subject = f"{schema}.{name}" if "." in pattern else name
+        if fnmatch.fnmatchcase(subject, pattern):
+            return True
+    return False
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def worst(results: list[Result]) -> str:
+    """fail if any failed, else warn if any warned, else pass."""
+    statuses = {r.status for r in results}
+    return FAIL if FAIL in statuses else WARN if WARN in statuses else PASS

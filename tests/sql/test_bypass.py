@@ -1,0 +1,298 @@
+"""Auditing cannot be stopped quietly: the event triggers a superuser's
+install creates refuse, to every role but an audit administrator, the DDL
+that would disable, drop or replace capture triggers or change audit
+objects, while attach, detach and install keep working."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from conftest import MakeRole, Server, drop_role, unique_name
+from psycopg import sql
+
+from auditsql.installer import install
+from auditsql.render import Settings, guard_schema_name
+
+from .sqltools import (
+    OWNER,
+    AppRole,
+    Conn,
+    attach,
+    connect,
+    dbname,
+    detach,
+    events,
+    expect_error,
+    ident,
+    run,
+    scalar,
+    triggers,
+)
+
+ADMIN = "auditsql_admin"
+REFUSED = "refused: it would stop or weaken auditing"
+
+ALWAYS = [("auditsql_capture_delete", "A"), ("auditsql_capture_insert", "A"),
+          ("auditsql_capture_truncate", "A"), ("auditsql_capture_update", "A")]
+
+# DDL an application role may run on its own tables, but not on their audit
+# triggers. Each must fail and leave every trigger as attach made it.
+TAMPERING = [
+    "ALTER TABLE public.items DISABLE TRIGGER auditsql_capture_insert",
+    "ALTER TABLE public.items DISABLE TRIGGER ALL",
+    "ALTER TABLE public.items DISABLE TRIGGER USER",
+    "ALTER TABLE public.items ENABLE TRIGGER auditsql_capture_update",
+    "ALTER TABLE public.items ENABLE REPLICA TRIGGER auditsql_capture_delete",
+    "ALTER TABLE public.items ADD COLUMN extra int,"
+    " DISABLE TRIGGER auditsql_capture_truncate",
+    "DROP TRIGGER auditsql_capture_insert ON public.items",
+    "ALTER TRIGGER auditsql_capture_insert ON public.items RENAME TO quiet",
+    "COMMENT ON TRIGGER auditsql_capture_insert ON public.items IS 'auditsql 0.1.0 sha256:0'",
+    "CREATE OR REPLACE TRIGGER auditsql_capture_insert AFTER INSERT ON public.items"
+    " FOR EACH STATEMENT EXECUTE FUNCTION public.noop()",
+    "CREATE TRIGGER auditsql_capture_extra AFTER INSERT ON public.items"
+    " FOR EACH STATEMENT EXECUTE FUNCTION public.noop()",
+    "ALTER TABLE public.parts_1 DISABLE TRIGGER auditsql_capture_row",
+    "ALTER TABLE public.parts DISABLE TRIGGER auditsql_capture_row",
+]
+
+# DDL on audit objects, refused to a member of the owner role who is no
+# audit administrator (it would otherwise be allowed, as the owner).
+AUDIT_OBJECT_DDL = [
+    "ALTER TABLE audit.events DISABLE TRIGGER auditsql_guard_statement",
+    "DROP TRIGGER auditsql_guard_row ON audit.events",
+    "ALTER FUNCTION audit.capture_truncate() SECURITY INVOKER",
+    "CREATE OR REPLACE FUNCTION audit.guard() RETURNS trigger LANGUAGE plpgsql"
+    " AS $$ BEGIN RETURN NULL; END $$",
+    "COMMENT ON FUNCTION audit.guard() IS 'auditsql 0.1.0 sha256:0'",
+    "DROP TABLE audit.events_default",
+    "CREATE TABLE audit.extra (id int)",
+    "COMMENT ON SCHEMA audit IS 'elsewhere'",
+    "DROP SCHEMA audit CASCADE",
+]
+
+
+@pytest.fixture
+def audited(su: Conn, app_conn: Conn) -> Conn:
+    """Tables owned by the application role, attached by the superuser."""
+    run(
+        app_conn,
+        "CREATE TABLE public.items (id int PRIMARY KEY, note text)",
+        "CREATE TABLE public.parts (id int PRIMARY KEY) PARTITION BY RANGE (id)",
+        "CREATE TABLE public.parts_1 PARTITION OF public.parts FOR VALUES FROM (0) TO (100)",
+        "CREATE FUNCTION public.noop() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN RETURN NULL; END $$",
+    )
+    attach(su, "public.items", capture="statement")  # four triggers to tamper with
+    attach(su, "public.parts")
+    return su
+
+
+def trigger_states(conn: Conn) -> dict[str, list[tuple[str, str]]]:
+    return {table: triggers(conn, table)
+            for table in ("public.items", "public.parts", "public.parts_1")}
+
+
+def refused(conn: Conn, statement: str) -> None:
+    expect_error(conn, statement, sqlstate="42501", contains=REFUSED)
+
+
+def writes_are_recorded(su: Conn, app_conn: Conn) -> None:
+    before = len(events(su))
+    run(app_conn, "INSERT INTO public.items SELECT coalesce(max(id), 0) + 1 FROM public.items",
+        "INSERT INTO public.parts SELECT coalesce(max(id), 0) + 1 FROM public.parts")
+    assert len(events(su)) == before + 2
+
+
+def test_the_table_owner_cannot_stop_auditing(audited: Conn, app_conn: Conn) -> None:
+    before = trigger_states(audited)
+    assert before["public.items"] == ALWAYS
+    for statement in TAMPERING:
+        refused(app_conn, statement)
+    assert trigger_states(audited) == before
+    writes_are_recorded(audited, app_conn)
+
+
+def test_a_refusal_names_what_and_who_may(audited: Conn, app_conn: Conn) -> None:
+    error = expect_error(app_conn, TAMPERING[0], sqlstate="42501")
+    assert "auditsql_capture_insert on public.items left disabled" in str(error)
+    assert error.diag.message_hint and ADMIN in error.diag.message_hint
+
+
+def test_the_flag_counts_for_nobody_outside_the_owner_role(audited: Conn, app_conn: Conn) -> None:
+    """auditsql.permit_ddl is how attach and install get past the event
+    triggers; an application role may set it, and gains nothing."""
+    app_conn.execute("SET auditsql.permit_ddl = on")
+    refused(app_conn, TAMPERING[0])
+    app_conn.execute("RESET auditsql.permit_ddl")
+    with pytest.raises(psycopg.Error, match=REFUSED):
+        with app_conn.transaction():
+            app_conn.execute("SELECT set_config('auditsql.permit_ddl', 'on', true)")
+            app_conn.execute(TAMPERING[6])
+    for call in ("SELECT audit.attach('public.items')", "SELECT audit.detach('public.items')",
+                 "SELECT audit.drop_triggers('public.items')"):
+        expect_error(app_conn, call, sqlstate="42501")
+    assert triggers(audited, "public.items") == ALWAYS
+
+
+def test_ordinary_ddl_still_works(audited: Conn, app_conn: Conn) -> None:
+    run(
+        app_conn,
+        "ALTER TABLE public.items ADD COLUMN extra int",
+        "ALTER TABLE public.items ENABLE ALWAYS TRIGGER auditsql_capture_insert",
+        "CREATE INDEX ON public.items (note)",
+        "CREATE TABLE public.other (id int PRIMARY KEY)",
+        "CREATE TRIGGER mine AFTER INSERT ON public.other FOR EACH ROW"
+        " EXECUTE FUNCTION public.noop()",
+        "ALTER TABLE public.other DISABLE TRIGGER mine",
+        "DROP TRIGGER mine ON public.other",
+        "DROP TABLE public.other",
+    )
+    assert triggers(audited, "public.items") == ALWAYS
+    run(app_conn, "DROP TABLE public.items")  # with its triggers: the table is gone
+    assert scalar(audited, "SELECT to_regclass('public.items') IS NULL")
+
+
+def test_an_audit_administrator_may(audited: Conn, app: AppRole, app_conn: Conn) -> None:
+    audited.execute(sql.SQL("GRANT {} TO {}").format(ident(ADMIN), ident(app.name)))
+    try:
+        run(app_conn, "ALTER TABLE public.items DISABLE TRIGGER auditsql_capture_insert")
+        assert ("auditsql_capture_insert", "D") in triggers(audited, "public.items")
+        run(app_conn, "DROP TRIGGER auditsql_capture_update ON public.items")
+    finally:
+        audited.execute(sql.SQL("REVOKE {} FROM {}").format(ident(ADMIN), ident(app.name)))
+    attach(audited, "public.items")
+    assert triggers(audited, "public.items") == ALWAYS
+
+
+def test_a_superuser_may(audited: Conn) -> None:
+    run(audited, "ALTER TABLE public.items DISABLE TRIGGER auditsql_capture_insert")
+    assert ("auditsql_capture_insert", "D") in triggers(audited, "public.items")
+    attach(audited, "public.items")
+
+
+@pytest.fixture
+def owner_member(pg: Server, installed_db: str, app: AppRole, su: Conn) -> Iterator[Conn]:
+    """The application role, made a member of the owner role: it may attach
+    its tables, but is no audit administrator."""
+    su.execute(sql.SQL("GRANT {} TO {}").format(ident(OWNER), ident(app.name)))
+    with connect(app.dsn) as conn:
+        yield conn
+
+
+def test_an_owner_member_may_attach_and_detach(
+        audited: Conn, owner_member: Conn) -> None:
+    for _ in range(2):
+        detach(owner_member, "public.items")
+        assert triggers(audited, "public.items") == []
+        attach(owner_member, "public.items", capture="statement")
+        assert triggers(audited, "public.items") == ALWAYS
+    attach(owner_member, "public.parts")
+    refused(owner_member, TAMPERING[0])
+    actions = [e["action"] for e in events(audited, "public.items", ["attached", "detached"])]
+    assert actions == ["attached", "detached", "attached", "detached", "attached"]
+
+
+def test_an_owner_member_cannot_change_audit_objects_by_hand(
+        audited: Conn, owner_member: Conn) -> None:
+    owner_member.execute(sql.SQL("SET ROLE {}").format(ident(OWNER)))
+    for statement in AUDIT_OBJECT_DDL:
+        refused(owner_member, statement)
+    # The event triggers and their function belong to the installing
+    # superuser, in a schema of its own: out of the owner role's reach.
+    guard = sql.Identifier(guard_schema_name("audit"))
+    for statement in (
+        sql.SQL("DROP FUNCTION {}.ddl_guard() CASCADE").format(guard),
+        sql.SQL("CREATE OR REPLACE FUNCTION {}.ddl_guard() RETURNS event_trigger"
+                " LANGUAGE plpgsql AS $$ BEGIN END $$").format(guard),
+        sql.SQL("DROP SCHEMA {} CASCADE").format(guard),
+        sql.SQL("ALTER EVENT TRIGGER auditsql_ddl_audit DISABLE"),
+        sql.SQL("DROP EVENT TRIGGER auditsql_drop_audit"),
+    ):
+        expect_error(owner_member, statement, sqlstate="42501")
+    assert scalar(audited, "SELECT count(*) FROM pg_event_trigger"
+                           " WHERE evtname LIKE 'auditsql%%' AND evtenabled = 'A'") == 2
+    assert scalar(audited, "SELECT to_regclass('audit.events_default') IS NOT NULL")
+    assert scalar(audited, "SELECT prosecdef FROM pg_proc"
+                           " WHERE oid = 'audit.capture_truncate()'::regprocedure")
+
+
+def test_install_again_by_an_owner_member(
+        pg: Server, installed_db: str, make_role: MakeRole, su: Conn, audited: Conn) -> None:
+    """A role that is no superuser upgrades an installation a superuser made:
+    its DDL on audit objects passes, as the owner role's, with the flag."""
+    installer = make_role("CREATEROLE")
+    run(su,
+        sql.SQL("GRANT {} TO {}").format(ident(OWNER), ident(installer)),
+        sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+            ident(dbname(installed_db)), ident(installer)))
+    try:
+        with psycopg.connect(pg.dsn(dbname(installed_db), user=installer)) as conn:
+            assert install(conn, Settings()) == "0.1.0"
+        assert scalar(su, "SELECT count(*) FROM pg_event_trigger"
+                          " WHERE evtname LIKE 'auditsql%%'") == 2
+        with psycopg.connect(installed_db) as conn:
+            install(conn, Settings())
+    finally:
+        su.execute(sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(
+            ident(dbname(installed_db)), ident(installer)))
+    assert triggers(audited, "public.items") == ALWAYS
+
+
+def test_event_triggers_fire_in_replica_mode(
+        pg: Server, audited: Conn, app: AppRole, app_conn: Conn) -> None:
+    """session_replication_role = replica lifts neither capture nor the event
+    triggers (all ENABLE ALWAYS); a role may be allowed to set it since 15."""
+    if pg.version_num < 150000:
+        pytest.skip("GRANT SET ON PARAMETER needs PostgreSQL 15")
+    audited.execute(sql.SQL("GRANT SET ON PARAMETER session_replication_role TO {}").format(
+        ident(app.name)))
+    try:
+        app_conn.execute("SET session_replication_role = replica")
+        refused(app_conn, TAMPERING[0])
+        refused(app_conn, TAMPERING[6])
+        writes_are_recorded(audited, app_conn)
+    finally:
+        app_conn.execute("RESET session_replication_role")
+        audited.execute(sql.SQL("REVOKE SET ON PARAMETER session_replication_role FROM {}")
+                        .format(ident(app.name)))
+    assert set(scalar(audited, "SELECT array_agg(DISTINCT evtenabled::text) FROM pg_event_trigger"
+                               " WHERE evtname LIKE 'auditsql%%'")) == {"A"}
+
+
+@pytest.fixture
+def plain_install(pg: Server, db: str, make_role: MakeRole) -> Iterator[tuple[str, str]]:
+    """(superuser DSN, installer DSN) of a database installed by a role that
+    is no superuser, with roles of its own: no event triggers."""
+    installer = make_role("CREATEROLE")
+    settings = Settings(owner=unique_name("auditsql_r_own"), reader=unique_name("auditsql_r_rd"),
+                        admin=unique_name("auditsql_r_adm"))
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+            ident(dbname(db)), ident(installer)))
+    dsn = pg.dsn(dbname(db), user=installer)
+    try:
+        with psycopg.connect(dsn) as conn:
+            install(conn, settings)
+        yield db, dsn
+    finally:
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute(sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(
+                ident(dbname(db)), ident(installer)))
+        for role in (settings.owner, settings.reader, settings.admin):
+            drop_role(pg, role)
+
+
+def test_without_a_superuser_nothing_is_refused(plain_install: tuple[str, str]) -> None:
+    """Installed without a superuser there are no event triggers: tampering
+    is not prevented (auditsql verify detects it, see tests/cli/test_verify.py)."""
+    su_dsn, installer_dsn = plain_install
+    with connect(su_dsn) as su, connect(installer_dsn) as installer:
+        assert scalar(su, "SELECT count(*) FROM pg_event_trigger") == 0
+        assert scalar(su, "SELECT settings->>'event_trigger' FROM audit.installation") == "false"
+        run(installer, "CREATE SCHEMA app", "CREATE TABLE app.mine (id int PRIMARY KEY)")
+        attach(installer, "app.mine", capture="statement")
+        run(installer, "ALTER TABLE app.mine DISABLE TRIGGER auditsql_capture_insert")
+        assert ("auditsql_capture_insert", "D") in triggers(su, "app.mine")
