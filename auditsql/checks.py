@@ -24,7 +24,7 @@ from functools import cached_property
 
 import psycopg
 
-from auditsql import __version__, catalog, errors
+from auditsql import __version__, catalog, errors, retention
 from auditsql.fingerprint import (
     EVENT_TRIGGER,
     FUNCTION,
@@ -147,6 +147,10 @@ class Context:
     @property
     def guard_schema(self) -> str:
         return guard_schema_name(self.schema)
+
+    @cached_property
+    def retention(self) -> retention.RetentionHealth:
+        return retention.health(self.cur.connection, self.schema)
 
     @cached_property
     def script(self) -> Script:
@@ -453,6 +457,41 @@ def triggers_event(ctx: Context) -> Result:
 
 
 _EVENT_ENABLED = {"O": "enabled without ALWAYS", "R": "enabled for replica only", "D": "disabled"}
+
+
+# Retention (see docs/retention.md): the facts come from retention.health().
+
+
+def _retention(ctx: Context, id: str) -> Result:
+    found = next(c for c in ctx.retention.checks() if c.id == id)
+    return Result(id, found.result, found.detail, found.hint if found.result != PASS else "")
+
+
+@check("retention.policy_set", "a retention policy is set")
+def retention_policy_set(ctx: Context) -> Result:
+    return _retention(ctx, "retention.policy_set")
+
+
+@check("retention.partitions_ahead", "the log has partitions for this month and the next")
+def retention_partitions_ahead(ctx: Context) -> Result:
+    return _retention(ctx, "retention.partitions_ahead")
+
+
+@check("retention.default_partition_empty", "no event waits in the default partition")
+def retention_default_partition_empty(ctx: Context) -> Result:
+    return _retention(ctx, "retention.default_partition_empty")
+
+
+@check("retention.job_scheduled", "maintenance and retention are scheduled where pg_cron is")
+def retention_job_scheduled(ctx: Context) -> Result:
+    """Warns rather than fails: an external scheduler may run `auditsql
+    retention run` instead of pg_cron."""
+    result = _retention(ctx, "retention.job_scheduled")
+    if result.status == FAIL:
+        return Result(result.id, WARN, result.message,
+                      "run `auditsql retention schedule`, or `auditsql retention run` from "
+                      "another scheduler")
+    return result
 
 
 @check("tables.expected", "every table named with --expect is audited")
