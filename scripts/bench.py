@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -36,7 +35,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+import benchtools  # noqa: E402
 import pgcluster  # noqa: E402
+
 
 from auditsql import installer  # noqa: E402
 from auditsql.render import Settings  # noqa: E402
@@ -104,6 +105,7 @@ class Plan:
     scale: int = 10
     clients: int = 4
     threads: int = 2
+    row_mode_bulk: bool = True  # also time the bulk statements in row mode
 
 
 @dataclass
@@ -208,8 +210,10 @@ class Bench:
     def bulk_round(self) -> None:
         """Bulk INSERT, UPDATE and DELETE of bulk_rows rows, per configuration."""
         n = self.plan.bulk_rows
-        for config, db in (("base", "b_base"), ("auditsql", "b_auditsql"),
-                           ("auditsql-row", "b_auditsql"), ("stmtmin", "b_rowmin")):
+        configs = [("base", "b_base"), ("auditsql", "b_auditsql"), ("stmtmin", "b_rowmin")]
+        if self.plan.row_mode_bulk:
+            configs.insert(2, ("auditsql-row", "b_auditsql"))
+        for config, db in configs:
             with psycopg.connect(self.dsn(db), autocommit=True) as conn:
                 conn.execute("DROP TABLE IF EXISTS bulk")
                 conn.execute("CREATE TABLE bulk (id bigint PRIMARY KEY, a integer, b text, "
@@ -265,20 +269,8 @@ class Bench:
 
 
 def header(cluster: pgcluster.Cluster, plan: Plan, settings: dict[str, str]) -> str:
-    cpu = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    with psycopg.connect(cluster.dsn()) as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
-    shown = ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
     return (
-        f"machine: {os.cpu_count()} cores, {cpu}, {platform.machine()}, Linux {platform.release()}\n"
-        f"PostgreSQL {version}; {shown}\n"
+        benchtools.describe(cluster.dsn(), settings) + "\n"
         f"pgbench scale {plan.scale}, -c {plan.clients} -j {plan.threads}, {plan.seconds} s per run; "
         f"bulk {plan.bulk_rows:,} rows; median of {plan.reps} repetitions, configurations alternated"
     )
@@ -348,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-version", type=int, default=15, help="PostgreSQL major version")
     parser.add_argument("--reps", type=int, default=None, help="repetitions (at least 3)")
     args = parser.parse_args(argv)
-    plan = Plan(reps=3, seconds=3, bulk_rows=100_000) if args.quick else Plan(
+    plan = Plan(reps=3, seconds=2, bulk_rows=100_000, row_mode_bulk=False) if args.quick else Plan(
         reps=3, seconds=20, bulk_rows=1_000_000)
     if args.reps:
         plan.reps = max(3, args.reps)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -43,7 +42,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+import benchtools  # noqa: E402
 import pgcluster  # noqa: E402
+
 
 from auditsql import installer  # noqa: E402
 from auditsql.render import Settings  # noqa: E402
@@ -249,20 +250,8 @@ def _median(samples: list[tuple[float, float]]) -> tuple[float, float]:
 
 
 def header(cluster: pgcluster.Cluster, settings: dict[str, str], month_rows: int) -> str:
-    cpu = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    with psycopg.connect(cluster.dsn()) as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
-    shown = ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
     return (
-        f"machine: {os.cpu_count()} cores, {cpu}, {platform.machine()}, Linux {platform.release()}\n"
-        f"PostgreSQL {version}; {shown}\n"
+        benchtools.describe(cluster.dsn(), settings) + "\n"
         f"{month_rows:,} events per month; policy {KEEP}; a writer inserts into an audited table"
         f" every {WRITER_PAUSE * 1000:.0f} ms"
     )
