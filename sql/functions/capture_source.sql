@@ -83,6 +83,18 @@ BEGIN
     END IF;';
     END IF;
 
+    IF v_kind = 'p' THEN
+        -- The partitioned table's owner may execute this function (PostgreSQL
+        -- checks that when it clones the trigger onto a new partition); on a
+        -- table outside the tree it refuses, so that it cannot record other
+        -- rows under this table's name.
+        v_strict := v_strict || format(
+            E'\n    IF COALESCE(pg_catalog.pg_partition_root(TG_RELID)::pg_catalog.oid OPERATOR(pg_catalog.<>) %s::pg_catalog.oid, true) THEN'
+            || E'\n        RAISE EXCEPTION ''auditsql: this capture function records %%, not %%'', %L, TG_TABLE_NAME'
+            || E'\n            USING ERRCODE = ''insufficient_privilege'';'
+            || E'\n    END IF;', p_table::oid, p_table::text);
+    END IF;
+
     IF v_table.on_change <> '{}' THEN
         -- The data event, then one auth event per changed on-change column,
         -- in the same statement; each names the data event in caused_by.

@@ -147,3 +147,36 @@ def test_multi_level_partitions_name_the_root(su: Conn) -> None:
     recorded = events(su, "public.ml")
     assert brief(recorded) == [("created", '[1, "a", 1]'), ("created", '[2, "b", 1]'),
                                ("truncated", '[1, "a", 1]'), ("truncated", '[2, "b", 1]')]
+
+
+def test_owner_adds_partitions_but_cannot_borrow_the_capture_function(
+        su: Conn, app_conn: Conn) -> None:
+    """The table's owner, an application role, may add partitions after
+    attach (cloning the trigger needs EXECUTE on its function), and the
+    function refuses to record rows of a table outside the tree."""
+    run(app_conn, "CREATE TABLE public.logbook (id int PRIMARY KEY) PARTITION BY RANGE (id)",
+        "CREATE TABLE public.logbook_1 PARTITION OF public.logbook FOR VALUES FROM (0) TO (10)",
+        "CREATE TABLE public.other (id int PRIMARY KEY)")
+    attach(su, "public.logbook")
+    run(app_conn, "CREATE TABLE public.logbook_2 PARTITION OF public.logbook"
+                  " FOR VALUES FROM (10) TO (20)",
+        "INSERT INTO public.logbook VALUES (1), (15)")
+    assert brief(events(su, "public.logbook")) == [("created", "1"), ("created", "15")]
+    function = scalar(su, "SELECT 'audit.capture_' || 'public.logbook'::regclass::oid")
+    borrow = (f"CREATE TRIGGER borrowed AFTER INSERT ON public.other"
+              f" FOR EACH ROW EXECUTE FUNCTION {function}()")
+    # A superuser's install: the event trigger refuses to create it at all.
+    with pytest.raises(Exception, match="would stop or weaken auditing"):
+        app_conn.execute(borrow)
+    # Without the event trigger (an install by a role that is no superuser),
+    # the function itself refuses to run on a table outside the tree.
+    su.execute("ALTER EVENT TRIGGER auditsql_ddl_audit DISABLE")
+    try:
+        app_conn.execute(borrow)
+    finally:
+        su.execute("ALTER EVENT TRIGGER auditsql_ddl_audit ENABLE ALWAYS")
+    with pytest.raises(Exception, match="records public.logbook, not other") as failure:
+        app_conn.execute("INSERT INTO public.other VALUES (1)")
+    assert getattr(failure.value, "sqlstate", None) == "42501"
+    assert scalar(su, "SELECT count(*) FROM public.other") == 0
+    assert brief(events(su, "public.logbook")) == [("created", "1"), ("created", "15")]
