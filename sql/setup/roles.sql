@@ -11,34 +11,15 @@ DO $roles$
 BEGIN
     -- Roles belong to the cluster: an install into another database may be
     -- creating the same role at this moment, so a duplicate is not an error.
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ owner | literal }}) THEN
+{%- for role in [owner, reader, writer, admin] %}
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ role | literal }}) THEN
         BEGIN
-            CREATE ROLE {{ owner | ident }} NOLOGIN;
+            CREATE ROLE {{ role | ident }} NOLOGIN;
         EXCEPTION WHEN duplicate_object OR unique_violation THEN
             NULL;
         END;
     END IF;
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ reader | literal }}) THEN
-        BEGIN
-            CREATE ROLE {{ reader | ident }} NOLOGIN;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN
-            NULL;
-        END;
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ writer | literal }}) THEN
-        BEGIN
-            CREATE ROLE {{ writer | ident }} NOLOGIN;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN
-            NULL;
-        END;
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ admin | literal }}) THEN
-        BEGIN
-            CREATE ROLE {{ admin | ident }} NOLOGIN;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN
-            NULL;
-        END;
-    END IF;
+{%- endfor %}
     -- TRUNCATE capture reads rows as the owner with row_security off; with
     -- BYPASSRLS it can read tables under row-level security, otherwise such
     -- a TRUNCATE fails rather than lose rows. Only a superuser can grant it.
