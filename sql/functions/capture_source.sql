@@ -30,7 +30,8 @@ DECLARE
     v_returning   text;
     v_on_change   text := '';
     v_admin_oc    text := '';
-    v_strict      text := '';
+    v_checks      text := '';
+    v_redaction   text := '';
 BEGIN
     SELECT * INTO v_table FROM {{ schema | ident }}.tables WHERE relid = p_table;
     SELECT * INTO v_settings FROM {{ schema | ident }}.settings;
@@ -74,8 +75,16 @@ BEGIN
         v_entity_type := 'pg_catalog.quote_ident(TG_TABLE_SCHEMA) OPERATOR(pg_catalog.||) ''.'' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(TG_TABLE_NAME)';
     END IF;
 
+    IF v_table.redact <> '{}' THEN
+        -- Laid over an image: each redacted column shows the marker.
+        v_redaction := format(' OPERATOR(pg_catalog.||) %L::pg_catalog.jsonb',
+            (SELECT jsonb_object_agg(r, {{ redaction_marker() }}::text) FROM unnest(v_table.redact) AS r));
+    END IF;
+
+    -- Checks before anything is recorded: a required actor, and for a
+    -- partitioned table that the trigger fires inside its tree.
     IF v_table.require_actor OR v_settings.require_actor THEN
-        v_strict := 'IF COALESCE(pg_catalog.current_setting(''auditsql.actor_id'', true), '''') OPERATOR(pg_catalog.=) '''' THEN
+        v_checks := 'IF COALESCE(pg_catalog.current_setting(''auditsql.actor_id'', true), '''') OPERATOR(pg_catalog.=) '''' THEN
         RAISE EXCEPTION ''auditsql: % on % needs an actor: this table accepts attributed writes only'', TG_OP, TG_TABLE_NAME
             USING ERRCODE = ''invalid_authorization_specification'',
                   HINT = ' || quote_literal(format('Name the actor in the same transaction first: SELECT %I.set_actor(...).',
@@ -88,7 +97,7 @@ BEGIN
         -- checks that when it clones the trigger onto a new partition); on a
         -- table outside the tree it refuses, so that it cannot record other
         -- rows under this table's name.
-        v_strict := v_strict || format(
+        v_checks := v_checks || format(
             E'\n    IF COALESCE(pg_catalog.pg_partition_root(TG_RELID)::pg_catalog.oid OPERATOR(pg_catalog.<>) %s::pg_catalog.oid, true) THEN'
             || E'\n        RAISE EXCEPTION ''auditsql: this capture function records %%, not %%'', %L, TG_TABLE_NAME'
             || E'\n            USING ERRCODE = ''insufficient_privilege'';'
@@ -125,19 +134,14 @@ BEGIN
         {{ schema | ident }}.key_expression('s.oj', v_table.id_columns),
         quote_literal(v_kept),
         format('(s.oj%s) OPERATOR(pg_catalog.-) pg_catalog.array_remove(ARRAY[%s]::pg_catalog.text[], NULL::pg_catalog.text)',
-               CASE WHEN v_table.redact <> '{}' THEN format(' OPERATOR(pg_catalog.||) %L::pg_catalog.jsonb',
-                   (SELECT jsonb_object_agg(r, {{ redaction_marker() }}::text) FROM unnest(v_table.redact) AS r)) ELSE '' END,
-               v_diff),
+               v_redaction, v_diff),
         CASE WHEN v_table.exclude <> '{}'
              THEN format(' OPERATOR(pg_catalog.-) CASE WHEN v_admin THEN ''{}''::pg_catalog.text[] ELSE %L::pg_catalog.text[] END',
                          v_table.exclude)
              ELSE '' END,
-        CASE WHEN v_table.redact <> '{}'
-             THEN format(' OPERATOR(pg_catalog.||) %L::pg_catalog.jsonb',
-                         (SELECT jsonb_object_agg(r, {{ redaction_marker() }}::text) FROM unnest(v_table.redact) AS r))
-             ELSE '' END,
+        v_redaction,
         quote_literal(v_settings.admin_roles),
-        v_strict,
+        v_checks,
         CASE WHEN v_table.exclude <> '{}'
              THEN '(s.oj)::pg_catalog.text OPERATOR(pg_catalog.<>) (s.nj)::pg_catalog.text'
              ELSE 'true' END,

@@ -30,7 +30,7 @@
 {%- macro P(name) -%}
 {{ {'entity_type': '%1$s', 'new_id': '%2$s', 'old_id': '%3$s', 'columns': '%4$s',
     'diff': '%5$s', 'image_suffix': '%6$s', 'redaction': '%7$s', 'admin_roles': '%8$s',
-    'strict': '%9$s', 'update_filter': '%10$s', 'admin_changed': '%11$s',
+    'checks': '%9$s', 'update_filter': '%10$s', 'admin_changed': '%11$s',
     'on_change_with': '%12$s', 'on_change': '%13$s', 'admin_on_change': '%14$s',
     'all_columns': '%15$s', 'redact_columns': '%16$s'}[name] }}
 {%- endmacro -%}
@@ -128,7 +128,7 @@ DECLARE
     v_entity_type      pg_catalog.text := {{ P('entity_type') }};
 {%- endif %}
 BEGIN
-    {{ P('strict') }}
+    {{ P('checks') }}
     IF pg_catalog.current_setting('extra_float_digits') OPERATOR(pg_catalog.<>) '1'
        OR pg_catalog.current_setting('IntervalStyle') OPERATOR(pg_catalog.<>) 'postgres'
        OR pg_catalog.current_setting('bytea_output') OPERATOR(pg_catalog.<>) 'hex' THEN
