@@ -323,6 +323,7 @@ class CaptureTable:
     id_columns: list[str]
     id_source: str
     triggers: list[CaptureTrigger]
+    capture_current: bool = True  # its capture function is what attach would make now
 
 
 _CAPTURE = """
@@ -330,6 +331,7 @@ SELECT t.relid,
        CASE WHEN c.oid IS NOT NULL THEN format('%I.%I', n.nspname, c.relname)
             ELSE 'dropped table ' || t.relid END,
        c.oid IS NOT NULL, t.id_columns, t.id_source,
+       c.oid IS NULL OR f.prosrc IS NOT DISTINCT FROM {schema}.capture_source(t.relid::regclass),
        CASE WHEN m.oid IS NOT NULL THEN format('%I.%I', mn.nspname, m.relname) END,
        x.name, g.oid, g.tgenabled,
        coalesce(fp.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = {literal}), false),
@@ -341,12 +343,14 @@ SELECT t.relid,
 FROM {schema}.tables AS t
 LEFT JOIN pg_class AS c ON c.oid = t.relid
 LEFT JOIN pg_namespace AS n ON n.oid = c.relnamespace
+LEFT JOIN pg_proc AS f ON f.proname = 'capture_' || t.relid
+    AND f.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = {literal})
 """ + _EXPECTED_TRIGGERS + """
 LEFT JOIN pg_class AS m ON m.oid = x.member
 LEFT JOIN pg_namespace AS mn ON mn.oid = m.relnamespace
 LEFT JOIN pg_trigger AS g ON g.tgrelid = x.member AND g.tgname = x.name
 LEFT JOIN pg_proc AS fp ON fp.oid = g.tgfoid
-ORDER BY 2, x.member = t.relid DESC, 6, x.name
+ORDER BY 2, x.member = t.relid DESC, 7, x.name
 """
 
 
@@ -357,10 +361,11 @@ def capture_tables(cur: psycopg.Cursor, schema: str) -> list[CaptureTable]:
                                              literal=sql.Literal(schema)))
         rows = cur.fetchall()
     tables: dict[int, CaptureTable] = {}
-    for (relid, entity, exists, columns, source, member, name, oid, enabled, audit_function,
-         clones) in rows:
+    for (relid, entity, exists, columns, source, current, member, name, oid, enabled,
+         audit_function, clones) in rows:
         table = tables.setdefault(
-            int(relid), CaptureTable(int(relid), entity, bool(exists), list(columns), source, [])
+            int(relid),
+            CaptureTable(int(relid), entity, bool(exists), list(columns), source, [], bool(current)),
         )
         if exists:
             table.triggers.append(CaptureTrigger(
@@ -374,11 +379,15 @@ def capture_problems(table: CaptureTable, objects: dict[int, CatalogObject],
                      version: str) -> list[str]:
     """What is wrong with a table's capture triggers: missing, calling
     another function, not ENABLE ALWAYS (on the table or a partition),
-    changed since attach created them, or created by another version.
+    changed since attach created them, or created by another version; and a
+    capture function that ALTER TABLE left out of date.
     ``objects`` maps trigger oids to their catalog objects."""
     if not table.exists:
         return []
     problems = []
+    if not table.capture_current:
+        problems.append(f"{table.entity_type}: capture function out of date "
+                        "(the table changed since attach)")
     for trigger in table.triggers:
         label = f"{trigger.name} on {trigger.table}"
         if trigger.oid is None:

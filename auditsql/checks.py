@@ -401,9 +401,6 @@ def triggers_capture(ctx: Context) -> Result:
             continue
         triggers += len(table.triggers)
         problems += catalog.capture_problems(table, by_oid, __version__)
-    problems += [f"{t.entity_type}: capture function out of date (the table changed since attach)"
-                 for t in catalog.tracked_tables(ctx.cur, ctx.schema)
-                 if not t.capture_current and not t.entity_type.startswith("dropped table ")]
     if problems:
         return Result("triggers.capture", FAIL,
                       _summary(problems, _n(len(problems), "trigger problem")),

@@ -558,3 +558,16 @@ def test_retention_checks_fail_without_a_policy_and_with_events_in_the_default_p
     assert statuses(payload)["retention.default_partition_empty"] == "fail"
     ok("retention", "run", "--dsn", db)
     assert statuses(report(db))["retention.default_partition_empty"] == "pass"
+
+
+def test_a_capture_function_left_out_of_date_fails_until_upgrade_attaches_again(db: str) -> None:
+    ok("install", "--dsn", db, "--retention", "saas")
+    execute(db, "CREATE TABLE public.kept (id int PRIMARY KEY)")
+    ok("attach", "--dsn", db, "public.kept")
+    assert statuses(report(db))["triggers.capture"] == "pass"
+    execute(db, "ALTER TABLE public.kept ADD COLUMN note text")
+    payload = report(db, code=1)
+    assert statuses(payload)["triggers.capture"] == "fail"
+    assert "capture function out of date" in by_id(payload, "triggers.capture")["message"]
+    assert "attached public.kept again" in ok("upgrade", "--dsn", db).stderr
+    assert statuses(report(db))["triggers.capture"] == "pass"
