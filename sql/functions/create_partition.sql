@@ -2,10 +2,11 @@
 -- for [p_from, p_to), not yet attached, so that it can be filled before
 -- anyone sees it. It has the log's columns, defaults, constraints and
 -- indexes (LIKE), a CHECK constraint equal to its bound (so ATTACH PARTITION
--- need not scan it), the statement guard, and the log's privileges: nothing
--- for PUBLIC, no UPDATE, DELETE or TRUNCATE for the owner. The row guard is
--- cloned onto it by ATTACH PARTITION. Runs with the caller's rights; called
--- by ensure_partitions, maintain and apply_retention, which run as the owner.
+-- need not scan it; attach_partition drops it), the statement guard, and
+-- the log's privileges: nothing for PUBLIC, no UPDATE, DELETE or TRUNCATE
+-- for the owner. The row guard is cloned onto it by ATTACH PARTITION. Runs
+-- with the caller's rights; called by ensure_partitions, maintain and
+-- apply_retention, which run as the owner.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.create_partition(
     p_name text,
     p_from timestamptz,

@@ -14,6 +14,8 @@ from conftest import MakeRole, Server
 from psycopg import sql
 
 from auditsql import errors, retention
+from auditsql.installer import install
+from auditsql.render import Settings
 
 from .sqltools import (
     OWNER,
@@ -621,3 +623,28 @@ def scalar_setting(dsn: str, name: str) -> str | None:
     return row[0] if row and row[0] else None
 
 
+
+
+def bound_checks(conn: Conn) -> list[str]:
+    return column(conn, "SELECT k.conname FROM pg_constraint AS k"
+                        " JOIN pg_inherits AS i ON i.inhrelid = k.conrelid"
+                        " WHERE i.inhparent = 'audit.events'::regclass AND k.contype = 'c'"
+                        " ORDER BY 1")
+
+
+def test_attached_partitions_keep_no_bound_check(su: Conn, installed_db: str) -> None:
+    """A partition's CHECK constraint only spares ATTACH PARTITION a scan:
+    once attached, it is dropped (the bound says the same, and the
+    constraint would cost every insert). Install drops it from partitions
+    an earlier version attached."""
+    add_events(su, ["2018-05-03"])
+    run(su, "SELECT audit.ensure_partitions('2019-12-01 00:00+00', 2)",
+        "SELECT audit.maintain(0)")
+    assert {"events_2018_05", "events_2019_12", "events_2020_01"} <= set(partitions(su))
+    assert bound_checks(su) == []
+    run(su, "ALTER TABLE audit.events_2019_12 ADD CONSTRAINT events_2019_12_bound"
+            " CHECK (occurred_at >= '2019-12-01 00:00+00' AND occurred_at < '2020-01-01 00:00+00')")
+    assert bound_checks(su) == ["events_2019_12_bound"]
+    with psycopg.connect(installed_db) as conn:
+        install(conn, Settings())
+    assert bound_checks(su) == []
