@@ -3,7 +3,7 @@
 -- oid> in the audit schema, from what audit.tables records for the table
 -- (key, capture mode, column policies) and audit.settings (admin roles,
 -- require_actor). The template is sql/templates/capture.sql; its placeholders are
--- format()'s arguments 1-16 below, in that order. attach creates the function
+-- format()'s arguments 1-17 below, in that order. attach creates the function
 -- from this; status compares it with the installed body to tell whether the
 -- function is current (it is not after ALTER TABLE or a settings change made
 -- without configure()).
@@ -32,6 +32,7 @@ DECLARE
     v_admin_oc    text := '';
     v_checks      text := '';
     v_redaction   text := '';
+    v_pin_when    text := 'false';
 BEGIN
     SELECT * INTO v_table FROM {{ schema | ident }}.tables WHERE relid = p_table;
     SELECT * INTO v_settings FROM {{ schema | ident }}.settings;
@@ -64,6 +65,30 @@ BEGIN
         FROM pg_type AS ty WHERE ty.oid = a.atttypid) AS t
     WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped;
 
+    -- The row-image settings (fragments/image_settings.sql) shape only the
+    -- text of floats and of what is built on them (geometric types),
+    -- intervals and bytea. A table whose columns are all of types known not
+    -- to depend on them (looked at through one domain and one array level;
+    -- rows, ranges and other types count as dependent) skips the check.
+    IF EXISTS (
+        SELECT FROM pg_attribute AS a
+        JOIN pg_type AS ty ON ty.oid = a.atttypid
+        LEFT JOIN pg_type AS b ON b.oid = ty.typbasetype
+        CROSS JOIN LATERAL (SELECT coalesce(b.oid, ty.oid) AS oid,
+                                   coalesce(b.typelem, ty.typelem) AS elem,
+                                   coalesce(b.typsubscript, ty.typsubscript) AS sub) AS t
+        LEFT JOIN pg_type AS e ON e.oid = t.elem AND t.sub = 'pg_catalog.array_subscript_handler'::regproc
+        LEFT JOIN pg_type AS eb ON eb.oid = e.typbasetype
+        CROSS JOIN LATERAL (SELECT coalesce(eb.oid, e.oid, t.oid) AS oid) AS leaf
+        JOIN pg_type AS l ON l.oid = leaf.oid
+        WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped
+          AND NOT (l.typtype = 'e'
+                   OR l.oid = ANY ('{16,18,19,20,21,23,25,26,114,142,650,774,829,869,1042,1043,1082,1083,1114,1184,1266,1560,1562,1700,2950,3802}'::oid[]))) THEN
+        v_pin_when := 'pg_catalog.current_setting(''extra_float_digits'') OPERATOR(pg_catalog.<>) ''1''
+       OR pg_catalog.current_setting(''IntervalStyle'') OPERATOR(pg_catalog.<>) ''postgres''
+       OR pg_catalog.current_setting(''bytea_output'') OPERATOR(pg_catalog.<>) ''hex''';
+    END IF;
+
     IF v_kind = 'p' THEN
         -- Row triggers fire on the partition that holds the row; events name
         -- the root, looked up by oid so that a rename is followed.
@@ -72,7 +97,9 @@ BEGIN
             ' FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace'
             ' WHERE c.oid OPERATOR(pg_catalog.=) %s::pg_catalog.oid)', p_table::oid);
     ELSE
-        v_entity_type := 'pg_catalog.quote_ident(TG_TABLE_SCHEMA) OPERATOR(pg_catalog.||) ''.'' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(TG_TABLE_NAME)';
+        -- One function call: each call in a statement the capture runs per
+        -- event costs that statement a lookup when it starts.
+        v_entity_type := 'pg_catalog.format(''%I.%I'', TG_TABLE_SCHEMA, TG_TABLE_NAME)';
     END IF;
 
     IF v_table.redact <> '{}' THEN
@@ -150,6 +177,7 @@ BEGIN
         v_on_change,
         v_admin_oc,
         quote_literal(v_all),
-        quote_literal(v_table.redact));
+        quote_literal(v_table.redact),
+        v_pin_when);
 END
 $fn$;

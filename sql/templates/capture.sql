@@ -1,7 +1,7 @@
 {#- The body of one audited table's capture function, as a format() template
     (attach wraps it in CREATE FUNCTION ... SECURITY DEFINER AS '<body>').
     audit.capture_source() fills the placeholders (P: format() arguments
-    1-16, named below) with pieces it builds and quotes itself from the
+    1-17, named below) with pieces it builds and quotes itself from the
     table, its key, its column policies and the installation settings; S is
     the audit schema with any % doubled. No other % may appear in this file
     (tests/unit/test_render.py checks).
@@ -32,7 +32,7 @@
     'diff': '%5$s', 'image_suffix': '%6$s', 'redaction': '%7$s', 'admin_roles': '%8$s',
     'checks': '%9$s', 'update_filter': '%10$s', 'admin_changed': '%11$s',
     'on_change_with': '%12$s', 'on_change': '%13$s', 'admin_on_change': '%14$s',
-    'all_columns': '%15$s', 'redact_columns': '%16$s'}[name] }}
+    'all_columns': '%15$s', 'redact_columns': '%16$s', 'pin_when': '%17$s'}[name] }}
 {%- endmacro -%}
 {#- A context setting as stored: NULL when unset or empty, at most 1024
     characters (set_actor and set_request refuse longer values; a value set
@@ -129,9 +129,7 @@ DECLARE
 {%- endif %}
 BEGIN
     {{ P('checks') }}
-    IF pg_catalog.current_setting('extra_float_digits') OPERATOR(pg_catalog.<>) '1'
-       OR pg_catalog.current_setting('IntervalStyle') OPERATOR(pg_catalog.<>) 'postgres'
-       OR pg_catalog.current_setting('bytea_output') OPERATOR(pg_catalog.<>) 'hex' THEN
+    IF {{ P('pin_when') }} THEN
         v_saved := {{ S() }}.pin_image_settings();
     END IF;
     v_ip_raw := {{ setting('auditsql.ip_address') }};

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import psycopg
 import pytest
 from conftest import Server
@@ -27,6 +30,7 @@ from .sqltools import (
     triggers,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 ORDERS = "public.orders"
 CAPTURE_TRIGGERS = {
     "statement": [
@@ -495,6 +499,85 @@ def test_truncate_outside_read_committed_is_refused(
             su.execute(f"TRUNCATE {orders}")
     assert scalar(su, f"SELECT count(*) FROM {orders}") == 3
     assert events(su, orders) == []
+
+
+# Column types whose text in a row image depends on a row-image setting, alone
+# or nested: capture must pin the settings for each (value, expected image).
+SETTING_DEPENDENT_TYPES = [
+    pytest.param("float8", "0.1::float8 + 0.2::float8", 0.30000000000000004, id="float8"),
+    pytest.param("float4", "0.1::float4", 0.1, id="float4"),
+    pytest.param("interval", "'-1 days -02:03:04'", "-1 days -02:03:04", id="interval"),
+    pytest.param("bytea", r"'\x00ff'", r"\x00ff", id="bytea"),
+    pytest.param("point", "point(0.1::float8 + 0.2::float8, 1)", "(0.30000000000000004,1)",
+                 id="point"),
+    pytest.param("float8[]", "ARRAY[0.1::float8 + 0.2::float8]", [0.30000000000000004],
+                 id="array of float8"),
+    pytest.param("float_domain", "0.1::float8 + 0.2::float8", 0.30000000000000004,
+                 id="domain over float8"),
+    pytest.param("pair", "ROW(1, '-1 days -02:03:04')::pair",
+                 {"n": 1, "i": "-1 days -02:03:04"}, id="row type holding an interval"),
+    pytest.param("floatrange", "floatrange(0.1::float8 + 0.2::float8, 1)",
+                 "[0.30000000000000004,1)", id="range over float8"),
+]
+
+
+@pytest.mark.parametrize("column_type, value, image", SETTING_DEPENDENT_TYPES)
+def test_setting_dependent_types_are_pinned_alone(
+        su: Conn, column_type: str, value: str, image: object) -> None:
+    """The pin is generated only for tables with a type that needs it; each
+    such type, alone in its table, still gets it."""
+    run(su, "CREATE DOMAIN float_domain AS float8",
+        "CREATE TYPE pair AS (n int, i interval)",
+        "CREATE TYPE floatrange AS RANGE (subtype = float8)",
+        f"CREATE TABLE dep (id int PRIMARY KEY, v {column_type})")
+    attach(su, "dep")
+    with su.transaction():
+        run(su, "SET LOCAL bytea_output = escape", "SET LOCAL extra_float_digits = -15",
+            "SET LOCAL IntervalStyle = sql_standard",
+            f"INSERT INTO dep VALUES (1, {value})")
+    assert events(su, "public.dep")[0]["after"] == {"id": 1, "v": image}
+
+
+# The types capture_source treats as independent of the row-image settings,
+# each with a sample value.
+SETTING_FREE_VALUES = {
+    "boolean": "true", '"char"': "'x'", "name": "'n'", "bigint": "-9007199254740993",
+    "smallint": "-2", "integer": "7", "text": "'t'", "oid": "26",
+    "json": """'{"a": 1.10}'""", "xml": "'<a>1</a>'", "cidr": "'10.0.0.0/8'",
+    "macaddr8": "'08:00:2b:01:02:03:04:05'", "macaddr": "'08:00:2b:01:02:03'",
+    "inet": "'::1'", "character": "'ab'", "character varying": "'v'",
+    "date": "'2024-02-29'", "time without time zone": "'01:02:03.5'",
+    "timestamp without time zone": "'2024-02-29 01:02:03.25'",
+    "timestamp with time zone": "'2024-02-29 01:02:03.25+00'",
+    "time with time zone": "'01:02:03+05'", "bit": "B'1'", "bit varying": "B'101'",
+    "numeric": "0.30000000000000004000", "uuid": "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'",
+    "jsonb": """'{"a": 0.1}'""",
+}
+
+
+def test_setting_free_types_need_no_pin(su: Conn) -> None:
+    """Every type capture_source lists as independent of the row-image
+    settings images the same under other settings, and a table of only such
+    types (and enums, and arrays of them) gets no pin in its code."""
+    source = (ROOT / "sql" / "functions" / "capture_source.sql").read_text()
+    oids = re.search(r"'\{(16,[0-9,]+)\}'::oid\[\]\)\)\) THEN", source)
+    assert oids
+    listed = scalar(su, "SELECT array_agg(format_type(t, NULL) ORDER BY t)"
+                        " FROM unnest(%s::oid[]) AS t", ("{" + oids.group(1) + "}",))
+    assert sorted(listed) == sorted(SETTING_FREE_VALUES)
+    query = "SELECT ARRAY[" + ", ".join(
+        f"to_jsonb({value}::{name})::text" for name, value in SETTING_FREE_VALUES.items()) + "]"
+    plain = scalar(su, query)
+    with su.transaction():
+        run(su, "SET LOCAL bytea_output = escape", "SET LOCAL extra_float_digits = -15",
+            "SET LOCAL IntervalStyle = sql_standard")
+        assert scalar(su, query) == plain
+    columns = ", ".join(f"c{i} {name}" for i, name in enumerate(SETTING_FREE_VALUES))
+    run(su, "CREATE TYPE mood AS ENUM ('calm')",
+        f"CREATE TABLE free (id int PRIMARY KEY, {columns}, m mood, a int[], d text[])")
+    attach(su, "free")
+    assert "extra_float_digits" not in scalar(
+        su, "SELECT prosrc FROM pg_proc WHERE proname = 'capture_' || 'free'::regclass::oid")
 
 
 def test_session_settings_do_not_change_row_images(su: Conn) -> None:
