@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 
-from .sqltools import Conn, attach, run
+from auditsql.installer import install
+from auditsql.render import Settings
+
+from .sqltools import Conn, attach, column, run
 
 
 @pytest.fixture
@@ -58,6 +62,30 @@ def test_history_of_one_entity_uses_the_entity_index(busy_log: Conn) -> None:
     nodes = plan_nodes(busy_log, "SELECT * FROM audit.events WHERE entity_type = "
                                  "'public.accounts' AND entity_id = '42' ORDER BY id")
     assert_indexed(busy_log, nodes)
+    used = [index for _, index, _ in nodes if index]
+    assert column(busy_log, "SELECT DISTINCT a.amname FROM pg_class AS c"
+                            " JOIN pg_am AS a ON a.oid = c.relam"
+                            " WHERE c.relname = ANY (%s)", (used,)) == ["hash"]
+
+
+def test_install_replaces_the_entity_btree_of_earlier_versions(
+        su: Conn, installed_db: str) -> None:
+    """Earlier versions indexed (entity_type, entity_id) with a btree; the
+    hash index on entity_id replaces it, partitions included."""
+    run(su, "DROP INDEX audit.events_entity_hash",
+        "CREATE INDEX events_entity_idx ON audit.events (entity_type, entity_id)")
+    with psycopg.connect(installed_db) as conn:
+        install(conn, Settings())
+    methods = column(su, "SELECT DISTINCT a.amname FROM pg_inherits AS h"
+                         " JOIN pg_index AS i ON i.indrelid IN (h.inhrelid, h.inhparent)"
+                         " JOIN pg_class AS c ON c.oid = i.indexrelid"
+                         " JOIN pg_am AS a ON a.oid = c.relam"
+                         " WHERE h.inhparent = 'audit.events'::regclass ORDER BY 1")
+    assert methods == ["brin", "btree", "hash"]
+    assert column(su, "SELECT c.relname FROM pg_class AS c JOIN pg_am AS a ON a.oid = c.relam"
+                      " JOIN pg_index AS i ON i.indexrelid = c.oid"
+                      " WHERE a.amname = 'btree' AND i.indrelid = 'audit.events'::regclass") == [
+        "events_actor_idx"]
 
 
 def test_everything_one_actor_did_uses_the_actor_index(busy_log: Conn) -> None:
