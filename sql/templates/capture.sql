@@ -83,12 +83,14 @@ INSERT INTO {{ S() }}.events (action, entity_type, entity_id, after, {{ context_
 {%- endmacro -%}
 {#- An update by anyone but an admin stores the old values of the changed
     columns only; columns the generated comparison does not know (the table
-    was altered after attach) are compared generically. -#}
-{%- macro insert_updated(context, entity_type) -%}
+    was altered after attach) are compared generically. `known` is an
+    expression that is true when the table has no such column; none means
+    ask each row's image. -#}
+{%- macro insert_updated(context, entity_type, known) -%}
 {{ P('on_change_with') }}INSERT INTO {{ S() }}.events (action, entity_type, entity_id, previous_entity_id, before, after, {{ context_columns() }})
             SELECT 'updated', {{ entity_type }}, {{ P('new_id') }},
                    CASE WHEN {{ P('old_id') }} OPERATOR(pg_catalog.=) {{ P('new_id') }} THEN NULL ELSE {{ P('old_id') }} END,
-                   CASE WHEN (s.nj OPERATOR(pg_catalog.-) {{ P('columns') }}::pg_catalog.text[]) OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb
+                   CASE WHEN {{ known or "(s.nj OPERATOR(pg_catalog.-) " ~ P('columns') ~ "::pg_catalog.text[]) OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb" }}
                         THEN {{ P('diff') }}
                         ELSE {{ S() }}.changed_values(s.oj, s.nj, {{ P('redact_columns') }}::pg_catalog.text[]) END,
                    s.nj{{ P('redaction') }},
@@ -96,12 +98,12 @@ INSERT INTO {{ S() }}.events (action, entity_type, entity_id, after, {{ context_
 {%- endmacro -%}
 {#- An update by an admin stores whole rows (redaction still applies) and
     names the changed columns, excluded ones included. -#}
-{%- macro insert_admin_updated(context, entity_type) -%}
+{%- macro insert_admin_updated(context, entity_type, known) -%}
 {{ P('on_change_with') }}INSERT INTO {{ S() }}.events (action, entity_type, entity_id, previous_entity_id, before, after, changed_columns, {{ context_columns() }})
             SELECT 'updated', {{ entity_type }}, {{ P('new_id') }},
                    CASE WHEN {{ P('old_id') }} OPERATOR(pg_catalog.=) {{ P('new_id') }} THEN NULL ELSE {{ P('old_id') }} END,
                    s.oj{{ P('redaction') }}, s.nj{{ P('redaction') }},
-                   CASE WHEN (s.nj OPERATOR(pg_catalog.-) {{ P('all_columns') }}::pg_catalog.text[]) OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb
+                   CASE WHEN {{ known or "(s.nj OPERATOR(pg_catalog.-) " ~ P('all_columns') ~ "::pg_catalog.text[]) OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb" }}
                         THEN {{ P('admin_changed') }}
                         ELSE ARRAY(SELECT pg_catalog.jsonb_object_keys({{ S() }}.changed_values(s.oj, s.nj, '{}'::pg_catalog.text[]))) END,
                    {{ context() }}
@@ -126,6 +128,7 @@ DECLARE
     v_application_name pg_catalog.text := {{ setting('application_name') }};
     v_client_addr      pg_catalog.inet := pg_catalog.inet_client_addr();
     v_entity_type      pg_catalog.text := {{ P('entity_type') }};
+    v_known            pg_catalog.bool;
 {%- endif %}
 BEGIN
     {{ P('checks') }}
@@ -152,12 +155,12 @@ BEGIN
         -- A row left byte-for-byte unchanged records nothing.
         IF NOT (OLD OPERATOR(pg_catalog.*=) NEW) THEN
             IF v_admin THEN
-                {{ insert_admin_updated(row_context, P('entity_type')) }}
+                {{ insert_admin_updated(row_context, P('entity_type'), none) }}
                 FROM (SELECT pg_catalog.to_jsonb(OLD) AS oj, pg_catalog.to_jsonb(NEW) AS nj
                       WHERE {{ json_casts_checked }}
                       OFFSET 0) AS s{{ P('admin_on_change') }};
             ELSE
-                {{ insert_updated(row_context, P('entity_type')) }}
+                {{ insert_updated(row_context, P('entity_type'), none) }}
                 FROM (SELECT pg_catalog.to_jsonb(OLD){{ P('image_suffix') }} AS oj,
                              pg_catalog.to_jsonb(NEW){{ P('image_suffix') }} AS nj
                       WHERE {{ json_casts_checked }}
@@ -182,9 +185,15 @@ BEGIN
     ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
         -- Old and new rows are paired by position: PostgreSQL appends both
         -- images of a row to the transition tables together. Rows left
-        -- byte-for-byte unchanged record nothing.
+        -- byte-for-byte unchanged record nothing. Whether the table still
+        -- has only the columns the generated comparison knows is asked of
+        -- the catalog once per statement, not of every row's image.
+        v_known := NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                               WHERE a.attrelid OPERATOR(pg_catalog.=) TG_RELID
+                                 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+                                 AND a.attname::pg_catalog.text OPERATOR(pg_catalog.<>) ALL ({{ P('all_columns') }}::pg_catalog.text[]));
         IF v_admin THEN
-            {{ insert_admin_updated(statement_context, 'v_entity_type') }}
+            {{ insert_admin_updated(statement_context, 'v_entity_type', 'v_known') }}
             FROM (SELECT o.j AS oj, n.j AS nj
                   FROM (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_old.*) AS r,
                                pg_catalog.to_jsonb(auditsql_old.*) AS j
@@ -196,7 +205,7 @@ BEGIN
                     AND {{ json_casts_checked }}
                   OFFSET 0) AS s{{ P('admin_on_change') }};
         ELSE
-            {{ insert_updated(statement_context, 'v_entity_type') }}
+            {{ insert_updated(statement_context, 'v_entity_type', 'v_known') }}
             FROM (SELECT o.j AS oj, n.j AS nj
                   FROM (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_old.*) AS r,
                                pg_catalog.to_jsonb(auditsql_old.*){{ P('image_suffix') }} AS j

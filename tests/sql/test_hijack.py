@@ -262,7 +262,7 @@ def test_generated_capture_code_names_no_operator_bare(su: Conn, kind: str, capt
     for call in re.findall(r"([A-Za-z_.\"]+)\s*\(", code):
         assert call.startswith(("pg_catalog.", '"audit".', "audit.")) or call.upper() in {
             "ARRAY", "ROW", "EXISTS", "AND", "OR", "NOT", "OVER", "FROM", "WHERE", "IF", "COALESCE",
-            "ELSIF", "ELSE", "AS", "CASE", "WHEN", "THEN", "JOIN", "ON", "SELECT", "VALUES",
+            "ELSIF", "ELSE", "AS", "CASE", "WHEN", "THEN", "JOIN", "ON", "SELECT", "VALUES", "ALL",
         } or call.endswith("auditsql_old") or call.endswith("auditsql_new"), call
     declarations = code[code.index("DECLARE"):code.index("BEGIN")]
     for declared in re.findall(r"^\s+v_\w+\s+([\w.]+)", declarations, re.M):
