@@ -200,6 +200,16 @@ def run_pgbench(bindir: Path, dsn_args: list[str], args: list[str]) -> float:
     return float(match.group(1))
 
 
+def statement_triggers(conn: psycopg.Connection, prefix: str, function: str) -> None:
+    """AFTER INSERT, UPDATE and DELETE statement triggers on the bulk table,
+    with transition tables <prefix>_old and <prefix>_new."""
+    for event, ref in (("INSERT", f"NEW TABLE AS {prefix}_new"),
+                       ("UPDATE", f"OLD TABLE AS {prefix}_old NEW TABLE AS {prefix}_new"),
+                       ("DELETE", f"OLD TABLE AS {prefix}_old")):
+        conn.execute(f"CREATE TRIGGER {prefix}log_{event.lower()} AFTER {event} ON bulk "
+                     f"REFERENCING {ref} FOR EACH STATEMENT EXECUTE FUNCTION {function}")
+
+
 class Bench:
     """One cluster, one database per configuration."""
 
@@ -297,19 +307,9 @@ class Bench:
                 elif config == "auditsql-row":
                     conn.execute("SELECT audit.attach('bulk', NULL, 'row')")
                 elif config == "stmtmin":
-                    for event, ref in (("INSERT", "NEW TABLE AS min_new"),
-                                       ("UPDATE", "OLD TABLE AS min_old NEW TABLE AS min_new"),
-                                       ("DELETE", "OLD TABLE AS min_old")):
-                        conn.execute(f"CREATE TRIGGER minlog_{event.lower()} AFTER {event} ON bulk "
-                                     f"REFERENCING {ref} FOR EACH STATEMENT "
-                                     "EXECUTE FUNCTION minlog_stmt()")
+                    statement_triggers(conn, "min", "minlog_stmt()")
                 elif config == "reqmin":
-                    for event, ref in (("INSERT", "NEW TABLE AS req_new"),
-                                       ("UPDATE", "OLD TABLE AS req_old NEW TABLE AS req_new"),
-                                       ("DELETE", "OLD TABLE AS req_old")):
-                        conn.execute(f"CREATE TRIGGER reqlog_{event.lower()} AFTER {event} ON bulk "
-                                     f"REFERENCING {ref} FOR EACH STATEMENT "
-                                     "EXECUTE FUNCTION reqlog_stmt('id')")
+                    statement_triggers(conn, "req", "reqlog_stmt('id')")
                 for op, statement in (
                     ("insert", f"INSERT INTO bulk SELECT g, g % 1000, md5(g::text), g * 1.5, now() "
                                f"FROM generate_series(1, {n}) AS g"),
