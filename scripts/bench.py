@@ -16,8 +16,8 @@ within each repetition and reporting medians:
 * ``req-min``   the least a trigger can do and still record what every event
                 must carry: row-min plus the entity type and id, the six
                 context settings (read as they are, with no check), and the
-                index auditsql keeps for the history of an entity (hash on
-                entity_id); a row trigger on the pgbench and wide tables, a
+                index auditsql keeps for the history of an entity (a btree
+                on entity_id); a row trigger on the pgbench and wide tables, a
                 statement trigger (context read once per statement) on the
                 bulk table. It is a floor, not a product: it records nothing
                 of the database session, guards nothing, and keeps whole
@@ -82,7 +82,7 @@ REQMIN_SQL = """
 CREATE TABLE reqlog (id bigserial PRIMARY KEY, entity_type text COLLATE "C",
     entity_id text COLLATE "C", old_row jsonb, new_row jsonb, actor_id text,
     actor_email text, actor_role text, ip_address text, user_agent text, request_id text);
-CREATE INDEX ON reqlog USING hash (entity_id);
+CREATE INDEX ON reqlog (entity_id);
 CREATE FUNCTION reqlog_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO reqlog (entity_type, entity_id, old_row, new_row, actor_id, actor_email,

@@ -48,17 +48,19 @@ ALTER SEQUENCE {{ schema | ident }}.events_id_seq OWNED BY {{ schema | ident }}.
 CREATE TABLE IF NOT EXISTS {{ schema | ident }}.events_default
     PARTITION OF {{ schema | ident }}.events DEFAULT;
 
--- "History of one entity": a hash index on entity_id (the entity type is
+-- "History of one entity": a btree on entity_id alone (the entity type is
 -- checked on the few rows it finds). Every event enters it, so it is the
--- index that costs the write path most: a hash index stores a 4-byte hash
--- instead of both names and finds its page without comparing text, which
--- makes it about half the size of a btree on (entity_type, entity_id) and
--- cheaper to insert into (docs/performance.md). It answers equality only,
--- which is what the history of an entity asks. Earlier versions built that
--- btree (events_entity_idx); it is replaced, which reindexes the log once.
+-- index the write path pays most for: a short key compares fast,
+-- deduplicates when an entity has many events, and stays local when ids
+-- grow, where a btree on (entity_type, entity_id) stored the table name
+-- in every entry (89 bytes of index per event against 41) and a hash index
+-- spread bulk writes over every page (more WAL, slower bulk writes; see
+-- docs/performance.md). Earlier versions built the two-column btree
+-- (events_entity_idx); install replaces it, which reindexes the log once.
 DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_idx;
-CREATE INDEX IF NOT EXISTS events_entity_hash
-    ON {{ schema | ident }}.events USING hash (entity_id);
+DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_hash;
+CREATE INDEX IF NOT EXISTS events_entity_id_idx
+    ON {{ schema | ident }}.events (entity_id);
 -- "Everything one actor did": only events that carry an actor.
 CREATE INDEX IF NOT EXISTS events_actor_idx
     ON {{ schema | ident }}.events (actor_id, occurred_at) WHERE actor_id IS NOT NULL;
