@@ -124,10 +124,18 @@ def resolve_table(cur: psycopg.Cursor, name: str) -> tuple[int, str]:
     return int(row[0]), row[1]
 
 
-# The triggers attach() gives each audited table, one row per (member,
-# trigger name): the table itself (by its capture mode), and every leaf
-# partition of a partitioned table for TRUNCATE. Shared by status and verify.
-_EXPECTED_TRIGGERS = """
+# Every audited table (t, with its pg_class row c and namespace n, and its
+# capture function f), one row per trigger attach() gives it (x: member and
+# name): the table itself (by its capture mode), and every leaf partition of
+# a partitioned table for TRUNCATE; with the member's pg_class row m and
+# namespace mn and the trigger's own row g where they exist. Shared by status
+# and verify; {schema} and {literal} name the audit schema.
+_TABLE_TRIGGERS = """
+FROM {schema}.tables AS t
+LEFT JOIN pg_class AS c ON c.oid = t.relid
+LEFT JOIN pg_namespace AS n ON n.oid = c.relnamespace
+LEFT JOIN pg_proc AS f ON f.proname = 'capture_' || t.relid
+    AND f.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = {literal})
 LEFT JOIN LATERAL (
     SELECT t.relid AS member, unnest(CASE WHEN t.capture = 'statement'
         THEN ARRAY['auditsql_capture_insert', 'auditsql_capture_update',
@@ -138,6 +146,9 @@ LEFT JOIN LATERAL (
     FROM pg_partition_tree(t.relid) AS p
     WHERE p.isleaf AND p.relid <> t.relid
 ) AS x ON true
+LEFT JOIN pg_class AS m ON m.oid = x.member
+LEFT JOIN pg_namespace AS mn ON mn.oid = m.relnamespace
+LEFT JOIN pg_trigger AS g ON g.tgrelid = x.member AND g.tgname = x.name
 """
 
 # Every audited table with each trigger attach() gives it, and that trigger's
@@ -153,17 +164,7 @@ SELECT t.relid,
        c.oid IS NOT NULL AND f.prosrc IS NOT DISTINCT FROM {schema}.capture_source(t.relid::regclass),
        t.exclude, t.redact, t.on_change, t.require_actor,
        CASE WHEN m.oid IS NOT NULL THEN format('%I.%I', mn.nspname, m.relname) END,
-       x.name, g.tgenabled
-FROM {schema}.tables AS t
-LEFT JOIN pg_class AS c ON c.oid = t.relid
-LEFT JOIN pg_namespace AS n ON n.oid = c.relnamespace
-LEFT JOIN pg_proc AS f ON f.proname = 'capture_' || t.relid
-    AND f.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = {name})
-""" + _EXPECTED_TRIGGERS + """
-LEFT JOIN pg_class AS m ON m.oid = x.member
-LEFT JOIN pg_namespace AS mn ON mn.oid = m.relnamespace
-LEFT JOIN pg_trigger AS g ON g.tgrelid = x.member AND g.tgname = x.name
-ORDER BY 2, x.member = t.relid DESC, 12, x.name
+       x.name, g.tgenabled""" + _TABLE_TRIGGERS + """ORDER BY 2, x.member = t.relid DESC, 12, x.name
 """
 
 
@@ -171,7 +172,7 @@ def tracked_tables(cur: psycopg.Cursor, schema: str) -> list[TrackedTable]:
     """Every table attach() recorded, with the state of its audit triggers."""
     with _catalog_query(cur):
         cur.execute(sql.SQL(_TRACKED).format(schema=sql.Identifier(schema),
-                                             name=sql.Literal(schema)))
+                                             literal=sql.Literal(schema)))
         rows = cur.fetchall()
     tables: dict[int, TrackedTable] = {}
     for (relid, name, columns, source, capture, partitioned, current,
@@ -339,17 +340,7 @@ SELECT t.relid,
              FROM pg_partition_tree(x.member) AS p
              JOIN pg_trigger AS k ON k.tgrelid = p.relid
              WHERE k.tgname = x.name AND k.tgparentid <> 0 AND k.tgenabled <> 'A'
-             ORDER BY 1)
-FROM {schema}.tables AS t
-LEFT JOIN pg_class AS c ON c.oid = t.relid
-LEFT JOIN pg_namespace AS n ON n.oid = c.relnamespace
-LEFT JOIN pg_proc AS f ON f.proname = 'capture_' || t.relid
-    AND f.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = {literal})
-""" + _EXPECTED_TRIGGERS + """
-LEFT JOIN pg_class AS m ON m.oid = x.member
-LEFT JOIN pg_namespace AS mn ON mn.oid = m.relnamespace
-LEFT JOIN pg_trigger AS g ON g.tgrelid = x.member AND g.tgname = x.name
-LEFT JOIN pg_proc AS fp ON fp.oid = g.tgfoid
+             ORDER BY 1)""" + _TABLE_TRIGGERS + """LEFT JOIN pg_proc AS fp ON fp.oid = g.tgfoid
 ORDER BY 2, x.member = t.relid DESC, 7, x.name
 """
 
