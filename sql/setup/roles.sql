@@ -40,26 +40,22 @@ $roles$;
 -- commenting on a role someone else created needs rights (ADMIN OPTION on
 -- PostgreSQL 16+) that a CREATEROLE role upgrading it may lack.
 DO $comments$
+DECLARE
+    v_role record;
 BEGIN
-    BEGIN
-        COMMENT ON ROLE {{ owner | ident }} IS 'auditsql: owns the audit schema; NOLOGIN';
-    EXCEPTION WHEN insufficient_privilege THEN
-        NULL;
-    END;
-    BEGIN
-        COMMENT ON ROLE {{ reader | ident }} IS 'auditsql: may read the audit log';
-    EXCEPTION WHEN insufficient_privilege THEN
-        NULL;
-    END;
-    BEGIN
-        COMMENT ON ROLE {{ writer | ident }} IS 'auditsql: may log application events (log_event); grant it to application roles';
-    EXCEPTION WHEN insufficient_privilege THEN
-        NULL;
-    END;
-    BEGIN
-        COMMENT ON ROLE {{ admin | ident }} IS 'auditsql: audit administrators; may change, disable or drop audit triggers and objects';
-    EXCEPTION WHEN insufficient_privilege THEN
-        NULL;
-    END;
+    FOR v_role IN
+        SELECT * FROM (VALUES
+            ({{ owner | literal }}, 'auditsql: owns the audit schema; NOLOGIN'),
+            ({{ reader | literal }}, 'auditsql: may read the audit log'),
+            ({{ writer | literal }}, 'auditsql: may log application events (log_event); grant it to application roles'),
+            ({{ admin | literal }}, 'auditsql: audit administrators; may change, disable or drop audit triggers and objects'))
+            AS r(name, note)
+    LOOP
+        BEGIN
+            EXECUTE format('COMMENT ON ROLE %I IS %L', v_role.name, v_role.note);
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL;
+        END;
+    END LOOP;
 END
 $comments$;
