@@ -32,7 +32,7 @@ DECLARE
     v_admin_oc    text := '';
     v_checks      text := '';
     v_redaction   text := '';
-    v_pin_when    text := 'false';
+    v_pin_when    text;
 BEGIN
     SELECT * INTO v_table FROM {{ schema | ident }}.tables WHERE relid = p_table;
     SELECT * INTO v_settings FROM {{ schema | ident }}.settings;
@@ -43,12 +43,18 @@ BEGIN
     -- as jsonb (1.0 = 1.00, -0 = 0), and so may values nested in arrays,
     -- json or rows, so those compare as text. A redacted column absent from
     -- both images (dropped since attach) counts as unchanged.
+    -- The row-image settings (fragments/image_settings.sql) shape only the
+    -- text of floats and of what is built on them (geometric types),
+    -- intervals and bytea: the pin check is generated unless every column
+    -- is of a type known not to depend on them (l: the column's type looked
+    -- at through one domain and one array level; rows, ranges and other
+    -- types count as dependent).
     SELECT array_agg(a.attname::text ORDER BY a.attnum),
            array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attname <> ALL (v_table.exclude)),
            string_agg(format(
                CASE WHEN a.attname = ANY (v_table.redact)
                     THEN 'CASE WHEN COALESCE((s.oj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (s.nj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text, true) THEN %1$s END'
-                    WHEN t.exact
+                    WHEN coalesce(b.oid, ty.oid) = ANY ('{16,17,18,19,20,21,23,25,26,650,829,869,1042,1043,1082,1083,1114,1184,1186,1266,2950}'::oid[])
                     THEN 'CASE WHEN (s.oj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text) OPERATOR(pg_catalog.=) (s.nj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text) THEN %1$s END'
                     ELSE 'CASE WHEN (s.oj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (s.nj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text THEN %1$s END'
                END,
@@ -56,38 +62,20 @@ BEGIN
                FILTER (WHERE a.attname <> ALL (v_table.exclude)),
            string_agg(format(
                'CASE WHEN COALESCE((s.oj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (s.nj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text, true) THEN NULL ELSE %1$s END',
-               quote_literal(a.attname)), E',\n                             ' ORDER BY a.attnum)
-      INTO v_all, v_kept, v_diff, v_changed
-    FROM pg_attribute AS a
-    CROSS JOIN LATERAL (
-        SELECT coalesce(nullif(ty.typbasetype, 0), a.atttypid)
-               = ANY ('{16,17,18,19,20,21,23,25,26,650,829,869,1042,1043,1082,1083,1114,1184,1186,1266,2950}'::oid[]) AS exact
-        FROM pg_type AS ty WHERE ty.oid = a.atttypid) AS t
-    WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped;
-
-    -- The row-image settings (fragments/image_settings.sql) shape only the
-    -- text of floats and of what is built on them (geometric types),
-    -- intervals and bytea. A table whose columns are all of types known not
-    -- to depend on them (looked at through one domain and one array level;
-    -- rows, ranges and other types count as dependent) skips the check.
-    IF EXISTS (
-        SELECT FROM pg_attribute AS a
-        JOIN pg_type AS ty ON ty.oid = a.atttypid
-        LEFT JOIN pg_type AS b ON b.oid = ty.typbasetype
-        CROSS JOIN LATERAL (SELECT coalesce(b.oid, ty.oid) AS oid,
-                                   coalesce(b.typelem, ty.typelem) AS elem,
-                                   coalesce(b.typsubscript, ty.typsubscript) AS sub) AS t
-        LEFT JOIN pg_type AS e ON e.oid = t.elem AND t.sub = 'pg_catalog.array_subscript_handler'::regproc
-        LEFT JOIN pg_type AS eb ON eb.oid = e.typbasetype
-        CROSS JOIN LATERAL (SELECT coalesce(eb.oid, e.oid, t.oid) AS oid) AS leaf
-        JOIN pg_type AS l ON l.oid = leaf.oid
-        WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped
-          AND NOT (l.typtype = 'e'
-                   OR l.oid = ANY ('{16,18,19,20,21,23,25,26,114,142,650,774,829,869,1042,1043,1082,1083,1114,1184,1266,1560,1562,1700,2950,3802}'::oid[]))) THEN
-        v_pin_when := 'pg_catalog.current_setting(''extra_float_digits'') OPERATOR(pg_catalog.<>) ''1''
+               quote_literal(a.attname)), E',\n                             ' ORDER BY a.attnum),
+           CASE WHEN bool_and(l.typtype = 'e' OR (l.oid = ANY ('{16,18,19,20,21,23,25,26,114,142,650,774,829,869,1042,1043,1082,1083,1114,1184,1266,1560,1562,1700,2950,3802}'::oid[]))) THEN 'false'
+                ELSE 'pg_catalog.current_setting(''extra_float_digits'') OPERATOR(pg_catalog.<>) ''1''
        OR pg_catalog.current_setting(''IntervalStyle'') OPERATOR(pg_catalog.<>) ''postgres''
-       OR pg_catalog.current_setting(''bytea_output'') OPERATOR(pg_catalog.<>) ''hex''';
-    END IF;
+       OR pg_catalog.current_setting(''bytea_output'') OPERATOR(pg_catalog.<>) ''hex''' END
+      INTO v_all, v_kept, v_diff, v_changed, v_pin_when
+    FROM pg_attribute AS a
+    JOIN pg_type AS ty ON ty.oid = a.atttypid
+    LEFT JOIN pg_type AS b ON b.oid = ty.typbasetype
+    LEFT JOIN pg_type AS e ON e.oid = coalesce(b.typelem, ty.typelem)
+                          AND coalesce(b.typsubscript, ty.typsubscript) = 'pg_catalog.array_subscript_handler'::regproc
+    LEFT JOIN pg_type AS eb ON eb.oid = e.typbasetype
+    JOIN pg_type AS l ON l.oid = coalesce(eb.oid, e.oid, b.oid, ty.oid)
+    WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped;
 
     IF v_kind = 'p' THEN
         -- Row triggers fire on the partition that holds the row; events name
