@@ -3,7 +3,7 @@
 -- oid> in the audit schema, from what audit.tables records for the table
 -- (key, capture mode, column policies) and audit.settings (admin roles,
 -- require_actor). The template is sql/templates/capture.sql; its placeholders are
--- format()'s arguments 1-17 below, in that order. attach creates the function
+-- format()'s arguments 1-21 below, in that order. attach creates the function
 -- from this; status compares it with the installed body to tell whether the
 -- function is current (it is not after ALTER TABLE or a settings change made
 -- without configure()).
@@ -33,6 +33,10 @@ DECLARE
     v_checks      text := '';
     v_redaction   text := '';
     v_pin_when    text;
+    v_same        text;
+    v_typed_old   text;
+    v_typed_new   text;
+    v_signature   text[];
 BEGIN
     SELECT * INTO v_table FROM {{ schema | ident }}.tables WHERE relid = p_table;
     SELECT * INTO v_settings FROM {{ schema | ident }}.settings;
@@ -42,7 +46,17 @@ BEGIN
     -- JSON strings compare exactly as jsonb; other numbers compare by value
     -- as jsonb (1.0 = 1.00, -0 = 0), and so may values nested in arrays,
     -- json or rows, so those compare as text. A redacted column absent from
-    -- both images (dropped since attach) counts as unchanged.
+    -- both images (dropped since attach) counts as unchanged. x.cmp is the
+    -- comparison as a format() pattern over the column name (1), the old
+    -- image (2) and the new one (3): row capture compares the images s.oj
+    -- and s.nj, statement capture the paired images o.j and n.j.
+    -- Statement capture compares as they are, without taking the images
+    -- apart, the columns whose type's equality is equality of their JSON
+    -- image (booleans, integers, oid, dates and timestamps, uuid, and text
+    -- under a deterministic collation), and numeric columns by their text
+    -- (1.0 and 1.00 differ), while the table has exactly the columns of
+    -- attach time (v_signature). x.typed is that comparison as a format()
+    -- pattern over the column's number, or NULL.
     -- The row-image settings (fragments/image_settings.sql) shape only the
     -- text of floats and of what is built on them (geometric types),
     -- intervals and bytea: the pin check is generated unless every column
@@ -51,14 +65,8 @@ BEGIN
     -- types count as dependent).
     SELECT array_agg(a.attname::text ORDER BY a.attnum),
            array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attname <> ALL (v_table.exclude)),
-           string_agg(format(
-               CASE WHEN a.attname = ANY (v_table.redact)
-                    THEN 'CASE WHEN COALESCE((s.oj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (s.nj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text, true) THEN %1$s END'
-                    WHEN coalesce(b.oid, ty.oid) = ANY ('{16,17,18,19,20,21,23,25,26,650,829,869,1042,1043,1082,1083,1114,1184,1186,1266,2950}'::oid[])
-                    THEN 'CASE WHEN (s.oj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text) OPERATOR(pg_catalog.=) (s.nj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text) THEN %1$s END'
-                    ELSE 'CASE WHEN (s.oj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (s.nj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text THEN %1$s END'
-               END,
-               quote_literal(a.attname)), E',\n                             ' ORDER BY a.attnum)
+           string_agg(format(x.cmp, quote_literal(a.attname), 's.oj', 's.nj'),
+                      E',\n                             ' ORDER BY a.attnum)
                FILTER (WHERE a.attname <> ALL (v_table.exclude)),
            string_agg(format(
                'CASE WHEN COALESCE((s.oj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (s.nj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text, true) THEN NULL ELSE %1$s END',
@@ -66,8 +74,20 @@ BEGIN
            CASE WHEN bool_and(l.typtype = 'e' OR (l.oid = ANY ('{16,18,19,20,21,23,25,26,114,142,650,774,829,869,1042,1043,1082,1083,1114,1184,1266,1560,1562,1700,2950,3802}'::oid[]))) THEN 'false'
                 ELSE 'pg_catalog.current_setting(''extra_float_digits'') OPERATOR(pg_catalog.<>) ''1''
        OR pg_catalog.current_setting(''IntervalStyle'') OPERATOR(pg_catalog.<>) ''postgres''
-       OR pg_catalog.current_setting(''bytea_output'') OPERATOR(pg_catalog.<>) ''hex''' END
-      INTO v_all, v_kept, v_diff, v_changed, v_pin_when
+       OR pg_catalog.current_setting(''bytea_output'') OPERATOR(pg_catalog.<>) ''hex''' END,
+           'ARRAY[' || coalesce(string_agg(
+               CASE WHEN x.typed IS NOT NULL
+                    THEN format('CASE WHEN ' || x.typed || ' OR (o.c%1$s IS NULL AND n.c%1$s IS NULL) THEN %2$s END',
+                                a.attnum, quote_literal(a.attname))
+                    ELSE format(x.cmp, quote_literal(a.attname), 'o.j', 'n.j') END,
+               E',\n                             ' ORDER BY a.attnum)
+               FILTER (WHERE a.attname <> ALL (v_table.exclude)), '') || ']::pg_catalog.text[]',
+           string_agg(format(', auditsql_old.%I AS c%s', a.attname, a.attnum), '' ORDER BY a.attnum)
+               FILTER (WHERE x.typed IS NOT NULL AND a.attname <> ALL (v_table.exclude)),
+           string_agg(format(', auditsql_new.%I AS c%s', a.attname, a.attnum), '' ORDER BY a.attnum)
+               FILTER (WHERE x.typed IS NOT NULL AND a.attname <> ALL (v_table.exclude)),
+           array_agg(ROW(a.attnum, a.atttypid, a.attcollation, a.attname)::text ORDER BY a.attnum)
+      INTO v_all, v_kept, v_diff, v_changed, v_pin_when, v_same, v_typed_old, v_typed_new, v_signature
     FROM pg_attribute AS a
     JOIN pg_type AS ty ON ty.oid = a.atttypid
     LEFT JOIN pg_type AS b ON b.oid = ty.typbasetype
@@ -75,6 +95,21 @@ BEGIN
                           AND coalesce(b.typsubscript, ty.typsubscript) = 'pg_catalog.array_subscript_handler'::regproc
     LEFT JOIN pg_type AS eb ON eb.oid = e.typbasetype
     JOIN pg_type AS l ON l.oid = coalesce(eb.oid, e.oid, b.oid, ty.oid)
+    LEFT JOIN pg_collation AS co ON co.oid = a.attcollation
+    CROSS JOIN LATERAL (SELECT
+        CASE WHEN a.attname = ANY (v_table.redact)
+             THEN 'CASE WHEN COALESCE((%2$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (%3$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text, true) THEN %1$s END'
+             WHEN coalesce(b.oid, ty.oid) = ANY ('{16,17,18,19,20,21,23,25,26,650,829,869,1042,1043,1082,1083,1114,1184,1186,1266,2950}'::oid[])
+             THEN 'CASE WHEN (%2$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text) OPERATOR(pg_catalog.=) (%3$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text) THEN %1$s END'
+             ELSE 'CASE WHEN (%2$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (%3$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text THEN %1$s END'
+        END AS cmp,
+        CASE WHEN coalesce(b.oid, ty.oid) = ANY ('{16,18,20,21,23,26,1082,1114,1184,2950}'::oid[])
+                  OR (coalesce(b.oid, ty.oid) = ANY ('{19,25,1043}'::oid[]) AND coalesce(co.collisdeterministic, false))
+             THEN 'o.c%1$s OPERATOR(pg_catalog.=) n.c%1$s'
+             WHEN coalesce(b.oid, ty.oid) = 1700
+             THEN 'o.c%1$s::pg_catalog.text OPERATOR(pg_catalog.=) n.c%1$s::pg_catalog.text'
+        END AS typed
+    ) AS x
     WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped;
 
     IF v_kind = 'p' THEN
@@ -166,6 +201,10 @@ BEGIN
         v_admin_oc,
         quote_literal(v_all),
         quote_literal(v_table.redact),
-        v_pin_when);
+        v_pin_when,
+        v_same,
+        coalesce(v_typed_old, ''),
+        coalesce(v_typed_new, ''),
+        quote_literal(v_signature));
 END
 $fn$;

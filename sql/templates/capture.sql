@@ -1,7 +1,7 @@
 {#- The body of one audited table's capture function, as a format() template
     (attach wraps it in CREATE FUNCTION ... SECURITY DEFINER AS '<body>').
     audit.capture_source() fills the placeholders (P: format() arguments
-    1-17, named below) with pieces it builds and quotes itself from the
+    1-21, named below) with pieces it builds and quotes itself from the
     table, its key, its column policies and the installation settings; S is
     the audit schema with any % doubled. No other % may appear in this file
     (tests/unit/test_render.py checks).
@@ -32,7 +32,8 @@
     'diff': '%5$s', 'image_suffix': '%6$s', 'redaction': '%7$s', 'admin_roles': '%8$s',
     'checks': '%9$s', 'update_filter': '%10$s', 'admin_changed': '%11$s',
     'on_change_with': '%12$s', 'on_change': '%13$s', 'admin_on_change': '%14$s',
-    'all_columns': '%15$s', 'redact_columns': '%16$s', 'pin_when': '%17$s'}[name] }}
+    'all_columns': '%15$s', 'redact_columns': '%16$s', 'pin_when': '%17$s',
+    'same': '%18$s', 'typed_old': '%19$s', 'typed_new': '%20$s', 'signature': '%21$s'}[name] }}
 {%- endmacro -%}
 {#- A context setting as stored: NULL when unset or empty, at most 1024
     characters (set_actor and set_request refuse longer values; a value set
@@ -82,22 +83,31 @@ INSERT INTO {{ S() }}.events (action, entity_type, entity_id, after, {{ context_
                    {{ context() }}
 {%- endmacro -%}
 {#- An update by anyone but an admin stores the old values of the changed
-    columns only; columns the generated comparison does not know (the table
-    was altered after attach) are compared generically. `known` is an
-    expression that is true when the table has no such column; none means
-    ask each row's image. -#}
-{%- macro insert_updated(context, entity_type, known) -%}
+    columns only: `before` is the expression that computes them. -#}
+{%- macro insert_updated(context, entity_type, before) -%}
 {{ P('on_change_with') }}INSERT INTO {{ S() }}.events (action, entity_type, entity_id, previous_entity_id, before, after, {{ context_columns() }})
             SELECT 'updated', {{ entity_type }}, {{ P('new_id') }},
                    CASE WHEN {{ P('old_id') }} OPERATOR(pg_catalog.=) {{ P('new_id') }} THEN NULL ELSE {{ P('old_id') }} END,
-                   CASE WHEN {{ known or "(s.nj OPERATOR(pg_catalog.-) " ~ P('columns') ~ "::pg_catalog.text[]) OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb" }}
-                        THEN {{ P('diff') }}
-                        ELSE {{ S() }}.changed_values(s.oj, s.nj, {{ P('redact_columns') }}::pg_catalog.text[]) END,
+                   {{ before }},
                    s.nj{{ P('redaction') }},
                    {{ context() }}
 {%- endmacro -%}
+{#- Columns the generated comparison does not know (the table was altered
+    after attach) are compared generically. -#}
+{%- set generic_before -%}
+{{ S() }}.changed_values(s.oj, s.nj, {{ P('redact_columns') }}::pg_catalog.text[])
+{%- endset -%}
+{#- Row level: whether the row has only the columns of attach time is asked
+    of its image. -#}
+{%- set row_before -%}
+CASE WHEN (s.nj OPERATOR(pg_catalog.-) {{ P('columns') }}::pg_catalog.text[]) OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb
+                        THEN {{ P('diff') }}
+                        ELSE {{ generic_before }} END
+{%- endset -%}
 {#- An update by an admin stores whole rows (redaction still applies) and
-    names the changed columns, excluded ones included. -#}
+    names the changed columns, excluded ones included. `known` is an
+    expression that is true when the table has only the columns of attach
+    time; none means ask each row's image. -#}
 {%- macro insert_admin_updated(context, entity_type, known) -%}
 {{ P('on_change_with') }}INSERT INTO {{ S() }}.events (action, entity_type, entity_id, previous_entity_id, before, after, changed_columns, {{ context_columns() }})
             SELECT 'updated', {{ entity_type }}, {{ P('new_id') }},
@@ -112,6 +122,22 @@ INSERT INTO {{ S() }}.events (action, entity_type, entity_id, after, {{ context_
 INSERT INTO {{ S() }}.events (action, entity_type, entity_id, before, {{ context_columns() }})
             SELECT 'deleted', {{ entity_type }}, {{ P('old_id') }}, s.oj{{ P('redaction') }},
                    {{ context() }}
+{%- endmacro -%}
+{#- Statement level: the old and new images of each updated row, paired by
+    position, rows left byte-for-byte unchanged left out. With typed, the
+    columns whose type allows it also come as they are, and `same` names
+    the columns whose values did not change. -#}
+{%- macro paired(image_suffix, typed) -%}
+(SELECT o.j AS oj, n.j AS nj{% if typed %}, {{ P('same') }} AS same{% endif %}
+                  FROM (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_old.*) AS r,
+                               pg_catalog.to_jsonb(auditsql_old.*){{ image_suffix }} AS j{% if typed %}{{ P('typed_old') }}{% endif %}
+                        FROM auditsql_old) AS o
+                  JOIN (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_new.*) AS r,
+                               pg_catalog.to_jsonb(auditsql_new.*){{ image_suffix }} AS j{% if typed %}{{ P('typed_new') }}{% endif %}
+                        FROM auditsql_new) AS n ON n.rn OPERATOR(pg_catalog.=) o.rn
+                  WHERE NOT (o.r OPERATOR(pg_catalog.*=) n.r)
+                    AND {{ json_casts_checked }}
+                  OFFSET 0)
 {%- endmacro -%}
 DECLARE
     v_saved            pg_catalog.text[];
@@ -128,7 +154,7 @@ DECLARE
     v_application_name pg_catalog.text := {{ setting('application_name') }};
     v_client_addr      pg_catalog.inet := pg_catalog.inet_client_addr();
     v_entity_type      pg_catalog.text := {{ P('entity_type') }};
-    v_known            pg_catalog.bool;
+    v_exact            pg_catalog.bool;
 {%- endif %}
 BEGIN
     {{ P('checks') }}
@@ -160,7 +186,7 @@ BEGIN
                       WHERE {{ json_casts_checked }}
                       OFFSET 0) AS s{{ P('admin_on_change') }};
             ELSE
-                {{ insert_updated(row_context, P('entity_type'), none) }}
+                {{ insert_updated(row_context, P('entity_type'), row_before) }}
                 FROM (SELECT pg_catalog.to_jsonb(OLD){{ P('image_suffix') }} AS oj,
                              pg_catalog.to_jsonb(NEW){{ P('image_suffix') }} AS nj
                       WHERE {{ json_casts_checked }}
@@ -186,36 +212,28 @@ BEGIN
         -- Old and new rows are paired by position: PostgreSQL appends both
         -- images of a row to the transition tables together. Rows left
         -- byte-for-byte unchanged record nothing. Whether the table still
-        -- has only the columns the generated comparison knows is asked of
-        -- the catalog once per statement, not of every row's image.
-        v_known := NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
-                               WHERE a.attrelid OPERATOR(pg_catalog.=) TG_RELID
-                                 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
-                                 AND a.attname::pg_catalog.text OPERATOR(pg_catalog.<>) ALL ({{ P('all_columns') }}::pg_catalog.text[]));
+        -- has exactly the columns of attach time (number, name, type and
+        -- collation, P signature) is asked of the catalog once per statement:
+        -- then the columns are compared as they are, those of a type whose
+        -- equality is equality of their JSON image directly (P typed_old,
+        -- typed_new, same), with no JSON value taken apart; otherwise the
+        -- images are compared generically.
+        v_exact := ARRAY(SELECT ROW(a.attnum, a.atttypid, a.attcollation, a.attname)::pg_catalog.text
+                         FROM pg_catalog.pg_attribute AS a
+                         WHERE a.attrelid OPERATOR(pg_catalog.=) TG_RELID
+                           AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+                         ORDER BY a.attnum)
+                   OPERATOR(pg_catalog.=) {{ P('signature') }}::pg_catalog.text[];
         IF v_admin THEN
-            {{ insert_admin_updated(statement_context, 'v_entity_type', 'v_known') }}
-            FROM (SELECT o.j AS oj, n.j AS nj
-                  FROM (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_old.*) AS r,
-                               pg_catalog.to_jsonb(auditsql_old.*) AS j
-                        FROM auditsql_old) AS o
-                  JOIN (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_new.*) AS r,
-                               pg_catalog.to_jsonb(auditsql_new.*) AS j
-                        FROM auditsql_new) AS n ON n.rn OPERATOR(pg_catalog.=) o.rn
-                  WHERE NOT (o.r OPERATOR(pg_catalog.*=) n.r)
-                    AND {{ json_casts_checked }}
-                  OFFSET 0) AS s{{ P('admin_on_change') }};
+            {{ insert_admin_updated(statement_context, 'v_entity_type', 'v_exact') }}
+            FROM {{ paired('', false) }} AS s{{ P('admin_on_change') }};
+        ELSIF v_exact THEN
+            {{ insert_updated(statement_context, 'v_entity_type', "(s.oj" ~ P('redaction') ~ ") OPERATOR(pg_catalog.-) s.same") }}
+            FROM {{ paired(P('image_suffix'), true) }} AS s
+            WHERE {{ P('update_filter') }}{{ P('on_change') }};
         ELSE
-            {{ insert_updated(statement_context, 'v_entity_type', 'v_known') }}
-            FROM (SELECT o.j AS oj, n.j AS nj
-                  FROM (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_old.*) AS r,
-                               pg_catalog.to_jsonb(auditsql_old.*){{ P('image_suffix') }} AS j
-                        FROM auditsql_old) AS o
-                  JOIN (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_new.*) AS r,
-                               pg_catalog.to_jsonb(auditsql_new.*){{ P('image_suffix') }} AS j
-                        FROM auditsql_new) AS n ON n.rn OPERATOR(pg_catalog.=) o.rn
-                  WHERE NOT (o.r OPERATOR(pg_catalog.*=) n.r)
-                    AND {{ json_casts_checked }}
-                  OFFSET 0) AS s
+            {{ insert_updated(statement_context, 'v_entity_type', generic_before) }}
+            FROM {{ paired(P('image_suffix'), false) }} AS s
             WHERE {{ P('update_filter') }}{{ P('on_change') }};
         END IF;
     ELSE
