@@ -183,8 +183,8 @@ BEGIN
         {{ schema | ident }}.key_expression('s.nj', v_table.id_columns),
         {{ schema | ident }}.key_expression('s.oj', v_table.id_columns),
         quote_literal(v_kept),
-        format('(s.oj%s) OPERATOR(pg_catalog.-) pg_catalog.array_remove(ARRAY[%s]::pg_catalog.text[], NULL::pg_catalog.text)',
-               v_redaction, v_diff),
+        -- jsonb minus an array of keys passes over NULL elements.
+        format('(s.oj%s) OPERATOR(pg_catalog.-) ARRAY[%s]::pg_catalog.text[]', v_redaction, v_diff),
         CASE WHEN v_table.exclude <> '{}'
              THEN format(' OPERATOR(pg_catalog.-) CASE WHEN v_admin THEN ''{}''::pg_catalog.text[] ELSE %L::pg_catalog.text[] END',
                          v_table.exclude)
