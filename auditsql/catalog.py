@@ -124,18 +124,33 @@ def resolve_table(cur: psycopg.Cursor, name: str) -> tuple[int, str]:
     return int(row[0]), row[1]
 
 
-# Every audited table (t, with its pg_class row c and namespace n, and its
-# capture function f), one row per trigger attach() gives it (x: member and
-# name): the table itself (by its capture mode), and every leaf partition of
-# a partitioned table for TRUNCATE; with the member's pg_class row m and
-# namespace mn and the trigger's own row g where they exist. Shared by status
-# and verify; {schema} and {literal} name the audit schema.
+# Every audited table (t), each with whether its capture function is
+# current: its body is what attach would generate now. It is not after ALTER
+# TABLE (it still captures, but compares columns generically). Asked once per
+# table: capture_source() builds the whole body.
+_TABLES = """
+WITH t AS MATERIALIZED (
+    SELECT t.*,
+           CASE WHEN c.oid IS NOT NULL
+                THEN f.prosrc IS NOT DISTINCT FROM {schema}.capture_source(t.relid::regclass)
+                ELSE false END AS current
+    FROM {schema}.tables AS t
+    LEFT JOIN pg_class AS c ON c.oid = t.relid
+    LEFT JOIN pg_proc AS f ON f.proname = 'capture_' || t.relid
+        AND f.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = {literal})
+)
+"""
+
+# The audited tables (t, with its pg_class row c and namespace n), one row
+# per trigger attach() gives each (x: member and name): the table itself (by
+# its capture mode), and every leaf partition of a partitioned table for
+# TRUNCATE; with the member's pg_class row m and namespace mn and the
+# trigger's own row g where they exist. Shared by status and verify, after
+# _TABLES; {schema} and {literal} name the audit schema.
 _TABLE_TRIGGERS = """
-FROM {schema}.tables AS t
+FROM t
 LEFT JOIN pg_class AS c ON c.oid = t.relid
 LEFT JOIN pg_namespace AS n ON n.oid = c.relnamespace
-LEFT JOIN pg_proc AS f ON f.proname = 'capture_' || t.relid
-    AND f.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = {literal})
 LEFT JOIN LATERAL (
     SELECT t.relid AS member, unnest(CASE WHEN t.capture = 'statement'
         THEN ARRAY['auditsql_capture_insert', 'auditsql_capture_update',
@@ -153,16 +168,13 @@ LEFT JOIN pg_trigger AS g ON g.tgrelid = x.member AND g.tgname = x.name
 
 # Every audited table with each trigger attach() gives it, and that trigger's
 # state. Names and kinds come from pg_class, never from copies; a table
-# dropped since attach shows as such, with its triggers missing. A capture
-# function is current when its body is what attach would generate now: it is
-# not after ALTER TABLE (it still captures, but compares columns generically).
-_TRACKED = """
+# dropped since attach shows as such, with its triggers missing.
+_TRACKED = _TABLES + """
 SELECT t.relid,
        CASE WHEN c.oid IS NOT NULL THEN format('%I.%I', n.nspname, c.relname)
             ELSE 'dropped table ' || t.relid END,
        t.id_columns, t.id_source, t.capture, coalesce(c.relkind = 'p', false),
-       c.oid IS NOT NULL AND f.prosrc IS NOT DISTINCT FROM {schema}.capture_source(t.relid::regclass),
-       t.exclude, t.redact, t.on_change, t.require_actor,
+       t.current, t.exclude, t.redact, t.on_change, t.require_actor,
        CASE WHEN m.oid IS NOT NULL THEN format('%I.%I', mn.nspname, m.relname) END,
        x.name, g.tgenabled""" + _TABLE_TRIGGERS + """ORDER BY 2, x.member = t.relid DESC, 12, x.name
 """
@@ -324,15 +336,14 @@ class CaptureTable:
     id_columns: list[str]
     id_source: str
     triggers: list[CaptureTrigger]
-    capture_current: bool = True  # its capture function is what attach would make now
+    capture_current: bool  # its capture function is what attach would make now
 
 
-_CAPTURE = """
+_CAPTURE = _TABLES + """
 SELECT t.relid,
        CASE WHEN c.oid IS NOT NULL THEN format('%I.%I', n.nspname, c.relname)
             ELSE 'dropped table ' || t.relid END,
-       c.oid IS NOT NULL, t.id_columns, t.id_source,
-       c.oid IS NULL OR f.prosrc IS NOT DISTINCT FROM {schema}.capture_source(t.relid::regclass),
+       c.oid IS NOT NULL, t.id_columns, t.id_source, t.current,
        CASE WHEN m.oid IS NOT NULL THEN format('%I.%I', mn.nspname, m.relname) END,
        x.name, g.oid, g.tgenabled,
        coalesce(fp.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = {literal}), false),
