@@ -56,7 +56,8 @@ BEGIN
     -- under a deterministic collation), and numeric columns by their text
     -- (1.0 and 1.00 differ), while the table has exactly the columns of
     -- attach time (v_signature). x.typed is that comparison as a format()
-    -- pattern over the column's number, or NULL.
+    -- pattern over the column's number, or NULL; base.oid is the column's type
+    -- seen through one domain.
     -- The row-image settings (fragments/image_settings.sql) shape only the
     -- text of floats and of what is built on them (geometric types),
     -- intervals and bytea: the pin check is generated unless every column
@@ -96,17 +97,18 @@ BEGIN
     LEFT JOIN pg_type AS eb ON eb.oid = e.typbasetype
     JOIN pg_type AS l ON l.oid = coalesce(eb.oid, e.oid, b.oid, ty.oid)
     LEFT JOIN pg_collation AS co ON co.oid = a.attcollation
+    CROSS JOIN LATERAL (SELECT coalesce(b.oid, ty.oid) AS oid) AS base
     CROSS JOIN LATERAL (SELECT
         CASE WHEN a.attname = ANY (v_table.redact)
              THEN 'CASE WHEN COALESCE((%2$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (%3$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text, true) THEN %1$s END'
-             WHEN coalesce(b.oid, ty.oid) = ANY ('{16,17,18,19,20,21,23,25,26,650,829,869,1042,1043,1082,1083,1114,1184,1186,1266,2950}'::oid[])
+             WHEN base.oid = ANY ('{16,17,18,19,20,21,23,25,26,650,829,869,1042,1043,1082,1083,1114,1184,1186,1266,2950}'::oid[])
              THEN 'CASE WHEN (%2$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text) OPERATOR(pg_catalog.=) (%3$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text) THEN %1$s END'
              ELSE 'CASE WHEN (%2$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (%3$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text THEN %1$s END'
         END AS cmp,
-        CASE WHEN coalesce(b.oid, ty.oid) = ANY ('{16,18,20,21,23,26,1082,1114,1184,2950}'::oid[])
-                  OR (coalesce(b.oid, ty.oid) = ANY ('{19,25,1043}'::oid[]) AND coalesce(co.collisdeterministic, false))
+        CASE WHEN base.oid = ANY ('{16,18,20,21,23,26,1082,1114,1184,2950}'::oid[])
+                  OR (base.oid = ANY ('{19,25,1043}'::oid[]) AND coalesce(co.collisdeterministic, false))
              THEN 'o.c%1$s OPERATOR(pg_catalog.=) n.c%1$s'
-             WHEN coalesce(b.oid, ty.oid) = 1700
+             WHEN base.oid = 1700
              THEN 'o.c%1$s::pg_catalog.text OPERATOR(pg_catalog.=) n.c%1$s::pg_catalog.text'
         END AS typed
     ) AS x
