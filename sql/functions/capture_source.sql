@@ -49,7 +49,7 @@ BEGIN
     -- both images (dropped since attach) counts as unchanged. x.cmp is the
     -- comparison as a format() pattern over the column name (1), the old
     -- image (2) and the new one (3): row capture compares the images s.oj
-    -- and s.nj, statement capture the paired images o.j and n.j.
+    -- and s.nj, statement capture the paired images p.oj and p.nj.
     -- Statement capture compares as they are, without taking the images
     -- apart, the columns whose type's equality is equality of their JSON
     -- image (booleans, integers, oid, dates and timestamps, uuid, and text
@@ -78,14 +78,14 @@ BEGIN
        OR pg_catalog.current_setting(''bytea_output'') OPERATOR(pg_catalog.<>) ''hex''' END,
            'ARRAY[' || coalesce(string_agg(
                CASE WHEN x.typed IS NOT NULL
-                    THEN format('CASE WHEN ' || x.typed || ' OR (o.c%1$s IS NULL AND n.c%1$s IS NULL) THEN %2$s END',
+                    THEN format('CASE WHEN ' || x.typed || ' OR (p.o%1$s IS NULL AND p.n%1$s IS NULL) THEN %2$s END',
                                 a.attnum, quote_literal(a.attname))
-                    ELSE format(x.cmp, quote_literal(a.attname), 'o.j', 'n.j') END,
+                    ELSE format(x.cmp, quote_literal(a.attname), 'p.oj', 'p.nj') END,
                E',\n                             ' ORDER BY a.attnum)
                FILTER (WHERE a.attname <> ALL (v_table.exclude)), '') || ']::pg_catalog.text[]',
-           string_agg(format(', auditsql_old.%I AS c%s', a.attname, a.attnum), '' ORDER BY a.attnum)
+           string_agg(format(', auditsql_old.%I AS o%s', a.attname, a.attnum), '' ORDER BY a.attnum)
                FILTER (WHERE x.typed IS NOT NULL AND a.attname <> ALL (v_table.exclude)),
-           string_agg(format(', auditsql_new.%I AS c%s', a.attname, a.attnum), '' ORDER BY a.attnum)
+           string_agg(format(', auditsql_new.%I AS n%s', a.attname, a.attnum), '' ORDER BY a.attnum)
                FILTER (WHERE x.typed IS NOT NULL AND a.attname <> ALL (v_table.exclude)),
            array_agg(ROW(a.attnum, a.atttypid, a.attcollation, a.attname)::text ORDER BY a.attnum)
       INTO v_all, v_kept, v_diff, v_changed, v_pin_when, v_same, v_typed_old, v_typed_new, v_signature
@@ -107,9 +107,9 @@ BEGIN
         END AS cmp,
         CASE WHEN base.oid = ANY ('{16,18,20,21,23,26,1082,1114,1184,2950}'::oid[])
                   OR (base.oid = ANY ('{19,25,1043}'::oid[]) AND coalesce(co.collisdeterministic, false))
-             THEN 'o.c%1$s OPERATOR(pg_catalog.=) n.c%1$s'
+             THEN 'p.o%1$s OPERATOR(pg_catalog.=) p.n%1$s'
              WHEN base.oid = 1700
-             THEN 'o.c%1$s::pg_catalog.text OPERATOR(pg_catalog.=) n.c%1$s::pg_catalog.text'
+             THEN 'p.o%1$s::pg_catalog.text OPERATOR(pg_catalog.=) p.n%1$s::pg_catalog.text'
         END AS typed
     ) AS x
     WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped;

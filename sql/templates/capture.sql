@@ -125,19 +125,24 @@ INSERT INTO {{ S() }}.events (action, entity_type, entity_id, before, {{ context
 {%- endmacro -%}
 {#- Statement level: the old and new images of each updated row, paired by
     position, rows left byte-for-byte unchanged left out. With typed, the
-    columns whose type allows it also come as they are, and `same` names
-    the columns whose values did not change. -#}
+    columns whose type allows it also come as they are (o<attnum> and
+    n<attnum>), and `same` names the columns whose values did not change.
+    The join sorts both sides (on disk, for a large statement), so they carry
+    as little as they can: the row itself (COALESCE(x.*) is the whole row, a
+    composite with its column names, whatever the columns are called) and
+    the typed columns. The images are built from it after the join, once
+    (p is not flattened: OFFSET 0), and compared one level up. -#}
 {%- macro paired(image_suffix, typed) -%}
-(SELECT o.j AS oj, n.j AS nj{% if typed %}, {{ P('same') }} AS same{% endif %}
-                  FROM (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_old.*) AS r,
-                               pg_catalog.to_jsonb(auditsql_old.*){{ image_suffix }} AS j{% if typed %}{{ P('typed_old') }}{% endif %}
-                        FROM auditsql_old) AS o
-                  JOIN (SELECT pg_catalog.row_number() OVER () AS rn, ROW(auditsql_new.*) AS r,
-                               pg_catalog.to_jsonb(auditsql_new.*){{ image_suffix }} AS j{% if typed %}{{ P('typed_new') }}{% endif %}
-                        FROM auditsql_new) AS n ON n.rn OPERATOR(pg_catalog.=) o.rn
-                  WHERE NOT (o.r OPERATOR(pg_catalog.*=) n.r)
-                    AND {{ json_casts_checked }}
-                  OFFSET 0)
+(SELECT p.oj, p.nj{% if typed %}, {{ P('same') }} AS same{% endif %}
+                  FROM (SELECT pg_catalog.to_jsonb(o.r){{ image_suffix }} AS oj,
+                               pg_catalog.to_jsonb(n.r){{ image_suffix }} AS nj{% if typed %}, o.*, n.*{% endif %}
+                        FROM (SELECT pg_catalog.row_number() OVER () AS rn, COALESCE(auditsql_old.*) AS r{% if typed %}{{ P('typed_old') }}{% endif %}
+                              FROM auditsql_old) AS o
+                        JOIN (SELECT pg_catalog.row_number() OVER () AS rn, COALESCE(auditsql_new.*) AS r{% if typed %}{{ P('typed_new') }}{% endif %}
+                              FROM auditsql_new) AS n ON n.rn OPERATOR(pg_catalog.=) o.rn
+                        WHERE NOT (o.r OPERATOR(pg_catalog.*=) n.r)
+                          AND {{ json_casts_checked }}
+                        OFFSET 0) AS p)
 {%- endmacro -%}
 DECLARE
     v_saved            pg_catalog.text[];

@@ -199,8 +199,8 @@ def test_update_names_exactly_the_changed_columns_of_every_type(su: Conn, captur
     if capture == "statement":
         source = scalar(su, "SELECT audit.capture_source('typed')")
         for i, column_type in enumerate(COMPARED_TYPES):
-            as_is = f"o.c{i + 2} OPERATOR(pg_catalog.=) n.c{i + 2}" in source
-            as_text = f"o.c{i + 2}::pg_catalog.text OPERATOR(pg_catalog.=) n.c{i + 2}::pg_catalog.text"
+            as_is = f"p.o{i + 2} OPERATOR(pg_catalog.=) p.n{i + 2}" in source
+            as_text = f"p.o{i + 2}::pg_catalog.text OPERATOR(pg_catalog.=) p.n{i + 2}::pg_catalog.text"
             assert as_is == (column_type not in ("numeric", "float8", "jsonb", "int[]")), column_type
             assert (as_text in source) == (column_type == "numeric"), column_type
     evens = ", ".join(f"{c} = {v}" for c, v in list(zip(columns, new))[::2])
@@ -499,6 +499,39 @@ def test_column_named_like_the_row_alias(su: Conn, kind: str) -> None:
     assert recorded[0]["after"] == {"id": 1, "t": "hello"}
     assert recorded[1]["changed_columns"] == ["t"]
     assert recorded[2]["before"] == {"id": 1, "t": "bye"}
+
+
+def test_columns_named_like_the_pairing_aliases(su: Conn) -> None:
+    """Statement capture pairs rows in subqueries with outputs rn, r, o<n>,
+    n<n>, oj, nj and same: columns so named must not take their place."""
+    names = ["r", "rn", "p", "o2", "n2", "oj", "nj", "same", "auditsql_old"]
+    su.execute(f"CREATE TABLE alias (id int PRIMARY KEY, {', '.join(f'{n} int' for n in names)})")
+    attach(su, "alias")
+    run(su, f"INSERT INTO alias VALUES (1, {', '.join('0' for _ in names)}),"
+            f" (2, {', '.join('0' for _ in names)})",
+        "UPDATE alias SET rn = 1, oj = 2, auditsql_old = 3 WHERE id = 1",
+        "UPDATE alias SET id = id")
+    recorded = events(su, "public.alias", source="audit.events")
+    assert brief(recorded) == [("created", "1"), ("created", "2"), ("updated", "1")]
+    assert recorded[2]["before"] == {"rn": 0, "oj": 0, "auditsql_old": 0}
+    assert recorded[2]["after"] == {"id": 1, **dict.fromkeys(names, 0), "rn": 1, "oj": 2,
+                                    "auditsql_old": 3}
+    assert sorted(events(su, "public.alias")[2]["changed_columns"]) == ["auditsql_old", "oj", "rn"]
+
+
+def test_statement_pairing_sorts_rows_not_images(su: Conn, orders: str, capture: str) -> None:
+    """The join that pairs old and new rows sorts both sides, on disk for a
+    large statement: its inputs carry the row, and the images are built
+    after it (docs/performance.md)."""
+    if capture != "statement":
+        pytest.skip("row capture pairs nothing")
+    source = scalar(su, "SELECT audit.capture_source('orders')")
+    sides = re.findall(r"\(SELECT pg_catalog\.row_number\(\) OVER \(\) AS rn, (.*?)\s+FROM auditsql_(?:old|new)\)",
+                       source, re.S)
+    assert len(sides) == 6
+    for side in sides:
+        assert side.startswith("COALESCE(auditsql_")
+        assert "to_jsonb" not in side
 
 
 def test_replica_mode_does_not_silence_capture(su: Conn, orders: str) -> None:
