@@ -17,9 +17,10 @@ within each repetition and reporting medians:
                 must carry: row-min plus the entity type and id, the six
                 context settings (read as they are, with no check), and the
                 index auditsql keeps for the history of an entity (a btree
-                on entity_id); a row trigger on the pgbench and wide tables, a
-                statement trigger (context read once per statement) on the
-                bulk table. It is a floor, not a product: it records nothing
+                on entity_id), the only index of its table (auditsql's log
+                has no primary key either); a row trigger on the pgbench and
+                wide tables, a statement trigger (context read once per
+                statement) on the bulk table. It is a floor, not a product: it records nothing
                 of the database session, guards nothing, and keeps whole
                 before images.
 
@@ -79,7 +80,7 @@ END $$;
 # req-min: see the module docstring. Each table's trigger names its key
 # column (TG_ARGV[0]).
 REQMIN_SQL = """
-CREATE TABLE reqlog (id bigserial PRIMARY KEY, entity_type text COLLATE "C",
+CREATE TABLE reqlog (id bigserial, entity_type text COLLATE "C",
     entity_id text COLLATE "C", old_row jsonb, new_row jsonb, actor_id text,
     actor_email text, actor_role text, ip_address text, user_agent text, request_id text);
 CREATE INDEX ON reqlog (entity_id);
