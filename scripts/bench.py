@@ -483,8 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.execute("postgres", "SELECT pg_reload_conf()")
         for rep in range(plan.reps):
             log(f"synchronous_commit = on, repetition {rep + 1} of {plan.reps}")
-            bench.pgbench_round("tpcb-like, sync commit on", "tpcb-like", None,
-                                {"base": "b_base", "auditsql": "b_auditsql"})
+            bench.pgbench_round("tpcb-like, sync commit on", "tpcb-like", None, triple)
         storage = bench.storage()
         print(report(bench, storage, header(cluster, plan, settings)))
     finally:
