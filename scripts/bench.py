@@ -20,9 +20,9 @@ within each repetition and reporting medians:
                 on entity_id), the only index of its table (auditsql's log
                 has no primary key either); a row trigger on the pgbench and
                 wide tables, a statement trigger (context read once per
-                statement) on the bulk table. It is a floor, not a product: it records nothing
-                of the database session, guards nothing, and keeps whole
-                before images.
+                statement) on the bulk table. It is a floor, not a product:
+                it records nothing of the database session, guards nothing,
+                and keeps whole before images.
 
 Run with ``make bench`` (or ``make bench-quick`` for a reduced run).
 """
