@@ -26,6 +26,19 @@ CASE WHEN {{ single }} THEN {{ image }} ->> {{ key }}
            FROM unnest({{ keys }}) WITH ORDINALITY AS k(col, ord)) END
 {%- endmacro %}
 
+{#- A table's columns as they are now, in order, one text per column:
+    number, type, collation and name. capture_source() records it when it
+    generates a statement capture function, which compares it with the
+    table's at each UPDATE; both render it from here, so they cannot
+    disagree. `relid` is an expression for the table's oid. -#}
+{% macro column_signature(relid) -%}
+ARRAY(SELECT ROW(a.attnum, a.atttypid, a.attcollation, a.attname)::pg_catalog.text
+                         FROM pg_catalog.pg_attribute AS a
+                         WHERE a.attrelid OPERATOR(pg_catalog.=) {{ relid }}
+                           AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+                         ORDER BY a.attnum)
+{%- endmacro %}
+
 {#- What a redacted column's value is replaced by, in before and after. -#}
 {% macro redaction_marker() -%}
 '[redacted]'

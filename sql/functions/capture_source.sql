@@ -1,4 +1,4 @@
-{% from "fragments/macros.sql" import redaction_marker %}
+{% from "fragments/macros.sql" import column_signature, redaction_marker %}
 -- capture_source: the body of a table's capture function, capture_<table
 -- oid> in the audit schema, from what audit.tables records for the table
 -- (key, capture mode, column policies) and audit.settings (admin roles,
@@ -86,9 +86,8 @@ BEGIN
            string_agg(format(', auditsql_old.%I AS o%s', a.attname, a.attnum), '' ORDER BY a.attnum)
                FILTER (WHERE x.typed IS NOT NULL AND a.attname <> ALL (v_table.exclude)),
            string_agg(format(', auditsql_new.%I AS n%s', a.attname, a.attnum), '' ORDER BY a.attnum)
-               FILTER (WHERE x.typed IS NOT NULL AND a.attname <> ALL (v_table.exclude)),
-           array_agg(ROW(a.attnum, a.atttypid, a.attcollation, a.attname)::text ORDER BY a.attnum)
-      INTO v_all, v_kept, v_diff, v_changed, v_pin_when, v_same, v_typed_old, v_typed_new, v_signature
+               FILTER (WHERE x.typed IS NOT NULL AND a.attname <> ALL (v_table.exclude))
+      INTO v_all, v_kept, v_diff, v_changed, v_pin_when, v_same, v_typed_old, v_typed_new
     FROM pg_attribute AS a
     JOIN pg_type AS ty ON ty.oid = a.atttypid
     LEFT JOIN pg_type AS b ON b.oid = ty.typbasetype
@@ -113,6 +112,7 @@ BEGIN
         END AS typed
     ) AS x
     WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped;
+    v_signature := {{ column_signature('p_table') }};
 
     IF v_kind = 'p' THEN
         -- Row triggers fire on the partition that holds the row; events name

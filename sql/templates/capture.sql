@@ -25,6 +25,7 @@
     Row images are built by to_jsonb() only after the json-cast check (a
     cast to json of a user-defined type, owned by an ordinary role, would run
     with the owner's rights) and with the row-image settings pinned. -#}
+{%- from "fragments/macros.sql" import column_signature -%}
 {%- set mode = mode | default('row') -%}
 {%- macro S() -%}{{ schema | ident | replace('%', '%%') }}{%- endmacro -%}
 {%- macro P(name) -%}
@@ -223,11 +224,7 @@ BEGIN
         -- equality is equality of their JSON image directly (P typed_old,
         -- typed_new, same), with no JSON value taken apart; otherwise the
         -- images are compared generically.
-        v_exact := ARRAY(SELECT ROW(a.attnum, a.atttypid, a.attcollation, a.attname)::pg_catalog.text
-                         FROM pg_catalog.pg_attribute AS a
-                         WHERE a.attrelid OPERATOR(pg_catalog.=) TG_RELID
-                           AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
-                         ORDER BY a.attnum)
+        v_exact := {{ column_signature('TG_RELID') }}
                    OPERATOR(pg_catalog.=) {{ P('signature') }}::pg_catalog.text[];
         IF v_admin THEN
             {{ insert_admin_updated(statement_context, 'v_entity_type', 'v_exact') }}

@@ -534,6 +534,24 @@ def test_statement_pairing_sorts_rows_not_images(su: Conn, orders: str, capture:
         assert "to_jsonb" not in side
 
 
+def test_statement_capture_compares_typed_columns_until_the_table_is_altered(
+        su: Conn, orders: str, capture: str) -> None:
+    """The column signature attach recorded matches the table's own until
+    ALTER TABLE: until then no UPDATE takes the generic comparison
+    (changed_values), and after it every changed row does."""
+    if capture != "statement":
+        pytest.skip("row capture asks each row's image")
+    su.execute("SET track_functions = 'all'")
+    calls = "SELECT coalesce(pg_stat_get_xact_function_calls('audit.changed_values'::regproc), 0)"
+    with su.transaction(force_rollback=True):
+        su.execute("UPDATE orders SET status = 'paid'")
+        assert scalar(su, calls) == 0
+    su.execute("ALTER TABLE orders ADD COLUMN extra int")
+    with su.transaction(force_rollback=True):
+        su.execute("UPDATE orders SET status = 'paid'")
+        assert scalar(su, calls) == 3
+
+
 def test_replica_mode_does_not_silence_capture(su: Conn, orders: str) -> None:
     su.execute("SET session_replication_role = replica")
     run(su, "INSERT INTO orders VALUES (4, 'new', 1, NULL)",
