@@ -33,6 +33,7 @@ def install(
     with db.transaction(conn) as cur:
         cur.execute(install_script(cur, settings).encode())
         version = catalog.require_installed(cur, settings.schema)
+        reattach(cur, settings.schema)
         if retention_policy is not None:
             retention.set_policy_in(cur, settings.schema, retention_policy)
         configure = configure_query(settings, admin_roles, strict)
@@ -71,6 +72,7 @@ class Policies:
     redact: list[str] | None = None
     on_change: dict[str, str] | None = None
     strict: bool | None = None
+    trust_id_columns: bool | None = None
 
 
 def install_script(cur: psycopg.Cursor, settings: Settings) -> str:
@@ -96,16 +98,21 @@ def upgrade(conn: psycopg.Connection, schema: str) -> Upgrade:
     with db.transaction(conn) as cur:
         installed = catalog.installation(cur, schema)
         cur.execute(install_script(cur, installed.settings).encode())
-        by_oid = {o.objid: o for o in catalog.catalog_objects(cur, schema) if o.kind == "trigger"}
-        refreshed = []
-        for table in catalog.capture_tables(cur, schema):
-            if table.exists and catalog.capture_problems(table, by_oid, __version__):
-                columns = table.id_columns if table.id_source == "explicit" else None
-                attach = sql.SQL("SELECT {}.attach(%s::oid::regclass, %s)").format(
-                    sql.Identifier(schema))
-                cur.execute(attach, (table.relid, columns))
-                refreshed.append(table.entity_type)
+        refreshed = reattach(cur, schema)
         return Upgrade(installed.version, catalog.require_installed(cur, schema), refreshed)
+
+
+def reattach(cur: psycopg.Cursor, schema: str) -> list[str]:
+    """Attach again, with their settings, the tables whose capture attach
+    would mend (triggers missing, disabled or changed; a capture function
+    out of date or made by another version); returns their names."""
+    refreshed = []
+    for table in catalog.audited_tables(cur, schema):
+        if table.needs_attach:
+            attach = sql.SQL("SELECT {}.attach(%s::oid::regclass)").format(sql.Identifier(schema))
+            cur.execute(attach, (table.relid,))
+            refreshed.append(table.entity_type)
+    return refreshed
 
 
 def attach(
@@ -116,7 +123,9 @@ def attach(
     capture: str | None = None,
     policies: Policies | None = None,
 ) -> list[str]:
-    """Start auditing ``tables``; returns their qualified names. ``capture`` is
+    """Start auditing ``tables``; returns their qualified names.
+    ``id_columns`` names the columns that identify a row (None keeps each
+    table's, an empty list means its primary key again). ``capture`` is
     ``row`` or ``statement``; None keeps each table's mode (``row`` when new).
     ``policies`` set column policies; each None field keeps the table's."""
     if capture is not None and capture not in CAPTURE_MODES:
@@ -126,7 +135,7 @@ def attach(
     p = policies or Policies()
     on_change = None if p.on_change is None else Jsonb(p.on_change)
     return _for_each_table(conn, tables, settings, "attach", id_columns, capture,
-                           p.exclude, p.redact, on_change, p.strict)
+                           p.exclude, p.redact, on_change, p.strict, p.trust_id_columns)
 
 
 def detach(conn: psycopg.Connection, tables: list[str], settings: Settings) -> list[str]:

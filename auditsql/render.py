@@ -49,6 +49,7 @@ class Settings:
     reader: str = "auditsql_reader"
     writer: str = "auditsql_writer"
     admin: str = "auditsql_admin"
+    operator: str = "auditsql_operator"
 
     def validate(self) -> None:
         """Raise InvalidName unless every name is safe to render.
@@ -57,7 +58,8 @@ class Settings:
         characters (they could end an SQL comment) or ``$`` (it could end a
         dollar-quoted function body).
         """
-        for value in (self.schema, self.owner, self.reader, self.writer, self.admin):
+        for value in (self.schema, self.owner, self.reader, self.writer, self.admin,
+                      self.operator):
             if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value) or "$" in value:
                 raise errors.InvalidName(
                     f"invalid name {value!r}: control characters and '$' are not allowed"
@@ -118,6 +120,7 @@ def _context(settings: Settings, server_version_num: int, event_trigger: bool,
         "reader": settings.reader,
         "writer": settings.writer,
         "admin": settings.admin,
+        "operator": settings.operator,
         "version": __version__,
         "server_version_num": server_version_num,
         "event_trigger": event_trigger,

@@ -1,14 +1,23 @@
--- Grants. PUBLIC may use the schema only to reach set_actor and set_request;
--- the writer role may also call log_event;
--- it holds nothing on tables, sequences or any other function. The reader
--- role may read the log and the list of audited tables. Nobody, the owner
--- included, holds UPDATE, DELETE or TRUNCATE on the log.
+-- Grants (docs/security.md). PUBLIC may use the schema to reach the context
+-- helpers, attach and detach (which check the operator role themselves and
+-- say so in a sentence) and refresh (which only records what the catalog
+-- says); it holds nothing on tables, sequences or any other function. The
+-- writer role may also call log_event; the operator role, the audit side of
+-- attach and detach; the admin role, retention, legal holds and the record
+-- of its own DDL on audit objects; the reader role may read the log and
+-- the list of audited tables. Nobody, the owner included, holds UPDATE,
+-- DELETE or TRUNCATE on the log.
 REVOKE ALL ON ALL TABLES IN SCHEMA {{ schema | ident }} FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA {{ schema | ident }} FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {{ schema | ident }} FROM PUBLIC;
 GRANT USAGE ON SCHEMA {{ schema | ident }} TO PUBLIC;
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_actor(text, text, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_request(text, text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    {{ schema | ident }}.attach(regclass, text[], text, text[], text[], jsonb, boolean, boolean),
+    {{ schema | ident }}.detach(regclass),
+    {{ schema | ident }}.refresh(regclass)
+    TO PUBLIC;
 
 GRANT USAGE ON SCHEMA {{ schema | ident }} TO {{ reader | ident }};
 -- status compares each capture function with what attach would generate now.
@@ -26,6 +35,20 @@ GRANT EXECUTE ON FUNCTION {{ schema | ident }}.event_partitions() TO {{ reader |
 -- The writer role may log application events (and nothing else).
 GRANT USAGE ON SCHEMA {{ schema | ident }} TO {{ writer | ident }};
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.log_event(text, text, text, jsonb) TO {{ writer | ident }};
+
+-- The operator role: the audit side of attach and detach, and what the
+-- command line reads to find the installation and the audited tables.
+GRANT EXECUTE ON FUNCTION
+    {{ schema | ident }}.attach_prepare(regclass, text[], text, text[], text[], jsonb, boolean, boolean),
+    {{ schema | ident }}.attach_complete(regclass, boolean, oid[]),
+    {{ schema | ident }}.detach_prepare(regclass)
+    TO {{ operator | ident }};
+GRANT SELECT ON {{ schema | ident }}.installation, {{ schema | ident }}.tables
+    TO {{ operator | ident }};
+
+-- The admin role: what an audit administrator records about its own DDL on
+-- audit objects (through the event triggers).
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.record_ddl(text, text[]) TO {{ admin | ident }};
 
 REVOKE UPDATE, DELETE, TRUNCATE ON {{ schema | ident }}.events, {{ schema | ident }}.events_default
     FROM {{ owner | ident }};

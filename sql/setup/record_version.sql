@@ -10,6 +10,7 @@ FROM (SELECT {{ version | literal }}::text AS version,
                  'owner', {{ owner | literal }}::text,
                  'reader', {{ reader | literal }}::text,
                  'writer', {{ writer | literal }}::text,
+                 'operator', {{ operator | literal }}::text,
                  'admin', {{ admin | literal }}::text,
                  'event_trigger', EXISTS (SELECT FROM pg_catalog.pg_event_trigger
                                           WHERE evtname = {{ ddl_trigger | literal }})) AS settings) AS v

@@ -1,17 +1,18 @@
--- Roles: the owner holds every audit object and cannot log in; the reader may
--- read the log; the writer may log application events (log_event); members
--- of the admin role are audit administrators, whom the event triggers (when a
--- superuser installs) let change, disable or drop audit triggers and objects.
--- The writer and admin roles hold no other privilege. Existing roles are
--- reused, but the owner is made NOLOGIN.
--- The installing role becomes a member of the owner so that it can create
--- objects on its behalf (on PostgreSQL 16+ a CREATEROLE role must grant
--- itself that membership explicitly).
+-- Roles (docs/security.md): the owner holds every audit object and cannot
+-- log in; the reader may read the log; the writer may log application
+-- events (log_event); the operator may attach and detach the tables its
+-- members own; members of the admin role are audit administrators: they
+-- run retention, legal holds and erasure, and what they do to audit
+-- objects is recorded. Existing roles are reused, but the owner is made
+-- NOLOGIN.
+-- A non-superuser installing role becomes a member of the owner so that it
+-- can create objects on its behalf (on PostgreSQL 16+ a CREATEROLE role must
+-- grant itself that membership explicitly); verify lists it.
 DO $roles$
 BEGIN
     -- Roles belong to the cluster: an install into another database may be
     -- creating the same role at this moment, so a duplicate is not an error.
-{%- for role in [owner, reader, writer, admin] %}
+{%- for role in [owner, reader, writer, operator, admin] %}
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ role | literal }}) THEN
         BEGIN
             CREATE ROLE {{ role | ident }} NOLOGIN;
@@ -34,6 +35,15 @@ BEGIN
        AND NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN
         GRANT {{ owner | ident }} TO CURRENT_USER;
     END IF;
+    -- ... and of the operator role, so that it can attach the tables it owns.
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+       AND NOT pg_has_role(current_user, {{ operator | literal }}, 'MEMBER') THEN
+        BEGIN
+            GRANT {{ operator | ident }} TO CURRENT_USER;
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL;
+        END;
+    END IF;
 END
 $roles$;
 -- The roles may have been created by an earlier install, by another role:
@@ -48,7 +58,8 @@ BEGIN
             ({{ owner | literal }}, 'auditsql: owns the audit schema; NOLOGIN'),
             ({{ reader | literal }}, 'auditsql: may read the audit log'),
             ({{ writer | literal }}, 'auditsql: may log application events (log_event); grant it to application roles'),
-            ({{ admin | literal }}, 'auditsql: audit administrators; may change, disable or drop audit triggers and objects'))
+            ({{ operator | literal }}, 'auditsql: may attach and detach the tables its members own'),
+            ({{ admin | literal }}, 'auditsql: audit administrators: retention, legal holds, erasure; their DDL on audit objects is recorded'))
             AS r(name, note)
     LOOP
         BEGIN

@@ -253,5 +253,5 @@ def test_upgrade_keeps_the_installation_settings(db: str, role_names) -> None:
     assert scalar(db, "SELECT count(*) FROM kept.installation") == 1
     settings = scalar(db, "SELECT settings FROM kept.installation")
     assert settings == {"schema": "kept", "owner": owner, "reader": reader, "writer": writer,
-                        "admin": admin, "event_trigger": True}
+                        "admin": admin, "operator": "auditsql_operator", "event_trigger": True}
     assert role_exists(db, admin)
