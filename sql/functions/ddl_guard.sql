@@ -68,6 +68,8 @@ BEGIN
         WHERE d.original
           AND (d.schema_name = ANY (v_guarded)
                OR (d.object_type = 'schema' AND d.object_name = ANY (v_guarded))
+               -- a trigger's schema is its table's (unset before PostgreSQL 15)
+               OR (d.object_type = 'trigger' AND d.address_names[1] = ANY (v_guarded))
                OR (d.object_type = 'trigger'
                    AND d.address_names[cardinality(d.address_names)] LIKE 'auditsql\_%'
                    AND EXISTS (
