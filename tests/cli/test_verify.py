@@ -246,6 +246,7 @@ class Tampering:
     superuser_only: bool = False  # needs the event triggers
     status: str = "fail"
     both: bool = False  # also on the installation made without a superuser
+    plain_only: bool = False  # only there: the event triggers record it as it happens
 
 
 TAMPERINGS = [
@@ -333,6 +334,36 @@ TAMPERINGS = [
               "CREATE TABLE audit.extra (id int); ALTER TABLE audit.extra OWNER TO {owner};"
               " REVOKE ALL ON audit.extra FROM PUBLIC",
               ("objects.unexpected",), "DROP TABLE audit.extra", upgrade=False, status="warn"),
+    Tampering("let the owner role rewrite the log",
+              "GRANT UPDATE, DELETE, TRUNCATE ON audit.events TO {owner}",
+              ("privileges.writers",),
+              "REVOKE UPDATE, DELETE, TRUNCATE ON audit.events FROM {owner}", upgrade=False,
+              both=True),
+    Tampering("let a role update one column of a partition",
+              "GRANT UPDATE (after) ON {partition} TO {app}",
+              ("privileges.writers",), "REVOKE UPDATE (after) ON {partition} FROM {app}",
+              upgrade=False, both=True),
+    Tampering("let an application role read the log", "GRANT SELECT ON audit.events TO {app}",
+              ("privileges.readers",), "REVOKE SELECT ON audit.events FROM {app}",
+              upgrade=False, both=True),
+    Tampering("let an application role read one column of the history",
+              "GRANT SELECT (before) ON audit.history TO {app}",
+              ("privileges.readers",), "REVOKE SELECT (before) ON audit.history FROM {app}",
+              upgrade=False),
+    Tampering("detach a partition, write, attach it again",
+              "ALTER TABLE app.parted DETACH PARTITION app.parted_1;"
+              " INSERT INTO app.parted_1 VALUES (7);"
+              " ALTER TABLE app.parted ATTACH PARTITION app.parted_1 FOR VALUES FROM (0) TO (100)",
+              ("triggers.capture",), "DELETE FROM app.parted_1 WHERE id = 7;"
+              " SELECT audit.attach('app.parted')", upgrade=False, plain_only=True),
+    Tampering("drop a capture trigger and create it again",
+              "DROP TRIGGER auditsql_capture_insert ON app.orders;"
+              " CREATE TRIGGER auditsql_capture_insert AFTER INSERT ON app.orders"
+              " REFERENCING NEW TABLE AS auditsql_new FOR EACH STATEMENT"
+              " EXECUTE FUNCTION audit.capture_{orders}();"
+              " ALTER TABLE app.orders ENABLE ALWAYS TRIGGER auditsql_capture_insert",
+              ("triggers.capture",), "SELECT audit.attach('app.orders')", upgrade=False,
+              plain_only=True),
     Tampering("record another version", "INSERT INTO audit.installation (version, settings)"
               " SELECT '0.0.1', settings FROM audit.installation"
               " ORDER BY installed_at DESC LIMIT 1",
@@ -353,9 +384,11 @@ TAMPERINGS = [
               ("objects.fingerprints",), superuser_only=True),
 ]
 CASES = [
-    *(pytest.param("superuser", t, id=f"superuser-{t.name}") for t in TAMPERINGS),
+    *(pytest.param("superuser", t, id=f"superuser-{t.name}") for t in TAMPERINGS
+      if not t.plain_only),
     # Without event triggers the same tampering is caught the same way.
-    *(pytest.param("plain", t, id=f"plain-{t.name}") for t in TAMPERINGS if t.both),
+    *(pytest.param("plain", t, id=f"plain-{t.name}") for t in TAMPERINGS
+      if t.both or t.plain_only),
 ]
 
 
@@ -372,7 +405,7 @@ def test_tampering_is_caught(request: pytest.FixtureRequest, kind: str, app_role
                              tampering: Tampering, tmp_path: Path) -> None:
     installed: Install = request.getfixturevalue(f"{kind}_install")
     names = {"owner": f'"{installed.owner}"', "partition": installed.partition,
-             "app": f'"{app_role}"'}
+             "app": f'"{app_role}"', "orders": scalar(installed.su, "SELECT 'app.orders'::regclass::oid")}
     execute(installed.su, tampering.breaks.format(**names))
     junit = tmp_path / "report.xml"
     try:
@@ -609,3 +642,25 @@ def test_trusted_id_columns_warn(db: str) -> None:
     item = by_id(report(db, code=0), "capture.id_columns")
     assert item["status"] == "warn"
     assert "session, seq are not backed by a unique index" in item["details"][0]
+
+
+def test_a_partition_detached_and_attached_again_unrecorded_fails_until_attach_records_it(
+        plain_install: Install) -> None:
+    """Without event triggers, DETACH PARTITION, a write, ATTACH PARTITION
+    leave every trigger in place but for the partition's clone, created
+    again: verify fails until attach records it, as an event in the log."""
+    su = plain_install.su
+    execute(su, "ALTER TABLE app.parted DETACH PARTITION app.parted_1;"
+                " INSERT INTO app.parted_1 VALUES (8);"
+                " ALTER TABLE app.parted ATTACH PARTITION app.parted_1 FOR VALUES FROM (0) TO (100)")
+    try:
+        item = by_id(report(su, code=1), "triggers.capture")
+        assert item["details"] == ["capture triggers of app.parted_1 were dropped or created again"
+                                   " since they were recorded: writes in between may be missing"]
+        ok("attach", "--dsn", plain_install.dsn, "app.parted")
+        assert scalar(su, "SELECT after ->> 'table' FROM audit.events"
+                          " WHERE action = 'capture_triggers_replaced'"
+                          " AND entity_type = 'app.parted' ORDER BY id DESC LIMIT 1") == "app.parted_1"
+    finally:
+        execute(su, "DELETE FROM app.parted_1 WHERE id = 8")
+    sound(plain_install)
