@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -336,3 +338,30 @@ def test_a_cut_value_is_marked_in_a_database_not_in_utf8(latin1_db: str) -> None
         actor, agent = conn.execute(
             "SELECT actor_id, user_agent FROM audit.events WHERE action = 'created'").fetchone()
     assert actor == "é" * 1023 + "~" and agent == "short"
+
+
+# -- ids of any scalar type -----------------------------------------------------------
+
+@pytest.mark.parametrize("actor_id, stored", [
+    (42, "42"),
+    (uuid.UUID("12345678-1234-5678-1234-567812345678"), "12345678-1234-5678-1234-567812345678"),
+    (Decimal("1.50"), "1.50"),
+    (2**40, "1099511627776"),
+    ("u-42", "u-42"),
+])
+def test_ids_of_any_scalar_type(installed_db: str, su: Conn, notes: str,
+                                actor_id: object, stored: str) -> None:
+    """A Django user.pk is an int, a request id often a UUID: stored as their text."""
+    request_id = uuid.UUID("87654321-4321-8765-4321-876543218765")
+    with psycopg.connect(installed_db, autocommit=True) as conn:
+        with auditsql.audit_context(conn, actor_id=actor_id, request_id=request_id,
+                                    ip_address=ipaddress.ip_address("203.0.113.7")):
+            conn.execute("INSERT INTO notes VALUES (1, 'a')")
+        with conn.transaction(), conn.cursor() as cur:
+            auditsql.set_actor(cur, actor_id)
+            auditsql.set_request(cur, None, None, 7)
+            cur.execute("INSERT INTO notes VALUES (2, 'b')")
+    first, second = events(su, notes)
+    assert first["actor_id"] == stored and first["request_id"] == str(request_id)
+    assert str(first["ip_address"]) == "203.0.113.7"
+    assert (second["actor_id"], second["request_id"]) == (stored, "7")

@@ -1,8 +1,11 @@
-"""Nested context: set_context, push_context and pop_context, and savepoints."""
+"""Nested context: set_context, push_context and pop_context, savepoints, and
+the Python helpers inside a transaction that is already open."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -10,6 +13,9 @@ import pytest
 from conftest import MakeRole, Server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import sql
+
+import auditsql
 
 from .sqltools import Conn, attach, connect, dbname, events, expect_error, run, scalar
 from .test_hijack import SEARCH_PATHS, plant_look_alikes, plant_temp_look_alikes, raising_function
@@ -299,3 +305,133 @@ def test_the_stack_follows_savepoints(su: Conn, notes: str,
                            " ORDER BY id DESC LIMIT 1", (notes,)).fetchone()
         assert context_of(event) == tuple(stored(v) for v in model.context)
         expect_error_in_savepoint(su, "SELECT audit.pop_context()")
+
+
+# -- Python ------------------------------------------------------------------------------
+
+
+@dataclass
+class Counting:
+    """Statements the helpers send, counted by a cursor class."""
+
+    statements: list[str] = field(default_factory=list)
+
+
+def counting_cursor(counter: Counting) -> type[psycopg.Cursor[Any]]:
+    class CountingCursor(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
+            text = query.as_string(self) if isinstance(query, sql.Composable) else str(query)
+            counter.statements.append(text)
+            return super().execute(query, params, **kw)
+    return CountingCursor
+
+
+@pytest.fixture
+def app_connection(installed_db: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection as an application holds one: not in autocommit, so
+    its first statement opens a transaction (Django's ATOMIC_REQUESTS)."""
+    with psycopg.connect(installed_db) as conn:
+        yield conn
+
+
+def kwargs(actor: str) -> dict[str, str]:
+    """audit_context's arguments for ``ctx(actor)``."""
+    return dict(zip(("actor_id", "email", "role", "ip_address", "user_agent", "request_id"),
+                    ctx(actor), strict=True))
+
+
+def test_nested_audit_context_restores_the_outer_one_at_three_levels(
+        app_connection: psycopg.Connection[Any], su: Conn, notes: str) -> None:
+    """Writes at every level, before and after each inner block, and an inner
+    block that raises: its writes and its context roll back, the outer
+    context stays."""
+    conn = app_connection
+    write(conn, "open")  # the transaction is open before any context
+    with auditsql.audit_context(conn, **kwargs("a")):
+        write(conn, "a before")
+        with auditsql.audit_context(conn, **kwargs("b")):
+            write(conn, "b before")
+            with auditsql.audit_context(conn, **kwargs("c")):
+                write(conn, "c")
+            write(conn, "b between")
+            with pytest.raises(RuntimeError), auditsql.audit_context(conn, **kwargs("x")):
+                write(conn, "x, rolled back")
+                raise RuntimeError("boom")
+            write(conn, "b after")
+        write(conn, "a after")
+        with pytest.raises(RuntimeError), auditsql.audit_context(conn, **kwargs("y")):
+            with auditsql.audit_context(conn, **kwargs("z")):
+                write(conn, "z, rolled back with y")
+            write(conn, "y, rolled back")
+            raise RuntimeError("boom")
+        write(conn, "a last")
+    write(conn, "close")
+    conn.commit()
+    assert recorded(su, notes) == [
+        ("open", NONE), ("a before", ctx("a")), ("b before", ctx("b")), ("c", ctx("c")),
+        ("b between", ctx("b")), ("b after", ctx("b")), ("a after", ctx("a")),
+        ("a last", ctx("a")), ("close", NONE)]
+
+
+def test_audit_context_in_its_own_transaction_nests_too(installed_db: str, su: Conn,
+                                                        notes: str) -> None:
+    with psycopg.connect(installed_db, autocommit=True) as conn:
+        with auditsql.audit_context(conn, **kwargs("a")):
+            write(conn, "a before")
+            with auditsql.audit_context(conn, **kwargs("b")):
+                write(conn, "b")
+            write(conn, "a after")
+        write(conn, "after")
+    assert recorded(su, notes) == [("a before", ctx("a")), ("b", ctx("b")),
+                                   ("a after", ctx("a")), ("after", NONE)]
+
+
+def test_one_statement_per_context_change(installed_db: str, su: Conn, notes: str) -> None:
+    counter = Counting()
+    with psycopg.connect(installed_db, autocommit=True,
+                         cursor_factory=counting_cursor(counter)) as conn:
+        with auditsql.audit_context(conn, **kwargs("a")):
+            with auditsql.audit_context(conn, **kwargs("b")):
+                pass
+    assert [s.split("(")[0] for s in counter.statements] == [
+        'SELECT "audit"."set_context"', 'SELECT "audit"."push_context"',
+        'SELECT "audit"."pop_context"']
+    assert all("::text" in s for s in counter.statements[:2])
+
+
+def test_log_event_context_ends_with_the_call(app_connection: psycopg.Connection[Any],
+                                              su: Conn, notes: str) -> None:
+    """An actor or request given to log_event inside an open transaction
+    names that event only; a part not given is the transaction's."""
+    conn = app_connection
+    with auditsql.audit_context(conn, **kwargs("b")):
+        auditsql.log_event(conn, "login", actor_id="a", email="a@example.com")
+        auditsql.log_event(conn, "logout", request_id=7)
+        auditsql.log_event(conn, "session_revoked")
+        write(conn, "b")
+    conn.commit()
+    logged = {e["action"]: context_of(e)
+              for e in events(su, None, actions=["login", "logout", "session_revoked"])}
+    assert logged == {
+        "login": ("a", "a@example.com", None) + ctx("b")[3:],
+        "logout": ctx("b")[:3] + (None, None, "7"),
+        "session_revoked": ctx("b"),
+    }
+    assert recorded(su, notes) == [("b", ctx("b"))]
+
+
+def test_python_helpers_on_a_cursor(installed_db: str, su: Conn, notes: str) -> None:
+    """set_context, push_context and pop_context for code that manages its
+    own transactions; ids of any scalar type."""
+    with psycopg.connect(installed_db) as conn, conn.cursor() as cur:
+        auditsql.set_context(cur, actor_id=42, email="a@example.com", request_id=7)
+        write(conn, "42")
+        auditsql.push_context(cur, actor_id=Decimal("9.50"), role="service")
+        write(conn, "9.50")
+        auditsql.pop_context(cur)
+        write(conn, "42 again")
+        conn.commit()
+    assert recorded(su, notes) == [
+        ("42", ("42", "a@example.com", None, None, None, "7")),
+        ("9.50", ("9.50", None, "service", None, None, None)),
+        ("42 again", ("42", "a@example.com", None, None, None, "7"))]
