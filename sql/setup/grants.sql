@@ -1,4 +1,5 @@
--- Grants. PUBLIC may use the schema only to reach set_actor and set_request;
+-- Grants. PUBLIC may use the schema only to reach the context functions
+-- (set_actor, set_request, set_context, push_context, pop_context);
 -- the writer role may also call log_event;
 -- it holds nothing on tables, sequences or any other function. The reader
 -- role may read the log and the list of audited tables. Nobody, the owner
@@ -9,6 +10,9 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {{ schema | ident }} FROM PUBLIC;
 GRANT USAGE ON SCHEMA {{ schema | ident }} TO PUBLIC;
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_actor(text, text, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_request(text, text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_context(text, text, text, text, text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.push_context(text, text, text, text, text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.pop_context() TO PUBLIC;
 
 GRANT USAGE ON SCHEMA {{ schema | ident }} TO {{ reader | ident }};
 -- status compares each capture function with what attach would generate now.

@@ -160,7 +160,8 @@ def test_install_script_defines_what_sql_holds(version: int, event_trigger: bool
     keys = [(d.kind, d.name, d.table) for d in parsed.definitions]
     assert len(keys) == len(set(keys)), "an object defined twice"
     assert {("function", "set_actor"), ("function", "set_request"),
-            ("schema", "audit")} == parsed.public_grants
+            ("function", "set_context"), ("function", "push_context"),
+            ("function", "pop_context"), ("schema", "audit")} == parsed.public_grants
 
 
 def test_install_script_embeds_its_own_definitions() -> None:
