@@ -49,7 +49,8 @@ NOT_RUN = {
             "tests/docs/test_docs_verify.py)",
     "json": "report examples, checked by tests/docs/test_docs_verify.py",
     "python": "library calls inside an application (a request object, a connection); "
-              "the same calls are tested in tests/sql/test_context.py",
+              "the same calls are tested in tests/sql/test_context.py (audit_context) and "
+              "tests/sql/test_log_event.py (log_event)",
     "": "unlabelled blocks: formulas and figures",
 }
 
