@@ -7,7 +7,8 @@ block runs in order against a fresh database. ``auditsql`` lines run the
 real command line, with whatever ``--dsn`` names (``...``, an example host,
 ``"$DATABASE_URL"``) replaced in place by the test's DSN, and AUDITSQL_DSN
 set to it; each must exit as ``exit`` says (0 unless listed). Any other line
-must be listed in ``skip`` with the reason it cannot run here. A block
+must be listed in ``skip`` with the reason it cannot run here. Lines are
+named by a prefix of their words as a shell splits them (quotes removed). A block
 nobody registered fails ``test_every_shell_block_is_registered`` with its
 file and line.
 
@@ -15,8 +16,8 @@ To register a new block, add one entry to SHELL::
 
     Registered("docs/retention.md", "auditsql retention set --under-a-year", Shell(
         setup=(ORDERS, "auditsql install"),       # SQL, auditsql commands, or functions
-        exit={"auditsql retention set '6 months'": 2},  # command prefix -> exit code
-        stdout={"auditsql status": "retention: ..."},   # command prefix -> text it prints
+        exit={"auditsql retention set 6 months": 2},  # command prefix -> exit code
+        prints={"auditsql status": "retention: ..."},  # command prefix -> text it prints
         then=lambda ctx: ...,                     # assertions on the database afterwards
     )),
 
@@ -65,7 +66,7 @@ class Shell:
     setup: tuple[Step, ...] = ()
     skip: Mapping[str, str] = field(default_factory=dict)
     exit: Mapping[str, ExitCode] = field(default_factory=dict)
-    stdout: Mapping[str, str] = field(default_factory=dict)
+    prints: Mapping[str, str] = field(default_factory=dict)  # on stdout or stderr
     then: Callable[[Ctx], None] | None = None
 
 
@@ -156,20 +157,20 @@ SHELL: list[Registered[Shell]] = [
     Registered("README.md", "auditsql retention schedule --dsn", Shell(
         setup=(ORDERS, "auditsql install", "auditsql attach orders", with_pg_cron),
         exit={"auditsql retention schedule": pg_cron_or_1},
-        stdout={"auditsql retention status": "policy: financial (keep 7 years)"},
+        prints={"auditsql retention status": "policy: financial (keep 7 years)"},
         then=assert_policy("financial", "7 years"),
     )),
     Registered("README.md", "auditsql verify --expect orders --expect users --junit", Shell(
         setup=(ORDERS, USERS, DJANGO, "auditsql install --retention saas",
                "auditsql attach orders users"),
-        stdout={"auditsql verify --all-tables": '"format": 1'},
+        prints={"auditsql verify --all-tables": '"format": 1'},
         then=assert_reports("report.xml"),
     )),
     Registered("README.md", "make test\n", Shell(
         skip={"make test": SUITE},
     )),
     Registered("docs/retention.md", "auditsql retention set saas", Shell(
-        stdout={"auditsql status": "retention: saas (keep 3 years)"},
+        prints={"auditsql status": "retention: saas (keep 3 years)"},
         then=assert_policy("custom", "2 years 6 mons"),
     )),
     Registered("docs/retention.md", "auditsql retention hold public.orders 1001", Shell(
@@ -223,11 +224,11 @@ def run_commands(ctx: Ctx, where: str, lines: list[Command], spec: Shell) -> lis
         assert "Traceback" not in res.stderr, f"{at}\n{res}"
         if cmd.stdout_to is not None:
             (ctx.workdir / Path(cmd.stdout_to).name).write_text(res.stdout, encoding="utf-8")
-        for prefix, text in spec.stdout.items():
+        for prefix, text in spec.prints.items():
             if cmd.startswith(prefix):
                 used.add(prefix)
                 assert text in res.stdout + res.stderr, f"{at}: {text!r} not printed\n{res}"
-    stale = set(spec.skip) | set(spec.exit) | set(spec.stdout)
+    stale = set(spec.skip) | set(spec.exit) | set(spec.prints)
     assert stale <= used, f"{where}: registered for no line of the block: {sorted(stale - used)}"
     return skipped
 
