@@ -466,7 +466,14 @@ def _retention(ctx: Context, id: str) -> Result:
 
 @check("retention.policy_set", "a retention policy is set")
 def retention_policy_set(ctx: Context) -> Result:
-    return _retention(ctx, "retention.policy_set")
+    """Warns rather than fails: without a policy every event is kept, so
+    nothing is at risk until the law or the disk asks for one."""
+    result = _retention(ctx, "retention.policy_set")
+    if result.status == FAIL:
+        return Result(result.id, WARN, "no policy: every event is kept until one is set",
+                      "choose how long events are kept: `auditsql retention set "
+                      "financial|medical|saas|INTERVAL`")
+    return result
 
 
 @check("retention.partitions_ahead", "the log has partitions for this month and the next")

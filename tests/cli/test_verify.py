@@ -543,12 +543,14 @@ def test_usage_and_connection_errors(superuser_install: Install, tmp_path: Path)
     usage_error(run("verify"), "--dsn")
 
 
-def test_retention_checks_fail_without_a_policy_and_with_events_in_the_default_partition(
+def test_retention_checks_warn_without_a_policy_and_fail_with_events_in_the_default_partition(
         db: str) -> None:
     ok("install", "--dsn", db)
-    payload = report(db, code=1)
-    assert statuses(payload)["retention.policy_set"] == "fail"
-    assert "retention set" in by_id(payload, "retention.policy_set")["hint"]
+    payload = report(db, code=0)
+    assert statuses(payload)["retention.policy_set"] == "warn"
+    assert by_id(payload, "retention.policy_set")["message"] == (
+        "no policy: every event is kept until one is set")
+    assert "auditsql retention set" in by_id(payload, "retention.policy_set")["hint"]
     assert statuses(payload)["retention.default_partition_empty"] == "pass"
     ok("retention", "set", "saas", "--dsn", db)
     execute(db, "INSERT INTO audit.events (category, action, occurred_at)"
