@@ -120,6 +120,17 @@ EXAMPLES: list[Registered[Sql]] = [
               "req-9f1c", '{"id": 1001, "status": "paid"}', "refunded")],
         )],
     )),
+    Registered("README.md", "SELECT audit.push_context('billing'", Sql(
+        # The insert is billing's; the updates on either side are u-42's.
+        setup=(ORDERS, "CREATE TABLE invoices (order_id bigint PRIMARY KEY)",
+               "INSERT INTO orders VALUES (1001, 'new')", "auditsql install",
+               "auditsql attach orders invoices"),
+        then=[("SELECT entity_type, action, after ->> 'status', actor_id, actor_role"
+               " FROM audit.events WHERE category = 'data' ORDER BY id",
+               [("public.orders", "updated", "paid", "u-42", "member"),
+                ("public.invoices", "created", None, "billing", "service"),
+                ("public.orders", "updated", "invoiced", "u-42", "member")])],
+    )),
     Registered("README.md", "SELECT audit.log_event('login'", Sql(
         setup=("auditsql install", needs_role("app")),
         user="app",
