@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 import re
+import shlex
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -82,10 +83,21 @@ class Removed:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What one maintenance-and-retention run did."""
+    """What one maintenance-and-retention run did (or, for a dry run, would do)."""
 
     maintained: list[Moved]
     removed: list[Removed]
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """What setting the retention policy did."""
+
+    policy: Policy  # the policy in force now
+    previous: Policy | None  # the one before (None: none was set)
+    changed: bool  # False: the policy given was already in force
+    removes: list[Removed]  # what the next retention run would remove under it
+
 
 
 @dataclass(frozen=True)
@@ -344,11 +356,16 @@ def policy(cur: psycopg.Cursor, schema: str) -> Policy | None:
     return Policy(*row) if row else None
 
 
-def set_policy(conn: psycopg.Connection, schema: str, value: str) -> Policy:
-    """Set the retention policy: financial, medical, saas, or an interval."""
+def set_policy(conn: psycopg.Connection, schema: str, value: str, *,
+               under_a_year: bool = False, shorten: bool = False) -> PolicySet:
+    """Set the retention policy: financial, medical, saas, or an interval
+    with its units. A policy keeping events for less than a year needs
+    *under_a_year*, one keeping them for less time than the policy in force
+    needs *shorten*; without, PolicyRefused says what the next retention run
+    would then remove (and so does the result, once set)."""
     with _transaction(conn) as cur:
         _require(cur, schema)
-        return set_policy_in(cur, schema, value)
+        return _set_policy(cur, schema, value, under_a_year, shorten, during_install=False)
 
 
 def check_policy_text(value: str) -> None:
@@ -356,17 +373,78 @@ def check_policy_text(value: str) -> None:
     _check_text(value, "the retention policy", 100)
 
 
-def set_policy_in(cur: psycopg.Cursor, schema: str, value: str) -> Policy:
-    """Set the retention policy inside the caller's transaction (install uses it)."""
+def set_policy_in(cur: psycopg.Cursor, schema: str, value: str) -> PolicySet:
+    """Set the retention policy inside the caller's transaction (install
+    uses it). Neither a policy under a year nor a shorter one than the
+    policy in force is set this way: the refusal says to install without
+    the policy and then run `auditsql retention set` with the flag."""
+    return _set_policy(cur, schema, value, False, False, during_install=True)
+
+
+def _set_policy(cur: psycopg.Cursor, schema: str, value: str, under_a_year: bool,
+                shorten: bool, *, during_install: bool) -> PolicySet:
     check_policy_text(value)
+    ident = sql.Identifier(schema)
     try:
         cur.execute("SET LOCAL IntervalStyle = 'postgres'")
-        cur.execute(_call(schema, "set_retention", sql.Placeholder()), (value,))
+        previous = policy(cur, schema)
+        # One transaction, so one now(): the server judges the policy here
+        # exactly as set_retention will below.
+        cur.execute(
+            sql.SQL("SELECT policy, keep::text, under_a_year, shortens FROM {}.retention_change(%s)")
+            .format(ident),
+            (value,),
+        )
+        row = cur.fetchone()
+        assert row is not None
+        name, keep, is_under, shortens = row
+        removes = _preview(cur, schema, keep)
+        again = previous is not None and (previous.name, previous.keep) == (name, keep)
+        if not again and ((is_under and not under_a_year) or (shortens and not shorten)):
+            raise errors.PolicyRefused(
+                _refusal(value, keep, previous, is_under, shortens, removes, during_install),
+                removes,
+            )
+        cur.execute(
+            _call(schema, "set_retention", sql.Placeholder(), sql.Placeholder(), sql.Placeholder()),
+            (value, under_a_year, shorten),
+        )
     except psycopg.Error as exc:
         raise _translate(exc) from exc
     found = policy(cur, schema)
     assert found is not None
-    return found
+    return PolicySet(found, previous, not again, removes)
+
+
+def _refusal(value: str, keep: str, previous: Policy | None, is_under: bool, shortens: bool,
+             removes: list[Removed], during_install: bool) -> str:
+    """Why a policy is refused, what it would remove, and how to set it anyway
+    (the command names every flag the policy needs)."""
+    why, flags = [], []
+    if is_under:
+        why.append("less than a year")
+        flags.append("--under-a-year")
+    if shortens and previous is not None:
+        why.append(f"less time than the policy in force, {previous.name} ({previous.keep})")
+        flags.append("--shorten")
+    command = f"auditsql retention set {shlex.quote(value)} {' '.join(flags)}"
+    how = (f"install does not set such a policy: install without --retention, then run `{command}`"
+           if during_install else f"if that is meant, run `{command}`")
+    given = repr(value) if value.strip() == keep else f"{value!r} ({keep})"
+    return (f"retention policy {given} keeps events for {' and for '.join(why)};"
+            f" under it the next retention run would remove {summarize(removes)}; {how}")
+
+
+def summarize(removes: list[Removed]) -> str:
+    """'nothing', or how many events from how many partitions, and how many
+    legal holds keep."""
+    if not removes:
+        return "nothing"
+    events = sum(r.rows_removed for r in removes)
+    kept = sum(r.rows_kept for r in removes)
+    parts = len(removes)
+    text = f"{events} events from {parts} partition{'s' if parts != 1 else ''}"
+    return text + (f" ({kept} kept under legal hold)" if kept else "")
 
 
 # --------------------------------------------------------------------------
@@ -491,6 +569,51 @@ def run(conn: psycopg.Connection, schema: str,
     maintained = maintain(conn, schema, months_ahead)
     removed = apply(conn, schema)
     return RunResult(maintained, removed)
+
+
+def _preview(cur: psycopg.Cursor, schema: str, keep: str | None) -> list[Removed]:
+    """What the next retention run removes keeping events for *keep* (None:
+    the policy in force), after maintenance has moved the events waiting in
+    the default partition into their months."""
+    cur.execute(
+        sql.SQL("SELECT * FROM {}.retention_preview(%s::interval, now(), true)")
+        .format(sql.Identifier(schema)),
+        (keep,),
+    )
+    return [Removed(*row) for row in cur.fetchall()]
+
+
+@contextmanager
+def _read_only(conn: psycopg.Connection) -> Iterator[psycopg.Cursor]:
+    """One read-only transaction with one snapshot: the server refuses any
+    write in it, so whatever runs inside changes nothing."""
+    with _transaction(conn) as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield cur
+
+
+def preview(conn: psycopg.Connection, schema: str, keep: str | None = None) -> list[Removed]:
+    """What the next retention run (maintenance, then retention) would
+    remove under the policy in force, or keeping events for *keep*, as one
+    row per partition. Changes nothing."""
+    with _read_only(conn) as cur:
+        _require(cur, schema)
+        return _preview(cur, schema, keep)
+
+
+def dry_run(conn: psycopg.Connection, schema: str,
+            months_ahead: int = DEFAULT_MONTHS_AHEAD) -> RunResult:
+    """What :func:`run` would do now: the partitions maintenance would
+    create (with the events it would move into them) and those retention
+    would then remove. One read-only transaction: nothing changes, nothing
+    is recorded. NoPolicy when no policy is set, as for run."""
+    check_months_ahead(months_ahead)
+    require_policy(conn, schema)
+    with _read_only(conn) as cur:
+        _require(cur, schema)
+        cur.execute(_call(schema, "maintain_preview", sql.Literal(months_ahead)))
+        maintained = [Moved(*row) for row in cur.fetchall()]
+        return RunResult(maintained, _preview(cur, schema, None))
 
 
 # --------------------------------------------------------------------------
