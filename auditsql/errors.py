@@ -66,6 +66,10 @@ class NoSuchHold(AuditsqlError):
     """The entity is not under legal hold."""
 
 
+class HoldsNothing(AuditsqlError):
+    """A legal hold would match no event in the log, and was not meant for
+    the entity's future events."""
+
 
 class PgCronUnavailable(AuditsqlError):
     """pg_cron is not loaded on the server, or not created in its database."""

@@ -99,6 +99,14 @@ class PolicySet:
     removes: list[Removed]  # what the next retention run would remove under it
 
 
+@dataclass(frozen=True)
+class Placed:
+    """What placing a legal hold did."""
+
+    placed: bool  # False: the entity was already held (nothing changed)
+    hold: Hold  # the hold in force, with the entity id as the log spells it
+    events: int  # the entity's events in the log
+
 
 @dataclass(frozen=True)
 class CronJob:
@@ -252,6 +260,8 @@ def _translate(exc: psycopg.Error) -> errors.AuditsqlError:
         return errors.NoPolicy(message)
     if isinstance(exc, pgerrors.UndefinedObject):
         return errors.NoSuchHold(message)
+    if isinstance(exc, pgerrors.NoDataFound):
+        return errors.HoldsNothing(message)
     if message.startswith("invalid schedule"):
         return errors.InvalidValue(
             f"{message}: expected five cron fields, such as '{DEFAULT_CRON}'"
@@ -477,27 +487,65 @@ def _hold(cur: psycopg.Cursor, schema: str, entity_type: str, entity_id: str) ->
     return Hold(*row) if row else None
 
 
-def place_hold(
-    conn: psycopg.Connection, schema: str, entity_type: str, entity_id: str, reason: str
-) -> tuple[bool, Hold]:
-    """Put an entity under legal hold. Returns (placed, the hold in force):
-    placed is False when the entity was already held (nothing changes)."""
+def normalize_entity_id(cur: psycopg.Cursor, schema: str, entity_type: str,
+                        entity_id: str) -> str:
+    """*entity_id* as the log spells it (``audit.normalize_entity_id``):
+    '[1001,1]' is '[1001, 1]' for a table keyed by two integers."""
+    cur.execute(
+        sql.SQL("SELECT {}.normalize_entity_id(%s, %s)").format(sql.Identifier(schema)),
+        (entity_type, entity_id),
+    )
+    row = cur.fetchone()
+    return str(row[0]) if row and row[0] is not None else entity_id
+
+
+def _count_events(cur: psycopg.Cursor, schema: str, entity_type: str, entity_id: str) -> int:
+    """The entity's events, not counting the records of its legal holds."""
+    cur.execute(
+        sql.SQL("SELECT count(*) FROM {}.events WHERE entity_type = %s AND entity_id = %s"
+                " AND action NOT IN ('legal_hold_placed', 'legal_hold_released')")
+        .format(sql.Identifier(schema)),
+        (entity_type, entity_id),
+    )
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def _check_entity(entity_type: str, entity_id: str) -> None:
     for value, what in ((entity_type, "the entity type"), (entity_id, "the entity id")):
         _check_text(value, what, 10_000)
+
+
+def place_hold(conn: psycopg.Connection, schema: str, entity_type: str, entity_id: str,
+               reason: str, *, future: bool = False) -> Placed:
+    """Put an entity under legal hold; the id is read as the log spells it
+    (see :func:`normalize_entity_id`). A hold matching no event in the log
+    is refused (HoldsNothing) unless *future*: it then holds the entity's
+    future events. Holding an entity already held changes nothing."""
+    _check_entity(entity_type, entity_id)
     if not reason.strip():
         raise errors.InvalidValue("a legal hold needs a reason (--reason)")
     _check_text(reason, "the reason", MAX_REASON)
     with _transaction(conn) as cur:
         _require(cur, schema)
-        cur.execute(
-            _call(schema, "place_hold", sql.Placeholder(), sql.Placeholder(), sql.Placeholder()),
-            (entity_type, entity_id, reason),
-        )
+        normalized = normalize_entity_id(cur, schema, entity_type, entity_id)
+        try:
+            cur.execute(
+                _call(schema, "place_hold", *[sql.Placeholder()] * 4),
+                (entity_type, entity_id, reason, future),
+            )
+        except pgerrors.NoDataFound as exc:
+            given = f" (given as {entity_id})" if normalized != entity_id else ""
+            raise errors.HoldsNothing(
+                f"no event in the log has entity type {entity_type} and entity id {normalized}"
+                f"{given}, so the hold would hold nothing; check the id against"
+                " events.entity_id, or add --future to hold the entity's future events"
+            ) from exc
         row = cur.fetchone()
         placed = bool(row and row[0])
-        hold = _hold(cur, schema, entity_type, entity_id)
-    assert hold is not None
-    return placed, hold
+        hold = _hold(cur, schema, entity_type, normalized)
+        assert hold is not None
+        return Placed(placed, hold, _count_events(cur, schema, entity_type, hold.entity_id))
 
 
 def release_hold(
@@ -507,14 +555,16 @@ def release_hold(
     entity_id: str,
     reason: str | None = None,
 ) -> Hold:
-    """Lift the legal hold on an entity; returns the hold released."""
-    for value, what in ((entity_type, "the entity type"), (entity_id, "the entity id")):
-        _check_text(value, what, 10_000)
+    """Lift the legal hold on an entity (the id read as place_hold reads
+    it); returns the hold released."""
+    _check_entity(entity_type, entity_id)
     if reason is not None:
         _check_text(reason, "the reason", MAX_REASON)
     with _transaction(conn) as cur:
         _require(cur, schema)
-        hold = _hold(cur, schema, entity_type, entity_id)
+        normalized = normalize_entity_id(cur, schema, entity_type, entity_id)
+        hold = (_hold(cur, schema, entity_type, normalized)
+                or _hold(cur, schema, entity_type, entity_id))
         cur.execute(
             _call(schema, "release_hold", sql.Placeholder(), sql.Placeholder(), sql.Placeholder()),
             (entity_type, entity_id, reason),

@@ -185,19 +185,31 @@ def hold(
         str,
         typer.Option("--reason", help="Why the entity is held (1-1000 characters); recorded."),
     ],
+    future: Annotated[
+        bool,
+        typer.Option("--future",
+                     help="Hold an entity with no event in the log yet: its future events."),
+    ] = False,
     schema: Schema = "audit",
 ) -> None:
     """Put an entity under legal hold: retention keeps its events.
 
-    Recorded in the log. Holding an entity again changes nothing.
+    The id is read as the log spells it: [1001,1] holds the events of
+    [1001, 1]. A hold matching no event in the log is refused unless
+    --future. Recorded in the log. Holding an entity again changes nothing.
     """
     with reported(), db.connect(dsn) as conn:
-        placed, found = retention.place_hold(conn, schema, entity_type, entity_id, reason)
-    if placed:
-        err.print(f"legal hold placed on {found.entity_type} {found.entity_id}", markup=False)
+        done = retention.place_hold(conn, schema, entity_type, entity_id, reason, future=future)
+    found = done.hold
+    given = f" (given as {entity_id})" if found.entity_id != entity_id else ""
+    events = (f"{done.events} events in the log" if done.events
+              else "no event in the log yet: it holds future events")
+    if done.placed:
+        err.print(f"legal hold placed on {found.entity_type} {found.entity_id}{given}: {events}",
+                  markup=False)
     else:
-        err.print(f"{found.entity_type} {found.entity_id} is already under legal hold since"
-                  f" {_when(found.placed_at)}: {found.reason}", markup=False)
+        err.print(f"{found.entity_type} {found.entity_id}{given} is already under legal hold"
+                  f" since {_when(found.placed_at)}: {found.reason}", markup=False)
 
 
 @app.command()

@@ -228,6 +228,40 @@ def test_hold_and_release(installed: str) -> None:
     assert actions == [("legal_hold_placed", "case 12"), ("legal_hold_released", "settled")]
 
 
+def test_a_composite_key_is_held_however_it_is_typed(installed: str) -> None:
+    execute(installed, "CREATE TABLE order_items (order_id int, line int,"
+                       " PRIMARY KEY (order_id, line));"
+                       " SELECT audit.attach('order_items');"
+                       " INSERT INTO order_items VALUES (1001, 1);")
+    res = ok("retention", "hold", "public.order_items", "[1001,1]", "--reason", "case 12",
+             "--dsn", installed)
+    assert res.stderr == ("legal hold placed on public.order_items [1001, 1]"
+                          " (given as [1001,1]): 1 events in the log\n")
+    assert query(installed, "SELECT entity_id FROM audit.legal_holds") == [("[1001, 1]",)]
+    assert query(installed, "SELECT (after ->> 'events')::int FROM audit.events"
+                            " WHERE action = 'legal_hold_placed'") == [(1,)]
+    again = ok("retention", "hold", "public.order_items", "[1001, 1]", "--reason", "x",
+               "--dsn", installed)
+    assert "already under legal hold" in again.stderr
+    res = ok("retention", "release", "public.order_items", '["1001","1"]', "--dsn", installed)
+    assert "legal hold released on public.order_items [1001, 1]" in res.stderr
+    assert scalar(installed, "SELECT count(*) FROM audit.legal_holds") == 0
+
+
+def test_a_hold_matching_nothing_is_refused_unless_for_future_events(installed: str) -> None:
+    before = scalar(installed, "SELECT count(*) FROM audit.events")
+    res = run("retention", "hold", "public.t", "2", "--reason", "x", "--dsn", installed)
+    error_line(res, 1, "no event in the log has entity type public.t and entity id 2",
+               "would hold nothing", "--future")
+    error_line(run("retention", "hold", "public.t", " 2", "--reason", "x", "--dsn", installed), 1,
+               "entity id 2 (given as  2)")
+    assert scalar(installed, "SELECT count(*) FROM audit.legal_holds") == 0
+    assert scalar(installed, "SELECT count(*) FROM audit.events") == before
+    res = ok("retention", "hold", "public.t", "2", "--reason", "x", "--future", "--dsn", installed)
+    assert "legal hold placed on public.t 2: no event in the log yet" in res.stderr
+    assert query(installed, "SELECT entity_id FROM audit.legal_holds") == [("2",)]
+
+
 BAD_HOLDS = [
     (("public.nosuch", "1", "--reason", "x"), 1, "no audited table"),
     (("t", "1", "--reason", "x"), 1, "public.orders"),  # the hint shows the expected form

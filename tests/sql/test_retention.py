@@ -380,7 +380,7 @@ def test_a_reason_is_data(su: Conn) -> None:
     reason = "x'); DROP TABLE canary; -- \\ \" $$ ünïcødé 🙂\n2nd line"
     run(su, "CREATE TABLE canary ()", "CREATE TABLE t (id int PRIMARY KEY)")
     attach(su, T)
-    su.execute("SELECT audit.place_hold(%s, %s, %s)", (T, "1'; --", reason))
+    su.execute("SELECT audit.place_hold(%s, %s, %s, p_future => true)", (T, "1'; --", reason))
     assert su.execute("SELECT entity_id, reason FROM audit.legal_holds").fetchone() == {
         "entity_id": "1'; --", "reason": reason}
     assert system_events(su, "legal_hold_placed")[0]["after"]["reason"] == reason
@@ -519,6 +519,7 @@ OWNER_ONLY = (
     "SELECT audit.set_retention('saas')",
     "SELECT audit.retention_change('saas')",
     "SELECT audit.retention_due('1 year', now(), false, true)",
+    "SELECT audit.normalize_entity_id('public.t', '1')",
     "SELECT audit.place_hold('public.t', '1', 'x')",
     "SELECT audit.release_hold('public.t', '1')",
     "SELECT audit.lock_log('audit.events', 'SHARE')",

@@ -292,7 +292,7 @@ def test_preview_and_apply_agree_on_any_log(su: Conn,
         for at, entity in evts:
             add_events(su, [at], entity_id=entity)
         for entity in held:
-            su.execute("SELECT audit.place_hold(%s, %s, 'r')", (T, entity))
+            su.execute("SELECT audit.place_hold(%s, %s, 'r', p_future => true)", (T, entity))
         preview = su.execute("SELECT * FROM audit.retention_preview(NULL, %s)",
                              (utc(as_of),)).fetchall()
         ids = set(column(su, "SELECT id FROM audit.events WHERE category = 'data'"))
@@ -357,4 +357,5 @@ def test_previews_run_in_a_read_only_transaction(months: Conn, installed_db: str
         conn.execute("SELECT * FROM audit.retention_preview(NULL, now(), true)").fetchall()
         conn.execute("SELECT * FROM audit.maintain_preview(6)").fetchall()
         conn.execute("SELECT * FROM audit.retention_change('financial')").fetchall()
+        conn.execute("SELECT audit.normalize_entity_id('public.t', '[1,2]')").fetchall()
     assert partitions(months)[0] == "events_2019_12"

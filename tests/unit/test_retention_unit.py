@@ -94,3 +94,9 @@ def test_policy_refusals_are_invalid_values() -> None:
     refused = errors.PolicyRefused("too short", [removed(1, 0)])
     assert isinstance(refused, errors.InvalidValue) and refused.removes == [removed(1, 0)]
     assert exit_code_for(refused) == EXIT_USAGE
+
+
+def test_a_hold_that_holds_nothing_is_a_failure_not_a_usage_error() -> None:
+    from auditsql.cli.output import EXIT_FAILURE, exit_code_for
+
+    assert exit_code_for(errors.HoldsNothing("nothing to hold")) == EXIT_FAILURE
