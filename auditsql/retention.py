@@ -2,11 +2,14 @@
 with pg_cron.
 
 The work happens in SQL (``maintain``, ``apply_retention``, ``set_retention``,
-``place_hold``, ``release_hold``; see docs/retention.md); this module calls
-it, reads what is there, and talks to pg_cron, which may live in another
-database of the same server (``cron.database_name``). Functions that change
-something run in one transaction each, except :func:`run`, which runs
-maintenance and retention in two, as the scheduled job does.
+``place_hold``, ``release_hold``, and what judges and previews them:
+``retention_change``, ``retention_preview``, ``maintain_preview``,
+``normalize_entity_id``; see docs/retention.md); this module calls it, reads
+what is there, and talks to pg_cron, which may live in another database of
+the same server (``cron.database_name``). Functions that change something
+run in one transaction each, except :func:`run`, which runs maintenance and
+retention in two, as the scheduled job does; :func:`preview` and
+:func:`dry_run` read in one read-only transaction.
 """
 
 from __future__ import annotations
