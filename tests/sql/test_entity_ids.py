@@ -252,6 +252,8 @@ def test_a_hold_for_future_events_is_said_so(su: Conn) -> None:
     assert hold(su, ITEMS, "[1003,1]", future=True)
     su.execute("SELECT audit.release_hold(%s, '[1003,1]')", (ITEMS,))
     expect_error(su, "SELECT audit.place_hold(%s, '[1003,1]', 'x')", (ITEMS,), sqlstate="P0002")
+    assert hold(su, ITEMS, "[1003,1]", future=True)
+    assert [e["after"]["events"] for e in system_events(su, "legal_hold_placed")] == [0, 0, 0]
 
 
 # --------------------------------------------------------------------------
