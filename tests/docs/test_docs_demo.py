@@ -55,7 +55,8 @@ def test_demo_runs_on_the_server_under_test(pg: Server) -> None:
         "$ auditsql verify --expect customers --expect orders",
     ]
     for shown in (f"auditsql {__version__} installed in schema audit",
-                  "retention policy: saas (keep 3 years)",
+                  "retention policy: saas (keep 3 years); the next retention run will remove"
+                  " nothing",
                   "attached public.customers", "attached public.orders",
                   "retention: saas (keep 3 years)",
                   "Who modified order 1001?",

@@ -78,6 +78,8 @@ def pg_cron_or_1(ctx: Ctx) -> int:
 
 
 ORDERS = "CREATE TABLE orders (id bigint PRIMARY KEY, status text NOT NULL DEFAULT 'new')"
+# Order 1001, written since attach: a hold on it holds its event.
+ORDER_1001 = "INSERT INTO orders (id) VALUES (1001)"
 USERS = ("CREATE TABLE users (id bigint PRIMARY KEY, email text, role text,"
          " password_hash text, updated_at timestamptz)")
 PAYMENTS = "CREATE TABLE payments (id bigint PRIMARY KEY, order_id bigint, amount numeric)"
@@ -155,7 +157,7 @@ SHELL: list[Registered[Shell]] = [
         then=assert_column_policies,
     )),
     Registered("README.md", "auditsql retention schedule --dsn", Shell(
-        setup=(ORDERS, "auditsql install", "auditsql attach orders", with_pg_cron),
+        setup=(ORDERS, "auditsql install", "auditsql attach orders", ORDER_1001, with_pg_cron),
         exit={"auditsql retention schedule": pg_cron_or_1},
         prints={"auditsql retention status": "policy: financial (keep 7 years)"},
         then=assert_policy("financial", "7 years"),
@@ -169,12 +171,12 @@ SHELL: list[Registered[Shell]] = [
     Registered("README.md", "make test\n", Shell(
         skip={"make test": SUITE},
     )),
-    Registered("docs/retention.md", "auditsql retention set saas", Shell(
-        prints={"auditsql status": "retention: saas (keep 3 years)"},
-        then=assert_policy("custom", "2 years 6 mons"),
+    Registered("docs/retention.md", "auditsql retention set financial", Shell(
+        prints={"auditsql status": "retention: financial (keep 7 years)"},
+        then=assert_policy("custom", "10 years"),
     )),
     Registered("docs/retention.md", "auditsql retention hold public.orders 1001", Shell(
-        setup=(ORDERS, "auditsql install", "auditsql attach orders"),
+        setup=(ORDERS, "auditsql install", "auditsql attach orders", ORDER_1001),
         then=assert_hold_placed_and_released,
     )),
     Registered("docs/retention.md", "auditsql retention schedule --cron", Shell(

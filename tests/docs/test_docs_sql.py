@@ -198,8 +198,14 @@ EXAMPLES: list[Registered[Sql]] = [
         then=[("SELECT entity_id, count(*) FROM audit.events_2019_12 GROUP BY 1",
                [("1001", "5")])],
     )),
+    Registered("docs/retention.md", "SELECT * FROM audit.retention_preview('2 years'", Sql(
+        # Nothing of this month or the last is two years old.
+        setup=("auditsql install",),
+        returns={"retention_preview": []},
+    )),
     Registered("docs/retention.md", "SELECT audit.place_hold('public.orders', '1001'", Sql(
-        setup=(ORDERS, "auditsql install", "auditsql attach orders"),
+        setup=(ORDERS, "auditsql install", "auditsql attach orders",
+               "INSERT INTO orders VALUES (1001, 'paid')"),
         returns={"place_hold": [("t",)],  # "true: placed"
                  "FROM audit.legal_holds": []},  # released
         then=[("SELECT action, entity_id, after ->> 'reason' FROM audit.events"
