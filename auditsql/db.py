@@ -73,6 +73,10 @@ def translate(exc: psycopg.Error) -> errors.AuditsqlError:
         return errors.PrimaryKeyRequired(message)
     if isinstance(exc, (pgerrors.InvalidName, pgerrors.InvalidTextRepresentation)):
         return errors.InvalidName(message)
+    if isinstance(exc, pgerrors.InvalidParameterValue):
+        # auditsql's functions raise it for an argument they refuse (an
+        # action, a policy, id columns naming a column twice).
+        return errors.InvalidValue(message)
     if isinstance(exc, pgerrors.FeatureNotSupported):
         return errors.UnsupportedServer(message)
     if isinstance(exc, psycopg.OperationalError):

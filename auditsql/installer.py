@@ -3,6 +3,7 @@ in one transaction: it applies completely or not at all."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import psycopg
@@ -10,7 +11,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from auditsql import __version__, catalog, db, errors, retention
-from auditsql.render import Settings, install_sql
+from auditsql.render import Settings, event_actions, install_sql
 
 
 def install(
@@ -171,8 +172,27 @@ def parse_names(value: str | None, option: str) -> list[str] | None:
     return names
 
 
+# What audit.action_category accepts (sql/functions/action_category.sql).
+ACTION = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+def check_action(action: str, option: str = "--on-change") -> None:
+    """InvalidValue unless a policy may name ``action``: by the rule of
+    ``audit.action_category``, 1 to 63 lower-case letters, digits and
+    underscores, starting with a letter, and none of the actions auditsql
+    writes itself (data changes and events about auditing)."""
+    if not ACTION.fullmatch(action):
+        raise errors.InvalidValue(
+            f"invalid {option} action {action[:80]!r}: use 1 to 63 lower-case letters, "
+            "digits and underscores, starting with a letter")
+    if action in event_actions("data") + event_actions("system"):
+        raise errors.InvalidValue(
+            f"{option} action {action!r} is written by auditsql itself; choose another name")
+
+
 def parse_on_change(values: list[str] | None) -> dict[str, str] | None:
-    """``["role=role_changed", ...]`` as {column: action}."""
+    """``["role=role_changed", ...]`` as {column: action}; each action as
+    :func:`check_action` requires."""
     if not values:
         return None
     found: dict[str, str] = {}
@@ -184,5 +204,6 @@ def parse_on_change(values: list[str] | None) -> dict[str, str] | None:
                 f"invalid --on-change {value!r}: expected COLUMN=ACTION, such as role=role_changed")
         if column in found:
             raise errors.InvalidValue(f"--on-change names column {column!r} twice")
+        check_action(action)
         found[column] = action
     return found

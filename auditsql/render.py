@@ -128,6 +128,14 @@ def _context(settings: Settings, server_version_num: int, event_trigger: bool,
     }
 
 
+@functools.cache
+def event_actions(kind: str) -> tuple[str, ...]:
+    """The event actions of one kind (``data``, ``system`` or ``auth``), as
+    ``sql/fragments/macros.sql`` lists them for the SQL functions."""
+    module = _environment().get_template("fragments/macros.sql").module
+    return tuple(getattr(module, f"{kind}_actions"))
+
+
 def render(template: str, settings: Settings, server_version_num: int, *,
            event_trigger: bool = True) -> str:
     """Render one template from ``sql/`` with the given settings.

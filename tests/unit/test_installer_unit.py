@@ -40,6 +40,7 @@ def test_parse_id_columns_rejects_empty_names(value: str) -> None:
         (pgerrors.InvalidTableDefinition, errors.PrimaryKeyRequired),
         (pgerrors.InvalidName, errors.InvalidName),
         (pgerrors.InvalidTextRepresentation, errors.InvalidName),
+        (pgerrors.InvalidParameterValue, errors.InvalidValue),
         (pgerrors.FeatureNotSupported, errors.UnsupportedServer),
         (pgerrors.UndefinedColumn, errors.DatabaseError),
         (pgerrors.OperationalError, errors.ConnectionFailed),
@@ -56,6 +57,7 @@ def test_translate(exc: type, expected: type) -> None:
     [
         (errors.ConnectionFailed, EXIT_USAGE),
         (errors.InvalidName, EXIT_USAGE),
+        (errors.InvalidValue, EXIT_USAGE),
         (errors.UnsupportedServer, EXIT_FAILURE),
         (errors.NotInstalled, EXIT_FAILURE),
         (errors.NoSuchTable, EXIT_FAILURE),
