@@ -11,7 +11,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from auditsql import __version__, catalog, db, errors, retention
-from auditsql.render import Settings, event_actions, install_sql
+from auditsql.fingerprint import INSTALLED, MISSING, OUTDATED, ObjectState, classify
+from auditsql.render import Settings, event_actions, install_definitions, install_sql
 
 
 def install(
@@ -81,32 +82,98 @@ def install_script(cur: psycopg.Cursor, settings: Settings) -> str:
 
 
 @dataclass(frozen=True)
+class Reattached:
+    """An audited table that upgrade attached again, and why: what was
+    wrong with its capture (see ``catalog.capture_problems``)."""
+
+    table: str
+    reasons: list[str]
+
+
+@dataclass(frozen=True)
+class ObjectDrift:
+    """An object that was not as this version makes it: missing or outdated
+    (see ``fingerprint.classify``), with the reason."""
+
+    kind: str
+    identity: str
+    state: str  # missing | outdated
+    reason: str
+
+
+@dataclass(frozen=True)
 class Upgrade:
-    """What an upgrade did."""
+    """What an upgrade did, and what it left as it was."""
 
     from_version: str
     to_version: str
-    refreshed: list[str]  # tables whose capture triggers were created again
+    reattached: list[Reattached]
+    # missing or outdated before the upgrade, as this version makes them after
+    restored: list[ObjectDrift]
+    # still missing or outdated after it: changed by hand in a way the
+    # install script does not undo (see ``auditsql verify``)
+    unresolved: list[ObjectDrift]
+
+    @property
+    def up_to_date(self) -> bool:
+        """Nothing needed doing: the same version, nothing attached again or
+        restored, nothing left outdated or missing."""
+        return (self.from_version == self.to_version and not self.reattached
+                and not self.restored and not self.unresolved)
 
 
 def upgrade(conn: psycopg.Connection, schema: str) -> Upgrade:
     """Run this version's install script over an existing installation, with
     the settings it was installed with, then attach again every audited
     table whose capture triggers are missing, disabled, changed or made by
-    another version. One transaction; refused when nothing is installed."""
+    another version. One transaction; refused when nothing is installed.
+
+    The objects are compared with their fingerprints before and after, so
+    that the result says what was repaired and what is still amiss."""
     with db.transaction(conn) as cur:
         installed = catalog.installation(cur, schema)
-        cur.execute(install_script(cur, installed.settings).encode())
+        version_num, event_trigger = conn.info.server_version, catalog.is_superuser(cur)
+        script = install_definitions(installed.settings, version_num,
+                                     event_trigger=event_trigger)
+        before = classify(script, catalog.catalog_objects(cur, schema), __version__)
+        cur.execute(install_sql(installed.settings, version_num,
+                                event_trigger=event_trigger).encode())
         by_oid = {o.objid: o for o in catalog.catalog_objects(cur, schema) if o.kind == "trigger"}
-        refreshed = []
+        reattached = []
         for table in catalog.capture_tables(cur, schema):
-            if table.exists and catalog.capture_problems(table, by_oid, __version__):
+            problems = catalog.capture_problems(table, by_oid, __version__)
+            if problems:
                 columns = table.id_columns if table.id_source == "explicit" else None
                 attach = sql.SQL("SELECT {}.attach(%s::oid::regclass, %s)").format(
                     sql.Identifier(schema))
                 cur.execute(attach, (table.relid, columns))
-                refreshed.append(table.entity_type)
-        return Upgrade(installed.version, catalog.require_installed(cur, schema), refreshed)
+                reattached.append(Reattached(table.entity_type, problems))
+        after = classify(script, catalog.catalog_objects(cur, schema), __version__)
+        return Upgrade(installed.version, catalog.require_installed(cur, schema), reattached,
+                       *_drift(before, after))
+
+
+_AMISS = (MISSING, OUTDATED)
+
+
+def _drift(before: list[ObjectState],
+           after: list[ObjectState]) -> tuple[list[ObjectDrift], list[ObjectDrift]]:
+    """(objects amiss before and installed after, objects amiss after), each
+    as classify() named it: an object the install script defines by its
+    definition, one made at run time (capture triggers and functions) by
+    its identity."""
+    def key(state: ObjectState) -> object:
+        return state.defined if state.defined is not None else (state.kind, state.identity)
+
+    now = {key(s): s for s in after}
+    restored = [
+        ObjectDrift(s.kind, now[key(s)].identity, s.state, s.reason)
+        for s in before
+        if s.state in _AMISS and key(s) in now and now[key(s)].state == INSTALLED
+    ]
+    unresolved = [ObjectDrift(s.kind, s.identity, s.state, s.reason)
+                  for s in after if s.state in _AMISS]
+    return restored, unresolved
 
 
 def attach(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
 
 from auditsql import db, installer
-from auditsql.cli.options import Dsn, Schema
+from auditsql.cli.options import Dsn, Json, Schema
 from auditsql.cli.output import err, reported
 from auditsql.render import Settings
 
@@ -100,20 +102,48 @@ def install(
     err.print(f"auditsql {version} installed in schema {schema}", markup=False)
 
 
-def upgrade(dsn: Dsn, schema: Schema = "audit") -> None:
+def upgrade(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
     """Bring an existing installation up to this version.
 
     Runs this version's install script with the settings the installation
     was made with, then attaches again every audited table whose capture
-    triggers are missing, disabled, changed or made by another version. One
-    transaction; refused when auditsql is not installed.
+    triggers are missing, disabled, changed or made by another version.
+    Reports each table attached again and why, each object restored (it
+    was missing, or not as this version makes it), and each object still
+    amiss after it (changed by hand in a way upgrade does not undo; see
+    verify); "up to date" only when nothing needed doing. One transaction;
+    refused when auditsql is not installed.
     """
     with reported(), db.connect(dsn) as conn:
         done = installer.upgrade(conn, schema)
-    for table in done.refreshed:
-        err.print(f"attached {table} again", markup=False)
-    if done.from_version == done.to_version:
-        err.print(f"auditsql {done.to_version} in schema {schema} is up to date", markup=False)
-    else:
+    if as_json:
+        print(json.dumps({"schema": schema, **asdict(done), "up_to_date": done.up_to_date},
+                         indent=2))
+        return
+    for table in done.reattached:
+        err.print(f"attached {table.table} again ({'; '.join(table.reasons)})", markup=False)
+    for item in done.restored:
+        err.print(f"restored {item.kind} {item.identity} (was {item.state}: {item.reason})",
+                  markup=False)
+    for item in done.unresolved:
+        err.print(f"still {item.state}: {item.kind} {item.identity} ({item.reason}); "
+                  "upgrade does not change it, see `auditsql verify`", markup=False)
+    if done.from_version != done.to_version:
         err.print(f"auditsql upgraded from {done.from_version} to {done.to_version} "
                   f"in schema {schema}", markup=False)
+    elif done.up_to_date:
+        err.print(f"auditsql {done.to_version} in schema {schema} is up to date", markup=False)
+    else:
+        repaired = []
+        if done.reattached:
+            repaired.append(f"{_count(len(done.reattached), 'table')} attached again")
+        if done.restored:
+            repaired.append(f"{_count(len(done.restored), 'object')} restored")
+        summary = ", ".join(repaired) or "nothing repaired"
+        if done.unresolved:
+            summary += f"; {_count(len(done.unresolved), 'object')} still amiss"
+        err.print(f"auditsql {done.to_version} in schema {schema}: {summary}", markup=False)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
