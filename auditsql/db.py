@@ -10,8 +10,9 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from auditsql import errors
+from auditsql.render import OLDEST_MAJOR
 
-MIN_SERVER_VERSION = 140000
+MIN_SERVER_VERSION = OLDEST_MAJOR * 10000
 
 
 def connect(dsn: str) -> psycopg.Connection:

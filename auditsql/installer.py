@@ -43,12 +43,12 @@ def install(
         return version
 
 
-def set_retention_sql(conn: psycopg.Connection, settings: Settings, policy: str) -> str:
+def set_retention_sql(settings: Settings, policy: str) -> str:
     """The statement that sets the retention policy, for ``install --dry-run``."""
     retention.check_policy_text(policy)
     return sql.SQL("SELECT {}.set_retention({});\n").format(
         sql.Identifier(settings.schema), sql.Literal(policy)
-    ).as_string(conn)
+    ).as_string(None)
 
 
 def configure_query(
@@ -75,10 +75,45 @@ class Policies:
     strict: bool | None = None
 
 
+@dataclass(frozen=True)
+class Target:
+    """What an install script is rendered for: a server version, and
+    whether the role that runs it is a superuser (only a superuser's
+    install creates the event triggers)."""
+
+    server_version_num: int
+    event_trigger: bool
+
+
+def target(cur: psycopg.Cursor) -> Target:
+    """The connected server and role, as an install script's target."""
+    return Target(cur.connection.info.server_version, catalog.is_superuser(cur))
+
+
 def install_script(cur: psycopg.Cursor, settings: Settings) -> str:
     """The install script for this server and the connected role."""
-    return install_sql(settings, cur.connection.info.server_version,
-                       event_trigger=catalog.is_superuser(cur))
+    found = target(cur)
+    return install_sql(settings, found.server_version_num, event_trigger=found.event_trigger)
+
+
+def dry_run_script(
+    settings: Settings,
+    to: Target,
+    retention_policy: str | None = None,
+    *,
+    admin_roles: list[str] | None = None,
+    strict: bool | None = None,
+) -> str:
+    """What :func:`install` runs, as one transaction to feed to psql: the
+    install script for ``to``, then the retention policy and settings
+    changes. No database access."""
+    script = install_sql(settings, to.server_version_num, event_trigger=to.event_trigger)
+    if retention_policy is not None:
+        script += set_retention_sql(settings, retention_policy)
+    configure = configure_query(settings, admin_roles, strict)
+    if configure is not None:
+        script += configure.as_string(None)
+    return f"BEGIN;\n{script}COMMIT;\n"
 
 
 @dataclass(frozen=True)
@@ -132,12 +167,12 @@ def upgrade(conn: psycopg.Connection, schema: str) -> Upgrade:
     that the result says what was repaired and what is still amiss."""
     with db.transaction(conn) as cur:
         installed = catalog.installation(cur, schema)
-        version_num, event_trigger = conn.info.server_version, catalog.is_superuser(cur)
-        script = install_definitions(installed.settings, version_num,
-                                     event_trigger=event_trigger)
+        to = target(cur)
+        script = install_definitions(installed.settings, to.server_version_num,
+                                     event_trigger=to.event_trigger)
         before = classify(script, catalog.catalog_objects(cur, schema), __version__)
-        cur.execute(install_sql(installed.settings, version_num,
-                                event_trigger=event_trigger).encode())
+        cur.execute(install_sql(installed.settings, to.server_version_num,
+                                event_trigger=to.event_trigger).encode())
         by_oid = {o.objid: o for o in catalog.catalog_objects(cur, schema) if o.kind == "trigger"}
         reattached = []
         for table in catalog.capture_tables(cur, schema):

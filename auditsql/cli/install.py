@@ -12,11 +12,24 @@ import typer
 from auditsql import db, installer
 from auditsql.cli.options import Dsn, Json, Schema
 from auditsql.cli.output import err, reported
-from auditsql.render import Settings
+from auditsql.render import NEWEST_MAJOR, OLDEST_MAJOR, Settings, server_version_num
+
+# install's --dsn: needed, except to print the script (--dry-run).
+DsnUnlessDryRun = Annotated[
+    str | None,
+    typer.Option(
+        "--dsn",
+        envvar="AUDITSQL_DSN",
+        help="libpq connection string or URI of the target database. With --dry-run and "
+             "no DSN, the script is rendered without a server (see --server-version).",
+        show_envvar=True,
+        show_default=False,
+    ),
+]
 
 
 def install(
-    dsn: Dsn,
+    dsn: DsnUnlessDryRun = None,
     schema: Schema = "audit",
     owner_role: Annotated[
         str, typer.Option("--owner-role", help="NOLOGIN role that owns every audit object.")
@@ -69,7 +82,33 @@ def install(
     dry_run: Annotated[
         bool,
         typer.Option(
-            "--dry-run", help="Print the SQL (one transaction, for psql) instead of running it."
+            "--dry-run", help="Print the SQL (one transaction, for psql) instead of running it. "
+            "With a DSN, the script is the one for that server and role; without one, it is "
+            "rendered for --server-version and, unless --no-event-triggers, a superuser."
+        ),
+    ] = False,
+    server_version: Annotated[
+        int | None,
+        typer.Option(
+            "--server-version",
+            metavar="MAJOR",
+            min=OLDEST_MAJOR,
+            max=NEWEST_MAJOR,
+            help=f"With --dry-run and no DSN: the PostgreSQL major version "
+                 f"({OLDEST_MAJOR}-{NEWEST_MAJOR}) to render the script for. Default "
+                 f"{OLDEST_MAJOR}, whose script runs on every supported version; on a newer "
+                 "server, status and verify report the functions written differently for it "
+                 "as outdated until `auditsql upgrade`.",
+            show_default=False,
+        ),
+    ] = None,
+    no_event_triggers: Annotated[
+        bool,
+        typer.Option(
+            "--no-event-triggers",
+            help="With --dry-run and no DSN: render the script for a role that is not a "
+                 "superuser, without the event triggers. By default the script creates "
+                 "them, and only a superuser may run it.",
         ),
     ] = False,
 ) -> None:
@@ -78,24 +117,37 @@ def install(
     Safe to run again (an existing retention policy stays unless --retention
     is given). Runs in one transaction: on any error nothing is left behind.
     Run as a superuser, it also creates the event triggers that refuse DDL
-    weakening auditing.
+    weakening auditing. --dry-run needs no database unless a DSN is given.
     """
+    offline = dry_run and dsn is None
+    for given, option in ((server_version is not None, "--server-version"),
+                          (no_event_triggers, "--no-event-triggers")):
+        if given and not offline:
+            raise typer.BadParameter(
+                "only with --dry-run and no DSN; with a DSN the script is rendered for "
+                "that server and role", param_hint=f"'{option}'")
+    if dsn is None and not dry_run:
+        raise typer.BadParameter(
+            "missing: give --dsn or set AUDITSQL_DSN (only --dry-run works without one)",
+            param_hint="'--dsn'")
     settings = Settings(schema=schema, owner=owner_role, reader=reader_role, writer=writer_role,
                         admin=admin_role)
     with reported():
         settings.validate()
         roles = installer.parse_names(admin_roles, "--admin-actor-roles")
-        conn = db.connect(dsn)
-        with conn:
+        if dsn is None:
+            to = installer.Target(server_version_num(server_version or OLDEST_MAJOR),
+                                  event_trigger=not no_event_triggers)
+            # Verbatim, and runnable as is: `auditsql install --dry-run | psql`.
+            sys.stdout.write(installer.dry_run_script(settings, to, retention_policy,
+                                                      admin_roles=roles, strict=strict))
+            return
+        with db.connect(dsn) as conn:
             if dry_run:
-                # Verbatim, and runnable as is: `auditsql install --dry-run | psql`.
                 with db.transaction(conn) as cur:
-                    script = installer.install_script(cur, settings)
-                if retention_policy is not None:
-                    script += installer.set_retention_sql(conn, settings, retention_policy)
-                query = installer.configure_query(settings, roles, strict)
-                configure = "" if query is None else query.as_string(conn)
-                sys.stdout.write(f"BEGIN;\n{script}{configure}COMMIT;\n")
+                    to = installer.target(cur)
+                sys.stdout.write(installer.dry_run_script(settings, to, retention_policy,
+                                                          admin_roles=roles, strict=strict))
                 return
             version = installer.install(conn, settings, retention_policy,
                                         admin_roles=roles, strict=strict)

@@ -332,6 +332,7 @@ INVALID_VALUES = [
 USAGE_VALUES = [
     (("attach", "users", "--capture", "bulk"), "--capture"),
     (("retention", "run", "--months-ahead", "soon"), "--months-ahead"),
+    (("install", "--dry-run", "--server-version", "13"), "--server-version"),
 ]
 
 
