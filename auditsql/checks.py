@@ -135,6 +135,10 @@ class Context:
     expected: list[Expected] = field(default_factory=list)
     all_tables: bool = False
     exclude: list[str] = field(default_factory=list)
+    # The DSN verify connected with: pg_cron's job is read from pg_cron's
+    # database, which may be another one of the same server (see
+    # retention.cron_status).
+    dsn: str | None = None
 
     @cached_property
     def installation(self) -> catalog.Installation:
@@ -150,7 +154,7 @@ class Context:
 
     @cached_property
     def retention(self) -> retention.RetentionHealth:
-        return retention.health(self.cur.connection, self.schema)
+        return retention.health(self.cur.connection, self.schema, dsn=self.dsn)
 
     @cached_property
     def script(self) -> Script:

@@ -202,6 +202,7 @@ class RetentionHealth:
     policy: Policy | None
     pg_cron_available: bool
     job_scheduled: bool | None  # None: pg_cron absent, or its database unreadable
+    cron_problem: str | None = None  # why the job could not be read, if it could not
 
     @property
     def policy_set(self) -> bool:
@@ -216,6 +217,7 @@ class RetentionHealth:
                 "pg_cron is not available; run `auditsql retention run` from a scheduler"
                 if not self.pg_cron_available
                 else "pg_cron is available but its job could not be read"
+                + (f": {self.cron_problem}" if self.cron_problem else "")
             )
         else:
             job_result = "pass" if self.job_scheduled else "fail"
@@ -723,6 +725,15 @@ def cron_connection(dsn: str, conn: psycopg.Connection, database: str) -> Iterat
         yield other
 
 
+def _current_database(cur: psycopg.Cursor) -> str:
+    """The database connected to, as the server names it: pg_cron's jobs name
+    it so (a pooler's client-side name for it may differ)."""
+    cur.execute("SELECT current_database()")
+    row = cur.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def _require_pg_cron(cur: psycopg.Cursor, database: str) -> None:
     cur.execute("SELECT count(*) FROM pg_extension WHERE extname = 'pg_cron'")
     row = cur.fetchone()
@@ -784,7 +795,7 @@ def schedule(dsn: str, schema: str, cron: str = DEFAULT_CRON,
                     "the role that schedules it, which must be a member of the owner role"
                 )
             cron_db = cron_database(cur)
-            database = conn.info.dbname
+            database = _current_database(cur)
         assert cron_db is not None
         name = job_name(database, schema)
         command = job_command(conn, schema, months_ahead)
@@ -808,7 +819,7 @@ def unschedule(dsn: str, schema: str) -> CronJob | None:
         with _transaction(conn) as cur:
             catalog.require_installed(cur, schema)
             cron_db = cron_database(cur)
-            database = conn.info.dbname
+            database = _current_database(cur)
         if cron_db is None:
             raise _unavailable()
         with cron_connection(dsn, conn, cron_db) as cconn, _transaction(cconn) as ccur:
@@ -828,16 +839,18 @@ def _owner(cur: psycopg.Cursor, schema: str) -> str:
 
 def cron_status(dsn: str | None, conn: psycopg.Connection, schema: str,
                 cron_conn: psycopg.Connection | None = None) -> CronStatus:
-    """pg_cron and the job, read from pg_cron's database. With no *dsn* (and
-    no *cron_conn*) a job in another database cannot be read."""
+    """pg_cron and the job, read from pg_cron's database: through *cron_conn*
+    when given, else through *conn* when it is that database, else through a
+    connection to it made from *dsn* (its database name replaced). With none
+    of these, a job in another database cannot be read."""
     try:
         with _transaction(conn) as cur:
             cron_db = cron_database(cur)
+            database = _current_database(cur)
     except errors.PermissionDenied as exc:
         return CronStatus(True, None, problem=str(exc))
     if cron_db is None:
         return CronStatus(available=False)
-    database = conn.info.dbname
     name = job_name(database, schema)
     try:
         if cron_conn is not None or cron_db == database:
@@ -846,6 +859,8 @@ def cron_status(dsn: str | None, conn: psycopg.Connection, schema: str,
         if dsn is None:
             return CronStatus(True, cron_db, problem=f"pg_cron lives in database {cron_db!r}")
         with cron_connection(dsn, conn, cron_db) as cconn:
+            if cconn is not conn:
+                cconn.read_only = True  # opened to read the job, nothing more
             return _read_cron(cconn, cron_db, name, database)
     except errors.AuditsqlError as exc:
         return CronStatus(True, cron_db, problem=str(exc))
@@ -859,7 +874,19 @@ def _read_cron(conn: psycopg.Connection, cron_db: str, name: str, database: str)
             return CronStatus(True, cron_db, installed=False)
         job = _job(cur, name, database)
         runs = _runs(cur, job.jobid) if job else []
+        if job is None and not _sees_every_job(cur):
+            return CronStatus(True, cron_db, True, problem=(
+                f"pg_cron shows role {conn.info.user} only the jobs it scheduled itself, and "
+                f"none of them is {name!r}; check as a superuser"))
     return CronStatus(True, cron_db, True, job, runs)
+
+
+def _sees_every_job(cur: psycopg.Cursor) -> bool:
+    """Whether row-level security lets the role see every pg_cron job
+    (pg_cron shows other roles only their own)."""
+    cur.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+    row = cur.fetchone()
+    return bool(row and row[0])
 
 
 # --------------------------------------------------------------------------
@@ -959,17 +986,18 @@ def status(dsn: str, schema: str) -> RetentionStatus:
 
 
 def health(conn: psycopg.Connection, schema: str,
-           cron_conn: psycopg.Connection | None = None) -> RetentionHealth:
+           cron_conn: psycopg.Connection | None = None,
+           dsn: str | None = None) -> RetentionHealth:
     """The facts behind the retention checks: partitions ahead, the default
     partition empty, a policy set, and the job scheduled when pg_cron is
-    present. When pg_cron lives in another database, pass a connection to
-    it as *cron_conn* (see :func:`cron_connection`); without one,
-    ``job_scheduled`` is None."""
+    present. When pg_cron lives in another database, the job is read there
+    through *cron_conn*, or through a connection made from *dsn* (see
+    :func:`cron_status`); with neither, ``job_scheduled`` is None."""
     with _transaction(conn) as cur:
         _require(cur, schema)
         parts = partitions(cur, schema)
         found = policy(cur, schema)
-    cron = cron_status(None, conn, schema, cron_conn)
+    cron = cron_status(dsn, conn, schema, cron_conn)
     if not cron.available or cron.problem is not None:
         scheduled = None
     else:
@@ -981,4 +1009,5 @@ def health(conn: psycopg.Connection, schema: str,
         policy=found,
         pg_cron_available=cron.available,
         job_scheduled=scheduled,
+        cron_problem=cron.problem,
     )

@@ -166,9 +166,10 @@ def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
         print(f"pg_cron: in database {cron.database}; no job; run `auditsql retention schedule`")
     else:
         job = cron.job
-        print(f"pg_cron: job {job.jobid} {job.name!r} in database {cron.database},"
-              f" schedule '{job.schedule}', {'active' if job.active else 'inactive'},"
-              f" runs as {job.username}")
+        # The job is kept in pg_cron's database and runs in the audited one.
+        print(f"pg_cron: in database {cron.database}; job {job.jobid} {job.name!r} runs in"
+              f" database {job.database}, schedule '{job.schedule}',"
+              f" {'active' if job.active else 'inactive'}, as {job.username}")
         print(f"  command: {job.command}")
         print(f"last runs: {len(cron.runs) or 'none yet'}")
         for r in cron.runs:

@@ -531,6 +531,7 @@ def test_schedule_in_pg_crons_own_database(pg: Server, cron: str) -> None:
         assert f'"{schema}".apply_retention()' in job["command"]
         assert f"job {job['jobid']}" in ok("retention", "status", "--dsn", dsn,
                                            "--schema", schema).stdout
+        assert job_check(dsn, "--schema", schema)["status"] == "pass"
     finally:
         execute(dsn, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
@@ -560,3 +561,62 @@ def test_the_job_runs(pg: Server, cron: str, old_events: str) -> None:
     [removed] = query(old_events, "SELECT after FROM audit.events WHERE action = 'retention_applied'")
     assert {p["partition"] for p in removed[0]["partitions"]} == {"events_2009_05", "events_2010_01"}
     assert len(partitions(old_events)) >= 4  # the current month and three ahead
+
+
+def job_check(dsn: str, *args: str) -> dict[str, Any]:
+    """retention.job_scheduled from `auditsql verify --json`."""
+    res = run("verify", "--json", "--dsn", dsn, *args)
+    payload = json.loads(res.stdout)
+    return next(c for c in payload["checks"] if c["id"] == "retention.job_scheduled")
+
+
+def test_verify_reads_the_job_in_pg_crons_database(pg: Server, cron: str,
+                                                   old_events: str) -> None:
+    """auditsql in a database of its own, pg_cron in another: verify reads
+    the job where pg_cron keeps it, and retention status names both."""
+    name = dbname(old_events)
+    assert name != cron
+    check = job_check(old_events)
+    assert (check["status"], check["message"]) == ("warn", "pg_cron is available, no job")
+    ok("retention", "schedule", "--dsn", old_events)
+    [job] = jobs(pg, cron)
+    check = job_check(old_events)
+    assert (check["status"], check["message"]) == ("pass", "scheduled")
+    status = ok("retention", "status", "--dsn", old_events).stdout
+    assert (f"pg_cron: in database {cron}; job {job['jobid']} 'auditsql:{name}:audit'"
+            f" runs in database {name}, schedule '17 3 * * *', active, as {pg.superuser}"
+            in status.splitlines())
+    payload = json.loads(ok("retention", "status", "--json", "--dsn", old_events).stdout)
+    assert (payload["cron"]["database"], payload["cron"]["job"]["database"]) == (cron, name)
+    with pg.connect(cron) as conn:
+        conn.execute("SELECT cron.alter_job(%s, active := false)", (job["jobid"],))
+    assert job_check(old_events)["status"] == "warn"
+    ok("retention", "unschedule", "--dsn", old_events)
+    check = job_check(old_events)
+    assert (check["status"], check["message"]) == ("warn", "pg_cron is available, no job")
+
+
+def test_verify_as_a_role_pg_cron_hides_the_job_from(pg: Server, cron: str, old_events: str,
+                                                     make_role: MakeRole) -> None:
+    """pg_cron shows a role only its own jobs: one scheduled by another role
+    is unknown to it, not missing."""
+    ok("retention", "schedule", "--dsn", old_events)
+    reader = make_role()
+    execute(old_events, f"GRANT auditsql_reader, pg_read_all_settings TO {reader}")
+    dsn = pg.dsn(dbname(old_events), user=reader)
+    check = job_check(dsn)
+    assert (check["status"], check["message"]) == (
+        "warn", "pg_cron is available but its job could not be read: "
+                "permission denied for schema cron")
+    with pg.connect(cron) as conn:
+        conn.execute(f"GRANT USAGE ON SCHEMA cron TO {reader}")
+    try:
+        check = job_check(dsn)
+        assert check["status"] == "warn"
+        assert check["message"].startswith(
+            f"pg_cron is available but its job could not be read: pg_cron shows role {reader}"
+            " only the jobs it scheduled itself")
+        assert "job unknown" in ok("retention", "status", "--dsn", dsn).stdout
+    finally:
+        with pg.connect(cron) as conn:
+            conn.execute(f"REVOKE USAGE ON SCHEMA cron FROM {reader}")
