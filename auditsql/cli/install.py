@@ -28,6 +28,15 @@ DsnUnlessDryRun = Annotated[
 ]
 
 
+def _supported_major(value: int | None) -> int | None:
+    """--server-version: a supported major (checked here rather than shown
+    as a range, which would crowd the help at 80 columns)."""
+    if value is not None and not OLDEST_MAJOR <= value <= NEWEST_MAJOR:
+        raise typer.BadParameter(f"{value} is not a supported major: use {OLDEST_MAJOR} to "
+                                 f"{NEWEST_MAJOR}")
+    return value
+
+
 def install(
     dsn: DsnUnlessDryRun = None,
     schema: Schema = "audit",
@@ -92,8 +101,7 @@ def install(
         typer.Option(
             "--server-version",
             metavar="MAJOR",
-            min=OLDEST_MAJOR,
-            max=NEWEST_MAJOR,
+            callback=_supported_major,
             help=f"With --dry-run and no DSN: the PostgreSQL major version "
                  f"({OLDEST_MAJOR}-{NEWEST_MAJOR}) to render the script for. Default "
                  f"{OLDEST_MAJOR}, whose script runs on every supported version; on a newer "
