@@ -7,9 +7,10 @@ without a primary key, a two-level partitioned table with a partition created
 after attach), attaches them, runs several sessions of transactions at once
 under every isolation level (some rolled back, some with savepoints rolled
 back), then checks every event's format and provenance and rebuilds each table
-from its events. Scripted cases cover what random workloads reach rarely, and
-values whose row images are known to be inexact are pinned as expected
-failures.
+from its events. An error fails the example unless the workload provoked it
+on its own tables (tests/property/provenance.py). Scripted cases cover what
+random workloads reach rarely, and values whose row images are known to be
+inexact are pinned as expected failures.
 """
 
 from __future__ import annotations
@@ -32,18 +33,11 @@ from hypothesis import strategies as st
 from auditsql import installer
 from auditsql.render import Settings
 
+from .provenance import TXN_FATAL, Provenance, provenance, why_not_the_workloads
+
 AUDIT = Settings()
 DATA_ACTIONS = ("created", "updated", "deleted", "truncated")
 ISOLATION_LEVELS = ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
-EXPECTED_SQLSTATES = {
-    "23505": "unique violation",
-    "23514": "partition constraint",
-    "21000": "ON CONFLICT affects a row twice",
-    "40001": "serialization failure",
-    "40P01": "deadlock",
-}
-TXN_FATAL_SQLSTATES = {"40001", "40P01"}
-TRUNCATE_REFUSED = "55000"
 SEED_TAG = "seed"
 SCRIPTED_TAG = "scripted"
 MAX_IDENT_BYTES = 63
@@ -773,24 +767,31 @@ class TxnAborted(Exception):
     """The server aborted the transaction (serialization failure, deadlock)."""
 
 
-def expected_error(exc: psycopg.Error, op: Op, isolation: str) -> bool:
-    """Errors the workload provokes by design; TRUNCATE is refused outside
+class NotTheWorkloads(AssertionError):
+    """A statement failed with an error the workload did not provoke."""
+
+
+def judge(exc: psycopg.Error, prov: Provenance, op: Op | None, isolation: str) -> None:
+    """Accept an error the workload provoked on its own tables (``op`` None:
+    at COMMIT); anything else fails the test. TRUNCATE is refused outside
     READ COMMITTED."""
-    if isinstance(op, Truncate) and isolation != "READ COMMITTED" and (
-            exc.sqlstate == TRUNCATE_REFUSED):
-        return True
-    return exc.sqlstate in EXPECTED_SQLSTATES
+    why = why_not_the_workloads(
+        exc, prov,
+        truncate_refused=isinstance(op, Truncate) and isolation != "READ COMMITTED",
+        upsert=isinstance(op, Insert) and op.conflict == "update")
+    if why is not None:
+        raise NotTheWorkloads(f"{why}: {exc.sqlstate} {exc}\ncontext: {exc.diag.context}") from exc
 
 
-def run_step(conn: psycopg.Connection[Any], statement: str, step: Step, isolation: str) -> str:
+def run_step(conn: psycopg.Connection[Any], statement: str, step: Step, isolation: str,
+             prov: Provenance) -> str:
     """Run one statement in a savepoint; returns what became of it."""
     conn.execute("SAVEPOINT step")
     try:
         conn.execute(statement)
     except psycopg.Error as exc:
-        if not expected_error(exc, step.op, isolation):
-            raise
-        if exc.sqlstate in TXN_FATAL_SQLSTATES:
+        judge(exc, prov, step.op, isolation)
+        if exc.sqlstate in TXN_FATAL:
             raise TxnAborted(exc.sqlstate) from exc
         conn.execute("ROLLBACK TO SAVEPOINT step")
         return f"failed {exc.sqlstate}"
@@ -798,18 +799,29 @@ def run_step(conn: psycopg.Connection[Any], statement: str, step: Step, isolatio
     return "undone" if step.undo else "ok"
 
 
+def end_txn(conn: psycopg.Connection[Any], txn: Txn, prov: Provenance) -> None:
+    """COMMIT or ROLLBACK; a serialization failure at COMMIT aborts it."""
+    try:
+        conn.execute("COMMIT" if txn.commit else "ROLLBACK")
+    except psycopg.Error as exc:
+        judge(exc, prov, None, txn.isolation)
+        if exc.sqlstate not in TXN_FATAL:
+            raise
+        raise TxnAborted(exc.sqlstate) from exc
+
+
 def run_txn(conn: psycopg.Connection[Any], tables: dict[str, Table], txn: Txn, tag: str,
-            outcome: Outcome) -> None:
+            outcome: Outcome, prov: Provenance) -> None:
     """Run one transaction, tagged with ``tag`` as its auditsql request id."""
     conn.execute(f"BEGIN ISOLATION LEVEL {txn.isolation}")
     conn.execute(f"SELECT set_config('auditsql.request_id', {quote(tag)}, true)")
     try:
         for step in txn.steps:
             statement = render(tables, step.op)
-            result = run_step(conn, statement, step, txn.isolation)
+            result = run_step(conn, statement, step, txn.isolation, prov)
             outcome.record(f"{tag}: {statement} -> {result}", f"{type(step.op).__name__} {result}")
-        conn.execute("COMMIT" if txn.commit else "ROLLBACK")
-    except (TxnAborted, psycopg.errors.SerializationFailure) as exc:
+        end_txn(conn, txn, prov)
+    except TxnAborted as exc:
         conn.execute("ROLLBACK")
         outcome.record(f"{tag}: aborted ({exc})", "aborted")
         return
@@ -821,7 +833,7 @@ def run_txn(conn: psycopg.Connection[Any], tables: dict[str, Table], txn: Txn, t
 
 
 def run_session(dsn: str, tables: dict[str, Table], session: Session, name: str,
-                outcome: Outcome, start: threading.Barrier) -> None:
+                outcome: Outcome, start: threading.Barrier, prov: Provenance) -> None:
     """Run a session's transactions on its own connection."""
     with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
         conn.execute(f"SET TimeZone = {quote(session.timezone)}")
@@ -830,11 +842,13 @@ def run_session(dsn: str, tables: dict[str, Table], session: Session, name: str,
         conn.execute("SET lock_timeout = '60s'")
         start.wait()
         for i, txn in enumerate(session.txns):
-            run_txn(conn, tables, txn, f"{name}.{i}", outcome)
+            run_txn(conn, tables, txn, f"{name}.{i}", outcome, prov)
 
 
-def run_concurrently(dsn: str, tables: Sequence[Table], workload: Sequence[Session]) -> Outcome:
-    """Run each session in its own thread; re-raise the first failure."""
+def run_concurrently(dsn: str, tables: Sequence[Table], workload: Sequence[Session],
+                     prov: Provenance) -> Outcome:
+    """Run each session in its own thread; re-raise the first failure. ``prov``
+    tells the workload's errors from others."""
     by_label = {t.label: t for t in tables}
     outcome = Outcome()
     start = threading.Barrier(len(workload))
@@ -842,7 +856,7 @@ def run_concurrently(dsn: str, tables: Sequence[Table], workload: Sequence[Sessi
 
     def target(i: int, session: Session) -> None:
         try:
-            run_session(dsn, by_label, session, f"s{i}", outcome, start)
+            run_session(dsn, by_label, session, f"s{i}", outcome, start, prov)
         except BaseException as exc:  # re-raised in the calling thread
             errors.append(exc)
             start.abort()
@@ -1044,7 +1058,8 @@ def run_example(dsn: str, names: Names, workload: Workload) -> tuple[Outcome, Co
     with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
         since, tables = create_tables(conn, names, build_tables(names), workload.captures)
         insert_seed(conn, tables, workload.seed)
-        outcome = run_concurrently(dsn, tables, workload.sessions)
+        prov = provenance(conn, [t.qualified for t in tables], AUDIT.schema)
+        outcome = run_concurrently(dsn, tables, workload.sessions, prov)
         check_oracle(conn, tables, since, outcome.committed | {SEED_TAG})
         coverage = event_coverage(conn, tables, since)
     coverage.update(f"capture {mode}" for mode in workload.captures)
