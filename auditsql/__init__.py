@@ -5,11 +5,22 @@ attaches tables, lets applications name the actor of a transaction, and
 records application events such as logins.
 """
 
-from auditsql.context import audit_context, log_event, set_actor, set_request
+from auditsql.context import (
+    Address,
+    Id,
+    audit_context,
+    log_event,
+    pop_context,
+    push_context,
+    set_actor,
+    set_context,
+    set_request,
+)
 from auditsql.errors import AuditsqlError
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AuditsqlError", "__version__", "audit_context", "log_event", "set_actor", "set_request",
+    "Address", "AuditsqlError", "Id", "__version__", "audit_context", "log_event",
+    "pop_context", "push_context", "set_actor", "set_context", "set_request",
 ]

@@ -135,6 +135,10 @@ class Context:
     expected: list[Expected] = field(default_factory=list)
     all_tables: bool = False
     exclude: list[str] = field(default_factory=list)
+    # The DSN verify connected with: pg_cron's job is read from pg_cron's
+    # database, which may be another one of the same server (see
+    # retention.cron_status).
+    dsn: str | None = None
 
     @cached_property
     def installation(self) -> catalog.Installation:
@@ -150,7 +154,7 @@ class Context:
 
     @cached_property
     def retention(self) -> retention.RetentionHealth:
-        return retention.health(self.cur.connection, self.schema)
+        return retention.health(self.cur.connection, self.schema, dsn=self.dsn)
 
     @cached_property
     def script(self) -> Script:
@@ -554,7 +558,14 @@ def _retention(ctx: Context, id: str) -> Result:
 
 @check("retention.policy_set", "a retention policy is set")
 def retention_policy_set(ctx: Context) -> Result:
-    return _retention(ctx, "retention.policy_set")
+    """Warns rather than fails: without a policy every event is kept, so
+    nothing is at risk until the law or the disk asks for one."""
+    result = _retention(ctx, "retention.policy_set")
+    if result.status == FAIL:
+        return Result(result.id, WARN, "no policy: every event is kept until one is set",
+                      "choose how long events are kept: `auditsql retention set "
+                      "financial|medical|saas|INTERVAL`")
+    return result
 
 
 @check("retention.partitions_ahead", "the log has partitions for this month and the next")

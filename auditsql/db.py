@@ -10,8 +10,9 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from auditsql import errors
+from auditsql.render import OLDEST_MAJOR
 
-MIN_SERVER_VERSION = 140000
+MIN_SERVER_VERSION = OLDEST_MAJOR * 10000
 
 
 def connect(dsn: str) -> psycopg.Connection:
@@ -73,6 +74,10 @@ def translate(exc: psycopg.Error) -> errors.AuditsqlError:
         return errors.PrimaryKeyRequired(message)
     if isinstance(exc, (pgerrors.InvalidName, pgerrors.InvalidTextRepresentation)):
         return errors.InvalidName(message)
+    if isinstance(exc, pgerrors.InvalidParameterValue):
+        # auditsql's functions raise it for an argument they refuse (an
+        # action, a policy, id columns naming a column twice).
+        return errors.InvalidValue(message)
     if isinstance(exc, pgerrors.FeatureNotSupported):
         return errors.UnsupportedServer(message)
     if isinstance(exc, psycopg.OperationalError):

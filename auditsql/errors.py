@@ -3,6 +3,8 @@ and exit codes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class AuditsqlError(Exception):
     """Base class: an expected failure with a one-line explanation."""
@@ -45,12 +47,28 @@ class InvalidValue(AuditsqlError):
     (an unknown retention policy, a bad schedule, an empty reason)."""
 
 
+class PolicyRefused(InvalidValue):
+    """A retention policy keeping events for less than a year, or for less
+    time than the policy in force, was not asked for explicitly.
+    ``removes`` is what the next retention run would remove under it (one
+    ``auditsql.retention.Removed`` per partition)."""
+
+    def __init__(self, message: str, removes: Sequence[object] = ()) -> None:
+        super().__init__(message)
+        self.removes = list(removes)
+
+
 class NoPolicy(AuditsqlError):
     """No retention policy is set, so retention cannot run or be scheduled."""
 
 
 class NoSuchHold(AuditsqlError):
     """The entity is not under legal hold."""
+
+
+class HoldsNothing(AuditsqlError):
+    """A legal hold would match no event in the log, and was not meant for
+    the entity's future events."""
 
 
 class PgCronUnavailable(AuditsqlError):

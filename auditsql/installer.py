@@ -3,6 +3,7 @@ in one transaction: it applies completely or not at all."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import psycopg
@@ -10,7 +11,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from auditsql import __version__, catalog, db, errors, retention
-from auditsql.render import Settings, install_sql
+from auditsql.fingerprint import INSTALLED, MISSING, OUTDATED, ObjectState, classify
+from auditsql.render import Settings, event_actions, install_definitions, install_sql
 
 
 def install(
@@ -42,12 +44,12 @@ def install(
         return version
 
 
-def set_retention_sql(conn: psycopg.Connection, settings: Settings, policy: str) -> str:
+def set_retention_sql(settings: Settings, policy: str) -> str:
     """The statement that sets the retention policy, for ``install --dry-run``."""
     retention.check_policy_text(policy)
     return sql.SQL("SELECT {}.set_retention({});\n").format(
         sql.Identifier(settings.schema), sql.Literal(policy)
-    ).as_string(conn)
+    ).as_string(None)
 
 
 def configure_query(
@@ -75,44 +77,145 @@ class Policies:
     trust_id_columns: bool | None = None
 
 
+@dataclass(frozen=True)
+class Target:
+    """What an install script is rendered for: a server version, and
+    whether the role that runs it is a superuser (only a superuser's
+    install creates the event triggers)."""
+
+    server_version_num: int
+    event_trigger: bool
+
+
+def target(cur: psycopg.Cursor) -> Target:
+    """The connected server and role, as an install script's target."""
+    return Target(cur.connection.info.server_version, catalog.is_superuser(cur))
+
+
 def install_script(cur: psycopg.Cursor, settings: Settings) -> str:
     """The install script for this server and the connected role."""
-    return install_sql(settings, cur.connection.info.server_version,
-                       event_trigger=catalog.is_superuser(cur))
+    found = target(cur)
+    return install_sql(settings, found.server_version_num, event_trigger=found.event_trigger)
+
+
+def dry_run_script(
+    settings: Settings,
+    to: Target,
+    retention_policy: str | None = None,
+    *,
+    admin_roles: list[str] | None = None,
+    strict: bool | None = None,
+) -> str:
+    """What :func:`install` runs, as one transaction to feed to psql: the
+    install script for ``to``, then the retention policy and settings
+    changes. No database access."""
+    script = install_sql(settings, to.server_version_num, event_trigger=to.event_trigger)
+    if retention_policy is not None:
+        script += set_retention_sql(settings, retention_policy)
+    configure = configure_query(settings, admin_roles, strict)
+    if configure is not None:
+        script += configure.as_string(None)
+    return f"BEGIN;\n{script}COMMIT;\n"
+
+
+@dataclass(frozen=True)
+class Reattached:
+    """An audited table that upgrade attached again, and why: what was
+    wrong with its capture (see ``catalog.AuditedTable.problems``)."""
+
+    table: str
+    reasons: list[str]
+
+
+@dataclass(frozen=True)
+class ObjectDrift:
+    """An object that was not as this version makes it: missing or outdated
+    (see ``fingerprint.classify``), with the reason."""
+
+    kind: str
+    identity: str
+    state: str  # missing | outdated
+    reason: str
 
 
 @dataclass(frozen=True)
 class Upgrade:
-    """What an upgrade did."""
+    """What an upgrade did, and what it left as it was."""
 
     from_version: str
     to_version: str
-    refreshed: list[str]  # tables whose capture triggers were created again
+    reattached: list[Reattached]
+    # missing or outdated before the upgrade, as this version makes them after
+    restored: list[ObjectDrift]
+    # still missing or outdated after it: changed by hand in a way the
+    # install script does not undo (see ``auditsql verify``)
+    unresolved: list[ObjectDrift]
+
+    @property
+    def up_to_date(self) -> bool:
+        """Nothing needed doing: the same version, nothing attached again or
+        restored, nothing left outdated or missing."""
+        return (self.from_version == self.to_version and not self.reattached
+                and not self.restored and not self.unresolved)
 
 
 def upgrade(conn: psycopg.Connection, schema: str) -> Upgrade:
     """Run this version's install script over an existing installation, with
     the settings it was installed with, then attach again every audited
     table whose capture triggers are missing, disabled, changed or made by
-    another version. One transaction; refused when nothing is installed."""
+    another version. One transaction; refused when nothing is installed.
+
+    The objects are compared with their fingerprints before and after, so
+    that the result says what was repaired and what is still amiss."""
     with db.transaction(conn) as cur:
         installed = catalog.installation(cur, schema)
-        cur.execute(install_script(cur, installed.settings).encode())
-        refreshed = reattach(cur, schema)
-        return Upgrade(installed.version, catalog.require_installed(cur, schema), refreshed)
+        to = target(cur)
+        script = install_definitions(installed.settings, to.server_version_num,
+                                     event_trigger=to.event_trigger)
+        before = classify(script, catalog.fingerprinted_objects(cur, schema), __version__)
+        cur.execute(install_sql(installed.settings, to.server_version_num,
+                                event_trigger=to.event_trigger).encode())
+        reattached = reattach(cur, schema)
+        after = classify(script, catalog.fingerprinted_objects(cur, schema), __version__)
+        return Upgrade(installed.version, catalog.require_installed(cur, schema), reattached,
+                       *_drift(before, after))
 
 
-def reattach(cur: psycopg.Cursor, schema: str) -> list[str]:
+_AMISS = (MISSING, OUTDATED)
+
+
+def _drift(before: list[ObjectState],
+           after: list[ObjectState]) -> tuple[list[ObjectDrift], list[ObjectDrift]]:
+    """(objects amiss before and installed after, objects amiss after), each
+    as classify() named it: an object the install script defines by its
+    definition, one made at run time (partitions, capture functions) by its
+    identity."""
+    def key(state: ObjectState) -> object:
+        return state.defined if state.defined is not None else (state.kind, state.identity)
+
+    now = {key(s): s for s in after}
+    restored = [
+        ObjectDrift(s.kind, now[key(s)].identity, s.state, s.reason)
+        for s in before
+        if s.state in _AMISS and key(s) in now and now[key(s)].state == INSTALLED
+    ]
+    unresolved = [ObjectDrift(s.kind, s.identity, s.state, s.reason)
+                  for s in after if s.state in _AMISS]
+    return restored, unresolved
+
+
+def reattach(cur: psycopg.Cursor, schema: str) -> list[Reattached]:
     """Attach again, with their settings, the tables whose capture attach
     would mend (triggers missing, disabled or changed; a capture function
-    out of date or made by another version); returns their names."""
-    refreshed = []
+    out of date or made by another version), and say why."""
+    done = []
     for table in catalog.audited_tables(cur, schema):
         if table.needs_attach:
             attach = sql.SQL("SELECT {}.attach(%s::oid::regclass)").format(sql.Identifier(schema))
             cur.execute(attach, (table.relid,))
-            refreshed.append(table.entity_type)
-    return refreshed
+            done.append(Reattached(table.entity_type, [
+                p.message for p in table.problems() if p.kind in ("triggers", "function")]))
+    return done
 
 
 def attach(
@@ -180,8 +283,27 @@ def parse_names(value: str | None, option: str) -> list[str] | None:
     return names
 
 
+# What audit.action_category accepts (sql/functions/action_category.sql).
+ACTION = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+def check_action(action: str, option: str = "--on-change") -> None:
+    """InvalidValue unless a policy may name ``action``: by the rule of
+    ``audit.action_category``, 1 to 63 lower-case letters, digits and
+    underscores, starting with a letter, and none of the actions auditsql
+    writes itself (data changes and events about auditing)."""
+    if not ACTION.fullmatch(action):
+        raise errors.InvalidValue(
+            f"invalid {option} action {action[:80]!r}: use 1 to 63 lower-case letters, "
+            "digits and underscores, starting with a letter")
+    if action in event_actions("data") + event_actions("system"):
+        raise errors.InvalidValue(
+            f"{option} action {action!r} is written by auditsql itself; choose another name")
+
+
 def parse_on_change(values: list[str] | None) -> dict[str, str] | None:
-    """``["role=role_changed", ...]`` as {column: action}."""
+    """``["role=role_changed", ...]`` as {column: action}; each action as
+    :func:`check_action` requires."""
     if not values:
         return None
     found: dict[str, str] = {}
@@ -193,5 +315,6 @@ def parse_on_change(values: list[str] | None) -> dict[str, str] | None:
                 f"invalid --on-change {value!r}: expected COLUMN=ACTION, such as role=role_changed")
         if column in found:
             raise errors.InvalidValue(f"--on-change names column {column!r} twice")
+        check_action(action)
         found[column] = action
     return found

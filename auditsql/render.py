@@ -21,6 +21,12 @@ if TYPE_CHECKING:
     from auditsql.fingerprint import Script
 
 MAX_IDENTIFIER_BYTES = 63
+
+# The PostgreSQL major versions auditsql supports, hence those a script may
+# be rendered for without asking a server (install --dry-run). The oldest is
+# the default there: its script runs on every one of them.
+OLDEST_MAJOR = 14
+NEWEST_MAJOR = 18
 INSTALL_TEMPLATE = "install.sql.j2"
 
 
@@ -131,6 +137,14 @@ def _context(settings: Settings, server_version_num: int, event_trigger: bool,
     }
 
 
+@functools.cache
+def event_actions(kind: str) -> tuple[str, ...]:
+    """The event actions of one kind (``data``, ``system`` or ``auth``), as
+    ``sql/fragments/macros.sql`` lists them for the SQL functions."""
+    module = _environment().get_template("fragments/macros.sql").module
+    return tuple(getattr(module, f"{kind}_actions"))
+
+
 def render(template: str, settings: Settings, server_version_num: int, *,
            event_trigger: bool = True) -> str:
     """Render one template from ``sql/`` with the given settings.
@@ -140,6 +154,15 @@ def render(template: str, settings: Settings, server_version_num: int, *,
     """
     context = _context(settings, server_version_num, event_trigger, "[]")
     return _environment().get_template(template).render(context)
+
+
+def server_version_num(major: int) -> int:
+    """``server_version_num`` of a supported major version (16 -> 160000),
+    for rendering without a server; InvalidValue for any other."""
+    if not OLDEST_MAJOR <= major <= NEWEST_MAJOR:
+        raise errors.InvalidValue(
+            f"unsupported PostgreSQL major version {major}: use {OLDEST_MAJOR} to {NEWEST_MAJOR}")
+    return major * 10000
 
 
 def install_sql(settings: Settings, server_version_num: int, *,

@@ -2,17 +2,21 @@
 with pg_cron.
 
 The work happens in SQL (``maintain``, ``apply_retention``, ``set_retention``,
-``place_hold``, ``release_hold``; see docs/retention.md); this module calls
-it, reads what is there, and talks to pg_cron, which may live in another
-database of the same server (``cron.database_name``). Functions that change
-something run in one transaction each, except :func:`run`, which runs
-maintenance and retention in two, as the scheduled job does.
+``place_hold``, ``release_hold``, and what judges and previews them:
+``retention_change``, ``retention_preview``, ``maintain_preview``,
+``normalize_entity_id``; see docs/retention.md); this module calls it, reads
+what is there, and talks to pg_cron, which may live in another database of
+the same server (``cron.database_name``). Functions that change something
+run in one transaction each, except :func:`run`, which runs maintenance and
+retention in two, as the scheduled job does; :func:`preview` and
+:func:`dry_run` read in one read-only transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 import re
+import shlex
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -82,10 +86,29 @@ class Removed:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What one maintenance-and-retention run did."""
+    """What one maintenance-and-retention run did (or, for a dry run, would do)."""
 
     maintained: list[Moved]
     removed: list[Removed]
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """What setting the retention policy did."""
+
+    policy: Policy  # the policy in force now
+    previous: Policy | None  # the one before (None: none was set)
+    changed: bool  # False: the policy given was already in force
+    removes: list[Removed]  # what the next retention run would remove under it
+
+
+@dataclass(frozen=True)
+class Placed:
+    """What placing a legal hold did."""
+
+    placed: bool  # False: the entity was already held (nothing changed)
+    hold: Hold  # the hold in force, with the entity id as the log spells it
+    events: int  # the entity's events in the log
 
 
 @dataclass(frozen=True)
@@ -179,6 +202,7 @@ class RetentionHealth:
     policy: Policy | None
     pg_cron_available: bool
     job_scheduled: bool | None  # None: pg_cron absent, or its database unreadable
+    cron_problem: str | None = None  # why the job could not be read, if it could not
 
     @property
     def policy_set(self) -> bool:
@@ -193,6 +217,7 @@ class RetentionHealth:
                 "pg_cron is not available; run `auditsql retention run` from a scheduler"
                 if not self.pg_cron_available
                 else "pg_cron is available but its job could not be read"
+                + (f": {self.cron_problem}" if self.cron_problem else "")
             )
         else:
             job_result = "pass" if self.job_scheduled else "fail"
@@ -240,6 +265,8 @@ def _translate(exc: psycopg.Error) -> errors.AuditsqlError:
         return errors.NoPolicy(message)
     if isinstance(exc, pgerrors.UndefinedObject):
         return errors.NoSuchHold(message)
+    if isinstance(exc, pgerrors.NoDataFound):
+        return errors.HoldsNothing(message)
     if message.startswith("invalid schedule"):
         return errors.InvalidValue(
             f"{message}: expected five cron fields, such as '{DEFAULT_CRON}'"
@@ -344,11 +371,16 @@ def policy(cur: psycopg.Cursor, schema: str) -> Policy | None:
     return Policy(*row) if row else None
 
 
-def set_policy(conn: psycopg.Connection, schema: str, value: str) -> Policy:
-    """Set the retention policy: financial, medical, saas, or an interval."""
+def set_policy(conn: psycopg.Connection, schema: str, value: str, *,
+               under_a_year: bool = False, shorten: bool = False) -> PolicySet:
+    """Set the retention policy: financial, medical, saas, or an interval
+    with its units. A policy keeping events for less than a year needs
+    *under_a_year*, one keeping them for less time than the policy in force
+    needs *shorten*; without, PolicyRefused says what the next retention run
+    would then remove (and so does the result, once set)."""
     with _transaction(conn) as cur:
         _require(cur, schema)
-        return set_policy_in(cur, schema, value)
+        return _set_policy(cur, schema, value, under_a_year, shorten, during_install=False)
 
 
 def check_policy_text(value: str) -> None:
@@ -356,17 +388,78 @@ def check_policy_text(value: str) -> None:
     _check_text(value, "the retention policy", 100)
 
 
-def set_policy_in(cur: psycopg.Cursor, schema: str, value: str) -> Policy:
-    """Set the retention policy inside the caller's transaction (install uses it)."""
+def set_policy_in(cur: psycopg.Cursor, schema: str, value: str) -> PolicySet:
+    """Set the retention policy inside the caller's transaction (install
+    uses it). Neither a policy under a year nor a shorter one than the
+    policy in force is set this way: the refusal says to install without
+    the policy and then run `auditsql retention set` with the flag."""
+    return _set_policy(cur, schema, value, False, False, during_install=True)
+
+
+def _set_policy(cur: psycopg.Cursor, schema: str, value: str, under_a_year: bool,
+                shorten: bool, *, during_install: bool) -> PolicySet:
     check_policy_text(value)
+    ident = sql.Identifier(schema)
     try:
         cur.execute("SET LOCAL IntervalStyle = 'postgres'")
-        cur.execute(_call(schema, "set_retention", sql.Placeholder()), (value,))
+        previous = policy(cur, schema)
+        # One transaction, so one now(): the server judges the policy here
+        # exactly as set_retention will below.
+        cur.execute(
+            sql.SQL("SELECT policy, keep::text, under_a_year, shortens FROM {}.retention_change(%s)")
+            .format(ident),
+            (value,),
+        )
+        row = cur.fetchone()
+        assert row is not None
+        name, keep, is_under, shortens = row
+        removes = _preview(cur, schema, keep)
+        again = previous is not None and (previous.name, previous.keep) == (name, keep)
+        if not again and ((is_under and not under_a_year) or (shortens and not shorten)):
+            raise errors.PolicyRefused(
+                _refusal(value, keep, previous, is_under, shortens, removes, during_install),
+                removes,
+            )
+        cur.execute(
+            _call(schema, "set_retention", sql.Placeholder(), sql.Placeholder(), sql.Placeholder()),
+            (value, under_a_year, shorten),
+        )
     except psycopg.Error as exc:
         raise _translate(exc) from exc
     found = policy(cur, schema)
     assert found is not None
-    return found
+    return PolicySet(found, previous, not again, removes)
+
+
+def _refusal(value: str, keep: str, previous: Policy | None, is_under: bool, shortens: bool,
+             removes: list[Removed], during_install: bool) -> str:
+    """Why a policy is refused, what it would remove, and how to set it anyway
+    (the command names every flag the policy needs)."""
+    why, flags = [], []
+    if is_under:
+        why.append("less than a year")
+        flags.append("--under-a-year")
+    if shortens and previous is not None:
+        why.append(f"less time than the policy in force, {previous.name} ({previous.keep})")
+        flags.append("--shorten")
+    command = f"auditsql retention set {shlex.quote(value)} {' '.join(flags)}"
+    how = (f"install does not set such a policy: install without --retention, then run `{command}`"
+           if during_install else f"if that is meant, run `{command}`")
+    given = repr(value) if value.strip() == keep else f"{value!r} ({keep})"
+    return (f"retention policy {given} keeps events for {' and for '.join(why)};"
+            f" under it the next retention run would remove {summarize(removes)}; {how}")
+
+
+def summarize(removes: list[Removed]) -> str:
+    """'nothing', or how many events from how many partitions, and how many
+    legal holds keep."""
+    if not removes:
+        return "nothing"
+    events = sum(r.rows_removed for r in removes)
+    kept = sum(r.rows_kept for r in removes)
+    parts = len(removes)
+    text = f"{events} events from {parts} partition{'s' if parts != 1 else ''}"
+    return text + (f" ({kept} kept under legal hold)" if kept else "")
 
 
 # --------------------------------------------------------------------------
@@ -399,27 +492,65 @@ def _hold(cur: psycopg.Cursor, schema: str, entity_type: str, entity_id: str) ->
     return Hold(*row) if row else None
 
 
-def place_hold(
-    conn: psycopg.Connection, schema: str, entity_type: str, entity_id: str, reason: str
-) -> tuple[bool, Hold]:
-    """Put an entity under legal hold. Returns (placed, the hold in force):
-    placed is False when the entity was already held (nothing changes)."""
+def normalize_entity_id(cur: psycopg.Cursor, schema: str, entity_type: str,
+                        entity_id: str) -> str:
+    """*entity_id* as the log spells it (``audit.normalize_entity_id``):
+    '[1001,1]' is '[1001, 1]' for a table keyed by two integers."""
+    cur.execute(
+        sql.SQL("SELECT {}.normalize_entity_id(%s, %s)").format(sql.Identifier(schema)),
+        (entity_type, entity_id),
+    )
+    row = cur.fetchone()
+    return str(row[0]) if row and row[0] is not None else entity_id
+
+
+def _count_events(cur: psycopg.Cursor, schema: str, entity_type: str, entity_id: str) -> int:
+    """The entity's events, not counting the records of its legal holds."""
+    cur.execute(
+        sql.SQL("SELECT count(*) FROM {}.events WHERE entity_type = %s AND entity_id = %s"
+                " AND action NOT IN ('legal_hold_placed', 'legal_hold_released')")
+        .format(sql.Identifier(schema)),
+        (entity_type, entity_id),
+    )
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def _check_entity(entity_type: str, entity_id: str) -> None:
     for value, what in ((entity_type, "the entity type"), (entity_id, "the entity id")):
         _check_text(value, what, 10_000)
+
+
+def place_hold(conn: psycopg.Connection, schema: str, entity_type: str, entity_id: str,
+               reason: str, *, future: bool = False) -> Placed:
+    """Put an entity under legal hold; the id is read as the log spells it
+    (see :func:`normalize_entity_id`). A hold matching no event in the log
+    is refused (HoldsNothing) unless *future*: it then holds the entity's
+    future events. Holding an entity already held changes nothing."""
+    _check_entity(entity_type, entity_id)
     if not reason.strip():
         raise errors.InvalidValue("a legal hold needs a reason (--reason)")
     _check_text(reason, "the reason", MAX_REASON)
     with _transaction(conn) as cur:
         _require(cur, schema)
-        cur.execute(
-            _call(schema, "place_hold", sql.Placeholder(), sql.Placeholder(), sql.Placeholder()),
-            (entity_type, entity_id, reason),
-        )
+        normalized = normalize_entity_id(cur, schema, entity_type, entity_id)
+        try:
+            cur.execute(
+                _call(schema, "place_hold", *[sql.Placeholder()] * 4),
+                (entity_type, entity_id, reason, future),
+            )
+        except pgerrors.NoDataFound as exc:
+            given = f" (given as {entity_id})" if normalized != entity_id else ""
+            raise errors.HoldsNothing(
+                f"no event in the log has entity type {entity_type} and entity id {normalized}"
+                f"{given}, so the hold would hold nothing; check the id against"
+                " events.entity_id, or add --future to hold the entity's future events"
+            ) from exc
         row = cur.fetchone()
         placed = bool(row and row[0])
-        hold = _hold(cur, schema, entity_type, entity_id)
-    assert hold is not None
-    return placed, hold
+        hold = _hold(cur, schema, entity_type, normalized)
+        assert hold is not None
+        return Placed(placed, hold, _count_events(cur, schema, entity_type, hold.entity_id))
 
 
 def release_hold(
@@ -429,14 +560,16 @@ def release_hold(
     entity_id: str,
     reason: str | None = None,
 ) -> Hold:
-    """Lift the legal hold on an entity; returns the hold released."""
-    for value, what in ((entity_type, "the entity type"), (entity_id, "the entity id")):
-        _check_text(value, what, 10_000)
+    """Lift the legal hold on an entity (the id read as place_hold reads
+    it); returns the hold released."""
+    _check_entity(entity_type, entity_id)
     if reason is not None:
         _check_text(reason, "the reason", MAX_REASON)
     with _transaction(conn) as cur:
         _require(cur, schema)
-        hold = _hold(cur, schema, entity_type, entity_id)
+        normalized = normalize_entity_id(cur, schema, entity_type, entity_id)
+        hold = (_hold(cur, schema, entity_type, normalized)
+                or _hold(cur, schema, entity_type, entity_id))
         cur.execute(
             _call(schema, "release_hold", sql.Placeholder(), sql.Placeholder(), sql.Placeholder()),
             (entity_type, entity_id, reason),
@@ -493,6 +626,51 @@ def run(conn: psycopg.Connection, schema: str,
     return RunResult(maintained, removed)
 
 
+def _preview(cur: psycopg.Cursor, schema: str, keep: str | None) -> list[Removed]:
+    """What the next retention run removes keeping events for *keep* (None:
+    the policy in force), after maintenance has moved the events waiting in
+    the default partition into their months."""
+    cur.execute(
+        sql.SQL("SELECT * FROM {}.retention_preview(%s::interval, now(), true)")
+        .format(sql.Identifier(schema)),
+        (keep,),
+    )
+    return [Removed(*row) for row in cur.fetchall()]
+
+
+@contextmanager
+def _read_only(conn: psycopg.Connection) -> Iterator[psycopg.Cursor]:
+    """One read-only transaction with one snapshot: the server refuses any
+    write in it, so whatever runs inside changes nothing."""
+    with _transaction(conn) as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield cur
+
+
+def preview(conn: psycopg.Connection, schema: str, keep: str | None = None) -> list[Removed]:
+    """What the next retention run (maintenance, then retention) would
+    remove under the policy in force, or keeping events for *keep*, as one
+    row per partition. Changes nothing."""
+    with _read_only(conn) as cur:
+        _require(cur, schema)
+        return _preview(cur, schema, keep)
+
+
+def dry_run(conn: psycopg.Connection, schema: str,
+            months_ahead: int = DEFAULT_MONTHS_AHEAD) -> RunResult:
+    """What :func:`run` would do now: the partitions maintenance would
+    create (with the events it would move into them) and those retention
+    would then remove. One read-only transaction: nothing changes, nothing
+    is recorded. NoPolicy when no policy is set, as for run."""
+    check_months_ahead(months_ahead)
+    require_policy(conn, schema)
+    with _read_only(conn) as cur:
+        _require(cur, schema)
+        cur.execute(_call(schema, "maintain_preview", sql.Literal(months_ahead)))
+        maintained = [Moved(*row) for row in cur.fetchall()]
+        return RunResult(maintained, _preview(cur, schema, None))
+
+
 # --------------------------------------------------------------------------
 # pg_cron
 # --------------------------------------------------------------------------
@@ -545,6 +723,15 @@ def cron_connection(dsn: str, conn: psycopg.Connection, database: str) -> Iterat
         return
     with db.connect(make_conninfo(dsn, dbname=database)) as other:
         yield other
+
+
+def _current_database(cur: psycopg.Cursor) -> str:
+    """The database connected to, as the server names it: pg_cron's jobs name
+    it so (a pooler's client-side name for it may differ)."""
+    cur.execute("SELECT current_database()")
+    row = cur.fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 def _require_pg_cron(cur: psycopg.Cursor, database: str) -> None:
@@ -608,7 +795,7 @@ def schedule(dsn: str, schema: str, cron: str = DEFAULT_CRON,
                     "the role that schedules it, which must be a member of the owner role"
                 )
             cron_db = cron_database(cur)
-            database = conn.info.dbname
+            database = _current_database(cur)
         assert cron_db is not None
         name = job_name(database, schema)
         command = job_command(conn, schema, months_ahead)
@@ -632,7 +819,7 @@ def unschedule(dsn: str, schema: str) -> CronJob | None:
         with _transaction(conn) as cur:
             catalog.require_installed(cur, schema)
             cron_db = cron_database(cur)
-            database = conn.info.dbname
+            database = _current_database(cur)
         if cron_db is None:
             raise _unavailable()
         with cron_connection(dsn, conn, cron_db) as cconn, _transaction(cconn) as ccur:
@@ -652,16 +839,18 @@ def _owner(cur: psycopg.Cursor, schema: str) -> str:
 
 def cron_status(dsn: str | None, conn: psycopg.Connection, schema: str,
                 cron_conn: psycopg.Connection | None = None) -> CronStatus:
-    """pg_cron and the job, read from pg_cron's database. With no *dsn* (and
-    no *cron_conn*) a job in another database cannot be read."""
+    """pg_cron and the job, read from pg_cron's database: through *cron_conn*
+    when given, else through *conn* when it is that database, else through a
+    connection to it made from *dsn* (its database name replaced). With none
+    of these, a job in another database cannot be read."""
     try:
         with _transaction(conn) as cur:
             cron_db = cron_database(cur)
+            database = _current_database(cur)
     except errors.PermissionDenied as exc:
         return CronStatus(True, None, problem=str(exc))
     if cron_db is None:
         return CronStatus(available=False)
-    database = conn.info.dbname
     name = job_name(database, schema)
     try:
         if cron_conn is not None or cron_db == database:
@@ -670,6 +859,8 @@ def cron_status(dsn: str | None, conn: psycopg.Connection, schema: str,
         if dsn is None:
             return CronStatus(True, cron_db, problem=f"pg_cron lives in database {cron_db!r}")
         with cron_connection(dsn, conn, cron_db) as cconn:
+            if cconn is not conn:
+                cconn.read_only = True  # opened to read the job, nothing more
             return _read_cron(cconn, cron_db, name, database)
     except errors.AuditsqlError as exc:
         return CronStatus(True, cron_db, problem=str(exc))
@@ -683,7 +874,19 @@ def _read_cron(conn: psycopg.Connection, cron_db: str, name: str, database: str)
             return CronStatus(True, cron_db, installed=False)
         job = _job(cur, name, database)
         runs = _runs(cur, job.jobid) if job else []
+        if job is None and not _sees_every_job(cur):
+            return CronStatus(True, cron_db, True, problem=(
+                f"pg_cron shows role {conn.info.user} only the jobs it scheduled itself, and "
+                f"none of them is {name!r}; check as a superuser"))
     return CronStatus(True, cron_db, True, job, runs)
+
+
+def _sees_every_job(cur: psycopg.Cursor) -> bool:
+    """Whether row-level security lets the role see every pg_cron job
+    (pg_cron shows other roles only their own)."""
+    cur.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+    row = cur.fetchone()
+    return bool(row and row[0])
 
 
 # --------------------------------------------------------------------------
@@ -783,17 +986,18 @@ def status(dsn: str, schema: str) -> RetentionStatus:
 
 
 def health(conn: psycopg.Connection, schema: str,
-           cron_conn: psycopg.Connection | None = None) -> RetentionHealth:
+           cron_conn: psycopg.Connection | None = None,
+           dsn: str | None = None) -> RetentionHealth:
     """The facts behind the retention checks: partitions ahead, the default
     partition empty, a policy set, and the job scheduled when pg_cron is
-    present. When pg_cron lives in another database, pass a connection to
-    it as *cron_conn* (see :func:`cron_connection`); without one,
-    ``job_scheduled`` is None."""
+    present. When pg_cron lives in another database, the job is read there
+    through *cron_conn*, or through a connection made from *dsn* (see
+    :func:`cron_status`); with neither, ``job_scheduled`` is None."""
     with _transaction(conn) as cur:
         _require(cur, schema)
         parts = partitions(cur, schema)
         found = policy(cur, schema)
-    cron = cron_status(None, conn, schema, cron_conn)
+    cron = cron_status(dsn, conn, schema, cron_conn)
     if not cron.available or cron.problem is not None:
         scheduled = None
     else:
@@ -805,4 +1009,5 @@ def health(conn: psycopg.Connection, schema: str,
         policy=found,
         pg_cron_available=cron.available,
         job_scheduled=scheduled,
+        cron_problem=cron.problem,
     )

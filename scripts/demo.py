@@ -1,9 +1,13 @@
 """End-to-end demo on a throwaway local database.
 
-Starts a private PostgreSQL cluster, installs auditsql with the CLI, attaches
-two tables, writes as two different actors, answers "who changed this
-record?" from the audit log, and verifies that auditing is intact.
-Everything is removed on exit.
+Starts a private PostgreSQL cluster, installs auditsql with the CLI, sets a
+retention policy, attaches two tables, writes as two different actors,
+answers "who changed this record?" from the audit log, and verifies that
+auditing is intact. Everything is removed on exit.
+
+The server is the one the test suite would use: ``$AUDITSQL_PG_VERSION`` (a
+major) if set, else ``$AUDITSQL_PG_BIN``, else the newest version found
+(``tests/pgcluster.py``). tests/docs/test_demo.py runs this script.
 """
 
 from __future__ import annotations
@@ -108,12 +112,21 @@ def show(dsn: str) -> None:
         console.print(f"  {actor} {action} it: status {before} -> {after}")
 
 
+def server_bindir() -> Path | None:
+    """The bin directory of the server to run, chosen as the tests choose it."""
+    version = os.environ.get("AUDITSQL_PG_VERSION")
+    if version:
+        return pgcluster.find_bindirs().get(int(version))
+    return pgcluster.find_bindir()
+
+
 def main() -> int:
     started = time.monotonic()
-    bindir = pgcluster.find_bindir()
+    bindir = server_bindir()
     if bindir is None:
         console.print("no PostgreSQL server binaries found: run `make pg-binaries` "
-                      "or set AUDITSQL_PG_BIN", style="red")
+                      "or set AUDITSQL_PG_BIN (or AUDITSQL_PG_VERSION to one found)",
+                      style="red")
         return 1
     cluster = pgcluster.start_cluster(bindir)
     try:
@@ -122,6 +135,7 @@ def main() -> int:
         dsn = cluster.dsn("demo")
         console.print(f"throwaway PostgreSQL {cluster.version_num // 10000} cluster started")
         cli("install", dsn=dsn)
+        cli("retention", "set", "saas", dsn=dsn)
         with psycopg.connect(dsn) as conn:
             conn.execute(SCHEMA_SQL)
         cli("attach", "customers", "orders", dsn=dsn)

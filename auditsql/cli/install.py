@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
 
 from auditsql import db, installer
-from auditsql.cli.options import Dsn, Schema
+from auditsql.cli.options import Dsn, Json, Schema
 from auditsql.cli.output import err, reported
-from auditsql.render import Settings
+from auditsql.render import NEWEST_MAJOR, OLDEST_MAJOR, Settings, server_version_num
+
+# install's --dsn: needed, except to print the script (--dry-run).
+DsnUnlessDryRun = Annotated[
+    str | None,
+    typer.Option(
+        "--dsn",
+        envvar="AUDITSQL_DSN",
+        help="libpq connection string or URI of the target database. With --dry-run and "
+             "no DSN, the script is rendered without a server (see --server-version).",
+        show_envvar=True,
+        show_default=False,
+    ),
+]
+
+
+def _supported_major(value: int | None) -> int | None:
+    """--server-version: a supported major (checked here rather than shown
+    as a range, which would crowd the help at 80 columns)."""
+    if value is not None and not OLDEST_MAJOR <= value <= NEWEST_MAJOR:
+        raise typer.BadParameter(f"{value} is not a supported major: use {OLDEST_MAJOR} to "
+                                 f"{NEWEST_MAJOR}")
+    return value
 
 
 def install(
-    dsn: Dsn,
+    dsn: DsnUnlessDryRun = None,
     schema: Schema = "audit",
     owner_role: Annotated[
         str, typer.Option("--owner-role", help="NOLOGIN role that owns every audit object.")
@@ -75,7 +99,32 @@ def install(
     dry_run: Annotated[
         bool,
         typer.Option(
-            "--dry-run", help="Print the SQL (one transaction, for psql) instead of running it."
+            "--dry-run", help="Print the SQL (one transaction, for psql) instead of running it. "
+            "With a DSN, the script is the one for that server and role; without one, it is "
+            "rendered for --server-version and, unless --no-event-triggers, a superuser."
+        ),
+    ] = False,
+    server_version: Annotated[
+        int | None,
+        typer.Option(
+            "--server-version",
+            metavar="MAJOR",
+            callback=_supported_major,
+            help=f"With --dry-run and no DSN: the PostgreSQL major version "
+                 f"({OLDEST_MAJOR}-{NEWEST_MAJOR}) to render the script for. Default "
+                 f"{OLDEST_MAJOR}, whose script runs on every supported version; on a newer "
+                 "server, status and verify report the functions written differently for it "
+                 "as outdated until `auditsql upgrade`.",
+            show_default=False,
+        ),
+    ] = None,
+    no_event_triggers: Annotated[
+        bool,
+        typer.Option(
+            "--no-event-triggers",
+            help="With --dry-run and no DSN: render the script for a role that is not a "
+                 "superuser, without the event triggers. By default the script creates "
+                 "them, and only a superuser may run it.",
         ),
     ] = False,
 ) -> None:
@@ -84,44 +133,85 @@ def install(
     Safe to run again (an existing retention policy stays unless --retention
     is given). Runs in one transaction: on any error nothing is left behind.
     Run as a superuser, it also creates the event triggers that refuse DDL
-    weakening auditing.
+    weakening auditing. --dry-run needs no database unless a DSN is given.
     """
+    offline = dry_run and dsn is None
+    for given, option in ((server_version is not None, "--server-version"),
+                          (no_event_triggers, "--no-event-triggers")):
+        if given and not offline:
+            raise typer.BadParameter(
+                "only with --dry-run and no DSN; with a DSN the script is rendered for "
+                "that server and role", param_hint=f"'{option}'")
+    if dsn is None and not dry_run:
+        raise typer.BadParameter(
+            "missing: give --dsn or set AUDITSQL_DSN (only --dry-run works without one)",
+            param_hint="'--dsn'")
     settings = Settings(schema=schema, owner=owner_role, reader=reader_role, writer=writer_role,
                         admin=admin_role, operator=operator_role)
     with reported():
         settings.validate()
         roles = installer.parse_names(admin_roles, "--admin-actor-roles")
-        conn = db.connect(dsn)
-        with conn:
+        if dsn is None:
+            to = installer.Target(server_version_num(server_version or OLDEST_MAJOR),
+                                  event_trigger=not no_event_triggers)
+            # Verbatim, and runnable as is: `auditsql install --dry-run | psql`.
+            sys.stdout.write(installer.dry_run_script(settings, to, retention_policy,
+                                                      admin_roles=roles, strict=strict))
+            return
+        with db.connect(dsn) as conn:
             if dry_run:
-                # Verbatim, and runnable as is: `auditsql install --dry-run | psql`.
                 with db.transaction(conn) as cur:
-                    script = installer.install_script(cur, settings)
-                if retention_policy is not None:
-                    script += installer.set_retention_sql(conn, settings, retention_policy)
-                query = installer.configure_query(settings, roles, strict)
-                configure = "" if query is None else query.as_string(conn)
-                sys.stdout.write(f"BEGIN;\n{script}{configure}COMMIT;\n")
+                    to = installer.target(cur)
+                sys.stdout.write(installer.dry_run_script(settings, to, retention_policy,
+                                                          admin_roles=roles, strict=strict))
                 return
             version = installer.install(conn, settings, retention_policy,
                                         admin_roles=roles, strict=strict)
     err.print(f"auditsql {version} installed in schema {schema}", markup=False)
 
 
-def upgrade(dsn: Dsn, schema: Schema = "audit") -> None:
+def upgrade(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
     """Bring an existing installation up to this version.
 
     Runs this version's install script with the settings the installation
     was made with, then attaches again every audited table whose capture
-    triggers are missing, disabled, changed or made by another version. One
-    transaction; refused when auditsql is not installed.
+    triggers are missing, disabled, changed or made by another version.
+    Reports each table attached again and why, each object restored (it
+    was missing, or not as this version makes it), and each object still
+    amiss after it (changed by hand in a way upgrade does not undo; see
+    verify); "up to date" only when nothing needed doing. One transaction;
+    refused when auditsql is not installed.
     """
     with reported(), db.connect(dsn) as conn:
         done = installer.upgrade(conn, schema)
-    for table in done.refreshed:
-        err.print(f"attached {table} again", markup=False)
-    if done.from_version == done.to_version:
-        err.print(f"auditsql {done.to_version} in schema {schema} is up to date", markup=False)
-    else:
+    if as_json:
+        print(json.dumps({"schema": schema, **asdict(done), "up_to_date": done.up_to_date},
+                         indent=2))
+        return
+    for table in done.reattached:
+        err.print(f"attached {table.table} again ({'; '.join(table.reasons)})", markup=False)
+    for item in done.restored:
+        err.print(f"restored {item.kind} {item.identity} (was {item.state}: {item.reason})",
+                  markup=False)
+    for item in done.unresolved:
+        err.print(f"still {item.state}: {item.kind} {item.identity} ({item.reason}); "
+                  "upgrade does not change it, see `auditsql verify`", markup=False)
+    if done.from_version != done.to_version:
         err.print(f"auditsql upgraded from {done.from_version} to {done.to_version} "
                   f"in schema {schema}", markup=False)
+    elif done.up_to_date:
+        err.print(f"auditsql {done.to_version} in schema {schema} is up to date", markup=False)
+    else:
+        repaired = []
+        if done.reattached:
+            repaired.append(f"{_count(len(done.reattached), 'table')} attached again")
+        if done.restored:
+            repaired.append(f"{_count(len(done.restored), 'object')} restored")
+        summary = ", ".join(repaired) or "nothing repaired"
+        if done.unresolved:
+            summary += f"; {_count(len(done.unresolved), 'object')} still amiss"
+        err.print(f"auditsql {done.to_version} in schema {schema}: {summary}", markup=False)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

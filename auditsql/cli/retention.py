@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from auditsql import db, retention
+from auditsql import db, errors, retention
 from auditsql.cli.options import Dsn, Json, Schema
 from auditsql.cli.output import err, reported
 
@@ -69,23 +69,59 @@ def _print_json(value: Any) -> None:
     print(json.dumps(_jsonable(value), indent=2))
 
 
+def _print_removals(removes: list[retention.Removed], verb: str = "would remove") -> None:
+    """One line per partition a retention run removes (or rebuilds), on stdout."""
+    for r in removes:
+        kept = f", {r.rows_kept} kept under legal hold" if r.rows_kept else ""
+        print(f"{verb}\t{r.partition}\t{_day(r.range_from)}..{_day(r.range_to)}"
+              f"\t{r.rows_removed} events{kept}", flush=True)
+
+
 @app.command("set")
 def set_policy(
     policy: Annotated[
         str,
         typer.Argument(
             help="financial (7 years), medical (5 years), saas (3 years), "
-            "or an interval such as '2 years'.",
+            "or an interval with its units such as '2 years' (at most 100 years).",
             show_default=False,
         ),
     ],
     dsn: Dsn,
+    under_a_year: Annotated[
+        bool,
+        typer.Option("--under-a-year",
+                     help="Allow a policy that keeps events for less than a year."),
+    ] = False,
+    shorten: Annotated[
+        bool,
+        typer.Option("--shorten",
+                     help="Allow a policy that keeps events for less time than the one in force."),
+    ] = False,
     schema: Schema = "audit",
 ) -> None:
-    """Set how long events are kept. Recorded in the log; safe to run again."""
+    """Set how long events are kept. Recorded in the log; safe to run again.
+
+    A number needs its unit ('7 years', not '7'). A policy keeping events for
+    less than a year, or for less time than the policy in force, is refused
+    unless --under-a-year or --shorten says it is meant. Either way, the
+    partitions the next retention run would then remove are listed on
+    stdout, with their events and those kept under legal hold.
+    """
     with reported(), db.connect(dsn) as conn:
-        found = retention.set_policy(conn, schema, policy)
-    err.print(f"retention policy: {found.name} (keep {found.keep})", markup=False)
+        try:
+            done = retention.set_policy(conn, schema, policy, under_a_year=under_a_year,
+                                        shorten=shorten)
+        except errors.PolicyRefused as exc:
+            _print_removals([r for r in exc.removes if isinstance(r, retention.Removed)])
+            raise
+    found = done.policy
+    if not done.changed:
+        err.print(f"retention policy: {found.name} (keep {found.keep}), unchanged", markup=False)
+        return
+    _print_removals(done.removes)
+    err.print(f"retention policy: {found.name} (keep {found.keep}); the next retention run"
+              f" will remove {retention.summarize(done.removes)}", markup=False)
 
 
 @app.command()
@@ -130,9 +166,10 @@ def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
         print(f"pg_cron: in database {cron.database}; no job; run `auditsql retention schedule`")
     else:
         job = cron.job
-        print(f"pg_cron: job {job.jobid} {job.name!r} in database {cron.database},"
-              f" schedule '{job.schedule}', {'active' if job.active else 'inactive'},"
-              f" runs as {job.username}")
+        # The job is kept in pg_cron's database and runs in the audited one.
+        print(f"pg_cron: in database {cron.database}; job {job.jobid} {job.name!r} runs in"
+              f" database {job.database}, schedule '{job.schedule}',"
+              f" {'active' if job.active else 'inactive'}, as {job.username}")
         print(f"  command: {job.command}")
         print(f"last runs: {len(cron.runs) or 'none yet'}")
         for r in cron.runs:
@@ -149,19 +186,31 @@ def hold(
         str,
         typer.Option("--reason", help="Why the entity is held (1-1000 characters); recorded."),
     ],
+    future: Annotated[
+        bool,
+        typer.Option("--future",
+                     help="Hold an entity with no event in the log yet: its future events."),
+    ] = False,
     schema: Schema = "audit",
 ) -> None:
     """Put an entity under legal hold: retention keeps its events.
 
-    Recorded in the log. Holding an entity again changes nothing.
+    The id is read as the log spells it: [1001,1] holds the events of
+    [1001, 1]. A hold matching no event in the log is refused unless
+    --future. Recorded in the log. Holding an entity again changes nothing.
     """
     with reported(), db.connect(dsn) as conn:
-        placed, found = retention.place_hold(conn, schema, entity_type, entity_id, reason)
-    if placed:
-        err.print(f"legal hold placed on {found.entity_type} {found.entity_id}", markup=False)
+        done = retention.place_hold(conn, schema, entity_type, entity_id, reason, future=future)
+    found = done.hold
+    given = f" (given as {entity_id})" if found.entity_id != entity_id else ""
+    events = (f"{done.events} events in the log" if done.events
+              else "no event in the log yet: it holds future events")
+    if done.placed:
+        err.print(f"legal hold placed on {found.entity_type} {found.entity_id}{given}: {events}",
+                  markup=False)
     else:
-        err.print(f"{found.entity_type} {found.entity_id} is already under legal hold since"
-                  f" {_when(found.placed_at)}: {found.reason}", markup=False)
+        err.print(f"{found.entity_type} {found.entity_id}{given} is already under legal hold"
+                  f" since {_when(found.placed_at)}: {found.reason}", markup=False)
 
 
 @app.command()
@@ -222,6 +271,12 @@ def unschedule(dsn: Dsn, schema: Schema = "audit") -> None:
 def run(
     dsn: Dsn,
     months_ahead: MonthsAhead = retention.DEFAULT_MONTHS_AHEAD,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run",
+                     help="Show what maintenance would create and retention would remove;"
+                     " change nothing."),
+    ] = False,
     schema: Schema = "audit",
     as_json: Json = False,
 ) -> None:
@@ -230,6 +285,17 @@ def run(
     For external schedulers (cron, systemd timers, job runners) where pg_cron
     is not available. Exits 1 when no retention policy is set.
     """
+    if dry_run:
+        with reported(), db.connect(dsn) as conn:
+            result = retention.dry_run(conn, schema, months_ahead)
+        if as_json:
+            _print_json(asdict(result))
+            return
+        _print_created(result.maintained, "would create")
+        _print_removals(result.removed)
+        done = bool(result.maintained or result.removed)
+        err.print("dry run: nothing changed" if done else "nothing to do", markup=False)
+        return
     if as_json:
         with reported(), db.connect(dsn) as conn:
             result = retention.run(conn, schema, months_ahead)
@@ -241,14 +307,17 @@ def run(
         retention.check_months_ahead(months_ahead)
         retention.require_policy(conn, schema)
         maintained = retention.maintain(conn, schema, months_ahead)
-        for m in maintained:
-            moved = f"\t{m.rows} events moved from the default partition" if m.rows else ""
-            print(f"created\t{m.partition}\t{_day(m.range_from)}..{_day(m.range_to)}{moved}",
-                  flush=True)
+        _print_created(maintained, "created")
         removed = retention.apply(conn, schema)
-        for r in removed:
-            kept = f", {r.rows_kept} kept under legal hold" if r.rows_kept else ""
-            print(f"removed\t{r.partition}\t{_day(r.range_from)}..{_day(r.range_to)}"
-                  f"\t{r.rows_removed} events{kept}")
+        _print_removals(removed, "removed")
     if not maintained and not removed:
         err.print("nothing to do", markup=False)
+
+
+def _print_created(maintained: list[retention.Moved], verb: str) -> None:
+    """One line per partition maintenance creates, on stdout."""
+    what = "moved" if verb == "created" else "to move"
+    for m in maintained:
+        moved = f"\t{m.rows} events {what} from the default partition" if m.rows else ""
+        print(f"{verb}\t{m.partition}\t{_day(m.range_from)}..{_day(m.range_to)}{moved}",
+              flush=True)

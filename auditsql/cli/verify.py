@@ -70,7 +70,7 @@ def verify(
         conn.read_only = True
         with db.transaction(conn) as cur:
             expected = [_resolve(cur, name) for name in expect or []]
-            ctx = checks.Context(cur, schema, expected, all_tables, list(exclude or []))
+            ctx = checks.Context(cur, schema, expected, all_tables, list(exclude or []), dsn=dsn)
             results = checks.run(ctx)
             installed = _installed_version(ctx)
         report = {

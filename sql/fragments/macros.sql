@@ -10,6 +10,29 @@ txid, occurred_at, admin, actor_id, actor_email, actor_role, ip_address, ip_addr
 v_txid, v_now, v_admin, v_actor_id, v_actor_email, v_actor_role, v_ip, CASE WHEN v_ip IS NULL THEN v_ip_raw END, v_user_agent, v_request_id, v_db_user, v_app_name, v_client_addr
 {%- endmacro %}
 
+{#- A context value as it is set and stored, from the text expression
+    `value`: NULL when NULL or empty; longer than 1024 characters, its first
+    1023 followed by the cut marker, 1024 in all. Never an error: clients
+    choose these values (a User-Agent header), and the application's write
+    must not fail for them. Every place that sets or reads context applies
+    it, so a value set with set_config directly is cut the same way. It runs
+    on every audited write: `value` is evaluated up to three times, so pass a
+    variable or a setting read, and a value of 1024 characters or fewer
+    costs a comparison, a length and the value itself. Every name is
+    qualified, for the capture template. -#}
+{% macro context_value(value) -%}
+CASE WHEN {{ value }} OPERATOR(pg_catalog.<>) '' THEN CASE WHEN pg_catalog.length({{ value }}) OPERATOR(pg_catalog.<=) 1024 THEN {{ value }} ELSE pg_catalog.left({{ value }}, 1023) OPERATOR(pg_catalog.||) {{ cut_marker() }} END END
+{%- endmacro %}
+
+{#- What ends a cut context value: '…' (U+2026). Written as its UTF-8 bytes
+    so the install script stays ASCII, and converted at run time, only when
+    a value is cut: chr(8230) would be folded into a constant when the
+    statement is planned, and fail then in a database whose encoding is
+    not UTF8, where '~' stands in. -#}
+{% macro cut_marker() -%}
+CASE WHEN pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.=) 'UTF8' THEN pg_catalog.convert_from(pg_catalog.decode('e280a6', 'hex'), 'UTF8') ELSE '~' END
+{%- endmacro %}
+
 {#- The same values as EXECUTE parameters $first .. $first+12, for dynamic
     statements that pass context_values() in USING. -#}
 {% macro context_params(first) -%}

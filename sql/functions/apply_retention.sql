@@ -4,9 +4,12 @@
 --   as_of  the time the policy is applied at (default now()); never later
 --          than the current time, so no event younger than the policy
 --          relative to the real clock can be removed
--- The cutoff is as_of minus the policy's interval, computed in UTC. A
--- partition is due when it lies entirely before the cutoff (its upper bound
--- is at or before it): every event in it is at least as old as the policy.
+-- The cutoff is as_of minus the policy's interval, computed in UTC (see
+-- retention_cutoff). A partition is due when it lies entirely before the
+-- cutoff (its upper bound is at or before it): every event in it is at
+-- least as old as the policy. Which partitions are due, and what each
+-- loses and keeps, is decided by retention_due, which retention_preview
+-- shares.
 -- Nothing else is touched; the default partition never is (maintain()
 -- first moves its rows into monthly partitions).
 -- A due partition holding no events of an entity under legal hold is
@@ -39,10 +42,8 @@ DECLARE
     v_policy {{ schema | ident }}.retention;
     v_cutoff timestamptz;
     v_part   record;
-    v_parts  jsonb := '[]'::jsonb;
-    v_total  bigint;
+    v_parts  jsonb;
     v_held   {{ schema | ident }}.events[];
-    v_kept   bigint;
     v_rel    regclass;
     v_done   jsonb := '[]'::jsonb;
     v_permit text := current_setting('auditsql.permit_ddl', true);
@@ -57,7 +58,7 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Set one with auditsql retention set POLICY (financial, medical, saas or an interval).';
     END IF;
-    v_cutoff := (as_of AT TIME ZONE 'UTC' - v_policy.keep) AT TIME ZONE 'UTC';
+    v_cutoff := {{ schema | ident }}.retention_cutoff(v_policy.keep, as_of);
     IF NOT EXISTS (SELECT FROM {{ schema | ident }}.event_partitions() AS p
                    WHERE NOT p.is_default AND p.range_to <= v_cutoff) THEN
         RETURN;
@@ -65,31 +66,16 @@ BEGIN
 
     -- Holds cannot change until this transaction ends.
     LOCK TABLE {{ schema | ident }}.legal_holds IN SHARE MODE;
-    -- First count, with each due partition locked against writes (nobody
-    -- else has a reason to write there) but not the log, so that counting a
-    -- large partition blocks no writer.
-    FOR v_part IN
-        SELECT p.partition AS rel, p.name, p.range_from AS lo, p.range_to AS hi
-        FROM {{ schema | ident }}.event_partitions() AS p
-        WHERE NOT p.is_default AND p.range_to <= v_cutoff
-        ORDER BY p.range_from
-    LOOP
-        PERFORM {{ schema | ident }}.lock_log(v_part.rel, 'SHARE');
-        -- Through the log, restricted to the partition's range: pruning
-        -- leaves exactly this partition, and rows come typed as the log's.
-        SELECT count(*) INTO v_total FROM {{ schema | ident }}.events AS e
-        WHERE e.occurred_at >= v_part.lo AND e.occurred_at < v_part.hi;
-        SELECT count(*) INTO v_kept
-        FROM {{ schema | ident }}.legal_holds AS l
-        CROSS JOIN LATERAL (
-            SELECT FROM {{ schema | ident }}.events AS e
-            WHERE e.entity_type = l.entity_type AND e.entity_id = l.entity_id
-              AND e.occurred_at >= v_part.lo AND e.occurred_at < v_part.hi) AS h;
-        CONTINUE WHEN v_total > 0 AND v_kept = v_total;
-        v_parts := v_parts || jsonb_build_object('rel', v_part.rel::oid, 'partition', v_part.name,
-                                                 'from', v_part.lo, 'to', v_part.hi,
-                                                 'rows_removed', v_total - v_kept, 'rows_kept', v_kept);
-    END LOOP;
+    -- First count (retention_due, which retention_preview shares), with
+    -- each due partition locked against writes (nobody else has a reason to
+    -- write there) but not the log, so that counting a large partition
+    -- blocks no writer.
+    SELECT coalesce(jsonb_agg(jsonb_build_object('rel', d.rel::oid, 'partition', d.partition,
+                                                 'from', d.range_from, 'to', d.range_to,
+                                                 'rows_removed', d.rows_removed, 'rows_kept', d.rows_kept)
+                              ORDER BY d.range_from), '[]'::jsonb)
+      INTO v_parts
+    FROM {{ schema | ident }}.retention_due(v_policy.keep, as_of, true, false) AS d;
     IF jsonb_array_length(v_parts) = 0 THEN
         RETURN;
     END IF;

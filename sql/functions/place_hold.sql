@@ -5,21 +5,30 @@
 -- entity (by the trigger on legal_holds).
 --   p_entity_type  as in events.entity_type: the schema-qualified table name,
 --                  quoted as PostgreSQL quotes it (public.orders); it must be
---                  an audited table or appear in the log, so that a typo
---                  cannot place a hold that holds nothing
+--                  an audited table or appear in the log
 --   p_entity_id    as in events.entity_id (1001, or [7, "b"] for a
---                  composite key)
+--                  composite key); stored as normalize_entity_id spells it,
+--                  so that [7,"b"] holds the events of [7, "b"]
 --   p_reason       why, for the record: 1 to 1000 characters
+--   p_future       true to hold an entity that has no event in the log yet
+--                  (its future events); otherwise such a hold is refused
+-- So a typo cannot place a hold that holds nothing: a hold must match the
+-- log's entity types and, unless p_future, events of the entity (other than
+-- the records of earlier holds).
 -- Runs with the caller's rights: the caller must be a member of the owner
 -- role.
+DROP FUNCTION IF EXISTS {{ schema | ident }}.place_hold(text, text, text);
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.place_hold(
     p_entity_type text,
     p_entity_id   text,
-    p_reason      text)
+    p_reason      text,
+    p_future      boolean DEFAULT false)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+    v_id text;
 BEGIN
     IF NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN
         RAISE EXCEPTION 'auditsql: role % may not place legal holds: it must be a member of %', current_user, {{ owner | literal }}
@@ -44,8 +53,23 @@ BEGIN
             USING ERRCODE = 'undefined_table',
                   HINT = 'Entity types are schema-qualified table names as in events.entity_type, such as public.orders.';
     END IF;
+    v_id := {{ schema | ident }}.normalize_entity_id(p_entity_type, p_entity_id);
+    IF EXISTS (SELECT FROM {{ schema | ident }}.legal_holds AS h
+               WHERE h.entity_type = p_entity_type AND h.entity_id = v_id) THEN
+        RETURN false;
+    END IF;
+    -- Events of the entity, not counting the records of earlier holds.
+    IF NOT coalesce(p_future, false)
+       AND NOT EXISTS (SELECT FROM {{ schema | ident }}.events AS e
+                       WHERE e.entity_type = p_entity_type AND e.entity_id = v_id
+                         AND e.action NOT IN ('legal_hold_placed', 'legal_hold_released')) THEN
+        RAISE EXCEPTION 'auditsql: no event in the log has entity type % and entity id %, so the hold would hold nothing; pass p_future => true to hold its future events',
+            p_entity_type, quote_literal(v_id)
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'Entity ids are spelled as in events.entity_id: 1001, or [7, "b"] for a composite key (auditsql retention hold --future holds future events).';
+    END IF;
     INSERT INTO {{ schema | ident }}.legal_holds (entity_type, entity_id, reason)
-    VALUES (p_entity_type, p_entity_id, p_reason)
+    VALUES (p_entity_type, v_id, p_reason)
     ON CONFLICT (entity_type, entity_id) DO NOTHING;
     RETURN FOUND;
 END

@@ -1,9 +1,11 @@
+{% from "fragments/macros.sql" import context_value %}
 -- set_actor: name who is acting in the current transaction. Sets the
 -- transaction-local settings auditsql.actor_id, auditsql.actor_email and
 -- auditsql.actor_role, read by every event the transaction writes; they end
 -- with the transaction. NULL clears a value; a value longer than 1024
--- characters is refused. Any role may call it: values are data, stored as
--- given.
+-- characters is cut, never refused (context_value). Any role may call it:
+-- values are data, stored as given. set_context sets these and the request
+-- in one call.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.set_actor(
     actor_id text,
     email    text DEFAULT NULL,
@@ -14,12 +16,8 @@ VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    IF length(actor_id) > 1024 OR length(email) > 1024 OR length(role) > 1024 THEN
-        RAISE EXCEPTION 'auditsql: actor values are limited to 1024 characters'
-            USING ERRCODE = 'string_data_right_truncation';
-    END IF;
-    PERFORM set_config('auditsql.actor_id', coalesce(actor_id, ''), true),
-            set_config('auditsql.actor_email', coalesce(email, ''), true),
-            set_config('auditsql.actor_role', coalesce(role, ''), true);
+    PERFORM set_config('auditsql.actor_id', coalesce({{ context_value('set_actor.actor_id') }}, ''), true),
+            set_config('auditsql.actor_email', coalesce({{ context_value('set_actor.email') }}, ''), true),
+            set_config('auditsql.actor_role', coalesce({{ context_value('set_actor.role') }}, ''), true);
 END
 $fn$;

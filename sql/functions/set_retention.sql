@@ -2,35 +2,60 @@
 -- p_policy may be) and return the interval it keeps events for. Idempotent:
 -- setting the policy in force changes nothing; a change is recorded as a
 -- `retention_policy_set` event (by the trigger on the retention table).
+--   p_under_a_year  true to allow a policy keeping events for less than a
+--                   year
+--   p_shorten       true to allow a policy keeping events for less time than
+--                   the one in force
+-- Both default to false, so that a slip of the keyboard ('7' for '7 years',
+-- saas for financial) is refused before the next run drops what it must
+-- not; retention_change decides both, and retention_preview shows what the
+-- next run would then remove.
 -- Runs with the caller's rights: the caller must be a member of the owner
 -- role.
-CREATE OR REPLACE FUNCTION {{ schema | ident }}.set_retention(p_policy text)
+DROP FUNCTION IF EXISTS {{ schema | ident }}.set_retention(text);
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.set_retention(
+    p_policy       text,
+    p_under_a_year boolean DEFAULT false,
+    p_shorten      boolean DEFAULT false)
 RETURNS interval
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET IntervalStyle = 'postgres'
 AS $fn$
 DECLARE
-    v_keep   interval;
-    v_name   text;
+    v_change record;
     v_was    {{ schema | ident }}.retention;
+    v_found  boolean;
 BEGIN
     IF NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN
         RAISE EXCEPTION 'auditsql: role % may not set the retention policy: it must be a member of %', current_user, {{ owner | literal }}
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    v_keep := {{ schema | ident }}.retention_interval(p_policy);
-    v_name := CASE WHEN lower(btrim(p_policy)) IN ('financial', 'medical', 'saas')
-                   THEN lower(btrim(p_policy)) ELSE 'custom' END;
+    -- Lock the policy in force first, so that it is the one judged against.
     SELECT * INTO v_was FROM {{ schema | ident }}.retention FOR UPDATE;
-    IF FOUND AND v_was.policy = v_name AND v_was.keep = v_keep
-       AND v_was.keep::text = v_keep::text THEN
-        RETURN v_keep;
+    v_found := FOUND;
+    SELECT * INTO v_change FROM {{ schema | ident }}.retention_change(p_policy);
+    -- The policy in force, set again: nothing changes, nothing to refuse.
+    IF v_found AND v_was.policy = v_change.policy AND v_was.keep = v_change.keep
+       AND v_was.keep::text = v_change.keep::text THEN
+        RETURN v_change.keep;
+    END IF;
+    IF v_change.under_a_year AND NOT coalesce(p_under_a_year, false) THEN
+        RAISE EXCEPTION 'auditsql: retention policy % keeps events for less than a year; pass p_under_a_year => true if that is meant', quote_literal(p_policy)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('audit.retention_preview(%L::interval) shows what the next retention run would then remove.', v_change.keep::text);
+    END IF;
+    IF v_change.shortens AND NOT coalesce(p_shorten, false) THEN
+        RAISE EXCEPTION 'auditsql: retention policy % keeps events for less time than the policy in force, % (%); pass p_shorten => true if that is meant',
+            quote_literal(p_policy), v_was.policy, v_was.keep
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('audit.retention_preview(%L::interval) shows what the next retention run would then remove.', v_change.keep::text);
     END IF;
     INSERT INTO {{ schema | ident }}.retention AS r (policy, keep)
-    VALUES (v_name, v_keep)
+    VALUES (v_change.policy, v_change.keep)
     ON CONFLICT (singleton) DO UPDATE
         SET policy = excluded.policy, keep = excluded.keep,
             set_at = excluded.set_at, set_by = excluded.set_by;
-    RETURN v_keep;
+    RETURN v_change.keep;
 END
 $fn$;

@@ -1,18 +1,22 @@
 -- Grants (docs/security.md). PUBLIC may use the schema to reach the context
--- helpers, attach and detach (which check the operator role themselves and
--- say so in a sentence) and refresh (which only records what the catalog
--- says); it holds nothing on tables, sequences or any other function. The
--- writer role may also call log_event; the operator role, the audit side of
--- attach and detach; the admin role, retention, legal holds and the record
--- of its own DDL on audit objects; the reader role may read the log and
--- the list of audited tables. Nobody, the owner included, holds UPDATE,
--- DELETE or TRUNCATE on the log.
+-- functions (set_actor, set_request, set_context, push_context,
+-- pop_context), attach and detach (which check the operator role themselves
+-- and say so in a sentence) and refresh (which only records what the
+-- catalog says); it holds nothing on tables, sequences or any other
+-- function. The writer role may also call log_event; the operator role, the
+-- audit side of attach and detach; the admin role, the record of its own
+-- DDL on audit objects; the reader role may read the log and the list of
+-- audited tables. Nobody, the owner included, holds UPDATE, DELETE or
+-- TRUNCATE on the log.
 REVOKE ALL ON ALL TABLES IN SCHEMA {{ schema | ident }} FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA {{ schema | ident }} FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {{ schema | ident }} FROM PUBLIC;
 GRANT USAGE ON SCHEMA {{ schema | ident }} TO PUBLIC;
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_actor(text, text, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_request(text, text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_context(text, text, text, text, text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.push_context(text, text, text, text, text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.pop_context() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
     {{ schema | ident }}.attach(regclass, text[], text, text[], text[], jsonb, boolean, boolean),
     {{ schema | ident }}.detach(regclass),

@@ -31,7 +31,7 @@ BEGIN
     END IF;
 {%- if event_trigger %}
     IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-        RAISE EXCEPTION 'this install script creates event triggers, which only a superuser may do; role % is not one: render the script as the role that runs it (auditsql install --dry-run)',
+        RAISE EXCEPTION 'this install script creates event triggers, which only a superuser may do; role % is not one: render the script for the role that runs it (auditsql install --dry-run with its DSN, or --dry-run --no-event-triggers)',
             current_user
             USING ERRCODE = 'insufficient_privilege';
     END IF;

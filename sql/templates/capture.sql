@@ -37,11 +37,10 @@
     'same': '%18$s', 'typed_old': '%19$s', 'typed_new': '%20$s', 'signature': '%21$s',
     'table_oid': '%22$s'}[name] }}
 {%- endmacro -%}
-{#- A context setting as stored: NULL when unset or empty, at most 1024
-    characters (set_actor and set_request refuse longer values; a value set
-    with set_config directly is cut). -#}
+{#- A context setting as stored (fragments/macros.sql, context_value). -#}
 {%- macro setting(name) -%}
-CASE WHEN pg_catalog.current_setting('{{ name }}', true) OPERATOR(pg_catalog.<>) '' THEN pg_catalog.left(pg_catalog.current_setting('{{ name }}', true), 1024) END
+{%- from "fragments/macros.sql" import context_value -%}
+{{ context_value("pg_catalog.current_setting('" ~ name ~ "', true)") }}
 {%- endmacro -%}
 {%- macro context_columns() -%}
 category, admin, actor_id, actor_email, actor_role, ip_address, ip_address_raw, user_agent, request_id, application_name, client_addr

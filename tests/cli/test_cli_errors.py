@@ -16,6 +16,7 @@ from clitools import (
     execute,
     module_db,  # noqa: F401  (fixture)
     ok,
+    query,
     role_exists,
     role_names,  # noqa: F401  (fixture)
     run,
@@ -264,3 +265,91 @@ def test_attach_own_table_as_operator(
     assert tracked(foreign_table) == {"public.mine"}
     ok("detach", "--dsn", dsn, "mine")
     nothing_attached(foreign_table)
+
+
+# --------------------------------------------------------------------------
+# Invalid values: exit 2 and nothing changed, whichever command is given them
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def valued(module_db: str) -> str:
+    """auditsql installed with policy saas, users attached with an on-change
+    policy and nopk (no primary key) not attached."""
+    execute(module_db, "CREATE TABLE users (id int PRIMARY KEY, role text, name text);"
+                       "CREATE TABLE nopk (a int, b int)")
+    ok("install", "--dsn", module_db, "--retention", "saas")
+    ok("attach", "--dsn", module_db, "users", "--on-change", "role=role_changed")
+    return module_db
+
+
+def audit_state(dsn: str) -> tuple[object, ...]:
+    """Everything an invalid value could have changed."""
+    return (
+        query(dsn, "SELECT relid::regclass::text, id_columns, capture, exclude, redact,"
+                   " on_change, require_actor FROM audit.tables ORDER BY 1"),
+        query(dsn, "SELECT admin_roles, require_actor FROM audit.settings"),
+        query(dsn, "SELECT policy, keep::text FROM audit.retention"),
+        query(dsn, "SELECT entity_type, entity_id FROM audit.legal_holds ORDER BY 1, 2"),
+        query(dsn, "SELECT tgrelid::regclass::text, tgname, tgenabled::text FROM pg_trigger"
+                   " WHERE tgname LIKE 'auditsql%' ORDER BY 1, 2"),
+        query(dsn, "SELECT name FROM audit.event_partitions() ORDER BY 1"),
+        scalar(dsn, "SELECT count(*) FROM audit.events"),
+    )
+
+
+# (command line, words of the one-line error) for values the library refuses;
+# the server's refusals (invalid_parameter_value) are among them.
+INVALID_VALUES = [
+    (("attach", "users", "--on-change", "role=Role-Changed"), "invalid --on-change action"),
+    (("attach", "users", "--on-change", "role=created"), "written by auditsql itself"),
+    (("attach", "users", "--on-change", "role=legal_hold_placed"), "written by auditsql itself"),
+    (("attach", "users", "--on-change", "role=" + "a" * 64), "invalid --on-change action"),
+    (("attach", "users", "--on-change", "role"), "COLUMN=ACTION"),
+    (("attach", "users", "--on-change", "role=a", "--on-change", "role=b"), "twice"),
+    (("attach", "users", "--redact", "id"), "cannot be redacted"),
+    (("attach", "users", "--exclude", "id"), "cannot be excluded"),
+    (("attach", "users", "--exclude", "name", "--redact", "name"), "both excluded and redacted"),
+    (("attach", "users", "--exclude", "role"), "excluded column"),
+    (("attach", "nopk", "--id-columns", "a,a"), "twice"),
+    (("attach", "nopk", "--id-columns", "a,,b"), "--id-columns"),
+    (("install", "--admin-actor-roles", "dba,,x"), "--admin-actor-roles"),
+    (("install", "--retention", "forever"), "unknown retention policy"),
+    (("install", "--retention", "-1 years"), "longer than zero"),
+    (("retention", "set", "forever"), "unknown retention policy"),
+    (("retention", "set", "0 days"), "longer than zero"),
+    (("retention", "hold", "public.users", "1", "--reason", ""), "reason"),
+    (("retention", "hold", "public.users", "1", "--reason", "  "), "reason"),
+    (("retention", "hold", "public.users", "1", "--reason", "x" * 1001), "at most 1000"),
+    (("retention", "hold", "public.users", "", "--reason", "case"), "entity id"),
+    (("retention", "release", "public.users", "1", "--reason", "x" * 1001), "at most 1000"),
+    (("retention", "schedule", "--cron", "bogus"), "invalid schedule"),
+    (("retention", "schedule", "--cron", "* * * *\n*"), "schedule"),
+    (("retention", "schedule", "--months-ahead", "121"), "months ahead"),
+    (("retention", "run", "--months-ahead", "-1"), "months ahead"),
+]
+
+# Values typer itself refuses (its own usage message names the option).
+USAGE_VALUES = [
+    (("attach", "users", "--capture", "bulk"), "--capture"),
+    (("retention", "run", "--months-ahead", "soon"), "--months-ahead"),
+    (("install", "--dry-run", "--server-version", "13"), "--server-version"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), INVALID_VALUES,
+                         ids=[" ".join(a)[:60] for a, _ in INVALID_VALUES])
+def test_an_invalid_value_exits_2_and_changes_nothing(valued: str, args: tuple[str, ...],
+                                                      needle: str) -> None:
+    before = audit_state(valued)
+    error_line(run(*args, "--dsn", valued), 2, needle)
+    assert audit_state(valued) == before
+
+
+@pytest.mark.parametrize(("args", "option"), USAGE_VALUES,
+                         ids=[" ".join(a) for a, _ in USAGE_VALUES])
+def test_a_value_typer_refuses_exits_2_and_changes_nothing(valued: str, args: tuple[str, ...],
+                                                           option: str) -> None:
+    before = audit_state(valued)
+    usage_error(run(*args, "--dsn", valued), option)
+    assert audit_state(valued) == before

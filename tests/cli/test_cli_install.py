@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from psycopg import sql
 
 from auditsql.render import Settings, install_sql
 from clitools import (
     VERSION,
+    dbname,
     error_line,
     execute,
     module_db,  # noqa: F401  (fixture)
@@ -18,8 +21,9 @@ from clitools import (
     run,
     scalar,
     schema_exists,
+    usage_error,
 )
-from conftest import Server
+from conftest import MakeRole, Server
 
 HOSTILE = 'x"; DROP TABLE canary; --'
 
@@ -255,3 +259,124 @@ def test_upgrade_keeps_the_installation_settings(db: str, role_names) -> None:
     assert settings == {"schema": "kept", "owner": owner, "reader": reader, "writer": writer,
                         "admin": admin, "operator": "auditsql_operator", "event_trigger": True}
     assert role_exists(db, admin)
+
+
+# --------------------------------------------------------------------------
+# install --dry-run without a database
+# --------------------------------------------------------------------------
+
+
+def _feed(pg: Server, dsn: str, script: str) -> tuple[bool, str]:
+    """Run a script as psql runs a file, stopping at the first error:
+    (succeeded, what the client printed on stderr). psql when there is one,
+    else psycopg sending the whole script at once (it has its own BEGIN and
+    COMMIT)."""
+    import shutil
+    import subprocess
+
+    import psycopg
+
+    client = (str(pg.cluster.bindir / "psql")
+              if pg.cluster is not None and (pg.cluster.bindir / "psql").exists()
+              else shutil.which("psql"))
+    if client is not None:
+        done = subprocess.run([client, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", "-"],
+                              input=script, text=True, capture_output=True, check=False)
+        return done.returncode == 0, done.stderr
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(script.encode())
+    except psycopg.Error as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def _offline(*args: str) -> str:
+    """`auditsql install --dry-run` with no DSN anywhere: the script."""
+    res = ok("install", "--dry-run", *args, subprocess_only=True)
+    assert res.stderr == ""
+    return res.stdout
+
+
+def test_dry_run_without_a_dsn_renders_without_a_server() -> None:
+    """No DSN, no PG* variables (scrubbed): the default settings, PostgreSQL 14,
+    a superuser's script; each option changes just what it says."""
+    assert _offline() == f"BEGIN;\n{install_sql(Settings(), 140000)}COMMIT;\n"
+    assert run("install", "--dry-run").stdout == _offline()  # in process too
+    assert _offline("--server-version", "16") == \
+        f"BEGIN;\n{install_sql(Settings(), 160000)}COMMIT;\n"
+    plain = _offline("--no-event-triggers", "--schema", "other")
+    assert plain == f"BEGIN;\n{install_sql(Settings(schema='other'), 140000, event_trigger=False)}COMMIT;\n"
+    assert "CREATE EVENT TRIGGER" in _offline() and "CREATE EVENT TRIGGER" not in plain
+    assert "pg_input_is_valid" in _offline("--server-version", "16")
+    assert "pg_input_is_valid" not in _offline()
+    tail = _offline("--retention", "saas", "--admin-actor-roles", "dba", "--strict")
+    assert tail.endswith("SELECT \"audit\".set_retention('saas');\n"
+                         "SELECT \"audit\".configure('{dba}'::text[], true::boolean);\nCOMMIT;\n")
+
+
+def test_dry_run_without_a_dsn_installs_cleanly(pg: Server, db: str) -> None:
+    """The default script (for PostgreSQL 14) and the one for this server's
+    version both install through psql. On a server newer than 14 the default
+    one's inet_or_null is not the one this server gets, so verify fails
+    until upgrade restores it (and says so)."""
+    own = str(pg.version_num // 10000)
+    scripts = {"14": _offline("--retention", "saas"),
+               own: _offline("--retention", "saas", "--server-version", own)}
+    for major, script in scripts.items():
+        execute(db, "DROP SCHEMA IF EXISTS audit CASCADE")
+        succeeded, stderr = _feed(pg, db, script)
+        assert succeeded, f"script for {major}: {stderr}"
+        assert scalar(db, "SELECT version FROM audit.installation") == VERSION
+        objects = ok("status", "--dsn", db).stdout.splitlines()[2]
+        assert re.fullmatch(r"objects: [0-9]+ installed" if major == own
+                            or pg.version_num < 160000
+                            else r"objects: [0-9]+ installed, 1 outdated", objects), objects
+        upgraded = ok("upgrade", "--dsn", db).stderr
+        if major == own or pg.version_num < 160000:
+            assert upgraded == f"auditsql {VERSION} in schema audit is up to date\n"
+        else:
+            assert upgraded.splitlines()[0] == (
+                "restored function audit.inet_or_null(text)"
+                " (was outdated: body differs from this version's)")
+        assert run("verify", "--dsn", db).code == 0
+
+
+def test_dry_run_without_event_triggers_is_for_a_role_that_is_no_superuser(
+        pg: Server, db: str, make_role: MakeRole, role_names) -> None:
+    role = make_role("CREATEROLE")
+    grant = sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+        sql.Identifier(dbname(db)), sql.Identifier(role)).as_string()
+    execute(db, grant)
+    try:
+        owner, reader = role_names(), role_names()
+        names = ("--owner-role", owner, "--reader-role", reader)
+        dsn = pg.dsn(dbname(db), user=role)
+        succeeded, stderr = _feed(pg, dsn, _offline(*names))
+        assert not succeeded and "--no-event-triggers" in stderr
+        assert not schema_exists(db, "audit") and not role_exists(db, owner)
+        succeeded, stderr = _feed(pg, dsn, _offline(*names, "--no-event-triggers"))
+        assert succeeded, stderr
+        assert scalar(db, "SELECT nspowner::regrole::text FROM pg_namespace "
+                          "WHERE nspname = 'audit'") == owner
+        assert scalar(db, "SELECT settings ->> 'event_trigger' FROM audit.installation") == "false"
+    finally:
+        execute(db, grant.replace("GRANT", "REVOKE", 1).replace(" TO ", " FROM ", 1))
+
+
+@pytest.mark.parametrize("value", ["13", "19", "abc", "", "16.2"])
+def test_a_bad_server_version_is_a_usage_error(value: str) -> None:
+    usage_error(run("install", "--dry-run", "--server-version", value, subprocess_only=True),
+                "--server-version")
+
+
+def test_rendering_options_need_a_dry_run_without_a_dsn(db: str) -> None:
+    for args, option in ((("--dry-run", "--dsn", db, "--server-version", "16"), "--server-version"),
+                         (("--dry-run", "--no-event-triggers", "--dsn", db), "--no-event-triggers"),
+                         (("--server-version", "16"), "--server-version"),
+                         (("--no-event-triggers",), "--no-event-triggers")):
+        usage_error(run("install", *args), option)
+    usage_error(run("install", "--dry-run", "--no-event-triggers",
+                    env={"AUDITSQL_DSN": db}), "--no-event-triggers")
+    usage_error(run("install"), "--dsn")
+    assert not schema_exists(db, "audit")

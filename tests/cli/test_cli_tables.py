@@ -211,7 +211,7 @@ def test_malformed_id_columns_is_a_usage_error(dsn: str, value: str) -> None:
 
 
 def test_duplicate_id_column(dsn: str) -> None:
-    error_line(run("attach", "--dsn", dsn, "nopk", "--id-columns", "a,a"), 1, "twice")
+    error_line(run("attach", "--dsn", dsn, "nopk", "--id-columns", "a,a"), 2, "twice")
     nothing_attached(dsn)
 
 

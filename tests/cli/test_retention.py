@@ -81,11 +81,19 @@ def test_install_with_a_policy(db: str) -> None:
     assert payload["retention"] == {"policy": "financial", "keep": "7 years"}
     ok("install", "--dsn", db)  # again, without --retention: the policy stays
     assert policy(db) == ("financial", "7 years")
-    ok("install", "--dsn", db, "--retention", "medical")
+    ok("install", "--dsn", db, "--retention", "8 years")  # longer: no flag needed
+    assert policy(db) == ("custom", "8 years")
+    # Shorter than the policy in force: install does not shorten it; the
+    # error says how to.
+    error_line(run("install", "--dsn", db, "--retention", "medical"), 2,
+               "less time than the policy in force", "custom (8 years)",
+               "install without --retention", "auditsql retention set medical --shorten")
+    assert policy(db) == ("custom", "8 years")
+    ok("retention", "set", "medical", "--shorten", "--dsn", db)
     assert policy(db) == ("medical", "5 years")
     recorded = query(db, "SELECT after ->> 'policy' FROM audit.events"
                          " WHERE action = 'retention_policy_set' ORDER BY id")
-    assert recorded == [("financial",), ("medical",)]
+    assert recorded == [("financial",), ("custom",), ("medical",)]
 
 
 def test_install_with_a_bad_policy_installs_nothing(db: str) -> None:
@@ -105,7 +113,8 @@ def test_install_dry_run_sets_the_policy_too(pg: Server, db: str) -> None:
 def test_set_policies(installed: str) -> None:
     for given, expected in (("saas", ("saas", "3 years")), ("18 months", ("custom", "1 year 6 mons")),
                             ("MEDICAL", ("medical", "5 years"))):
-        res = ok("retention", "set", given, "--dsn", installed)
+        # 18 months after saas shortens the policy: said so explicitly.
+        res = ok("retention", "set", given, "--shorten", "--dsn", installed)
         assert f"keep {expected[1]}" in res.stderr
         assert policy(installed) == expected
     assert "retention: medical (keep 5 years)" in ok("status", "--dsn", installed).stdout
@@ -118,6 +127,75 @@ def test_set_refuses_bad_policies(installed: str) -> None:
         error_line(run("retention", "set", "--dsn", installed, "--", bad), 2, "polic")
         assert policy(installed) == ("saas", "3 years")
     assert canary_alive(installed)
+
+
+def test_a_number_needs_its_unit(installed: str) -> None:
+    ok("retention", "set", "financial", "--dsn", installed)
+    for bad in ("7", "84", "1 year 7"):
+        res = run("retention", "set", bad, "--under-a-year", "--shorten", "--dsn", installed)
+        error_line(res, 2, "a unit is required", "'7 years', not '7'")
+        assert res.stdout == ""
+        assert policy(installed) == ("financial", "7 years")
+
+
+def test_too_long_is_not_an_unknown_policy(installed: str) -> None:
+    line = error_line(run("retention", "set", "10000 years", "--dsn", installed), 2,
+                      "too long", "at most 100 years")
+    assert "unknown" not in line
+    error_line(run("retention", "set", "forever", "--dsn", installed), 2,
+               "unknown retention policy")
+    assert policy(installed) is None
+
+
+def removals(res: Any) -> list[list[str]]:
+    return [line.split("\t") for line in res.stdout.splitlines()]
+
+
+def test_under_a_year_and_shortening_are_refused_showing_what_would_go(old_events: str) -> None:
+    execute(old_events, "SELECT audit.place_hold('public.t', '2', 'keep this one')")
+    before = (partitions(old_events), scalar(old_events, "SELECT count(*) FROM audit.events"))
+    res = run("retention", "set", "6 months", "--dsn", old_events)
+    line = error_line(res, 2, "less than a year", "less time than the policy in force, saas",
+                      "2 events from 2 partitions (1 kept under legal hold)",
+                      "auditsql retention set '6 months' --under-a-year --shorten")
+    assert "install" not in line
+    # What the flags would lead to, partition by partition: the events
+    # waiting in the default partition (2009) included.
+    assert removals(res) == [
+        ["would remove", "events_2009_05", "2009-05-01..2009-06-01", "1 events"],
+        ["would remove", "events_2010_01", "2010-01-01..2010-02-01",
+         "1 events, 1 kept under legal hold"]]
+    error_line(run("retention", "set", "6 months", "--under-a-year", "--dsn", old_events), 2,
+               "--shorten")
+    error_line(run("retention", "set", "2 years", "--dsn", old_events), 2,
+               "less time than the policy in force", "--shorten")
+    assert policy(old_events) == ("saas", "3 years")
+    done = ok("retention", "set", "6 months", "--under-a-year", "--shorten", "--dsn", old_events)
+    assert removals(done) == removals(res)
+    assert "retention policy: custom (keep 6 mons)" in done.stderr
+    assert "the next retention run will remove 2 events from 2 partitions" in done.stderr
+    # Setting a policy removes nothing by itself.
+    assert (partitions(old_events),
+            scalar(old_events, "SELECT count(*) FROM audit.events") - 1) == before
+    again = ok("retention", "set", "6 months", "--dsn", old_events)  # in force: nothing to allow
+    assert again.stdout == "" and "unchanged" in again.stderr
+
+
+def test_a_longer_policy_needs_no_flag_and_shows_what_goes(old_events: str) -> None:
+    res = ok("retention", "set", "financial", "--dsn", old_events)
+    assert removals(res) == [["would remove", "events_2009_05", "2009-05-01..2009-06-01",
+                              "1 events"], ["would remove", "events_2010_01",
+                                            "2010-01-01..2010-02-01", "2 events"]]
+    assert policy(old_events) == ("financial", "7 years")
+
+
+def test_install_with_a_short_or_bare_policy_installs_nothing(db: str) -> None:
+    error_line(run("install", "--dsn", db, "--retention", "7"), 2, "a unit is required")
+    error_line(run("install", "--dsn", db, "--retention", "6 months"), 2, "less than a year",
+               "install without --retention",
+               "auditsql retention set '6 months' --under-a-year")
+    error_line(run("install", "--dsn", db, "--retention", "10000 years"), 2, "too long")
+    assert not schema_exists(db, "audit")
 
 
 def test_commands_need_an_install(db: str) -> None:
@@ -148,6 +226,40 @@ def test_hold_and_release(installed: str) -> None:
     actions = query(installed, "SELECT action, after ->> 'reason' FROM audit.events"
                                " WHERE action LIKE 'legal_hold%' ORDER BY id")
     assert actions == [("legal_hold_placed", "case 12"), ("legal_hold_released", "settled")]
+
+
+def test_a_composite_key_is_held_however_it_is_typed(installed: str) -> None:
+    execute(installed, "CREATE TABLE order_items (order_id int, line int,"
+                       " PRIMARY KEY (order_id, line));"
+                       " SELECT audit.attach('order_items');"
+                       " INSERT INTO order_items VALUES (1001, 1);")
+    res = ok("retention", "hold", "public.order_items", "[1001,1]", "--reason", "case 12",
+             "--dsn", installed)
+    assert res.stderr == ("legal hold placed on public.order_items [1001, 1]"
+                          " (given as [1001,1]): 1 events in the log\n")
+    assert query(installed, "SELECT entity_id FROM audit.legal_holds") == [("[1001, 1]",)]
+    assert query(installed, "SELECT (after ->> 'events')::int FROM audit.events"
+                            " WHERE action = 'legal_hold_placed'") == [(1,)]
+    again = ok("retention", "hold", "public.order_items", "[1001, 1]", "--reason", "x",
+               "--dsn", installed)
+    assert "already under legal hold" in again.stderr
+    res = ok("retention", "release", "public.order_items", '["1001","1"]', "--dsn", installed)
+    assert "legal hold released on public.order_items [1001, 1]" in res.stderr
+    assert scalar(installed, "SELECT count(*) FROM audit.legal_holds") == 0
+
+
+def test_a_hold_matching_nothing_is_refused_unless_for_future_events(installed: str) -> None:
+    before = scalar(installed, "SELECT count(*) FROM audit.events")
+    res = run("retention", "hold", "public.t", "2", "--reason", "x", "--dsn", installed)
+    error_line(res, 1, "no event in the log has entity type public.t and entity id 2",
+               "would hold nothing", "--future")
+    error_line(run("retention", "hold", "public.t", " 2", "--reason", "x", "--dsn", installed), 1,
+               "entity id 2 (given as  2)")
+    assert scalar(installed, "SELECT count(*) FROM audit.legal_holds") == 0
+    assert scalar(installed, "SELECT count(*) FROM audit.events") == before
+    res = ok("retention", "hold", "public.t", "2", "--reason", "x", "--future", "--dsn", installed)
+    assert "legal hold placed on public.t 2: no event in the log yet" in res.stderr
+    assert query(installed, "SELECT entity_id FROM audit.legal_holds") == [("2",)]
 
 
 BAD_HOLDS = [
@@ -203,6 +315,38 @@ def test_run_json(old_events: str) -> None:
         "partition": "events_2010_01", "range_from": "2010-01-01T00:00:00+00:00",
         "range_to": "2010-02-01T00:00:00+00:00", "rows_removed": 2, "rows_kept": 0}
     assert {m["partition"] for m in payload["maintained"]} >= {"events_2009_05"}
+
+
+def log_state(dsn: str) -> tuple[Any, ...]:
+    return (partitions(dsn), query(dsn, "SELECT * FROM audit.events ORDER BY id"),
+            scalar(dsn, "SELECT last_value FROM audit.events_id_seq"),
+            query(dsn, "SELECT * FROM audit.legal_holds"))
+
+
+def test_run_dry_run_shows_the_run_and_changes_nothing(old_events: str) -> None:
+    execute(old_events, "SELECT audit.place_hold('public.t', '2', 'keep this one')")
+    before = log_state(old_events)
+    res = ok("retention", "run", "--dry-run", "--dsn", old_events)
+    lines = removals(res)
+    assert ["would create", "events_2009_05", "2009-05-01..2009-06-01",
+            "1 events to move from the default partition"] in lines
+    assert ["would remove", "events_2009_05", "2009-05-01..2009-06-01", "1 events"] in lines
+    assert ["would remove", "events_2010_01", "2010-01-01..2010-02-01",
+            "1 events, 1 kept under legal hold"] in lines
+    assert sum(1 for line in lines if line[0] == "would create" and len(line) == 3) >= 2
+    assert "dry run: nothing changed" in res.stderr
+    dry = json.loads(ok("retention", "run", "--dry-run", "--json", "--dsn", old_events).stdout)
+    assert log_state(old_events) == before  # no partition, event, id or hold changed
+    # The run does what the dry run showed.
+    assert json.loads(ok("retention", "run", "--json", "--dsn", old_events).stdout) == dry
+    again = ok("retention", "run", "--dry-run", "--dsn", old_events)
+    assert again.stdout == "" and "nothing to do" in again.stderr
+
+
+def test_run_dry_run_needs_a_policy(installed: str) -> None:
+    error_line(run("retention", "run", "--dry-run", "--dsn", installed), 1, "no retention policy")
+    error_line(run("retention", "run", "--dry-run", "--months-ahead", "121", "--dsn", installed),
+               2, "months ahead")
 
 
 def test_run_without_a_policy_changes_nothing(installed: str) -> None:
@@ -387,6 +531,7 @@ def test_schedule_in_pg_crons_own_database(pg: Server, cron: str) -> None:
         assert f'"{schema}".apply_retention()' in job["command"]
         assert f"job {job['jobid']}" in ok("retention", "status", "--dsn", dsn,
                                            "--schema", schema).stdout
+        assert job_check(dsn, "--schema", schema)["status"] == "pass"
     finally:
         execute(dsn, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
@@ -416,3 +561,62 @@ def test_the_job_runs(pg: Server, cron: str, old_events: str) -> None:
     [removed] = query(old_events, "SELECT after FROM audit.events WHERE action = 'retention_applied'")
     assert {p["partition"] for p in removed[0]["partitions"]} == {"events_2009_05", "events_2010_01"}
     assert len(partitions(old_events)) >= 4  # the current month and three ahead
+
+
+def job_check(dsn: str, *args: str) -> dict[str, Any]:
+    """retention.job_scheduled from `auditsql verify --json`."""
+    res = run("verify", "--json", "--dsn", dsn, *args)
+    payload = json.loads(res.stdout)
+    return next(c for c in payload["checks"] if c["id"] == "retention.job_scheduled")
+
+
+def test_verify_reads_the_job_in_pg_crons_database(pg: Server, cron: str,
+                                                   old_events: str) -> None:
+    """auditsql in a database of its own, pg_cron in another: verify reads
+    the job where pg_cron keeps it, and retention status names both."""
+    name = dbname(old_events)
+    assert name != cron
+    check = job_check(old_events)
+    assert (check["status"], check["message"]) == ("warn", "pg_cron is available, no job")
+    ok("retention", "schedule", "--dsn", old_events)
+    [job] = jobs(pg, cron)
+    check = job_check(old_events)
+    assert (check["status"], check["message"]) == ("pass", "scheduled")
+    status = ok("retention", "status", "--dsn", old_events).stdout
+    assert (f"pg_cron: in database {cron}; job {job['jobid']} 'auditsql:{name}:audit'"
+            f" runs in database {name}, schedule '17 3 * * *', active, as {pg.superuser}"
+            in status.splitlines())
+    payload = json.loads(ok("retention", "status", "--json", "--dsn", old_events).stdout)
+    assert (payload["cron"]["database"], payload["cron"]["job"]["database"]) == (cron, name)
+    with pg.connect(cron) as conn:
+        conn.execute("SELECT cron.alter_job(%s, active := false)", (job["jobid"],))
+    assert job_check(old_events)["status"] == "warn"
+    ok("retention", "unschedule", "--dsn", old_events)
+    check = job_check(old_events)
+    assert (check["status"], check["message"]) == ("warn", "pg_cron is available, no job")
+
+
+def test_verify_as_a_role_pg_cron_hides_the_job_from(pg: Server, cron: str, old_events: str,
+                                                     make_role: MakeRole) -> None:
+    """pg_cron shows a role only its own jobs: one scheduled by another role
+    is unknown to it, not missing."""
+    ok("retention", "schedule", "--dsn", old_events)
+    reader = make_role()
+    execute(old_events, f"GRANT auditsql_reader, pg_read_all_settings TO {reader}")
+    dsn = pg.dsn(dbname(old_events), user=reader)
+    check = job_check(dsn)
+    assert (check["status"], check["message"]) == (
+        "warn", "pg_cron is available but its job could not be read: "
+                "permission denied for schema cron")
+    with pg.connect(cron) as conn:
+        conn.execute(f"GRANT USAGE ON SCHEMA cron TO {reader}")
+    try:
+        check = job_check(dsn)
+        assert check["status"] == "warn"
+        assert check["message"].startswith(
+            f"pg_cron is available but its job could not be read: pg_cron shows role {reader}"
+            " only the jobs it scheduled itself")
+        assert "job unknown" in ok("retention", "status", "--dsn", dsn).stdout
+    finally:
+        with pg.connect(cron) as conn:
+            conn.execute(f"REVOKE USAGE ON SCHEMA cron FROM {reader}")

@@ -430,7 +430,16 @@ def test_tampering_is_caught(request: pytest.FixtureRequest, kind: str, app_role
 def test_upgrade_does_not_bless_a_table_changed_by_hand(superuser_install: Install) -> None:
     execute(superuser_install.su, "ALTER TABLE audit.tables ADD COLUMN note text")
     try:
-        ok("upgrade", "--dsn", superuser_install.dsn)
+        res = ok("upgrade", "--dsn", superuser_install.dsn)
+        assert res.stderr.splitlines() == [
+            "still outdated: table audit.tables (changed since install); upgrade does not "
+            "change it, see `auditsql verify`",
+            f"auditsql {VERSION} in schema audit: nothing repaired; 1 object still amiss",
+        ]
+        payload = json.loads(ok("upgrade", "--dsn", superuser_install.dsn, "--json").stdout)
+        assert payload["up_to_date"] is False
+        assert payload["unresolved"] == [{"kind": "table", "identity": "audit.tables",
+                                          "state": "outdated", "reason": "changed since install"}]
         item = by_id(report(superuser_install.dsn, code=1), "objects.fingerprints")
         assert item["details"] == ["table audit.tables: changed since install"]
         assert "by hand" in item["hint"]
@@ -461,12 +470,66 @@ def test_upgrade_reports_versions_and_tables_attached_again(superuser_install: I
                  "ALTER TABLE app.orders DISABLE TRIGGER auditsql_capture_insert")
     res = ok("upgrade", "--dsn", dsn)
     assert res.stderr.splitlines() == [
-        "attached app.orders again",
+        "attached app.orders again (auditsql_capture_insert on app.orders: disabled)",
         f"auditsql upgraded from 0.0.9 to {VERSION} in schema audit",
     ]
     again = ok("upgrade", "--dsn", dsn)
     assert again.stderr == f"auditsql {VERSION} in schema audit is up to date\n"
     sound(superuser_install)
+
+
+# A function edited, a capture trigger disabled and a guard dropped, by a
+# superuser who lets the event triggers pass with auditsql.permit_ddl.
+REPAIRABLE = """
+SET auditsql.permit_ddl = on;
+CREATE OR REPLACE FUNCTION audit.guard() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$ BEGIN RETURN NULL; END $$;
+ALTER TABLE app.orders DISABLE TRIGGER auditsql_capture_insert;
+ALTER TABLE app.nopk ENABLE REPLICA TRIGGER auditsql_capture_update;
+DROP TRIGGER auditsql_guard_statement ON audit.events_default;
+"""
+
+
+def test_upgrade_reports_each_repair(installed: Install) -> None:
+    """Each table attached again with why, each object restored with what
+    it was; then up to date. The same facts with --json."""
+    execute(installed.su, REPAIRABLE)
+    res = ok("upgrade", "--dsn", installed.dsn)
+    assert res.stdout == ""
+    assert res.stderr.splitlines() == [
+        "attached app.nopk again (auditsql_capture_update on app.nopk: replica)",
+        "attached app.orders again (auditsql_capture_insert on app.orders: disabled)",
+        "restored function audit.guard() (was outdated: changed since install)",
+        "restored trigger auditsql_guard_statement on audit.events_default"
+        " (was missing: not in the database)",
+        f"auditsql {VERSION} in schema audit: 2 tables attached again, 2 objects restored",
+    ]
+    again = ok("upgrade", "--dsn", installed.dsn)
+    assert again.stderr == f"auditsql {VERSION} in schema audit is up to date\n"
+    sound(installed)
+
+    execute(installed.su, REPAIRABLE)
+    res = ok("upgrade", "--dsn", installed.dsn, "--json")
+    assert res.stderr == ""
+    assert json.loads(res.stdout) == {
+        "schema": "audit", "from_version": VERSION, "to_version": VERSION, "up_to_date": False,
+        "reattached": [
+            {"table": "app.nopk", "reasons": ["auditsql_capture_update on app.nopk: replica"]},
+            {"table": "app.orders",
+             "reasons": ["auditsql_capture_insert on app.orders: disabled"]},
+        ],
+        "restored": [
+            {"kind": "function", "identity": "audit.guard()", "state": "outdated",
+             "reason": "changed since install"},
+            {"kind": "trigger", "identity": "auditsql_guard_statement on audit.events_default",
+             "state": "missing", "reason": "not in the database"},
+        ],
+        "unresolved": [],
+    }
+    again = json.loads(ok("upgrade", "--dsn", installed.dsn, "--json").stdout)
+    assert again["up_to_date"] is True
+    assert (again["reattached"], again["restored"], again["unresolved"]) == ([], [], [])
+    sound(installed)
 
 
 # --------------------------------------------------------------------------
@@ -581,12 +644,14 @@ def test_usage_and_connection_errors(superuser_install: Install, tmp_path: Path)
     usage_error(run("verify"), "--dsn")
 
 
-def test_retention_checks_fail_without_a_policy_and_with_events_in_the_default_partition(
+def test_retention_checks_warn_without_a_policy_and_fail_with_events_in_the_default_partition(
         db: str) -> None:
     ok("install", "--dsn", db)
-    payload = report(db, code=1)
-    assert statuses(payload)["retention.policy_set"] == "fail"
-    assert "retention set" in by_id(payload, "retention.policy_set")["hint"]
+    payload = report(db, code=0)
+    assert statuses(payload)["retention.policy_set"] == "warn"
+    assert by_id(payload, "retention.policy_set")["message"] == (
+        "no policy: every event is kept until one is set")
+    assert "auditsql retention set" in by_id(payload, "retention.policy_set")["hint"]
     assert statuses(payload)["retention.default_partition_empty"] == "pass"
     ok("retention", "set", "saas", "--dsn", db)
     execute(db, "INSERT INTO audit.events (category, action, occurred_at)"

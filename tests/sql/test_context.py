@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
 
 import psycopg
 import pytest
-from conftest import MakeRole, Server
+from conftest import MakeRole, Server, unique_name
+from psycopg import sql
 
 import auditsql
+from auditsql.installer import install
+from auditsql.render import Settings
 
 from .sqltools import (
     APPLICATION_NAME,
@@ -216,3 +222,146 @@ def test_audit_context_inside_open_transaction(installed_db: str, su: Conn, note
             conn.execute("INSERT INTO notes VALUES (2, 'b')")
         conn.rollback()
     assert events(su, notes) == []
+
+
+# -- over-long values: cut, never fatal ---------------------------------------------
+
+SETTINGS = {"actor_id": "actor_id", "actor_email": "actor_email", "actor_role": "actor_role",
+            "ip_address": "ip_address_raw", "user_agent": "user_agent", "request_id": "request_id"}
+
+
+def cut(value: str | None) -> str | None:
+    """A context value as events store it: NULL for empty, at most 1024
+    characters, the last of a cut one a marker."""
+    if not value:
+        return None
+    return value if len(value) <= 1024 else value[:1023] + "…"
+
+
+@pytest.mark.parametrize("capture", ["row", "statement"])
+def test_long_user_agent_through_audit_context_is_cut(installed_db: str, su: Conn,
+                                                     capture: str) -> None:
+    """Any client may send a User-Agent this long: the write commits."""
+    run(su, "CREATE TABLE notes (id int PRIMARY KEY, body text)")
+    attach(su, "notes", capture=capture)
+    agent = "Mozilla/5.0 " + "x" * 4988
+    with psycopg.connect(installed_db, autocommit=True) as conn:
+        with auditsql.audit_context(conn, actor_id="u-42", user_agent=agent, request_id="r-1"):
+            conn.execute("INSERT INTO notes VALUES (1, 'a')")
+            conn.execute("UPDATE notes SET body = 'b'")
+            conn.execute("DELETE FROM notes")
+    recorded = events(su, "public.notes")
+    assert [e["action"] for e in recorded] == ["created", "updated", "deleted"]
+    for event in recorded:
+        assert len(event["user_agent"]) == 1024 and event["user_agent"].endswith("…")
+        assert event["user_agent"] == agent[:1023] + "…"
+        assert (event["actor_id"], event["request_id"]) == ("u-42", "r-1")
+
+
+def test_long_values_set_with_set_config_are_cut_on_every_path(su: Conn) -> None:
+    """Row and statement capture, TRUNCATE, log_event and system events all
+    cut a value set directly the same way, and never fail for it."""
+    run(su, "CREATE TABLE rows_t (id int PRIMARY KEY)", "CREATE TABLE stmt_t (id int PRIMARY KEY)")
+    attach(su, "rows_t", capture="row")
+    attach(su, "stmt_t", capture="statement")
+    values = {name: name[0] * 5000 for name in SETTINGS}
+    with su.transaction():
+        for name, value in values.items():
+            su.execute("SELECT set_config(%s, %s, true)", (f"auditsql.{name}", value))
+        run(su, "INSERT INTO rows_t VALUES (1)", "INSERT INTO stmt_t VALUES (1)",
+            "TRUNCATE rows_t", "SELECT audit.log_event('login')")
+        attach(su, "rows_t", capture="statement")
+    recorded = [e for e in events(su, actions=["created", "truncated", "login", "attached"])
+                if e["txid"] == events(su, "public.rows_t", ["truncated"])[0]["txid"]]
+    assert sorted(e["action"] for e in recorded) == [
+        "attached", "created", "created", "login", "truncated"]
+    for event in recorded:
+        for name, column in SETTINGS.items():
+            assert event[column] == name[0] * 1023 + "…", (event["action"], column)
+        assert event["ip_address"] is None
+    assert scalar(su, "SELECT count(*) FROM rows_t") == 0
+    assert scalar(su, "SELECT count(*) FROM stmt_t") == 1
+
+
+@pytest.mark.parametrize("length", [0, 1, 1023, 1024, 1025, 2048, 5000])
+@pytest.mark.parametrize("setter", ["set_actor", "set_request", "set_context", "set_config"])
+def test_the_cut_rule_at_the_limit(su: Conn, notes: str, setter: str, length: int) -> None:
+    """Up to 1024 characters a value is kept whole; past that it is its
+    first 1023 and '…', 1024 in all, whichever way it was set."""
+    value = ("ü" + "a" * 9) * (length // 10) + "ü" * (length % 10)
+    assert len(value) == length
+    calls = {
+        "set_actor": ("SELECT audit.set_actor(%s)", "actor_id"),
+        "set_request": ("SELECT audit.set_request(NULL, %s)", "user_agent"),
+        "set_context": ("SELECT audit.set_context(request_id => %s)", "request_id"),
+        "set_config": ("SELECT set_config('auditsql.actor_email', %s, true)", "actor_email"),
+    }
+    statement, column = calls[setter]
+    with su.transaction():
+        su.execute(statement, (value,))
+        su.execute("INSERT INTO notes VALUES (1, 'a')")
+    [event] = events(su, notes)
+    assert event[column] == cut(value)
+    if length > 1024:
+        assert len(event[column]) == 1024 and event[column].endswith("…")
+
+
+def test_a_long_malformed_ip_address_never_fails_a_write(su: Conn, notes: str) -> None:
+    raw = "203.0.113.7" + " junk" * 1000
+    with su.transaction():
+        su.execute("SELECT audit.set_request(%s)", (raw,))
+        su.execute("INSERT INTO notes VALUES (1, 'a')")
+    [event] = events(su, notes)
+    assert event["ip_address"] is None and event["ip_address_raw"] == cut(raw)
+
+
+@pytest.fixture
+def latin1_db(pg: Server) -> Iterator[str]:
+    """DSN of a fresh database in LATIN1, which has no '…'."""
+    name = unique_name("auditsql_t")
+    pg.admin().execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'LATIN1'"
+                               " LC_COLLATE 'C' LC_CTYPE 'C'").format(sql.Identifier(name)))
+    try:
+        yield pg.dsn(name)
+    finally:
+        pg.admin().execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_a_cut_value_is_marked_in_a_database_not_in_utf8(latin1_db: str) -> None:
+    """Where '…' cannot be written, '~' marks the cut: the write still commits."""
+    with psycopg.connect(latin1_db, autocommit=True) as conn:
+        install(conn, Settings())
+        conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
+        conn.execute("SELECT audit.attach('notes')")
+        with auditsql.audit_context(conn, actor_id="é" * 2000, user_agent="short"):
+            conn.execute("INSERT INTO notes VALUES (1, 'é')")
+        actor, agent = conn.execute(
+            "SELECT actor_id, user_agent FROM audit.events WHERE action = 'created'").fetchone()
+    assert actor == "é" * 1023 + "~" and agent == "short"
+
+
+# -- ids of any scalar type -----------------------------------------------------------
+
+@pytest.mark.parametrize("actor_id, stored", [
+    (42, "42"),
+    (uuid.UUID("12345678-1234-5678-1234-567812345678"), "12345678-1234-5678-1234-567812345678"),
+    (Decimal("1.50"), "1.50"),
+    (2**40, "1099511627776"),
+    ("u-42", "u-42"),
+])
+def test_ids_of_any_scalar_type(installed_db: str, su: Conn, notes: str,
+                                actor_id: object, stored: str) -> None:
+    """A Django user.pk is an int, a request id often a UUID: stored as their text."""
+    request_id = uuid.UUID("87654321-4321-8765-4321-876543218765")
+    with psycopg.connect(installed_db, autocommit=True) as conn:
+        with auditsql.audit_context(conn, actor_id=actor_id, request_id=request_id,
+                                    ip_address=ipaddress.ip_address("203.0.113.7")):
+            conn.execute("INSERT INTO notes VALUES (1, 'a')")
+        with conn.transaction(), conn.cursor() as cur:
+            auditsql.set_actor(cur, actor_id)
+            auditsql.set_request(cur, None, None, 7)
+            cur.execute("INSERT INTO notes VALUES (2, 'b')")
+    first, second = events(su, notes)
+    assert first["actor_id"] == stored and first["request_id"] == str(request_id)
+    assert str(first["ip_address"]) == "203.0.113.7"
+    assert (second["actor_id"], second["request_id"]) == (stored, "7")

@@ -120,24 +120,47 @@ def test_context_values_are_stored_exactly(su: Conn, writer: Conn, value: str) -
     assert scalar(su, "SELECT to_regclass('audit.events') IS NOT NULL")
 
 
-def test_over_long_values_are_refused_by_the_helpers_and_cut_in_capture(
+def test_over_long_values_are_cut_by_the_helpers_and_in_capture(
         su: Conn, writer: Conn) -> None:
+    """Context is never refused: cut to 1023 characters and a marker, by the
+    helpers and, for a value set with set_config, by capture."""
     run(su, "CREATE TABLE notes (id int PRIMARY KEY)")
     attach(su, "notes")
+    su.execute("GRANT INSERT ON notes TO auditsql_writer")
     exact, long = "é" * 1024, "é" * 1025
-    expect_error(writer, "SELECT audit.set_actor(%s)", (long,), sqlstate="22001",
-                 contains="1024 characters")
-    expect_error(writer, "SELECT audit.set_request(NULL, %s)", (long,), sqlstate="22001")
-    expect_error(writer, "SELECT audit.log_event('login', %s)", (long,), sqlstate="22001")
-    expect_error(writer, "SELECT audit.log_event('login', NULL, NULL, %s)",
-                 (Jsonb({"v": "x" * 70000}),), sqlstate="54000", contains="64 kB")
-    with su.transaction():
-        su.execute("SELECT audit.set_actor(%s)", (exact,))
-        su.execute("SELECT set_config('auditsql.user_agent', %s, true)", ("ü" * 3000,))
-        su.execute("INSERT INTO notes VALUES (1)")
-    [event] = events(su, "public.notes")
-    assert event["actor_id"] == exact
-    assert event["user_agent"] == "ü" * 1024
+    with writer.transaction():
+        writer.execute("SELECT audit.set_actor(%s, %s)", (long, exact))
+        writer.execute("SELECT audit.set_request(NULL, %s)", (long,))
+        writer.execute("SELECT set_config('auditsql.request_id', %s, true)", ("ü" * 3000,))
+        log(writer, "login", None, None, None)
+        writer.execute("INSERT INTO notes VALUES (1)")
+    for event in events(su, None, actions=["login", "created"]):
+        assert event["actor_id"] == "é" * 1023 + "…"
+        assert event["actor_email"] == exact
+        assert event["user_agent"] == "é" * 1023 + "…"
+        assert event["request_id"] == "ü" * 1023 + "…"
+
+
+@pytest.mark.parametrize("argument, call", [
+    ("entity_type", "SELECT audit.log_event('login', %s)"),
+    ("entity_id", "SELECT audit.log_event('login', NULL, %s)"),
+])
+def test_over_long_log_event_arguments_are_refused_by_name(
+        su: Conn, writer: Conn, argument: str, call: str) -> None:
+    """What the event is about is the caller's own argument, not context: refused,
+    with the argument named, and nothing written."""
+    error = expect_error(writer, call, ("é" * 1025,), sqlstate="22001")
+    assert str(error).startswith(f"auditsql: log_event {argument} is limited to 1024 characters")
+    assert "got 1025" in str(error)
+    log(writer, "login", "é" * 1024, "é" * 1024, None)
+    assert [e["entity_type"] for e in events(su, None, actions=["login"])] == ["é" * 1024]
+
+
+def test_over_long_log_event_details_are_refused_by_name(su: Conn, writer: Conn) -> None:
+    error = expect_error(writer, "SELECT audit.log_event('login', NULL, NULL, %s)",
+                         (Jsonb({"v": "x" * 70000}),), sqlstate="54000")
+    assert str(error).startswith("auditsql: log_event details is limited to 64 kB of JSON text")
+    assert events(su, None, actions=["login"]) == []
 
 
 # -- the envelope and the three questions --------------------------------------------

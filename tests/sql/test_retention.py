@@ -118,7 +118,9 @@ BAD_POLICIES = [
 def test_policies(su: Conn) -> None:
     su.execute("SET IntervalStyle = 'postgres'")
     for given, name, keep in POLICIES:
-        run(su, sql.SQL("SELECT audit.set_retention({})").format(sql.Literal(given)))
+        # Some of these shorten the one before: said so explicitly.
+        run(su, sql.SQL("SELECT audit.set_retention({}, p_shorten => true)").format(
+            sql.Literal(given)))
         row = su.execute("SELECT policy, keep::text AS keep, set_by FROM audit.retention").fetchone()
         assert row == {"policy": name, "keep": keep, "set_by": "postgres"}, given
 
@@ -208,7 +210,7 @@ def test_policy_arithmetic_at_the_boundaries(old_months: Conn) -> None:
     old_months.execute("SET TimeZone = 'Pacific/Kiritimati'")
     for policy, as_of, due in BOUNDARIES:
         with old_months.transaction(force_rollback=True):
-            old_months.execute("SELECT audit.set_retention(%s)", (policy,))
+            old_months.execute("SELECT audit.set_retention(%s, p_shorten => true)", (policy,))
             assert [r["partition"] for r in apply(old_months, as_of)] == due, (policy, as_of)
 
 
@@ -250,7 +252,7 @@ def test_the_system_event_states_what_was_removed(old_months: Conn) -> None:
 
 
 def test_the_default_partition_and_current_months_are_never_dropped(su: Conn) -> None:
-    su.execute("SELECT audit.set_retention('1 day')")
+    su.execute("SELECT audit.set_retention('1 day', p_under_a_year => true)")
     add_events(su, ["1999-06-01"])  # lands in the default partition
     current = partitions(su)
     assert apply(su) == []
@@ -378,7 +380,7 @@ def test_a_reason_is_data(su: Conn) -> None:
     reason = "x'); DROP TABLE canary; -- \\ \" $$ ünïcødé 🙂\n2nd line"
     run(su, "CREATE TABLE canary ()", "CREATE TABLE t (id int PRIMARY KEY)")
     attach(su, T)
-    su.execute("SELECT audit.place_hold(%s, %s, %s)", (T, "1'; --", reason))
+    su.execute("SELECT audit.place_hold(%s, %s, %s, p_future => true)", (T, "1'; --", reason))
     assert su.execute("SELECT entity_id, reason FROM audit.legal_holds").fetchone() == {
         "entity_id": "1'; --", "reason": reason}
     assert system_events(su, "legal_hold_placed")[0]["after"]["reason"] == reason
@@ -510,8 +512,14 @@ def test_retention_gives_up_rather_than_queue_writers(old_months: Conn, installe
 
 OWNER_ONLY = (
     "SELECT audit.apply_retention()",
+    "SELECT audit.retention_preview()",
+    "SELECT audit.retention_preview('1 year')",
     "SELECT audit.maintain()",
+    "SELECT audit.maintain_preview()",
     "SELECT audit.set_retention('saas')",
+    "SELECT audit.retention_change('saas')",
+    "SELECT audit.retention_due('1 year', now(), false, true)",
+    "SELECT audit.normalize_entity_id('public.t', '1')",
     "SELECT audit.place_hold('public.t', '1', 'x')",
     "SELECT audit.release_hold('public.t', '1')",
     "SELECT audit.lock_log('audit.events', 'SHARE')",

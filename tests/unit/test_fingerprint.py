@@ -159,7 +159,9 @@ def test_install_script_defines_what_sql_holds(version: int, event_trigger: bool
     assert events == ({"auditsql_ddl_audit", "auditsql_drop_audit"} if event_trigger else set())
     keys = [(d.kind, d.name, d.table) for d in parsed.definitions]
     assert len(keys) == len(set(keys)), "an object defined twice"
-    assert {("function", "set_actor"), ("function", "set_request"), ("function", "attach"),
+    assert {("function", "set_actor"), ("function", "set_request"),
+            ("function", "set_context"), ("function", "push_context"),
+            ("function", "pop_context"), ("function", "attach"),
             ("function", "detach"), ("function", "refresh"),
             ("schema", "audit")} == parsed.public_grants
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from psycopg import errors as pgerrors
 
-from auditsql import db, errors
+from auditsql import db, errors, render
 from auditsql.cli.output import EXIT_FAILURE, EXIT_USAGE, exit_code_for
 from auditsql.installer import parse_id_columns
 
@@ -40,6 +40,7 @@ def test_parse_id_columns_rejects_empty_names(value: str) -> None:
         (pgerrors.InvalidTableDefinition, errors.PrimaryKeyRequired),
         (pgerrors.InvalidName, errors.InvalidName),
         (pgerrors.InvalidTextRepresentation, errors.InvalidName),
+        (pgerrors.InvalidParameterValue, errors.InvalidValue),
         (pgerrors.FeatureNotSupported, errors.UnsupportedServer),
         (pgerrors.UndefinedColumn, errors.DatabaseError),
         (pgerrors.OperationalError, errors.ConnectionFailed),
@@ -56,6 +57,7 @@ def test_translate(exc: type, expected: type) -> None:
     [
         (errors.ConnectionFailed, EXIT_USAGE),
         (errors.InvalidName, EXIT_USAGE),
+        (errors.InvalidValue, EXIT_USAGE),
         (errors.UnsupportedServer, EXIT_FAILURE),
         (errors.NotInstalled, EXIT_FAILURE),
         (errors.NoSuchTable, EXIT_FAILURE),
@@ -102,3 +104,11 @@ def test_check_server_version_refuses_old_servers(num: int, text: str) -> None:
 def test_check_server_version_accepts_14_and_newer(num: int, text: str) -> None:
     assert check is not None
     check(num, text)
+
+
+def test_rendering_without_a_server_takes_the_supported_majors_only() -> None:
+    assert [render.server_version_num(m) for m in (14, 18)] == [140000, 180000]
+    assert db.MIN_SERVER_VERSION == render.OLDEST_MAJOR * 10000
+    for major in (13, 19, 0, -14):
+        with pytest.raises(errors.InvalidValue, match="14 to 18"):
+            render.server_version_num(major)

@@ -75,3 +75,28 @@ def test_without_pg_cron_no_job_is_expected() -> None:
     health = RetentionHealth(True, 3, True, POLICY, False, None)
     [job] = [c for c in health.checks() if c.id == "retention.job_scheduled"]
     assert job.result == "pass" and "retention run" in job.detail
+
+
+def removed(rows_removed: int, rows_kept: int) -> retention.Removed:
+    return retention.Removed("events_2019_12", None, None, rows_removed, rows_kept)  # type: ignore[arg-type]
+
+
+def test_what_a_run_would_remove_in_a_few_words() -> None:
+    assert retention.summarize([]) == "nothing"
+    assert retention.summarize([removed(5, 0)]) == "5 events from 1 partition"
+    assert retention.summarize([removed(5, 1), removed(0, 0)]) == (
+        "5 events from 2 partitions (1 kept under legal hold)")
+
+
+def test_policy_refusals_are_invalid_values() -> None:
+    from auditsql.cli.output import EXIT_USAGE, exit_code_for
+
+    refused = errors.PolicyRefused("too short", [removed(1, 0)])
+    assert isinstance(refused, errors.InvalidValue) and refused.removes == [removed(1, 0)]
+    assert exit_code_for(refused) == EXIT_USAGE
+
+
+def test_a_hold_that_holds_nothing_is_a_failure_not_a_usage_error() -> None:
+    from auditsql.cli.output import EXIT_FAILURE, exit_code_for
+
+    assert exit_code_for(errors.HoldsNothing("nothing to hold")) == EXIT_FAILURE

@@ -1,0 +1,134 @@
+-- normalize_entity_id: an entity id as the log spells it, from the way a
+-- person typed it, so that a hold (or a search) for '[1001,1]' finds the
+-- events of [1001, 1]. Used wherever an entity id is given: place_hold,
+-- release_hold, and any filter by entity id.
+-- For an audited table (p_entity_type as in events.entity_type, the table
+-- found through audit.tables), the id is read as the table's key:
+--   * one key column: the value read as the column's type and written back
+--     as capture writes it (to_jsonb(row) ->> 'col'): ' 1001' becomes 1001,
+--     '2026-01-01 00:00:00+00' a timestamptz in JSON's ISO form (in the
+--     session's time zone, as capture writes it in the writer's), an
+--     upper-case uuid lower case, 1.5 for a numeric(10,2) key 1.50;
+--   * several: a JSON array, one element per key column in key order, each
+--     read as its column's type and the array written as capture writes it
+--     (jsonb_build_array(...)::text): [1001,1] becomes [1001, 1], and
+--     ["7", 1] for an integer column [7, 1].
+--   When the log has no event with that spelling but has events with the id
+--   as given (a key whose type changed, a time written in another zone),
+--   the id as given is kept.
+-- Only built-in types (and domains over them, read as their base type, so
+-- that no domain check runs) are read; a value that does not fit its type
+-- exactly (rounding, truncation) is not read either.
+-- Otherwise (not an audited table: a dropped one, an application's entity
+-- type; a key of another type; text that is not such a key), the log
+-- decides: if events exist with the id as given, it is kept; else a JSON
+-- array is written back through jsonb ([1001,1] as [1001, 1]); else the id
+-- is kept as given. Unusual input never raises; NULL gives NULL.
+-- Runs with the caller's rights (it reads audit.tables and the log).
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.normalize_entity_id(
+    p_entity_type text,
+    p_entity_id   text)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+{% include "fragments/image_settings.sql" %}
+AS $fn$
+DECLARE
+    v_relid  oid;
+    v_keys   text[];
+    v_given  jsonb;
+    v_value  jsonb;
+    v_text   text;
+    v_type   oid;
+    v_typmod integer;
+    v_kind   "char";
+    v_base   oid;
+    v_dommod integer;
+    v_exact  boolean;
+    v_typed  jsonb := '[]'::jsonb;
+    v_norm   text;
+BEGIN
+    IF p_entity_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT t.relid, t.id_columns INTO v_relid, v_keys
+    FROM {{ schema | ident }}.tables AS t
+    JOIN pg_class AS c ON c.oid = t.relid
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE format('%I.%I', n.nspname, c.relname) = p_entity_type;
+    IF FOUND THEN
+        BEGIN
+            -- One key column: the id is the value itself; several: a JSON
+            -- array of them.
+            v_given := CASE WHEN cardinality(v_keys) = 1 THEN jsonb_build_array(p_entity_id)
+                            ELSE p_entity_id::jsonb END;
+            IF jsonb_typeof(v_given) = 'array' AND jsonb_array_length(v_given) = cardinality(v_keys) THEN
+                FOR i IN 1 .. cardinality(v_keys) LOOP
+                    v_value := v_given -> (i - 1);
+                    v_text := CASE jsonb_typeof(v_value) WHEN 'string' THEN v_value #>> '{}'
+                                                         WHEN 'null' THEN NULL
+                                                         ELSE v_value::text END;
+                    SELECT a.atttypid, a.atttypmod INTO v_type, v_typmod
+                    FROM pg_attribute AS a
+                    WHERE a.attrelid = v_relid AND a.attname = v_keys[i] AND NOT a.attisdropped;
+                    -- Through domains to the base type, keeping the nearest
+                    -- type modifier.
+                    LOOP
+                        SELECT ty.typtype, ty.typbasetype, ty.typtypmod INTO v_kind, v_base, v_dommod
+                        FROM pg_type AS ty WHERE ty.oid = v_type;
+                        EXIT WHEN v_kind IS DISTINCT FROM 'd';
+                        v_typmod := CASE WHEN v_typmod >= 0 THEN v_typmod ELSE v_dommod END;
+                        v_type := v_base;
+                    END LOOP;
+                    IF v_type IS NULL OR v_type >= 16384 THEN
+                        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported';
+                    END IF;
+                    IF v_typmod >= 0 THEN
+                        -- Read with the modifier only when that changes
+                        -- nothing but the spelling (1.5 as 1.50), never the
+                        -- value (1.505 rounded, 'abcd' cut to 'abc').
+                        EXECUTE format('SELECT pg_catalog.to_jsonb(x.v), x.v OPERATOR(pg_catalog.=) $1::%s'
+                                       ' FROM (SELECT $1::%s AS v) AS x',
+                                       format_type(v_type, NULL), format_type(v_type, v_typmod))
+                            INTO v_value, v_exact USING v_text;
+                        IF NOT coalesce(v_exact, v_text IS NULL) THEN
+                            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value';
+                        END IF;
+                    ELSE
+                        EXECUTE format('SELECT pg_catalog.to_jsonb($1::%s)', format_type(v_type, NULL))
+                            INTO v_value USING v_text;
+                    END IF;
+                    v_typed := v_typed || jsonb_build_array(v_value);
+                END LOOP;
+                v_norm := CASE WHEN cardinality(v_keys) = 1 THEN v_typed ->> 0 ELSE v_typed::text END;
+            END IF;
+        EXCEPTION
+            WHEN data_exception OR undefined_function OR feature_not_supported
+                 OR cannot_coerce OR program_limit_exceeded THEN
+                v_norm := NULL;
+        END;
+        IF v_norm IS NOT NULL THEN
+            IF v_norm <> p_entity_id
+               AND NOT EXISTS (SELECT FROM {{ schema | ident }}.events AS e
+                               WHERE e.entity_type = p_entity_type AND e.entity_id = v_norm)
+               AND EXISTS (SELECT FROM {{ schema | ident }}.events AS e
+                           WHERE e.entity_type = p_entity_type AND e.entity_id = p_entity_id) THEN
+                RETURN p_entity_id;
+            END IF;
+            RETURN v_norm;
+        END IF;
+    END IF;
+
+    IF EXISTS (SELECT FROM {{ schema | ident }}.events AS e
+               WHERE e.entity_type = p_entity_type AND e.entity_id = p_entity_id) THEN
+        RETURN p_entity_id;
+    END IF;
+    BEGIN
+        v_given := p_entity_id::jsonb;
+    EXCEPTION WHEN data_exception OR program_limit_exceeded THEN
+        RETURN p_entity_id;
+    END;
+    RETURN CASE WHEN jsonb_typeof(v_given) = 'array' THEN v_given::text ELSE p_entity_id END;
+END
+$fn$;

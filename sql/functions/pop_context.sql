@@ -1,0 +1,27 @@
+-- pop_context: restore the context that the last push_context of the
+-- transaction saved, and forget it. A pop without a push is an error: the
+-- context it should restore is unknown, and carrying on would record
+-- writes under the wrong actor. Any role may call it.
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.pop_context()
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_stack jsonb := nullif(current_setting('auditsql.context_stack', true), '')::jsonb;
+    v_saved jsonb := v_stack -> 0;
+BEGIN
+    IF jsonb_typeof(v_saved) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'auditsql: pop_context has no saved context to restore: every pop_context needs an earlier push_context in the same transaction'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    PERFORM set_config('auditsql.actor_id', coalesce(v_saved ->> 'actor_id', ''), true),
+            set_config('auditsql.actor_email', coalesce(v_saved ->> 'actor_email', ''), true),
+            set_config('auditsql.actor_role', coalesce(v_saved ->> 'actor_role', ''), true),
+            set_config('auditsql.ip_address', coalesce(v_saved ->> 'ip_address', ''), true),
+            set_config('auditsql.user_agent', coalesce(v_saved ->> 'user_agent', ''), true),
+            set_config('auditsql.request_id', coalesce(v_saved ->> 'request_id', ''), true),
+            set_config('auditsql.context_stack', (v_stack - 0)::text, true);
+END
+$fn$;

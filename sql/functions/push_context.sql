@@ -1,0 +1,37 @@
+-- push_context: set the whole context as set_context does, first saving the
+-- context in force, whoever set it, so that pop_context can restore it: a
+-- nested block (a savepoint in an open transaction) names its own actor
+-- without losing the caller's. The saved contexts are a stack in the
+-- transaction-local setting auditsql.context_stack (a JSON array, the last
+-- saved first, each an object of the six settings, null for unset) rather
+-- than in a table: a setting is undone by ROLLBACK TO SAVEPOINT together
+-- with the context itself, so the two always agree, and it ends with the
+-- transaction. Any role may call it.
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.push_context(
+    actor_id   text DEFAULT NULL,
+    email      text DEFAULT NULL,
+    role       text DEFAULT NULL,
+    ip_address text DEFAULT NULL,
+    user_agent text DEFAULT NULL,
+    request_id text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM set_config('auditsql.context_stack',
+        (jsonb_build_array(jsonb_build_object(
+             'actor_id',    nullif(current_setting('auditsql.actor_id', true), ''),
+             'actor_email', nullif(current_setting('auditsql.actor_email', true), ''),
+             'actor_role',  nullif(current_setting('auditsql.actor_role', true), ''),
+             'ip_address',  nullif(current_setting('auditsql.ip_address', true), ''),
+             'user_agent',  nullif(current_setting('auditsql.user_agent', true), ''),
+             'request_id',  nullif(current_setting('auditsql.request_id', true), '')))
+         || coalesce(nullif(current_setting('auditsql.context_stack', true), '')::jsonb, '[]'))::text,
+        true);
+    PERFORM {{ schema | ident }}.set_context(push_context.actor_id, push_context.email, push_context.role,
+                                             push_context.ip_address, push_context.user_agent,
+                                             push_context.request_id);
+END
+$fn$;
