@@ -49,6 +49,7 @@ def attach(
         Capture | None,
         typer.Option(
             "--capture",
+            metavar="MODE",
             help="row: a row trigger, cheapest for OLTP (the default for a new table). "
             "statement: statement triggers over transition tables, cheapest for bulk writes; "
             "not for partitioned tables. Omitted: keep the table's current mode.",
@@ -65,7 +66,7 @@ def attach(
     redact: Annotated[
         list[str] | None,
         typer.Option("--redact", metavar="COLUMN",
-                     help="Store this column as '[redacted]'; a change still shows in "
+                     help="Store this column as '\\[redacted]'; a change still shows in "
                      "changed_columns. Repeat for several; replaces the table's list.",
                      show_default=False),
     ] = None,

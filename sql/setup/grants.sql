@@ -4,9 +4,9 @@
 -- and say so in a sentence) and refresh (which only records what the
 -- catalog says); it holds nothing on tables, sequences or any other
 -- function. The writer role may also call log_event; the operator role, the
--- audit side of attach and detach; the admin role, the record of its own
--- DDL on audit objects; the reader role may read the log and the list of
--- audited tables. Nobody, the owner included, holds UPDATE, DELETE or
+-- audit side of attach and detach; the admin role, retention, legal holds,
+-- the settings and the record of its own DDL on audit objects; the reader
+-- role may read the log and the list of audited tables. Nobody, the owner included, holds UPDATE, DELETE or
 -- TRUNCATE on the log.
 REVOKE ALL ON ALL TABLES IN SCHEMA {{ schema | ident }} FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA {{ schema | ident }} FROM PUBLIC;
@@ -50,9 +50,27 @@ GRANT EXECUTE ON FUNCTION
 GRANT SELECT ON {{ schema | ident }}.installation, {{ schema | ident }}.tables
     TO {{ operator | ident }};
 
--- The admin role: what an audit administrator records about its own DDL on
--- audit objects (through the event triggers).
-GRANT EXECUTE ON FUNCTION {{ schema | ident }}.record_ddl(text, text[]) TO {{ admin | ident }};
+-- The admin role: retention and legal holds, the installation settings, and
+-- the record of its own DDL on audit objects (through the event triggers).
+-- What writes runs as the owner role and checks the admin role itself; the
+-- previews read as the caller, a reader (roles.sql).
+GRANT EXECUTE ON FUNCTION
+    {{ schema | ident }}.set_retention(text, boolean, boolean),
+    {{ schema | ident }}.retention_change(text),
+    {{ schema | ident }}.retention_interval(text),
+    {{ schema | ident }}.retention_cutoff(interval, timestamptz),
+    {{ schema | ident }}.retention_due(interval, timestamptz, boolean, boolean),
+    {{ schema | ident }}.retention_preview(interval, timestamptz, boolean),
+    {{ schema | ident }}.apply_retention(timestamptz),
+    {{ schema | ident }}.maintain(integer),
+    {{ schema | ident }}.maintain_preview(integer),
+    {{ schema | ident }}.place_hold(text, text, text, boolean),
+    {{ schema | ident }}.release_hold(text, text, text),
+    {{ schema | ident }}.configure(text[], boolean),
+    {{ schema | ident }}.record_ddl(text, text[])
+    TO {{ admin | ident }};
+-- Entity ids read as the log spells them: for whoever reads the log.
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.normalize_entity_id(text, text) TO {{ reader | ident }};
 
 REVOKE UPDATE, DELETE, TRUNCATE ON {{ schema | ident }}.events, {{ schema | ident }}.events_default
     FROM {{ owner | ident }};

@@ -35,11 +35,28 @@ BEGIN
        AND NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN
         GRANT {{ owner | ident }} TO CURRENT_USER;
     END IF;
-    -- ... and of the operator role, so that it can attach the tables it owns.
+    -- ... and of the operator and admin roles, so that it can attach the
+    -- tables it owns and run retention.
     IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
        AND NOT pg_has_role(current_user, {{ operator | literal }}, 'MEMBER') THEN
         BEGIN
             GRANT {{ operator | ident }} TO CURRENT_USER;
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL;
+        END;
+    END IF;
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+       AND NOT pg_has_role(current_user, {{ admin | literal }}, 'MEMBER') THEN
+        BEGIN
+            GRANT {{ admin | ident }} TO CURRENT_USER;
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL;
+        END;
+    END IF;
+    -- Audit administrators read the log (to judge what retention removes).
+    IF NOT pg_has_role({{ admin | literal }}, {{ reader | literal }}, 'MEMBER') THEN
+        BEGIN
+            GRANT {{ reader | ident }} TO {{ admin | ident }};
         EXCEPTION WHEN insufficient_privilege THEN
             NULL;
         END;

@@ -497,7 +497,7 @@ def test_upgrade_reports_each_repair(installed: Install) -> None:
     res = ok("upgrade", "--dsn", installed.dsn)
     assert res.stdout == ""
     assert res.stderr.splitlines() == [
-        "attached app.nopk again (auditsql_capture_update on app.nopk: replica)",
+        "attached app.nopk again (auditsql_capture_update on app.nopk: enabled for replica only)",
         "attached app.orders again (auditsql_capture_insert on app.orders: disabled)",
         "restored function audit.guard() (was outdated: changed since install)",
         "restored trigger auditsql_guard_statement on audit.events_default"
@@ -514,7 +514,7 @@ def test_upgrade_reports_each_repair(installed: Install) -> None:
     assert json.loads(res.stdout) == {
         "schema": "audit", "from_version": VERSION, "to_version": VERSION, "up_to_date": False,
         "reattached": [
-            {"table": "app.nopk", "reasons": ["auditsql_capture_update on app.nopk: replica"]},
+            {"table": "app.nopk", "reasons": ["auditsql_capture_update on app.nopk: enabled for replica only"]},
             {"table": "app.orders",
              "reasons": ["auditsql_capture_insert on app.orders: disabled"]},
         ],

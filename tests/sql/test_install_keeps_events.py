@@ -127,7 +127,8 @@ def test_upgrade_keeps_every_event_and_goes_on_capturing(
     before = log_state(logged)
     with psycopg.connect(installed_db) as conn:
         done = installer.upgrade(conn, "audit")
-    assert (done.from_version, done.refreshed) == ("0.0.9", ["public.bulk", "public.parted"])
+    assert (done.from_version, [r.table for r in done.reattached]) == (
+        "0.0.9", ["public.bulk", "public.parted"])
     assert_kept(logged, before)
     assert last_id(logged) == before[0][-1]["id"], "upgrading records nothing"
     assert_capturing(logged, last_id(logged))
