@@ -225,8 +225,10 @@ def attach(
     id_columns: list[str] | None = None,
     capture: str | None = None,
     policies: Policies | None = None,
-) -> list[str]:
-    """Start auditing ``tables``; returns their qualified names.
+) -> Tables:
+    """Start auditing ``tables``; returns their qualified names, and the
+    warnings the server gave (redaction added to a table with events
+    recorded before it, which keep the values in clear).
     ``id_columns`` names the columns that identify a row (None keeps each
     table's, an empty list means its primary key again). ``capture`` is
     ``row`` or ``statement``; None keeps each table's mode (``row`` when new).
@@ -241,9 +243,17 @@ def attach(
                            p.exclude, p.redact, on_change, p.strict, p.trust_id_columns)
 
 
-def detach(conn: psycopg.Connection, tables: list[str], settings: Settings) -> list[str]:
+def detach(conn: psycopg.Connection, tables: list[str], settings: Settings) -> Tables:
     """Stop auditing ``tables``; returns their qualified names."""
     return _for_each_table(conn, tables, settings, "detach")
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The tables an attach or detach acted on, and the server's warnings."""
+
+    names: list[str]
+    warnings: list[str]
 
 
 def _for_each_table(
@@ -252,20 +262,31 @@ def _for_each_table(
     settings: Settings,
     function: str,
     *args: object,
-) -> list[str]:
+) -> Tables:
     """Call ``audit.<function>(table, *args)`` on each table, in one transaction."""
     placeholders = [sql.SQL("%s::oid::regclass"), *(sql.Placeholder() for _ in args)]
     query = sql.SQL("SELECT {}.{}({})").format(
         sql.Identifier(settings.schema), sql.Identifier(function), sql.SQL(", ").join(placeholders)
     )
-    with db.transaction(conn) as cur:
-        catalog.require_installed(cur, settings.schema)
-        names = []
-        for name in tables:
-            oid, qualified = catalog.resolve_table(cur, name)
-            cur.execute(query, (oid, *args))
-            names.append(qualified)
-        return names
+    warnings: list[str] = []
+
+    def keep(diag: psycopg.errors.Diagnostic) -> None:
+        if diag.severity_nonlocalized == "WARNING" and diag.message_primary:
+            message = diag.message_primary.removeprefix("auditsql: ")
+            warnings.append(f"{message} ({diag.message_hint})" if diag.message_hint else message)
+
+    conn.add_notice_handler(keep)
+    try:
+        with db.transaction(conn) as cur:
+            catalog.require_installed(cur, settings.schema)
+            names = []
+            for name in tables:
+                oid, qualified = catalog.resolve_table(cur, name)
+                cur.execute(query, (oid, *args))
+                names.append(qualified)
+    finally:
+        conn.remove_notice_handler(keep)
+    return Tables(names, warnings)
 
 
 def parse_id_columns(value: str | None) -> list[str] | None:

@@ -8,6 +8,7 @@ import typer
 
 from auditsql import __version__
 from auditsql.cli import retention
+from auditsql.cli.erase import erase
 from auditsql.cli.install import install, upgrade
 from auditsql.cli.status import status
 from auditsql.cli.tables import attach, detach
@@ -47,6 +48,7 @@ app.command()(attach)
 app.command()(detach)
 app.command()(status)
 app.command()(verify)
+app.command()(erase)
 app.add_typer(retention.app)
 
 

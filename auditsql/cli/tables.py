@@ -112,15 +112,17 @@ def attach(
             trust_id_columns=True if trust_id_columns else None,
         )
         with db.connect(dsn) as conn:
-            names = installer.attach(conn, tables, Settings(schema=schema), columns, mode,
+            done = installer.attach(conn, tables, Settings(schema=schema), columns, mode,
                                      policies)
-    for name in names:
+    for name in done.names:
         err.print(f"attached {name}", markup=False)
+    for warning in done.warnings:
+        err.print(f"warning: {warning}", markup=False)
 
 
 def detach(tables: Tables, dsn: Dsn, schema: Schema = "audit") -> None:
     """Stop auditing tables. Their events stay in the log; all tables or none."""
     with reported(), db.connect(dsn) as conn:
-        names = installer.detach(conn, tables, Settings(schema=schema))
-    for name in names:
+        done = installer.detach(conn, tables, Settings(schema=schema))
+    for name in done.names:
         err.print(f"detached {name}", markup=False)

@@ -225,6 +225,18 @@ BEGIN
                 'triggers_replaced', to_jsonb(v_repair))));
     END IF;
 
+    -- Redaction applies from now on: what was recorded before holds the
+    -- values as they were, until erase() removes them.
+    IF v_was IS NOT NULL AND NOT (v_now.redact <@ v_was.redact) THEN
+        RAISE WARNING 'auditsql: events of % recorded before now hold % in clear; redaction applies from now on',
+            v_name, array_to_string(ARRAY(SELECT quote_ident(c) FROM unnest(v_now.redact) AS c
+                                          WHERE c <> ALL (v_was.redact)), ', ')
+            USING HINT = format('To remove them: SELECT %I.erase(%L, NULL, %L, ''reason'') as an audit administrator, or auditsql erase %s --all --column ... --reason ...',
+                                {{ schema | literal }}, v_name,
+                                ARRAY(SELECT c FROM unnest(v_now.redact) AS c WHERE c <> ALL (v_was.redact))::text,
+                                v_name);
+    END IF;
+
     -- Leaves first: enabling the table's own triggers checks those of its
     -- partitions too (see ddl_guard).
     RETURN QUERY

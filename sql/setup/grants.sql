@@ -1,7 +1,7 @@
 -- Grants (docs/security.md). PUBLIC may use the schema to reach the context
 -- functions (set_actor, set_request, set_context, push_context,
--- pop_context), attach and detach (which check the operator role themselves
--- and say so in a sentence) and refresh (which only records what the
+-- pop_context), attach, detach and erase (which check the operator or the
+-- admin role themselves and say so in a sentence) and refresh (which only records what the
 -- catalog says); it holds nothing on tables, sequences or any other
 -- function. The writer role may also call log_event; the operator role, the
 -- audit side of attach and detach; the admin role, retention, legal holds,
@@ -20,6 +20,7 @@ GRANT EXECUTE ON FUNCTION {{ schema | ident }}.pop_context() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
     {{ schema | ident }}.attach(regclass, text[], text, text[], text[], jsonb, boolean, boolean),
     {{ schema | ident }}.detach(regclass),
+    {{ schema | ident }}.erase(text, text, text[], text),
     {{ schema | ident }}.refresh(regclass)
     TO PUBLIC;
 

@@ -100,7 +100,9 @@ def plain_install(pg: Server) -> Iterator[Install]:
     finally:
         pg.admin().execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
                            .format(sql.Identifier(name)))
-        for role in (installer, *roles):
+        # Memberships the installer granted (the admin role in the reader
+        # role) depend on it: the roles go first.
+        for role in (*roles, installer):
             drop_role(pg, role)
 
 

@@ -897,7 +897,7 @@ def attach_table(conn: psycopg.Connection[Any], table: Table, capture: str = "ro
     table = replace(table, entity_type=entity_type(conn, table))
     id_columns = None if table.primary_key else list(table.key)
     assert installer.attach(conn, [table.qualified], AUDIT, id_columns=id_columns,
-                            capture=capture) == [table.entity_type]
+                            capture=capture).names == [table.entity_type]
     for statement in table.after_attach_sql():
         conn.execute(statement)
     return table

@@ -42,7 +42,7 @@ CONTEXT_HELPERS = {"audit.set_actor(text,text,text)", "audit.set_request(text,te
 # themselves, and refresh only records what the catalog says.
 PUBLIC_FUNCTIONS = CONTEXT_HELPERS | {
     "audit.attach(regclass,text[],text,text[],text[],jsonb,boolean,boolean)",
-    "audit.detach(regclass)", "audit.refresh(regclass)"}
+    "audit.detach(regclass)", "audit.erase(text,text,text[],text)", "audit.refresh(regclass)"}
 
 
 def snapshot(conn: Conn) -> Snapshot:

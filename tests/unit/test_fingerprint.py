@@ -162,7 +162,7 @@ def test_install_script_defines_what_sql_holds(version: int, event_trigger: bool
     assert {("function", "set_actor"), ("function", "set_request"),
             ("function", "set_context"), ("function", "push_context"),
             ("function", "pop_context"), ("function", "attach"),
-            ("function", "detach"), ("function", "refresh"),
+            ("function", "detach"), ("function", "erase"), ("function", "refresh"),
             ("schema", "audit")} == parsed.public_grants
 
 
