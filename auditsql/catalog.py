@@ -224,6 +224,7 @@ class Installation:
     version: str
     settings: Settings
     event_trigger: bool  # the event triggers guard this installation
+    created_roles: list[str] = field(default_factory=list)  # roles install created
 
 
 def installation(cur: psycopg.Cursor, schema: str) -> Installation:
@@ -248,7 +249,8 @@ def installation(cur: psycopg.Cursor, schema: str) -> Installation:
         admin=str(recorded.get("admin") or defaults.admin),
         operator=str(recorded.get("operator") or defaults.operator),
     )
-    return Installation(str(version), settings, bool(recorded.get("event_trigger", False)))
+    return Installation(str(version), settings, bool(recorded.get("event_trigger", False)),
+                        [str(r) for r in recorded.get("created_roles") or []])
 
 
 def is_superuser(cur: psycopg.Cursor) -> bool:

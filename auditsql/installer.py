@@ -12,7 +12,13 @@ from psycopg.types.json import Jsonb
 
 from auditsql import __version__, catalog, db, errors, retention
 from auditsql.fingerprint import INSTALLED, MISSING, OUTDATED, ObjectState, classify
-from auditsql.render import Settings, event_actions, install_definitions, install_sql
+from auditsql.render import (
+    Settings,
+    event_actions,
+    install_definitions,
+    install_sql,
+    uninstall_sql,
+)
 
 
 def install(
@@ -339,3 +345,44 @@ def parse_on_change(values: list[str] | None) -> dict[str, str] | None:
         check_action(action)
         found[column] = action
     return found
+
+
+@dataclass(frozen=True)
+class Uninstall:
+    """What an uninstall did."""
+
+    schema: str
+    data_dropped: bool
+    tables: list[str]  # tables no longer audited
+    dropped_roles: list[str]
+    kept_roles: list[str]  # created by install, still used elsewhere
+    warnings: list[str]
+
+
+def uninstall(conn: psycopg.Connection, schema: str, *, drop_data: bool = False) -> Uninstall:
+    """Take auditsql out of the database (sql/uninstall.sql.j2), in one
+    transaction: the capture of every audited table, the event triggers,
+    auditsql's functions and views, and the roles install created; the log
+    too with ``drop_data``, else it stays as plain tables owned by the
+    connected role, ending with an ``uninstalled`` event."""
+    warnings: list[str] = []
+
+    def keep(diag: psycopg.errors.Diagnostic) -> None:
+        if diag.severity_nonlocalized == "WARNING" and diag.message_primary:
+            warnings.append(diag.message_primary.removeprefix("auditsql: "))
+
+    conn.add_notice_handler(keep)
+    try:
+        with db.transaction(conn) as cur:
+            installed = catalog.installation(cur, schema)
+            tables = [t.entity_type for t in catalog.audited_tables(cur, schema) if t.exists]
+            cur.execute(uninstall_sql(installed.settings, drop_data=drop_data,
+                                      created_roles=installed.created_roles).encode())
+            cur.execute("SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%s)",
+                        (installed.created_roles,))
+            left = {r[0] for r in cur.fetchall()}
+    finally:
+        conn.remove_notice_handler(keep)
+    return Uninstall(schema, drop_data, tables,
+                     [r for r in installed.created_roles if r not in left],
+                     [r for r in installed.created_roles if r in left], warnings)

@@ -28,6 +28,7 @@ MAX_IDENTIFIER_BYTES = 63
 OLDEST_MAJOR = 14
 NEWEST_MAJOR = 18
 INSTALL_TEMPLATE = "install.sql.j2"
+UNINSTALL_TEMPLATE = "uninstall.sql.j2"
 
 
 def quote_ident(name: str) -> str:
@@ -163,6 +164,16 @@ def server_version_num(major: int) -> int:
         raise errors.InvalidValue(
             f"unsupported PostgreSQL major version {major}: use {OLDEST_MAJOR} to {NEWEST_MAJOR}")
     return major * 10000
+
+
+def uninstall_sql(settings: Settings, *, drop_data: bool, created_roles: list[str]) -> str:
+    """The uninstall script for an installation made with ``settings``
+    (sql/uninstall.sql.j2): its log kept unless ``drop_data``; the roles in
+    ``created_roles`` (those install created) dropped where nothing else
+    uses them."""
+    context = _context(settings, 0, True, "[]")
+    context.update(drop_data=drop_data, created_roles=list(created_roles))
+    return _environment().get_template(UNINSTALL_TEMPLATE).render(context)
 
 
 def install_sql(settings: Settings, server_version_num: int, *,

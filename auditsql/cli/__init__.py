@@ -12,6 +12,7 @@ from auditsql.cli.erase import erase
 from auditsql.cli.install import install, upgrade
 from auditsql.cli.status import status
 from auditsql.cli.tables import attach, detach
+from auditsql.cli.uninstall import uninstall
 from auditsql.cli.verify import verify
 
 app = typer.Typer(
@@ -49,6 +50,7 @@ app.command()(detach)
 app.command()(status)
 app.command()(verify)
 app.command()(erase)
+app.command()(uninstall)
 app.add_typer(retention.app)
 
 

@@ -80,7 +80,7 @@ ARRAY(SELECT ROW(a.attnum, a.atttypid, a.attcollation, a.attname)::pg_catalog.te
                          'retention_applied', 'default_rows_moved', 'legal_hold_placed',
                          'legal_hold_released', 'audit_ddl', 'partition_detached',
                          'partition_reattached', 'partition_dropped',
-                         'capture_triggers_replaced', 'erased'] %}
+                         'capture_triggers_replaced', 'erased', 'uninstalled'] %}
 {% set auth_actions = ['login', 'login_failed', 'logout', 'password_changed', 'password_reset',
                        'role_changed', 'permission_changed', 'mfa_enabled', 'mfa_disabled',
                        'session_revoked'] %}

@@ -16,6 +16,11 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ role | literal }}) THEN
         BEGIN
             CREATE ROLE {{ role | ident }} NOLOGIN;
+            -- Recorded (setup/record_version.sql): uninstall drops the roles
+            -- install created, and no other.
+            PERFORM set_config('auditsql.created_roles',
+                               concat_ws(',', nullif(current_setting('auditsql.created_roles', true), ''),
+                                         {{ role | literal }}), true);
         EXCEPTION WHEN duplicate_object OR unique_violation THEN
             NULL;
         END;
