@@ -50,7 +50,7 @@ DECLARE
     v_statement text;
     v_member    record;
     v_granted   boolean := false;
-    v_usage     oid[] := '{}';
+    v_usage     oid[] := '{}'::oid[];
 BEGIN
     IF NOT pg_has_role(current_user, {{ operator | literal }}, 'MEMBER') THEN
         RAISE EXCEPTION 'auditsql: role % may not attach tables: it must be a member of %', current_user, {{ operator | literal }}

@@ -35,7 +35,6 @@ AS $fn$
 DECLARE
     v_id       text := {{ schema | ident }}.normalize_entity_id(p_entity_type, p_entity_id);
     v_keys     text[];
-    v_columns  text[];
     v_part     record;
     v_rows     bigint;
     v_holds    boolean;
