@@ -11,41 +11,7 @@ import psycopg
 from psycopg import sql
 
 from auditsql import errors
-from auditsql.render import Settings, render
-
-_ENABLED = {"A": "always", "O": "origin", "R": "replica", "D": "disabled"}
-
-
-@dataclass(frozen=True)
-class TriggerState:
-    """One expected audit trigger and what the catalog says about it."""
-
-    table: str
-    name: str
-    state: str  # always | origin | replica | disabled | missing
-
-
-@dataclass(frozen=True)
-class TrackedTable:
-    """An audited table as recorded by attach()."""
-
-    relid: int
-    entity_type: str
-    id_columns: list[str]
-    id_source: str
-    capture: str  # row | statement
-    partitioned: bool
-    capture_current: bool  # its capture function matches the table as it is now
-    exclude: list[str] = field(default_factory=list)
-    redact: list[str] = field(default_factory=list)
-    on_change: dict[str, str] = field(default_factory=dict)
-    strict: bool = False
-    triggers: list[TriggerState] = field(default_factory=list)
-
-    @property
-    def healthy(self) -> bool:
-        return (self.capture_current and bool(self.triggers)
-                and all(t.state == "always" for t in self.triggers))
+from auditsql.render import Settings, guard_schema_name, render
 
 
 @contextmanager
@@ -124,81 +90,126 @@ def resolve_table(cur: psycopg.Cursor, name: str) -> tuple[int, str]:
     return int(row[0]), row[1]
 
 
-# Every audited table (t), each with whether its capture function is
-# current: its body is what attach would generate now. It is not after ALTER
-# TABLE (it still captures, but compares columns generically). Asked once per
-# table: capture_source() builds the whole body.
-_TABLES = """
-WITH t AS MATERIALIZED (
-    SELECT t.*,
-           CASE WHEN c.oid IS NOT NULL
-                THEN f.prosrc IS NOT DISTINCT FROM {schema}.capture_source(t.relid::regclass)
-                ELSE false END AS current
-    FROM {schema}.tables AS t
-    LEFT JOIN pg_class AS c ON c.oid = t.relid
-    LEFT JOIN pg_proc AS f ON f.proname = 'capture_' || t.relid
-        AND f.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = {literal})
-)
-"""
+# --------------------------------------------------------------------------
+# Audited tables: one model, and one list of what is wrong with each
+# --------------------------------------------------------------------------
 
-# The audited tables (t, with its pg_class row c and namespace n), one row
-# per trigger attach() gives each (x: member and name): the table itself (by
-# its capture mode), and every leaf partition of a partitioned table for
-# TRUNCATE; with the member's pg_class row m and namespace mn and the
-# trigger's own row g where they exist. Shared by status and verify, after
-# _TABLES; {schema} and {literal} name the audit schema.
-_TABLE_TRIGGERS = """
-FROM t
-LEFT JOIN pg_class AS c ON c.oid = t.relid
-LEFT JOIN pg_namespace AS n ON n.oid = c.relnamespace
-LEFT JOIN LATERAL (
-    SELECT t.relid AS member, unnest(CASE WHEN t.capture = 'statement'
-        THEN ARRAY['auditsql_capture_insert', 'auditsql_capture_update',
-                   'auditsql_capture_delete', 'auditsql_capture_truncate']
-        ELSE ARRAY['auditsql_capture_row', 'auditsql_capture_truncate'] END) AS name
-    UNION ALL
-    SELECT p.relid, 'auditsql_capture_truncate'
-    FROM pg_partition_tree(t.relid) AS p
-    WHERE p.isleaf AND p.relid <> t.relid
-) AS x ON true
-LEFT JOIN pg_class AS m ON m.oid = x.member
-LEFT JOIN pg_namespace AS mn ON mn.oid = m.relnamespace
-LEFT JOIN pg_trigger AS g ON g.tgrelid = x.member AND g.tgname = x.name
-"""
-
-# Every audited table with each trigger attach() gives it, and that trigger's
-# state. Names and kinds come from pg_class, never from copies; a table
-# dropped since attach shows as such, with its triggers missing.
-_TRACKED = _TABLES + """
-SELECT t.relid,
-       CASE WHEN c.oid IS NOT NULL THEN format('%I.%I', n.nspname, c.relname)
-            ELSE 'dropped table ' || t.relid END,
-       t.id_columns, t.id_source, t.capture, coalesce(c.relkind = 'p', false),
-       t.current, t.exclude, t.redact, t.on_change, t.require_actor,
-       CASE WHEN m.oid IS NOT NULL THEN format('%I.%I', mn.nspname, m.relname) END,
-       x.name, g.tgenabled""" + _TABLE_TRIGGERS + """ORDER BY 2, x.member = t.relid DESC, 12, x.name
-"""
+FAIL = "fail"
+WARN = "warn"
 
 
-def tracked_tables(cur: psycopg.Cursor, schema: str) -> list[TrackedTable]:
-    """Every table attach() recorded, with the state of its audit triggers."""
-    with _catalog_query(cur):
-        cur.execute(sql.SQL(_TRACKED).format(schema=sql.Identifier(schema),
-                                             literal=sql.Literal(schema)))
+@dataclass(frozen=True)
+class TriggerState:
+    """One capture trigger a table needs, and what the catalog says of it."""
+
+    table: str  # the table or partition it belongs on
+    name: str
+    state: str  # always | origin | replica | disabled | missing | changed
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with an audited table: ``fail`` when writes may go
+    unrecorded or be recorded wrongly, ``warn`` when capture is complete
+    but not as attach would make it now."""
+
+    severity: str  # fail | warn
+    kind: str  # triggers | function | columns | id columns | dropped
+    message: str
+
+
+_TRIGGER_STATES = {"origin": "enabled without ALWAYS", "replica": "enabled for replica only",
+                   "disabled": "disabled", "missing": "missing",
+                   "changed": "not as attach makes it"}
+
+
+@dataclass(frozen=True)
+class AuditedTable:
+    """An audited table as sql/queries/audited_tables.sql reads it."""
+
+    relid: int
+    entity_type: str
+    exists: bool
+    partitioned: bool
+    id_columns: list[str]
+    id_source: str  # primary key | explicit
+    id_trusted: bool  # explicit id columns accepted without a unique index
+    id_unique: bool
+    capture: str  # row | statement
+    exclude: list[str] = field(default_factory=list)
+    redact: list[str] = field(default_factory=list)
+    on_change: dict[str, str] = field(default_factory=dict)
+    strict: bool = False
+    capture_current: bool = True  # its capture function is what attach makes now
+    missing_columns: list[str] = field(default_factory=list)
+    triggers: list[TriggerState] = field(default_factory=list)
+    clones_not_always: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[Problem]:
+        """Everything wrong with the table's capture, worst first."""
+        if not self.exists:
+            return [Problem(WARN, "dropped", f"{self.entity_type}: dropped while audited")]
+        found: list[Problem] = []
+        for trigger in self.triggers:
+            if trigger.state != "always":
+                found.append(Problem(FAIL, "triggers", f"{trigger.name} on {trigger.table}: "
+                                     f"{_TRIGGER_STATES.get(trigger.state, trigger.state)}"))
+        found += [Problem(FAIL, "triggers", f"{clone}: not enabled always")
+                  for clone in self.clones_not_always]
+        found += [Problem(FAIL, "triggers", f"{other}: calls the capture function of "
+                          f"{self.entity_type} but is not one attach makes")
+                  for other in self.unexpected]
+        found += [Problem(FAIL, "triggers", f"capture triggers of {table} were dropped or created "
+                          "again since they were recorded: writes in between may be missing")
+                  for table in self.lost]
+        for column in self.missing_columns:
+            policy = column.split(" ")[0]
+            severity = WARN if policy == "exclude" else FAIL
+            found.append(Problem(severity, "columns",
+                                 f"{self.entity_type}: {column} is no longer a column of the "
+                                 "table (renamed or dropped)"))
+        if self.id_source == "explicit" and not self.id_unique:
+            found.append(Problem(WARN, "id columns",
+                                 f"{self.entity_type}: id columns {', '.join(self.id_columns)} are "
+                                 "not backed by a unique index over NOT NULL columns"
+                                 + (" (trusted at attach)" if self.id_trusted else "")))
+        if not self.capture_current:
+            found.append(Problem(WARN, "function",
+                                 f"{self.entity_type}: capture function out of date (the table "
+                                 "changed since attach); capture is complete, only slower"))
+        return sorted(found, key=lambda p: p.severity != FAIL)
+
+    @property
+    def healthy(self) -> bool:
+        return self.exists and not self.problems()
+
+    @property
+    def needs_attach(self) -> bool:
+        """Attaching again would mend something (upgrade does)."""
+        return self.exists and any(p.kind in ("triggers", "function") for p in self.problems())
+
+
+def audited_tables(cur: psycopg.Cursor, schema: str) -> list[AuditedTable]:
+    """Every table attach() recorded, as the catalog has it now."""
+    settings = Settings(schema=schema)
+    version = cur.connection.info.server_version
+    with cur.connection.transaction(force_rollback=True):
+        cur.execute(render("fingerprint/settings.sql", settings, version))
+        cur.execute(render("queries/audited_tables.sql", settings, version))
         rows = cur.fetchall()
-    tables: dict[int, TrackedTable] = {}
-    for (relid, name, columns, source, capture, partitioned, current,
-         exclude, redact, on_change, strict, member, trigger, enabled) in rows:
-        table = tables.setdefault(
-            int(relid),
-            TrackedTable(int(relid), name, list(columns), source, capture, partitioned, current,
-                         list(exclude), list(redact), dict(on_change), bool(strict)),
-        )
-        if isinstance(enabled, bytes):
-            enabled = enabled.decode()
-        state = _ENABLED.get(enabled or "", "missing")
-        table.triggers.append(TriggerState(member or name, trigger or "capture", state))
-    return list(tables.values())
+    tables = []
+    for (relid, entity_type, present, partitioned, id_columns, id_source, id_trusted, id_unique,
+         capture, exclude, redact, on_change, strict, current, missing, triggers, clones,
+         unexpected, lost) in rows:
+        tables.append(AuditedTable(
+            int(relid), entity_type, bool(present), bool(partitioned), list(id_columns),
+            id_source, bool(id_trusted), bool(id_unique), capture, list(exclude), list(redact),
+            dict(on_change), bool(strict), bool(current), list(missing),
+            [TriggerState(t["table"], t["name"], t["state"]) for t in triggers],
+            list(clones), list(unexpected), list(lost)))
+    return tables
 
 
 # --------------------------------------------------------------------------
@@ -213,6 +224,7 @@ class Installation:
     version: str
     settings: Settings
     event_trigger: bool  # the event triggers guard this installation
+    created_roles: list[str] = field(default_factory=list)  # roles install created
 
 
 def installation(cur: psycopg.Cursor, schema: str) -> Installation:
@@ -235,8 +247,10 @@ def installation(cur: psycopg.Cursor, schema: str) -> Installation:
         reader=str(recorded.get("reader") or defaults.reader),
         writer=str(recorded.get("writer") or defaults.writer),
         admin=str(recorded.get("admin") or defaults.admin),
+        operator=str(recorded.get("operator") or defaults.operator),
     )
-    return Installation(str(version), settings, bool(recorded.get("event_trigger", False)))
+    return Installation(str(version), settings, bool(recorded.get("event_trigger", False)),
+                        [str(r) for r in recorded.get("created_roles") or []])
 
 
 def is_superuser(cur: psycopg.Cursor) -> bool:
@@ -303,111 +317,22 @@ def catalog_objects(cur: psycopg.Cursor, schema: str) -> list[CatalogObject]:
     return objects
 
 
+def fingerprinted_objects(cur: psycopg.Cursor, schema: str) -> list[CatalogObject]:
+    """What auditsql made in its schemas, and the triggers calling its
+    functions, that carry a fingerprint: all but the capture triggers on
+    audited tables, which attach cannot comment on (they belong to the
+    table's owner) and which are judged against the record attach keeps
+    (AuditedTable)."""
+    guard = guard_schema_name(schema)
+    return [o for o in catalog_objects(cur, schema)
+            if not (o.kind == "trigger" and o.name.startswith("auditsql_capture_")
+                    and o.schema_name not in (schema, guard))]
+
+
 def _text(value: object) -> str | None:
     if isinstance(value, bytes):
         return value.decode()
     return None if value is None else str(value)
-
-
-# --------------------------------------------------------------------------
-# Capture triggers, for verify and upgrade
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CaptureTrigger:
-    """One trigger attach() gives a table, as the catalog has it."""
-
-    table: str  # the table or partition it belongs on
-    name: str
-    oid: int | None  # None: missing
-    enabled: str | None
-    audit_function: bool  # calls a function of the audit schema
-    clones_not_always: tuple[str, ...]  # clones on partitions not ENABLE ALWAYS
-
-
-@dataclass(frozen=True)
-class CaptureTable:
-    """An audited table and its capture triggers."""
-
-    relid: int
-    entity_type: str
-    exists: bool
-    id_columns: list[str]
-    id_source: str
-    triggers: list[CaptureTrigger]
-    capture_current: bool  # its capture function is what attach would make now
-
-
-_CAPTURE = _TABLES + """
-SELECT t.relid,
-       CASE WHEN c.oid IS NOT NULL THEN format('%I.%I', n.nspname, c.relname)
-            ELSE 'dropped table ' || t.relid END,
-       c.oid IS NOT NULL, t.id_columns, t.id_source, t.current,
-       CASE WHEN m.oid IS NOT NULL THEN format('%I.%I', mn.nspname, m.relname) END,
-       x.name, g.oid, g.tgenabled,
-       coalesce(fp.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = {literal}), false),
-       ARRAY(SELECT format('%I on %s', k.tgname, k.tgrelid::regclass)
-             FROM pg_partition_tree(x.member) AS p
-             JOIN pg_trigger AS k ON k.tgrelid = p.relid
-             WHERE k.tgname = x.name AND k.tgparentid <> 0 AND k.tgenabled <> 'A'
-             ORDER BY 1)""" + _TABLE_TRIGGERS + """LEFT JOIN pg_proc AS fp ON fp.oid = g.tgfoid
-ORDER BY 2, x.member = t.relid DESC, 7, x.name
-"""
-
-
-def capture_tables(cur: psycopg.Cursor, schema: str) -> list[CaptureTable]:
-    """Every audited table with the catalog's view of each capture trigger."""
-    with _catalog_query(cur):
-        cur.execute(sql.SQL(_CAPTURE).format(schema=sql.Identifier(schema),
-                                             literal=sql.Literal(schema)))
-        rows = cur.fetchall()
-    tables: dict[int, CaptureTable] = {}
-    for (relid, entity, exists, columns, source, current, member, name, oid, enabled,
-         audit_function, clones) in rows:
-        table = tables.setdefault(
-            int(relid),
-            CaptureTable(int(relid), entity, bool(exists), list(columns), source, [], bool(current)),
-        )
-        if exists:
-            table.triggers.append(CaptureTrigger(
-                member, name, None if oid is None else int(oid), _text(enabled),
-                bool(audit_function), tuple(clones or ()),
-            ))
-    return list(tables.values())
-
-
-def capture_problems(table: CaptureTable, objects: dict[int, CatalogObject],
-                     version: str) -> list[str]:
-    """What is wrong with a table's capture triggers: missing, calling
-    another function, not ENABLE ALWAYS (on the table or a partition),
-    changed since attach created them, or created by another version; and a
-    capture function that ALTER TABLE left out of date.
-    ``objects`` maps trigger oids to their catalog objects."""
-    if not table.exists:
-        return []
-    problems = []
-    if not table.capture_current:
-        problems.append(f"{table.entity_type}: capture function out of date "
-                        "(the table changed since attach)")
-    for trigger in table.triggers:
-        label = f"{trigger.name} on {trigger.table}"
-        if trigger.oid is None:
-            problems.append(f"{label}: missing")
-            continue
-        if not trigger.audit_function:
-            problems.append(f"{label}: calls a function outside the audit schema")
-        if trigger.enabled != "A":
-            problems.append(f"{label}: {_ENABLED.get(trigger.enabled or '', 'unknown')}")
-        problems += [f"{clone}: not enabled always" for clone in trigger.clones_not_always]
-        found = objects.get(trigger.oid)
-        if found is None or found.stamped_digest is None:
-            problems.append(f"{label}: no fingerprint")
-        elif not found.intact:
-            problems.append(f"{label}: changed since attach")
-        elif found.stamped_version != version:
-            problems.append(f"{label}: created by auditsql {found.stamped_version}")
-    return problems
 
 
 # --------------------------------------------------------------------------
@@ -462,31 +387,127 @@ def owned_elsewhere(cur: psycopg.Cursor, schema: str, owner: str) -> list[str]:
 
 
 WRITE_PRIVILEGES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE", "TRIGGER")
+LOG_REWRITES = ("UPDATE", "DELETE", "TRUNCATE")
+
+# Every privilege held on a relation of the audit schema, the relation's own
+# or on one of its columns, one row each: (relation, relkind, whether it is
+# the log or a partition of it, grantee or NULL for PUBLIC, privilege,
+# column or NULL). Owners hold what acldefault() gives them unless revoked.
+_PRIVILEGES = """
+WITH rel AS (
+    SELECT c.oid, c.relkind, c.relowner, c.relacl,
+           c.oid IN (SELECT r.relid FROM pg_partition_tree(
+                         to_regclass(format('%%I.events', %(schema)s::text))) AS r) AS log
+    FROM pg_class AS c
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f')
+)
+SELECT r.oid::regclass::text, r.relkind::text, r.log,
+       CASE a.grantee WHEN 0 THEN NULL ELSE a.grantee::regrole::text END, a.privilege_type,
+       NULL::text
+FROM rel AS r
+CROSS JOIN LATERAL aclexplode(coalesce(r.relacl, acldefault(
+    CASE WHEN r.relkind = 'S' THEN 's' ELSE 'r' END::"char", r.relowner))) AS a
+UNION ALL
+SELECT r.oid::regclass::text, r.relkind::text, r.log,
+       CASE a.grantee WHEN 0 THEN NULL ELSE a.grantee::regrole::text END, a.privilege_type,
+       t.attname::text
+FROM rel AS r
+JOIN pg_attribute AS t ON t.attrelid = r.oid AND t.attnum > 0 AND t.attacl IS NOT NULL
+CROSS JOIN LATERAL aclexplode(t.attacl) AS a
+ORDER BY 1, 4 NULLS FIRST, 5, 6 NULLS FIRST
+"""
 
 
-def writer_grants(cur: psycopg.Cursor, schema: str, owner: str) -> list[str]:
-    """Privileges that let a role other than ``owner`` write audit tables
-    (INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER) or set their sequences
-    (UPDATE), as ``UPDATE on audit.events to app``."""
+@dataclass(frozen=True)
+class Privilege:
+    """A privilege held on a relation of the audit schema (or one of its
+    columns)."""
+
+    relation: str
+    kind: str  # relkind: r, p, S, v, m, f
+    log: bool  # the log or one of its partitions
+    grantee: str | None  # None: PUBLIC
+    privilege: str
+    column: str | None
+
+    def __str__(self) -> str:
+        column = f" ({self.column})" if self.column else ""
+        return f"{self.privilege}{column} on {self.relation} to {self.grantee or 'PUBLIC'}"
+
+
+def privileges(cur: psycopg.Cursor, schema: str) -> list[Privilege]:
+    """Every privilege held on the relations of the audit schema."""
+    cur.execute(_PRIVILEGES, {"schema": schema})
+    return [Privilege(*row) for row in cur.fetchall()]
+
+
+def writer_grants(found: list[Privilege], owner: str) -> list[str]:
+    """Privileges that let a role write the audit tables: INSERT, UPDATE,
+    DELETE, TRUNCATE or TRIGGER held by any role but the owner (UPDATE on a
+    sequence, which sets it), and UPDATE, DELETE or TRUNCATE on the log and
+    its partitions held by anyone, the owner included."""
+    bad = []
+    for p in found:
+        if p.grantee == owner:
+            if p.log and p.privilege in LOG_REWRITES:
+                bad.append(str(p))
+        elif p.kind == "S":
+            if p.privilege == "UPDATE":
+                bad.append(str(p))
+        elif p.privilege in WRITE_PRIVILEGES:
+            bad.append(str(p))
+    return bad
+
+
+def reader_grants(found: list[Privilege], allowed: dict[str, set[str]]) -> list[str]:
+    """SELECT on a relation of the audit schema held by a role that is
+    neither its owner nor given it by install (``allowed``: role -> the
+    relations it may read, ``*`` for all); members of those roles read
+    through them and hold no grant of their own."""
+    bad = []
+    for p in found:
+        if p.privilege != "SELECT":
+            continue
+        permitted = allowed.get(p.grantee or "", set())
+        if "*" not in permitted and p.relation.split(".", 1)[-1] not in permitted:
+            bad.append(str(p))
+    return bad
+
+
+@dataclass(frozen=True)
+class Member:
+    """A role that can log in and is a member of the owner or admin role."""
+
+    name: str
+    owner: bool
+    admin: bool
+
+
+def members(cur: psycopg.Cursor, owner: str, admin: str) -> tuple[list[Member], list[str]]:
+    """The login roles that are members (directly or not) of the owner role
+    or the admin role, and the superusers who can log in."""
     cur.execute(
         """
-        SELECT DISTINCT format('%%s on %%s to %%s', a.privilege_type, c.oid::regclass,
-                               CASE a.grantee WHEN 0 THEN 'PUBLIC'
-                                              ELSE a.grantee::regrole::text END)
-        FROM pg_class AS c
-        JOIN pg_namespace AS n ON n.oid = c.relnamespace
-        CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault(
-            CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) AS a
-        WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'S')
-          AND a.grantee IS DISTINCT FROM (SELECT r.oid FROM pg_roles AS r
-                                          WHERE r.rolname = %(owner)s)
-          AND CASE WHEN c.relkind = 'S' THEN a.privilege_type = 'UPDATE'
-                   ELSE a.privilege_type = ANY (%(privileges)s) END
+        SELECT r.rolname::text,
+               coalesce(pg_has_role(r.oid, o.oid, 'MEMBER'), false),
+               coalesce(pg_has_role(r.oid, a.oid, 'MEMBER'), false),
+               r.rolsuper
+        FROM pg_roles AS r
+        LEFT JOIN pg_roles AS o ON o.rolname = %(owner)s
+        LEFT JOIN pg_roles AS a ON a.rolname = %(admin)s
+        WHERE r.rolcanlogin
         ORDER BY 1
         """,
-        {"schema": schema, "owner": owner, "privileges": list(WRITE_PRIVILEGES)},
+        {"owner": owner, "admin": admin},
     )
-    return [r[0] for r in cur.fetchall()]
+    found, superusers = [], []
+    for name, is_owner, is_admin, superuser in cur.fetchall():
+        if superuser:
+            superusers.append(name)
+        elif is_owner or is_admin:
+            found.append(Member(name, bool(is_owner), bool(is_admin)))
+    return found, superusers
 
 
 def public_privileges(cur: psycopg.Cursor, schemas: list[str]) -> list[tuple[str, str, str, str]]:

@@ -166,15 +166,19 @@ class Context:
 
     @cached_property
     def objects(self) -> list[catalog.CatalogObject]:
-        return catalog.catalog_objects(self.cur, self.schema)
+        return catalog.fingerprinted_objects(self.cur, self.schema)
+
+    @cached_property
+    def privileges(self) -> list[catalog.Privilege]:
+        return catalog.privileges(self.cur, self.schema)
 
     @cached_property
     def states(self) -> list[ObjectState]:
         return classify(self.script, self.objects, __version__)
 
     @cached_property
-    def capture(self) -> list[catalog.CaptureTable]:
-        return catalog.capture_tables(self.cur, self.schema)
+    def capture(self) -> list[catalog.AuditedTable]:
+        return catalog.audited_tables(self.cur, self.schema)
 
 
 def run(ctx: Context) -> list[Result]:
@@ -297,6 +301,30 @@ def roles_admin(ctx: Context) -> Result:
     return Result.passed("roles.admin", f"admin role {admin} exists")
 
 
+@check("roles.members", "who can log in with the owner's or the admin's rights")
+def roles_members(ctx: Context) -> Result:
+    """Members of the owner role hold its rights over the log (they can
+    insert events, and without the event triggers lift the guards);
+    members of the admin role run retention and erasure. Nobody needs the
+    owner role to attach tables (the operator role does)."""
+    settings = ctx.installation.settings
+    found, superusers = catalog.members(ctx.cur, settings.owner, settings.admin)
+    owners = [m.name for m in found if m.owner]
+    admins = [m.name for m in found if m.admin and not m.owner]
+    details = tuple([f"{name}: member of {settings.owner} (can write the log)" for name in owners]
+                    + [f"{name}: member of {settings.admin}" for name in admins]
+                    + [f"{name}: superuser" for name in superusers])
+    if owners:
+        return Result("roles.members", WARN,
+                      _summary(owners, f"{_n(len(owners), 'login role')} can write the log as "
+                                       f"members of {settings.owner}"),
+                      f"REVOKE {_quote(settings.owner)} FROM them, unless they install auditsql "
+                      f"(grant {_quote(settings.operator)} to those who attach tables)", details)
+    return Result.passed("roles.members",
+                         f"no login role is a member of {settings.owner}; "
+                         f"{_n(len(admins), 'member')} of {settings.admin}", details)
+
+
 @check("objects.ownership",
        "the owner role owns the schema and every object in it, and nothing else")
 def ownership(ctx: Context) -> Result:
@@ -334,16 +362,38 @@ def ownership(ctx: Context) -> Result:
                          f"{owner} owns schema {ctx.schema} and everything in it")
 
 
-@check("privileges.writers", "no role but the owner may write the audit tables")
+@check("privileges.writers", "nobody may rewrite the log, and only the owner may write it")
 def privileges_writers(ctx: Context) -> Result:
-    grants = catalog.writer_grants(ctx.cur, ctx.schema, ctx.owner)
+    grants = catalog.writer_grants(ctx.privileges, ctx.owner)
     if grants:
         return Result("privileges.writers", FAIL,
-                      _summary(grants, _n(len(grants), "write privilege") + " held by other roles"),
-                      "REVOKE them: only the owner role may write the log, through capture",
+                      _summary(grants, _n(len(grants), "write privilege") + " that nobody should hold"),
+                      "REVOKE them: nobody may update, delete or truncate the log, and only the "
+                      "owner role may insert, through capture",
                       tuple(grants))
     return Result.passed("privileges.writers",
-                         f"only {ctx.owner} holds write privileges on the audit tables")
+                         f"nobody may update, delete or truncate the log; only {ctx.owner} "
+                         "may write the audit tables")
+
+
+# Who install lets read what (sql/setup/grants.sql): role -> relations.
+def _readers(ctx: Context) -> dict[str, set[str]]:
+    settings = ctx.installation.settings
+    return {settings.owner: {"*"}, settings.reader: {"*"},
+            settings.operator: {"installation", "tables"}}
+
+
+@check("privileges.readers", "only the owner and reader roles may read the audit tables")
+def privileges_readers(ctx: Context) -> Result:
+    grants = catalog.reader_grants(ctx.privileges, _readers(ctx))
+    reader = ctx.installation.settings.reader
+    if grants:
+        return Result("privileges.readers", FAIL,
+                      _summary(grants, _n(len(grants), "read privilege") + " outside the reader role"),
+                      f"REVOKE them, and GRANT {_quote(reader)} to roles that must read the log "
+                      "(it can hold personal data)", tuple(grants))
+    return Result.passed("privileges.readers",
+                         f"only {ctx.owner} and {reader} (and their members) may read the log")
 
 
 @check("privileges.public", "PUBLIC holds nothing but what install grants it")
@@ -392,23 +442,20 @@ def functions_security_definer(ctx: Context) -> Result:
                          "search_path pinned or every name qualified")
 
 
+def _table_problems(ctx: Context, kinds: tuple[str, ...]) -> list[catalog.Problem]:
+    return [p for t in ctx.capture for p in t.problems() if p.kind in kinds]
+
+
 @check("triggers.capture",
-       "every audited table has its capture triggers, enabled always and unchanged")
+       "every audited table has its capture triggers, as attach made them, enabled always")
 def triggers_capture(ctx: Context) -> Result:
-    by_oid = {o.objid: o for o in ctx.objects if o.kind == "trigger"}
-    problems: list[str] = []
-    dropped: list[str] = []
-    triggers = 0
-    for table in ctx.capture:
-        if not table.exists:
-            dropped.append(table.entity_type)
-            continue
-        triggers += len(table.triggers)
-        problems += catalog.capture_problems(table, by_oid, __version__)
+    problems = [p.message for p in _table_problems(ctx, ("triggers",))]
+    dropped = [t.entity_type for t in ctx.capture if not t.exists]
     if problems:
         return Result("triggers.capture", FAIL,
                       _summary(problems, _n(len(problems), "trigger problem")),
-                      "run `auditsql attach TABLE` again for each table (or `auditsql upgrade`)",
+                      "run `auditsql attach TABLE` again for each table (or `auditsql upgrade`); "
+                      "what it finds is recorded in the log",
                       tuple(problems))
     if dropped:
         oids = [str(t.relid) for t in ctx.capture if not t.exists]
@@ -417,10 +464,51 @@ def triggers_capture(ctx: Context) -> Result:
                                            "audited tables were dropped")),
                       f"stop tracking them: SELECT {_quote(ctx.schema)}.detach(OID) for OID in "
                       f"{', '.join(oids)}", tuple(dropped))
+    triggers = sum(len(t.triggers) for t in ctx.capture)
     tables = _n(len(ctx.capture), "audited table")
     return Result.passed("triggers.capture",
                          f"{tables}, {_n(triggers, 'capture trigger')}, "
-                         "all enabled always and unchanged")
+                         "all as attach made them and enabled always")
+
+
+@check("capture.columns", "every column a table's key or policies name is still there")
+def capture_columns(ctx: Context) -> Result:
+    found = _table_problems(ctx, ("columns",))
+    messages = [p.message for p in found]
+    if found:
+        worst_status = FAIL if any(p.severity == catalog.FAIL for p in found) else WARN
+        return Result("capture.columns", worst_status,
+                      _summary(messages, _n(len(messages), "column")
+                               + " renamed or dropped under a key or policy"),
+                      "attach the table again naming the columns as they are now (a renamed "
+                      "redacted column is stored in clear until then)", tuple(messages))
+    return Result.passed("capture.columns",
+                         "every key and policy column of the audited tables exists")
+
+
+@check("capture.id_columns", "explicit id columns are backed by a unique index")
+def capture_id_columns(ctx: Context) -> Result:
+    messages = [p.message for p in _table_problems(ctx, ("id columns",))]
+    if messages:
+        return Result("capture.id_columns", WARN,
+                      _summary(messages, _n(len(messages), "table") + " with id columns that may repeat"),
+                      "add a unique constraint over NOT NULL id columns, then attach again",
+                      tuple(messages))
+    return Result.passed("capture.id_columns",
+                         "every table's rows are identified by a primary key or a unique index")
+
+
+@check("capture.functions", "every capture function is what attach makes for the table now")
+def capture_functions(ctx: Context) -> Result:
+    messages = [p.message for p in _table_problems(ctx, ("function",))]
+    if messages:
+        return Result("capture.functions", WARN,
+                      _summary(messages, _n(len(messages), "capture function") + " out of date"),
+                      "run `auditsql attach TABLE` (or SELECT audit.refresh(TABLE)); with the "
+                      "event triggers this happens after each ALTER TABLE", tuple(messages))
+    current = len([t for t in ctx.capture if t.exists])
+    return Result.passed("capture.functions",
+                         f"{_n(current, 'capture function')}, each as attach makes it now")
 
 
 @check("triggers.guards", "the log and each partition refuse UPDATE, DELETE and TRUNCATE")

@@ -73,3 +73,7 @@ class HoldsNothing(AuditsqlError):
 
 class PgCronUnavailable(AuditsqlError):
     """pg_cron is not loaded on the server, or not created in its database."""
+
+
+class HeldEntity(AuditsqlError):
+    """The entity is under legal hold: its events may not be erased."""

@@ -12,7 +12,13 @@ from psycopg.types.json import Jsonb
 
 from auditsql import __version__, catalog, db, errors, retention
 from auditsql.fingerprint import INSTALLED, MISSING, OUTDATED, ObjectState, classify
-from auditsql.render import Settings, event_actions, install_definitions, install_sql
+from auditsql.render import (
+    Settings,
+    event_actions,
+    install_definitions,
+    install_sql,
+    uninstall_sql,
+)
 
 
 def install(
@@ -35,6 +41,7 @@ def install(
     with db.transaction(conn) as cur:
         cur.execute(install_script(cur, settings).encode())
         version = catalog.require_installed(cur, settings.schema)
+        reattach(cur, settings.schema)
         if retention_policy is not None:
             retention.set_policy_in(cur, settings.schema, retention_policy)
         configure = configure_query(settings, admin_roles, strict)
@@ -73,6 +80,7 @@ class Policies:
     redact: list[str] | None = None
     on_change: dict[str, str] | None = None
     strict: bool | None = None
+    trust_id_columns: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +127,7 @@ def dry_run_script(
 @dataclass(frozen=True)
 class Reattached:
     """An audited table that upgrade attached again, and why: what was
-    wrong with its capture (see ``catalog.capture_problems``)."""
+    wrong with its capture (see ``catalog.AuditedTable.problems``)."""
 
     table: str
     reasons: list[str]
@@ -170,20 +178,11 @@ def upgrade(conn: psycopg.Connection, schema: str) -> Upgrade:
         to = target(cur)
         script = install_definitions(installed.settings, to.server_version_num,
                                      event_trigger=to.event_trigger)
-        before = classify(script, catalog.catalog_objects(cur, schema), __version__)
+        before = classify(script, catalog.fingerprinted_objects(cur, schema), __version__)
         cur.execute(install_sql(installed.settings, to.server_version_num,
                                 event_trigger=to.event_trigger).encode())
-        by_oid = {o.objid: o for o in catalog.catalog_objects(cur, schema) if o.kind == "trigger"}
-        reattached = []
-        for table in catalog.capture_tables(cur, schema):
-            problems = catalog.capture_problems(table, by_oid, __version__)
-            if problems:
-                columns = table.id_columns if table.id_source == "explicit" else None
-                attach = sql.SQL("SELECT {}.attach(%s::oid::regclass, %s)").format(
-                    sql.Identifier(schema))
-                cur.execute(attach, (table.relid, columns))
-                reattached.append(Reattached(table.entity_type, problems))
-        after = classify(script, catalog.catalog_objects(cur, schema), __version__)
+        reattached = reattach(cur, schema)
+        after = classify(script, catalog.fingerprinted_objects(cur, schema), __version__)
         return Upgrade(installed.version, catalog.require_installed(cur, schema), reattached,
                        *_drift(before, after))
 
@@ -195,8 +194,8 @@ def _drift(before: list[ObjectState],
            after: list[ObjectState]) -> tuple[list[ObjectDrift], list[ObjectDrift]]:
     """(objects amiss before and installed after, objects amiss after), each
     as classify() named it: an object the install script defines by its
-    definition, one made at run time (capture triggers and functions) by
-    its identity."""
+    definition, one made at run time (partitions, capture functions) by its
+    identity."""
     def key(state: ObjectState) -> object:
         return state.defined if state.defined is not None else (state.kind, state.identity)
 
@@ -211,6 +210,20 @@ def _drift(before: list[ObjectState],
     return restored, unresolved
 
 
+def reattach(cur: psycopg.Cursor, schema: str) -> list[Reattached]:
+    """Attach again, with their settings, the tables whose capture attach
+    would mend (triggers missing, disabled or changed; a capture function
+    out of date or made by another version), and say why."""
+    done = []
+    for table in catalog.audited_tables(cur, schema):
+        if table.needs_attach:
+            attach = sql.SQL("SELECT {}.attach(%s::oid::regclass)").format(sql.Identifier(schema))
+            cur.execute(attach, (table.relid,))
+            done.append(Reattached(table.entity_type, [
+                p.message for p in table.problems() if p.kind in ("triggers", "function")]))
+    return done
+
+
 def attach(
     conn: psycopg.Connection,
     tables: list[str],
@@ -218,8 +231,12 @@ def attach(
     id_columns: list[str] | None = None,
     capture: str | None = None,
     policies: Policies | None = None,
-) -> list[str]:
-    """Start auditing ``tables``; returns their qualified names. ``capture`` is
+) -> Tables:
+    """Start auditing ``tables``; returns their qualified names, and the
+    warnings the server gave (redaction added to a table with events
+    recorded before it, which keep the values in clear).
+    ``id_columns`` names the columns that identify a row (None keeps each
+    table's, an empty list means its primary key again). ``capture`` is
     ``row`` or ``statement``; None keeps each table's mode (``row`` when new).
     ``policies`` set column policies; each None field keeps the table's."""
     if capture is not None and capture not in CAPTURE_MODES:
@@ -229,12 +246,20 @@ def attach(
     p = policies or Policies()
     on_change = None if p.on_change is None else Jsonb(p.on_change)
     return _for_each_table(conn, tables, settings, "attach", id_columns, capture,
-                           p.exclude, p.redact, on_change, p.strict)
+                           p.exclude, p.redact, on_change, p.strict, p.trust_id_columns)
 
 
-def detach(conn: psycopg.Connection, tables: list[str], settings: Settings) -> list[str]:
+def detach(conn: psycopg.Connection, tables: list[str], settings: Settings) -> Tables:
     """Stop auditing ``tables``; returns their qualified names."""
     return _for_each_table(conn, tables, settings, "detach")
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The tables an attach or detach acted on, and the server's warnings."""
+
+    names: list[str]
+    warnings: list[str]
 
 
 def _for_each_table(
@@ -243,20 +268,31 @@ def _for_each_table(
     settings: Settings,
     function: str,
     *args: object,
-) -> list[str]:
+) -> Tables:
     """Call ``audit.<function>(table, *args)`` on each table, in one transaction."""
     placeholders = [sql.SQL("%s::oid::regclass"), *(sql.Placeholder() for _ in args)]
     query = sql.SQL("SELECT {}.{}({})").format(
         sql.Identifier(settings.schema), sql.Identifier(function), sql.SQL(", ").join(placeholders)
     )
-    with db.transaction(conn) as cur:
-        catalog.require_installed(cur, settings.schema)
-        names = []
-        for name in tables:
-            oid, qualified = catalog.resolve_table(cur, name)
-            cur.execute(query, (oid, *args))
-            names.append(qualified)
-        return names
+    warnings: list[str] = []
+
+    def keep(diag: psycopg.errors.Diagnostic) -> None:
+        if diag.severity_nonlocalized == "WARNING" and diag.message_primary:
+            message = diag.message_primary.removeprefix("auditsql: ")
+            warnings.append(f"{message} ({diag.message_hint})" if diag.message_hint else message)
+
+    conn.add_notice_handler(keep)
+    try:
+        with db.transaction(conn) as cur:
+            catalog.require_installed(cur, settings.schema)
+            names = []
+            for name in tables:
+                oid, qualified = catalog.resolve_table(cur, name)
+                cur.execute(query, (oid, *args))
+                names.append(qualified)
+    finally:
+        conn.remove_notice_handler(keep)
+    return Tables(names, warnings)
 
 
 def parse_id_columns(value: str | None) -> list[str] | None:
@@ -309,3 +345,44 @@ def parse_on_change(values: list[str] | None) -> dict[str, str] | None:
         check_action(action)
         found[column] = action
     return found
+
+
+@dataclass(frozen=True)
+class Uninstall:
+    """What an uninstall did."""
+
+    schema: str
+    data_dropped: bool
+    tables: list[str]  # tables no longer audited
+    dropped_roles: list[str]
+    kept_roles: list[str]  # created by install, still used elsewhere
+    warnings: list[str]
+
+
+def uninstall(conn: psycopg.Connection, schema: str, *, drop_data: bool = False) -> Uninstall:
+    """Take auditsql out of the database (sql/uninstall.sql.j2), in one
+    transaction: the capture of every audited table, the event triggers,
+    auditsql's functions and views, and the roles install created; the log
+    too with ``drop_data``, else it stays as plain tables owned by the
+    connected role, ending with an ``uninstalled`` event."""
+    warnings: list[str] = []
+
+    def keep(diag: psycopg.errors.Diagnostic) -> None:
+        if diag.severity_nonlocalized == "WARNING" and diag.message_primary:
+            warnings.append(diag.message_primary.removeprefix("auditsql: "))
+
+    conn.add_notice_handler(keep)
+    try:
+        with db.transaction(conn) as cur:
+            installed = catalog.installation(cur, schema)
+            tables = [t.entity_type for t in catalog.audited_tables(cur, schema) if t.exists]
+            cur.execute(uninstall_sql(installed.settings, drop_data=drop_data,
+                                      created_roles=installed.created_roles).encode())
+            cur.execute("SELECT rolname::text FROM pg_roles WHERE rolname = ANY (%s)",
+                        (installed.created_roles,))
+            left = {r[0] for r in cur.fetchall()}
+    finally:
+        conn.remove_notice_handler(keep)
+    return Uninstall(schema, drop_data, tables,
+                     [r for r in installed.created_roles if r not in left],
+                     [r for r in installed.created_roles if r in left], warnings)

@@ -28,6 +28,7 @@ MAX_IDENTIFIER_BYTES = 63
 OLDEST_MAJOR = 14
 NEWEST_MAJOR = 18
 INSTALL_TEMPLATE = "install.sql.j2"
+UNINSTALL_TEMPLATE = "uninstall.sql.j2"
 
 
 def quote_ident(name: str) -> str:
@@ -55,6 +56,7 @@ class Settings:
     reader: str = "auditsql_reader"
     writer: str = "auditsql_writer"
     admin: str = "auditsql_admin"
+    operator: str = "auditsql_operator"
 
     def validate(self) -> None:
         """Raise InvalidName unless every name is safe to render.
@@ -63,7 +65,8 @@ class Settings:
         characters (they could end an SQL comment) or ``$`` (it could end a
         dollar-quoted function body).
         """
-        for value in (self.schema, self.owner, self.reader, self.writer, self.admin):
+        for value in (self.schema, self.owner, self.reader, self.writer, self.admin,
+                      self.operator):
             if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value) or "$" in value:
                 raise errors.InvalidName(
                     f"invalid name {value!r}: control characters and '$' are not allowed"
@@ -124,6 +127,7 @@ def _context(settings: Settings, server_version_num: int, event_trigger: bool,
         "reader": settings.reader,
         "writer": settings.writer,
         "admin": settings.admin,
+        "operator": settings.operator,
         "version": __version__,
         "server_version_num": server_version_num,
         "event_trigger": event_trigger,
@@ -160,6 +164,16 @@ def server_version_num(major: int) -> int:
         raise errors.InvalidValue(
             f"unsupported PostgreSQL major version {major}: use {OLDEST_MAJOR} to {NEWEST_MAJOR}")
     return major * 10000
+
+
+def uninstall_sql(settings: Settings, *, drop_data: bool, created_roles: list[str]) -> str:
+    """The uninstall script for an installation made with ``settings``
+    (sql/uninstall.sql.j2): its log kept unless ``drop_data``; the roles in
+    ``created_roles`` (those install created) dropped where nothing else
+    uses them."""
+    context = _context(settings, 0, True, "[]")
+    context.update(drop_data=drop_data, created_roles=list(created_roles))
+    return _environment().get_template(UNINSTALL_TEMPLATE).render(context)
 
 
 def install_sql(settings: Settings, server_version_num: int, *,

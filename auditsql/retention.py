@@ -786,13 +786,13 @@ def schedule(dsn: str, schema: str, cron: str = DEFAULT_CRON,
                     "no retention policy is set; run `auditsql retention set POLICY` "
                     "before scheduling retention"
                 )
-            cur.execute("SELECT pg_has_role(current_user, %s, 'USAGE')",
-                        (_owner(cur, schema),))
+            admin = catalog.installation(cur, schema).settings.admin
+            cur.execute("SELECT pg_has_role(current_user, %s, 'MEMBER')", (admin,))
             row = cur.fetchone()
             if not row or not row[0]:
                 raise errors.PermissionDenied(
                     f"role {conn.info.user} may not schedule retention: the job runs as "
-                    "the role that schedules it, which must be a member of the owner role"
+                    f"the role that schedules it, which must be a member of {admin}"
                 )
             cron_db = cron_database(cur)
             database = _current_database(cur)
@@ -828,13 +828,6 @@ def unschedule(dsn: str, schema: str) -> CronJob | None:
             if job is not None:
                 ccur.execute("SELECT cron.unschedule(%s::bigint)", (job.jobid,))
     return job
-
-
-def _owner(cur: psycopg.Cursor, schema: str) -> str:
-    cur.execute("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = %s", (schema,))
-    row = cur.fetchone()
-    assert row is not None
-    return str(row[0])
 
 
 def cron_status(dsn: str | None, conn: psycopg.Connection, schema: str,

@@ -8,9 +8,11 @@ import typer
 
 from auditsql import __version__
 from auditsql.cli import retention
+from auditsql.cli.erase import erase
 from auditsql.cli.install import install, upgrade
 from auditsql.cli.status import status
 from auditsql.cli.tables import attach, detach
+from auditsql.cli.uninstall import uninstall
 from auditsql.cli.verify import verify
 
 app = typer.Typer(
@@ -47,6 +49,8 @@ app.command()(attach)
 app.command()(detach)
 app.command()(status)
 app.command()(verify)
+app.command()(erase)
+app.command()(uninstall)
 app.add_typer(retention.app)
 
 

@@ -53,6 +53,14 @@ def install(
             help="Role whose members may change, disable or drop audit triggers and objects.",
         ),
     ] = "auditsql_admin",
+    operator_role: Annotated[
+        str,
+        typer.Option(
+            "--operator-role",
+            help="Role whose members may attach and detach the tables they own; "
+            "grant it to the roles that run migrations.",
+        ),
+    ] = "auditsql_operator",
     writer_role: Annotated[
         str,
         typer.Option(
@@ -139,7 +147,7 @@ def install(
             "missing: give --dsn or set AUDITSQL_DSN (only --dry-run works without one)",
             param_hint="'--dsn'")
     settings = Settings(schema=schema, owner=owner_role, reader=reader_role, writer=writer_role,
-                        admin=admin_role)
+                        admin=admin_role, operator=operator_role)
     with reported():
         settings.validate()
         roles = installer.parse_names(admin_roles, "--admin-actor-roles")

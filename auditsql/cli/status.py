@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from auditsql import __version__, catalog, db, retention
-from auditsql.catalog import TrackedTable
+from auditsql.catalog import AuditedTable
 from auditsql.cli.options import Dsn, Json, Schema
 from auditsql.cli.output import out, reported
 from auditsql.fingerprint import INSTALLED, MISSING, OUTDATED, UNEXPECTED, ObjectState, classify
@@ -20,20 +20,13 @@ from auditsql.render import install_definitions
 STATES = (INSTALLED, OUTDATED, MISSING, UNEXPECTED)
 
 
-def _state(table: TrackedTable) -> str:
-    """`ok`, or what is wrong: each trigger that is not enabled always, with
-    its state, and a capture function older than the table."""
-    if table.healthy:
-        return "ok"
-    problems = [
-        f"{t.name} on {t.table}: {t.state}" for t in table.triggers if t.state != "always"
-    ]
-    if not table.capture_current:
-        problems.append("capture function out of date: run attach again")
-    return "; ".join(problems)
+def _state(table: AuditedTable) -> str:
+    """`ok`, or what is wrong (the same list verify judges)."""
+    problems = table.problems()
+    return "; ".join(p.message for p in problems) if problems else "ok"
 
 
-def _policies(table: TrackedTable) -> str:
+def _policies(table: AuditedTable) -> str:
     """The table's column policies, or `-`."""
     parts = [f"exclude {c}" for c in table.exclude] + [f"redact {c}" for c in table.redact]
     parts += [f"on change {c}: {a}" for c, a in sorted(table.on_change.items())]
@@ -71,16 +64,17 @@ def status(
         version = installed.version
         cur.execute("SET LOCAL IntervalStyle = 'postgres'")
         policy = retention.policy(cur, schema)
-        tables = catalog.tracked_tables(cur, schema)
+        tables = catalog.audited_tables(cur, schema)
         script = install_definitions(installed.settings, conn.info.server_version,
                                      event_trigger=installed.event_trigger)
-        states = classify(script, catalog.catalog_objects(cur, schema), __version__)
+        states = classify(script, catalog.fingerprinted_objects(cur, schema), __version__)
     if as_json:
         payload = {
             "schema": schema,
             "version": version,
             "retention": {"policy": policy.name, "keep": policy.keep} if policy else None,
-            "tables": [{**asdict(t), "healthy": t.healthy} for t in tables],
+            "tables": [{**asdict(t), "healthy": t.healthy,
+                        "problems": [asdict(p) for p in t.problems()]} for t in tables],
         }
         if objects:
             payload["objects"] = [

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from auditsql import db, installer
+from auditsql import db, errors, installer
 from auditsql.cli.options import Dsn, Schema, Tables
 from auditsql.cli.output import err, reported
 from auditsql.render import Settings
@@ -28,13 +28,28 @@ def attach(
         str | None,
         typer.Option(
             "--id-columns",
-            help="Comma-separated columns that identify a row, for tables without a primary key.",
+            help="Comma-separated columns that identify a row, for tables without a primary key: "
+            "NOT NULL and covered by a unique index. Omitted: keep the table's (the primary key "
+            "for a new table).",
         ),
     ] = None,
+    primary_key: Annotated[
+        bool,
+        typer.Option("--primary-key",
+                     help="Identify rows by the primary key again, instead of --id-columns "
+                     "given earlier."),
+    ] = False,
+    trust_id_columns: Annotated[
+        bool,
+        typer.Option("--trust-id-columns",
+                     help="Accept --id-columns that no unique index over NOT NULL columns "
+                     "backs (two rows could then share an entity_id; verify warns)."),
+    ] = False,
     capture: Annotated[
         Capture | None,
         typer.Option(
             "--capture",
+            metavar="MODE",
             help="row: a row trigger, cheapest for OLTP (the default for a new table). "
             "statement: statement triggers over transition tables, cheapest for bulk writes; "
             "not for partitioned tables. Omitted: keep the table's current mode.",
@@ -51,7 +66,7 @@ def attach(
     redact: Annotated[
         list[str] | None,
         typer.Option("--redact", metavar="COLUMN",
-                     help="Store this column as '[redacted]'; a change still shows in "
+                     help="Store this column as '\\[redacted]'; a change still shows in "
                      "changed_columns. Repeat for several; replaces the table's list.",
                      show_default=False),
     ] = None,
@@ -77,11 +92,16 @@ def attach(
 ) -> None:
     """Start auditing tables. Safe to run again; all tables or none.
 
+    Needs membership in the operator role (auditsql_operator) and ownership
+    of the tables; no right over the log.
+
     Column policies (--exclude, --redact, --on-change, --strict) apply to every
     table named; each one given replaces what the table had, the others stay.
     """
     with reported():
-        columns = installer.parse_id_columns(id_columns)
+        if primary_key and id_columns is not None:
+            raise errors.InvalidValue("--primary-key and --id-columns exclude each other")
+        columns = [] if primary_key else installer.parse_id_columns(id_columns)
         mode = capture.value if capture is not None else None
         cleared = installer.Policies([], [], {}, False) if clear_policies else installer.Policies()
         policies = installer.Policies(
@@ -89,17 +109,20 @@ def attach(
             redact=redact if redact else cleared.redact,
             on_change=installer.parse_on_change(on_change) or cleared.on_change,
             strict=strict if strict is not None else cleared.strict,
+            trust_id_columns=True if trust_id_columns else None,
         )
         with db.connect(dsn) as conn:
-            names = installer.attach(conn, tables, Settings(schema=schema), columns, mode,
+            done = installer.attach(conn, tables, Settings(schema=schema), columns, mode,
                                      policies)
-    for name in names:
+    for name in done.names:
         err.print(f"attached {name}", markup=False)
+    for warning in done.warnings:
+        err.print(f"warning: {warning}", markup=False)
 
 
 def detach(tables: Tables, dsn: Dsn, schema: Schema = "audit") -> None:
     """Stop auditing tables. Their events stay in the log; all tables or none."""
     with reported(), db.connect(dsn) as conn:
-        names = installer.detach(conn, tables, Settings(schema=schema))
-    for name in names:
+        done = installer.detach(conn, tables, Settings(schema=schema))
+    for name in done.names:
         err.print(f"detached {name}", markup=False)

@@ -62,6 +62,11 @@ ARRAY(SELECT ROW(a.attnum, a.atttypid, a.attcollation, a.attname)::pg_catalog.te
                          ORDER BY a.attnum)
 {%- endmacro %}
 
+{#- What erase() replaces a value with, in past events. -#}
+{% macro erasure_marker() -%}
+'[erased]'
+{%- endmacro %}
+
 {#- What a redacted column's value is replaced by, in before and after. -#}
 {% macro redaction_marker() -%}
 '[redacted]'
@@ -73,7 +78,50 @@ ARRAY(SELECT ROW(a.attnum, a.atttypid, a.attcollation, a.attname)::pg_catalog.te
 {% set data_actions = ['created', 'updated', 'deleted', 'truncated'] %}
 {% set system_actions = ['attached', 'detached', 'configured', 'retention_policy_set',
                          'retention_applied', 'default_rows_moved', 'legal_hold_placed',
-                         'legal_hold_released'] %}
+                         'legal_hold_released', 'audit_ddl', 'partition_detached',
+                         'partition_reattached', 'partition_dropped',
+                         'capture_triggers_replaced', 'erased', 'uninstalled'] %}
 {% set auth_actions = ['login', 'login_failed', 'logout', 'password_changed', 'password_reset',
                        'role_changed', 'permission_changed', 'mfa_enabled', 'mfa_disabled',
                        'session_revoked'] %}
+
+{#- The capture triggers, one row each: name, the capture mode that has it
+    ('row', 'statement', or 'any' for the TRUNCATE trigger every table and
+    leaf partition gets), whether it goes on leaf partitions, and its
+    definition as a format() pattern over the table (%1$s) and the
+    function (%2$s). Written exactly as pg_get_triggerdef() prints a
+    trigger (under a search_path of pg_catalog, pg_temp), so that one text
+    both creates a trigger and tells whether a trigger in the catalog is
+    one of these, unchanged. Every trigger calls the table's own capture
+    function, so that dropping that function (detach) drops them all. -#}
+{% macro capture_trigger_forms(alias='forms') -%}
+(VALUES ('auditsql_capture_row', 'row', false,
+         'CREATE TRIGGER auditsql_capture_row AFTER INSERT OR DELETE OR UPDATE ON %1$s FOR EACH ROW EXECUTE FUNCTION %2$s()'),
+        ('auditsql_capture_insert', 'statement', false,
+         'CREATE TRIGGER auditsql_capture_insert AFTER INSERT ON %1$s REFERENCING NEW TABLE AS auditsql_new FOR EACH STATEMENT EXECUTE FUNCTION %2$s()'),
+        ('auditsql_capture_update', 'statement', false,
+         'CREATE TRIGGER auditsql_capture_update AFTER UPDATE ON %1$s REFERENCING OLD TABLE AS auditsql_old NEW TABLE AS auditsql_new FOR EACH STATEMENT EXECUTE FUNCTION %2$s()'),
+        ('auditsql_capture_delete', 'statement', false,
+         'CREATE TRIGGER auditsql_capture_delete AFTER DELETE ON %1$s REFERENCING OLD TABLE AS auditsql_old FOR EACH STATEMENT EXECUTE FUNCTION %2$s()'),
+        ('auditsql_capture_truncate', 'any', true,
+         'CREATE TRIGGER auditsql_capture_truncate BEFORE TRUNCATE ON %1$s FOR EACH STATEMENT EXECUTE FUNCTION %2$s()'))
+    AS {{ alias }}(name, capture, on_leaves, definition)
+{%- endmacro %}
+
+{#- Whether the columns `keys` (a text[] expression) identify the rows of
+    the table `table` (a regclass expression): every one NOT NULL, and a
+    unique index over some of them, with no expression and no predicate. -#}
+{% macro id_columns_unique(table, keys) -%}
+(NOT EXISTS (SELECT FROM unnest({{ keys }}) AS k(col)
+             LEFT JOIN pg_catalog.pg_attribute AS a
+                    ON a.attrelid = {{ table }} AND a.attname = k.col
+                   AND a.attnum > 0 AND NOT a.attisdropped
+             WHERE NOT coalesce(a.attnotnull, false))
+ AND EXISTS (SELECT FROM pg_catalog.pg_index AS i
+             WHERE i.indrelid = {{ table }} AND i.indisunique
+               AND i.indpred IS NULL AND i.indexprs IS NULL
+               AND (SELECT bool_and(a.attname = ANY ({{ keys }}))
+                    FROM unnest(i.indkey) WITH ORDINALITY AS c(attnum, ord)
+                    JOIN pg_catalog.pg_attribute AS a ON a.attrelid = {{ table }} AND a.attnum = c.attnum
+                    WHERE c.ord <= i.indnkeyatts)))
+{%- endmacro %}

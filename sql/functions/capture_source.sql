@@ -3,7 +3,7 @@
 -- oid> in the audit schema, from what audit.tables records for the table
 -- (key, capture mode, column policies) and audit.settings (admin roles,
 -- require_actor). The template is sql/templates/capture.sql; its placeholders are
--- format()'s arguments 1-21 below, in that order. attach creates the function
+-- format()'s arguments 1-22 below, in that order. attach creates the function
 -- from this; status compares it with the installed body to tell whether the
 -- function is current (it is not after ALTER TABLE or a settings change made
 -- without configure()).
@@ -207,6 +207,7 @@ BEGIN
         v_same,
         coalesce(v_typed_old, ''),
         coalesce(v_typed_new, ''),
-        quote_literal(v_signature));
+        quote_literal(v_signature),
+        p_table::oid);
 END
 $fn$;

@@ -2,13 +2,14 @@
 -- regenerate the capture function of every audited table, which embeds them.
 --   p_admin_roles  actor roles whose events are admin actions; NULL keeps
 --   p_strict       every audited table requires an actor: writes without one fail; NULL keeps
--- Records a 'configured' system event when something changed. Runs with the
--- caller's rights: the caller must be a member of the owner role.
+-- Records a 'configured' system event when something changed. Runs as the
+-- owner role; the caller (session_user) must be a member of the admin role.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.configure(
     p_admin_roles text[]  DEFAULT NULL,
     p_strict      boolean DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -16,8 +17,8 @@ DECLARE
     v_now {{ schema | ident }}.settings;
     v_table regclass;
 BEGIN
-    IF NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN
-        RAISE EXCEPTION 'auditsql: role % may not change settings: it must be a member of %', current_user, {{ owner | literal }}
+    IF NOT pg_has_role(session_user, {{ admin | literal }}, 'MEMBER') THEN
+        RAISE EXCEPTION 'auditsql: role % may not change settings: it must be a member of %', session_user, {{ admin | literal }}
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF p_admin_roles IS NOT NULL AND (array_position(p_admin_roles, NULL) IS NOT NULL
@@ -34,7 +35,7 @@ BEGIN
             SELECT t.relid::regclass FROM {{ schema | ident }}.tables AS t
             JOIN pg_class AS c ON c.oid = t.relid
         LOOP
-            PERFORM {{ schema | ident }}.attach(v_table);
+            PERFORM {{ schema | ident }}.refresh(v_table);
         END LOOP;
         PERFORM {{ schema | ident }}.record_system_event('configured', NULL, NULL,
             jsonb_build_object('admin_roles', to_jsonb(v_now.admin_roles), 'require_actor', v_now.require_actor));

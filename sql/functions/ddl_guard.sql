@@ -1,98 +1,217 @@
--- ddl_guard: event trigger function that keeps every role but an audit
--- administrator from quietly stopping or weakening auditing. Refused, with
--- the whole statement rolled back:
---   * ALTER TABLE that leaves an auditsql_* trigger of the table (or of one
---     of its partitions) not ENABLE ALWAYS: DISABLE TRIGGER (by name, ALL or
---     USER), ENABLE TRIGGER, ENABLE REPLICA TRIGGER;
---   * DROP TRIGGER of an auditsql_* trigger (dropping the table with its
---     triggers is allowed), and creating, replacing, renaming or commenting
---     on a trigger named auditsql_* or calling an audit function;
---   * creating, altering, commenting on or dropping anything in the audit
---     schema, or the schema itself.
+{% from "fragments/macros.sql" import capture_trigger_forms %}
+-- ddl_guard: event trigger function that keeps auditing from being stopped
+-- or weakened quietly. It sorts the DDL it sees into:
+--   * what weakens auditing: creating, changing or dropping anything in the
+--     audit schema or this function's schema; ALTER TABLE that leaves a
+--     capture trigger (auditsql_*) of the table or of a partition not
+--     enabled always; dropping a capture trigger of an audited table;
+--     creating or replacing a trigger named auditsql_* or calling an audit
+--     function, unless it is exactly a capture trigger attach makes for that
+--     table (capture_triggers); renaming or commenting on one; and, outside
+--     the audit schema, any object left owned by the owner role.
+--     Refused to everyone but superusers and members of the admin role,
+--     with the whole statement rolled back; for those, recorded as an
+--     `audit_ddl` system event in the same transaction (record_ddl).
+--     auditsql's own routines (install, attach, detach, maintenance,
+--     retention) pass unrecorded: they set the transaction-local flag
+--     auditsql.permit_ddl, which counts only for a superuser's session, or
+--     for the owner role reached through one of its SECURITY DEFINER
+--     functions, not through SET ROLE.
+--   * what follows from ordinary DDL on an audited table: after ALTER TABLE
+--     (a column added, a partition attached or detached) or a new
+--     partition, the TRUNCATE trigger goes on each leaf partition lacking
+--     it, with the rights of whoever ran the DDL, and refresh() brings the
+--     capture function up to date and records what happened to partitions.
 -- GRANT and REVOKE are not inspected (event triggers do not see what they
--- apply to); only members of the owner role can grant on audit objects, and
--- `auditsql verify` reports any privilege nobody should hold.
--- Allowed: superusers and members of the admin role, and auditsql's own
--- routines (install, attach, detach, ensure_partitions), which set the
--- transaction-local flag auditsql.permit_ddl while they run: the flag counts
--- only when the current role is a member of the owner role, so an
--- application role gains nothing by setting it.
+-- apply to); `auditsql verify` reports any privilege nobody should hold.
 -- Fired on ddl_command_end (when the objects a command touched can be seen)
 -- and on sql_drop, by event triggers only a superuser can create, with the
 -- rights of whoever issues the DDL. So the function and its schema belong
--- to the installing superuser, outside the audit schema: no member of the
--- owner role can replace it with code that would run as a superuser, or
--- drop it (and the event triggers with it). Event triggers need no EXECUTE
--- or USAGE privilege, so nobody is granted any (setup/event_trigger.sql).
+-- to the installing superuser, outside the audit schema, and it calls into
+-- the audit schema only functions it has checked are SECURITY DEFINER
+-- functions of the owner role (which run as that role, whoever calls):
+-- no member of the owner role can make it run code as a superuser.
 CREATE OR REPLACE FUNCTION {{ guard_schema | ident }}.ddl_guard()
 RETURNS event_trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_schema  oid := (SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = {{ schema | literal }});
-    v_guarded text[] := ARRAY[{{ schema | literal }}, {{ guard_schema | literal }}];
+    v_schema     oid := (SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = {{ schema | literal }});
+    v_guarded    text[] := ARRAY[{{ schema | literal }}, {{ guard_schema | literal }}];
     v_guarded_oids oid[] := ARRAY(SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = ANY (v_guarded));
-    v_command record;
-    v_refused text[] := ARRAY[]::text[];
+    v_owner      oid := (SELECT r.oid FROM pg_roles AS r WHERE r.rolname = {{ owner | literal }});
+    v_privileged boolean;
+    v_command    record;
+    v_flagged    text[] := ARRAY[]::text[];
+    v_touched    oid[] := ARRAY[]::oid[];
+    v_root       oid;
+    v_leaf       record;
 BEGIN
-    IF (SELECT r.rolsuper FROM pg_roles AS r WHERE r.rolname = current_user)
-       OR EXISTS (SELECT FROM pg_roles AS r
-                  WHERE r.rolname = {{ admin | literal }}
-                    AND pg_has_role(current_user, r.oid, 'MEMBER'))
-       OR (current_setting('auditsql.permit_ddl', true) = 'on'
-           AND EXISTS (SELECT FROM pg_roles AS r
-                       WHERE r.rolname = {{ owner | literal }}
-                         AND pg_has_role(current_user, r.oid, 'MEMBER'))) THEN
+    IF current_setting('auditsql.permit_ddl', true) = 'on'
+       AND ((SELECT r.rolsuper FROM pg_roles AS r WHERE r.rolname = session_user)
+            OR (current_user = {{ owner | literal }}
+                AND current_setting('role') IS DISTINCT FROM {{ owner | literal }})) THEN
         RETURN;
     END IF;
+    v_privileged := (SELECT r.rolsuper FROM pg_roles AS r WHERE r.rolname = current_user)
+                    OR EXISTS (SELECT FROM pg_roles AS r
+                               WHERE r.rolname = {{ admin | literal }}
+                                 AND pg_has_role(current_user, r.oid, 'MEMBER'));
 
     IF TG_EVENT = 'sql_drop' THEN
-        -- Dropped objects are gone from the catalog: judge them by name, and
-        -- name the objects the command dropped by name.
-        SELECT array_agg(format('%s %s', d.object_type, d.object_identity)) FILTER (WHERE d.original)
-        INTO v_refused
+        -- Dropped objects are gone from the catalog: judge them by name and
+        -- by the table they were on.
+        SELECT coalesce(array_agg(format('%s %s', d.object_type, d.object_identity)), '{}')
+          INTO v_flagged
         FROM pg_event_trigger_dropped_objects() AS d
-        HAVING bool_or(d.schema_name = ANY (v_guarded)
-                       OR (d.object_type = 'schema' AND d.object_name = ANY (v_guarded))
-                       OR (d.object_type = 'trigger' AND d.original
-                           AND d.address_names[cardinality(d.address_names)] LIKE 'auditsql\_%'));
+        WHERE d.original
+          AND (d.schema_name = ANY (v_guarded)
+               OR (d.object_type = 'schema' AND d.object_name = ANY (v_guarded))
+               -- a trigger's schema is its table's (unset before PostgreSQL 15)
+               OR (d.object_type = 'trigger' AND d.address_names[1] = ANY (v_guarded))
+               OR (d.object_type = 'trigger'
+                   AND d.address_names[cardinality(d.address_names)] LIKE 'auditsql\_%'
+                   AND EXISTS (
+                       SELECT FROM pg_class AS c
+                       JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                       WHERE n.nspname = d.address_names[1] AND c.relname = d.address_names[2]
+                         AND to_regprocedure(format('%I.%I()', {{ schema | literal }},
+                                 'capture_' || coalesce(pg_partition_root(c.oid)::oid, c.oid))) IS NOT NULL)));
+        -- A partition dropped with its capture triggers: the audited
+        -- partitioned tables record it (refresh).
+        IF EXISTS (SELECT FROM pg_event_trigger_dropped_objects() AS d
+                   WHERE d.object_type = 'trigger' AND NOT d.original
+                     AND d.address_names[cardinality(d.address_names)] LIKE 'auditsql\_%') THEN
+            v_touched := ARRAY(SELECT c.oid FROM pg_proc AS p
+                               JOIN pg_class AS c ON c.oid = substr(p.proname, 9)::oid
+                               WHERE p.pronamespace = v_schema AND p.proname ~ '^capture_[0-9]+$'
+                                 AND c.relkind = 'p');
+        END IF;
     ELSE
         FOR v_command IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
             IF v_command.schema_name = ANY (v_guarded)
                OR (v_command.classid = 'pg_namespace'::regclass
                    AND v_command.objid = ANY (v_guarded_oids)) THEN
-                v_refused := v_refused || format('%s %s', v_command.command_tag, v_command.object_identity);
+                v_flagged := v_flagged || format('%s %s', v_command.command_tag, v_command.object_identity);
             ELSIF v_command.classid = 'pg_trigger'::regclass THEN
-                v_refused := v_refused || (
+                v_flagged := v_flagged || coalesce((
                     SELECT array_agg(format('%s %s', v_command.command_tag, v_command.object_identity))
                     FROM pg_trigger AS t
                     JOIN pg_class AS c ON c.oid = t.tgrelid
                     JOIN pg_proc AS p ON p.oid = t.tgfoid
+                    CROSS JOIN LATERAL (SELECT coalesce(pg_partition_root(t.tgrelid)::oid, t.tgrelid) AS root) AS r
                     WHERE t.oid = v_command.objid AND t.tgparentid = 0
                       AND (t.tgname LIKE 'auditsql\_%' OR p.pronamespace = v_schema
-                           OR c.relnamespace = v_schema));
-            ELSIF v_command.classid = 'pg_class'::regclass AND v_command.command_tag = 'ALTER TABLE' THEN
-                v_refused := v_refused || (
+                           OR c.relnamespace = v_schema)
+                      -- Adding a capture trigger exactly as attach makes it
+                      -- never weakens auditing.
+                      AND NOT (v_command.command_tag = 'CREATE TRIGGER'
+                               AND EXISTS (
+                                   SELECT FROM {{ capture_trigger_forms('f') }}
+                                   WHERE f.name = t.tgname
+                                     AND (f.on_leaves OR t.tgrelid = r.root)
+                                     AND pg_get_triggerdef(t.oid) = format(f.definition, t.tgrelid::regclass,
+                                             format('%I.%I', {{ schema | literal }}, 'capture_' || r.root))
+                                     -- and not beside those of the other capture mode
+                                     AND NOT EXISTS (
+                                         SELECT FROM pg_trigger AS o
+                                         JOIN {{ capture_trigger_forms('g') }} ON g.name = o.tgname
+                                         WHERE o.tgrelid = t.tgrelid AND f.capture <> 'any'
+                                           AND g.capture NOT IN ('any', f.capture))))), '{}');
+            ELSIF v_command.classid = 'pg_class'::regclass
+                  AND v_command.command_tag IN ('ALTER TABLE', 'CREATE TABLE') THEN
+                v_flagged := v_flagged || coalesce((
                     SELECT array_agg(format('%I on %s left %s', t.tgname, t.tgrelid::regclass,
                                             CASE t.tgenabled WHEN 'D' THEN 'disabled'
                                                              WHEN 'R' THEN 'enabled for replica only'
                                                              ELSE 'enabled without ALWAYS' END))
                     FROM pg_trigger AS t
-                    WHERE t.tgrelid IN (SELECT v_command.objid
+                    WHERE v_command.command_tag = 'ALTER TABLE'
+                      AND t.tgrelid IN (SELECT v_command.objid
                                         UNION ALL
                                         SELECT r.relid FROM pg_partition_tree(v_command.objid) AS r)
-                      AND t.tgname LIKE 'auditsql\_%' AND t.tgenabled <> 'A');
+                      AND t.tgname LIKE 'auditsql\_%' AND t.tgenabled <> 'A'), '{}');
+                v_root := coalesce(pg_partition_root(v_command.objid)::oid, v_command.objid);
+                IF to_regprocedure(format('%I.%I()', {{ schema | literal }}, 'capture_' || v_root)) IS NOT NULL
+                   AND NOT v_root = ANY (v_touched) THEN
+                    v_touched := v_touched || v_root;
+                END IF;
+            END IF;
+            -- Nothing outside the audit schema may belong to the owner role:
+            -- it would act with the owner's rights over the log.
+            IF v_command.classid IN ('pg_proc'::regclass, 'pg_class'::regclass, 'pg_namespace'::regclass)
+               AND NOT coalesce(v_command.schema_name = ANY (v_guarded), false)
+               AND NOT (v_command.classid = 'pg_namespace'::regclass AND v_command.objid = ANY (v_guarded_oids))
+               AND v_owner = (SELECT coalesce(p.proowner, c.relowner, n.nspowner)
+                              FROM (SELECT v_command.objid AS objid) AS o
+                              LEFT JOIN pg_proc AS p ON v_command.classid = 'pg_proc'::regclass AND p.oid = o.objid
+                              LEFT JOIN pg_class AS c ON v_command.classid = 'pg_class'::regclass AND c.oid = o.objid
+                              LEFT JOIN pg_namespace AS n ON v_command.classid = 'pg_namespace'::regclass AND n.oid = o.objid) THEN
+                v_flagged := v_flagged || format('%s %s owned by %s', v_command.command_tag,
+                                                 v_command.object_identity, {{ owner | literal }});
             END IF;
         END LOOP;
     END IF;
 
-    IF cardinality(v_refused) > 0 THEN
-        RAISE EXCEPTION 'auditsql: % refused: it would stop or weaken auditing (%)',
-            TG_TAG, array_to_string(v_refused, '; ')
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('Only members of %s may change, disable or drop audit triggers and objects.',
-                                {{ admin | literal }});
+    IF cardinality(v_flagged) > 0 THEN
+        IF NOT v_privileged THEN
+            RAISE EXCEPTION 'auditsql: % refused: it would stop or weaken auditing (%)',
+                TG_TAG, array_to_string(v_flagged, '; ')
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('Only members of %s may change, disable or drop audit triggers and objects, and what they do is recorded.',
+                                    {{ admin | literal }});
+        END IF;
+        IF EXISTS (SELECT FROM pg_proc AS p
+                   WHERE p.oid = to_regprocedure(format('%I.record_ddl(text,text[])', {{ schema | literal }}))
+                     AND p.prosecdef AND p.proowner = v_owner) THEN
+            PERFORM {{ schema | ident }}.record_ddl(TG_TAG, v_flagged);
+        ELSE
+            RAISE WARNING 'auditsql: % not recorded: %.record_ddl is missing or not the owner role''s', TG_TAG, {{ schema | literal }};
+        END IF;
+    END IF;
+
+    IF cardinality(v_touched) = 0 THEN
+        RETURN;
+    END IF;
+    -- Each leaf partition of an audited table gets the TRUNCATE trigger and
+    -- the grant attach would give it, made by whoever added the partition
+    -- (it owns the table), then the table's capture is refreshed. Neither may fail the
+    -- DDL that led here.
+    FOR v_leaf IN
+        SELECT p.relid::regclass AS rel, r.root
+        FROM unnest(v_touched) AS r(root)
+        JOIN pg_class AS c ON c.oid = r.root AND c.relkind = 'p'
+        CROSS JOIN LATERAL pg_partition_tree(r.root) AS p
+        WHERE p.isleaf
+          AND NOT EXISTS (SELECT FROM pg_trigger AS t
+                          WHERE t.tgrelid = p.relid AND t.tgname = 'auditsql_capture_truncate')
+    LOOP
+        BEGIN
+            EXECUTE (SELECT format(f.definition, v_leaf.rel,
+                                   format('%I.%I', {{ schema | literal }}, 'capture_' || v_leaf.root))
+                     FROM {{ capture_trigger_forms('f') }} WHERE f.name = 'auditsql_capture_truncate');
+            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER auditsql_capture_truncate', v_leaf.rel);
+            -- Its TRUNCATE trigger reads the rows as the owner role, as
+            -- attach lets it on the other partitions (detach revokes it).
+            IF NOT has_table_privilege({{ owner | literal }}, v_leaf.rel, 'SELECT') THEN
+                EXECUTE format('GRANT SELECT ON %s TO %I', v_leaf.rel, {{ owner | literal }});
+            END IF;
+        EXCEPTION WHEN insufficient_privilege OR duplicate_object THEN
+            RAISE WARNING 'auditsql: % has no TRUNCATE capture trigger: %', v_leaf.rel, SQLERRM
+                USING HINT = 'Run auditsql attach on its partitioned table.';
+        END;
+    END LOOP;
+    IF EXISTS (SELECT FROM pg_proc AS p
+               WHERE p.oid = to_regprocedure(format('%I.refresh(regclass)', {{ schema | literal }}))
+                 AND p.prosecdef AND p.proowner = v_owner) THEN
+        FOR v_root IN SELECT unnest(v_touched) LOOP
+            BEGIN
+                PERFORM {{ schema | ident }}.refresh(v_root::regclass);
+            EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING 'auditsql: capture of % not refreshed: %', v_root::regclass, SQLERRM;
+            END;
+        END LOOP;
     END IF;
 END
 $fn$;

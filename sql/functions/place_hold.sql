@@ -15,8 +15,8 @@
 -- So a typo cannot place a hold that holds nothing: a hold must match the
 -- log's entity types and, unless p_future, events of the entity (other than
 -- the records of earlier holds).
--- Runs with the caller's rights: the caller must be a member of the owner
--- role.
+-- Runs as the owner role; the caller (session_user) must be a member of the
+-- admin role.
 DROP FUNCTION IF EXISTS {{ schema | ident }}.place_hold(text, text, text);
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.place_hold(
     p_entity_type text,
@@ -25,13 +25,14 @@ CREATE OR REPLACE FUNCTION {{ schema | ident }}.place_hold(
     p_future      boolean DEFAULT false)
 RETURNS boolean
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_id text;
 BEGIN
-    IF NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN
-        RAISE EXCEPTION 'auditsql: role % may not place legal holds: it must be a member of %', current_user, {{ owner | literal }}
+    IF NOT pg_has_role(session_user, {{ admin | literal }}, 'MEMBER') THEN
+        RAISE EXCEPTION 'auditsql: role % may not place legal holds: it must be a member of %', session_user, {{ admin | literal }}
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF p_entity_id IS NULL OR p_entity_id = '' THEN

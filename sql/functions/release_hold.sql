@@ -7,22 +7,23 @@
 -- that the spelling that placed a hold releases it. Refused when the entity
 -- is not under legal hold, so that a typo cannot pass for a release.
 --   p_reason  why, for the record (optional; at most 1000 characters)
--- Runs with the caller's rights: the caller must be a member of the owner
--- role.
+-- Runs as the owner role; the caller (session_user) must be a member of the
+-- admin role.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.release_hold(
     p_entity_type text,
     p_entity_id   text,
     p_reason      text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_rows bigint;
     v_id   text;
 BEGIN
-    IF NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN
-        RAISE EXCEPTION 'auditsql: role % may not release legal holds: it must be a member of %', current_user, {{ owner | literal }}
+    IF NOT pg_has_role(session_user, {{ admin | literal }}, 'MEMBER') THEN
+        RAISE EXCEPTION 'auditsql: role % may not release legal holds: it must be a member of %', session_user, {{ admin | literal }}
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF char_length(p_reason) > 1000 THEN

@@ -10,8 +10,8 @@
 -- saas for financial) is refused before the next run drops what it must
 -- not; retention_change decides both, and retention_preview shows what the
 -- next run would then remove.
--- Runs with the caller's rights: the caller must be a member of the owner
--- role.
+-- Runs as the owner role; the caller (session_user) must be a member of the
+-- admin role.
 DROP FUNCTION IF EXISTS {{ schema | ident }}.set_retention(text);
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.set_retention(
     p_policy       text,
@@ -19,6 +19,7 @@ CREATE OR REPLACE FUNCTION {{ schema | ident }}.set_retention(
     p_shorten      boolean DEFAULT false)
 RETURNS interval
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET IntervalStyle = 'postgres'
 AS $fn$
@@ -27,8 +28,8 @@ DECLARE
     v_was    {{ schema | ident }}.retention;
     v_found  boolean;
 BEGIN
-    IF NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN
-        RAISE EXCEPTION 'auditsql: role % may not set the retention policy: it must be a member of %', current_user, {{ owner | literal }}
+    IF NOT pg_has_role(session_user, {{ admin | literal }}, 'MEMBER') THEN
+        RAISE EXCEPTION 'auditsql: role % may not set the retention policy: it must be a member of %', session_user, {{ admin | literal }}
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     -- Lock the policy in force first, so that it is the one judged against.

@@ -1,9 +1,13 @@
--- Grants. PUBLIC may use the schema only to reach the context functions
--- (set_actor, set_request, set_context, push_context, pop_context);
--- the writer role may also call log_event;
--- it holds nothing on tables, sequences or any other function. The reader
--- role may read the log and the list of audited tables. Nobody, the owner
--- included, holds UPDATE, DELETE or TRUNCATE on the log.
+-- Grants (docs/security.md). PUBLIC may use the schema to reach the context
+-- functions (set_actor, set_request, set_context, push_context,
+-- pop_context), attach, detach and erase (which check the operator or the
+-- admin role themselves and say so in a sentence) and refresh (which only records what the
+-- catalog says); it holds nothing on tables, sequences or any other
+-- function. The writer role may also call log_event; the operator role, the
+-- audit side of attach and detach; the admin role, retention, legal holds,
+-- the settings and the record of its own DDL on audit objects; the reader
+-- role may read the log and the list of audited tables. Nobody, the owner included, holds UPDATE, DELETE or
+-- TRUNCATE on the log.
 REVOKE ALL ON ALL TABLES IN SCHEMA {{ schema | ident }} FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA {{ schema | ident }} FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {{ schema | ident }} FROM PUBLIC;
@@ -13,6 +17,12 @@ GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_request(text, text, text) TO 
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_context(text, text, text, text, text, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.push_context(text, text, text, text, text, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.pop_context() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    {{ schema | ident }}.attach(regclass, text[], text, text[], text[], jsonb, boolean, boolean),
+    {{ schema | ident }}.detach(regclass),
+    {{ schema | ident }}.erase(text, text, text[], text),
+    {{ schema | ident }}.refresh(regclass)
+    TO PUBLIC;
 
 GRANT USAGE ON SCHEMA {{ schema | ident }} TO {{ reader | ident }};
 -- status compares each capture function with what attach would generate now.
@@ -30,6 +40,38 @@ GRANT EXECUTE ON FUNCTION {{ schema | ident }}.event_partitions() TO {{ reader |
 -- The writer role may log application events (and nothing else).
 GRANT USAGE ON SCHEMA {{ schema | ident }} TO {{ writer | ident }};
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.log_event(text, text, text, jsonb) TO {{ writer | ident }};
+
+-- The operator role: the audit side of attach and detach, and what the
+-- command line reads to find the installation and the audited tables.
+GRANT EXECUTE ON FUNCTION
+    {{ schema | ident }}.attach_prepare(regclass, text[], text, text[], text[], jsonb, boolean, boolean),
+    {{ schema | ident }}.attach_complete(regclass, boolean, oid[]),
+    {{ schema | ident }}.detach_prepare(regclass)
+    TO {{ operator | ident }};
+GRANT SELECT ON {{ schema | ident }}.installation, {{ schema | ident }}.tables
+    TO {{ operator | ident }};
+
+-- The admin role: retention and legal holds, the installation settings, and
+-- the record of its own DDL on audit objects (through the event triggers).
+-- What writes runs as the owner role and checks the admin role itself; the
+-- previews read as the caller, a reader (roles.sql).
+GRANT EXECUTE ON FUNCTION
+    {{ schema | ident }}.set_retention(text, boolean, boolean),
+    {{ schema | ident }}.retention_change(text),
+    {{ schema | ident }}.retention_interval(text),
+    {{ schema | ident }}.retention_cutoff(interval, timestamptz),
+    {{ schema | ident }}.retention_due(interval, timestamptz, boolean, boolean),
+    {{ schema | ident }}.retention_preview(interval, timestamptz, boolean),
+    {{ schema | ident }}.apply_retention(timestamptz),
+    {{ schema | ident }}.maintain(integer),
+    {{ schema | ident }}.maintain_preview(integer),
+    {{ schema | ident }}.place_hold(text, text, text, boolean),
+    {{ schema | ident }}.release_hold(text, text, text),
+    {{ schema | ident }}.configure(text[], boolean),
+    {{ schema | ident }}.record_ddl(text, text[])
+    TO {{ admin | ident }};
+-- Entity ids read as the log spells them: for whoever reads the log.
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.normalize_entity_id(text, text) TO {{ reader | ident }};
 
 REVOKE UPDATE, DELETE, TRUNCATE ON {{ schema | ident }}.events, {{ schema | ident }}.events_default
     FROM {{ owner | ident }};

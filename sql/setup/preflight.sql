@@ -11,12 +11,23 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ owner | literal }})
        OR NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ reader | literal }})
+       OR NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ writer | literal }})
+       OR NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ operator | literal }})
        OR NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ admin | literal }}) THEN
         IF NOT (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user) THEN
-            RAISE EXCEPTION 'role % may not create roles; install as a superuser or a role with CREATEROLE, or create roles %, % and % first',
-                current_user, {{ owner | literal }}, {{ reader | literal }}, {{ admin | literal }}
+            RAISE EXCEPTION 'role % may not create roles; install as a superuser or a role with CREATEROLE, or create roles %, %, %, % and % first',
+                current_user, {{ owner | literal }}, {{ reader | literal }}, {{ writer | literal }}, {{ operator | literal }}, {{ admin | literal }}
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
+    END IF;
+    -- DDL on audit objects of a guarded installation passes only for a
+    -- superuser's session: the owner role's members may not rewrite it.
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = session_user)
+       AND EXISTS (SELECT FROM pg_event_trigger
+                   WHERE evtname IN ({{ ddl_trigger | literal }}, {{ drop_trigger | literal }})) THEN
+        RAISE EXCEPTION 'schema % is guarded by event triggers, which only a superuser''s install may change; role % is not one: install or upgrade as a superuser',
+            {{ schema | literal }}, session_user
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
 {%- if event_trigger %}
     IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN

@@ -2,6 +2,8 @@
 -- newest row already: running install again changes nothing. event_trigger
 -- says whether the event triggers guard this installation (a superuser
 -- created them, now or before); `auditsql verify` expects them when it does.
+-- created_roles: the roles an install of this schema created (this one or
+-- an earlier), which uninstall may drop.
 INSERT INTO {{ schema | ident }}.installation (version, settings)
 SELECT v.version, v.settings
 FROM (SELECT {{ version | literal }}::text AS version,
@@ -10,9 +12,18 @@ FROM (SELECT {{ version | literal }}::text AS version,
                  'owner', {{ owner | literal }}::text,
                  'reader', {{ reader | literal }}::text,
                  'writer', {{ writer | literal }}::text,
+                 'operator', {{ operator | literal }}::text,
                  'admin', {{ admin | literal }}::text,
                  'event_trigger', EXISTS (SELECT FROM pg_catalog.pg_event_trigger
-                                          WHERE evtname = {{ ddl_trigger | literal }})) AS settings) AS v
+                                          WHERE evtname = {{ ddl_trigger | literal }}),
+                 'created_roles', (SELECT coalesce(pg_catalog.jsonb_agg(DISTINCT r.name ORDER BY r.name), '[]')
+                                   FROM (SELECT pg_catalog.jsonb_array_elements_text(i.settings -> 'created_roles')
+                                         FROM (SELECT i.settings FROM {{ schema | ident }}.installation AS i
+                                               ORDER BY i.installed_at DESC, i.ctid DESC LIMIT 1) AS i
+                                         UNION
+                                         SELECT pg_catalog.unnest(pg_catalog.string_to_array(
+                                                    nullif(pg_catalog.current_setting('auditsql.created_roles', true), ''), ',')))
+                                        AS r(name))) AS settings) AS v
 WHERE NOT EXISTS (SELECT FROM (SELECT i.version, i.settings FROM {{ schema | ident }}.installation AS i
                                 ORDER BY i.installed_at DESC, i.ctid DESC LIMIT 1) AS newest
                   WHERE newest.version = v.version AND newest.settings = v.settings);

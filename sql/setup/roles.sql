@@ -1,20 +1,26 @@
--- Roles: the owner holds every audit object and cannot log in; the reader may
--- read the log; the writer may log application events (log_event); members
--- of the admin role are audit administrators, whom the event triggers (when a
--- superuser installs) let change, disable or drop audit triggers and objects.
--- The writer and admin roles hold no other privilege. Existing roles are
--- reused, but the owner is made NOLOGIN.
--- The installing role becomes a member of the owner so that it can create
--- objects on its behalf (on PostgreSQL 16+ a CREATEROLE role must grant
--- itself that membership explicitly).
+-- Roles (docs/security.md): the owner holds every audit object and cannot
+-- log in; the reader may read the log; the writer may log application
+-- events (log_event); the operator may attach and detach the tables its
+-- members own; members of the admin role are audit administrators: they
+-- run retention, legal holds and erasure, and what they do to audit
+-- objects is recorded. Existing roles are reused, but the owner is made
+-- NOLOGIN.
+-- A non-superuser installing role becomes a member of the owner so that it
+-- can create objects on its behalf (on PostgreSQL 16+ a CREATEROLE role must
+-- grant itself that membership explicitly); verify lists it.
 DO $roles$
 BEGIN
     -- Roles belong to the cluster: an install into another database may be
     -- creating the same role at this moment, so a duplicate is not an error.
-{%- for role in [owner, reader, writer, admin] %}
+{%- for role in [owner, reader, writer, operator, admin] %}
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ role | literal }}) THEN
         BEGIN
             CREATE ROLE {{ role | ident }} NOLOGIN;
+            -- Recorded (setup/record_version.sql): uninstall drops the roles
+            -- install created, and no other.
+            PERFORM set_config('auditsql.created_roles',
+                               concat_ws(',', nullif(current_setting('auditsql.created_roles', true), ''),
+                                         {{ role | literal }}), true);
         EXCEPTION WHEN duplicate_object OR unique_violation THEN
             NULL;
         END;
@@ -34,6 +40,32 @@ BEGIN
        AND NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN
         GRANT {{ owner | ident }} TO CURRENT_USER;
     END IF;
+    -- ... and of the operator and admin roles, so that it can attach the
+    -- tables it owns and run retention.
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+       AND NOT pg_has_role(current_user, {{ operator | literal }}, 'MEMBER') THEN
+        BEGIN
+            GRANT {{ operator | ident }} TO CURRENT_USER;
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL;
+        END;
+    END IF;
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+       AND NOT pg_has_role(current_user, {{ admin | literal }}, 'MEMBER') THEN
+        BEGIN
+            GRANT {{ admin | ident }} TO CURRENT_USER;
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL;
+        END;
+    END IF;
+    -- Audit administrators read the log (to judge what retention removes).
+    IF NOT pg_has_role({{ admin | literal }}, {{ reader | literal }}, 'MEMBER') THEN
+        BEGIN
+            GRANT {{ reader | ident }} TO {{ admin | ident }};
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL;
+        END;
+    END IF;
 END
 $roles$;
 -- The roles may have been created by an earlier install, by another role:
@@ -48,7 +80,8 @@ BEGIN
             ({{ owner | literal }}, 'auditsql: owns the audit schema; NOLOGIN'),
             ({{ reader | literal }}, 'auditsql: may read the audit log'),
             ({{ writer | literal }}, 'auditsql: may log application events (log_event); grant it to application roles'),
-            ({{ admin | literal }}, 'auditsql: audit administrators; may change, disable or drop audit triggers and objects'))
+            ({{ operator | literal }}, 'auditsql: may attach and detach the tables its members own'),
+            ({{ admin | literal }}, 'auditsql: audit administrators: retention, legal holds, erasure; their DDL on audit objects is recorded'))
             AS r(name, note)
     LOOP
         BEGIN

@@ -23,4 +23,12 @@ CREATE TABLE IF NOT EXISTS {{ schema | ident }}.tables (
     attached_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
     attached_by    text        NOT NULL DEFAULT pg_catalog."session_user"()
 );
+-- Added after the first release: whether explicit id columns are trusted
+-- without a unique index (attach --trust-id-columns), and the capture
+-- triggers as last recorded, to tell later which were dropped, re-created or
+-- left with a detached partition (see refresh).
+ALTER TABLE {{ schema | ident }}.tables
+    ADD COLUMN IF NOT EXISTS id_trusted          boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS triggers            jsonb   NOT NULL DEFAULT '{}',
+    ADD COLUMN IF NOT EXISTS detached_partitions oid[]   NOT NULL DEFAULT '{}';
 COMMENT ON TABLE {{ schema | ident }}.tables IS 'auditsql: audited tables';

@@ -1,7 +1,7 @@
 {#- The body of one audited table's capture function, as a format() template
     (attach wraps it in CREATE FUNCTION ... SECURITY DEFINER AS '<body>').
     audit.capture_source() fills the placeholders (P: format() arguments
-    1-21, named below) with pieces it builds and quotes itself from the
+    1-22, named below) with pieces it builds and quotes itself from the
     table, its key, its column policies and the installation settings; S is
     the audit schema with any % doubled. No other % may appear in this file
     (tests/unit/test_render.py checks).
@@ -34,7 +34,8 @@
     'checks': '%9$s', 'update_filter': '%10$s', 'admin_changed': '%11$s',
     'on_change_with': '%12$s', 'on_change': '%13$s', 'admin_on_change': '%14$s',
     'all_columns': '%15$s', 'redact_columns': '%16$s', 'pin_when': '%17$s',
-    'same': '%18$s', 'typed_old': '%19$s', 'typed_new': '%20$s', 'signature': '%21$s'}[name] }}
+    'same': '%18$s', 'typed_old': '%19$s', 'typed_new': '%20$s', 'signature': '%21$s',
+    'table_oid': '%22$s'}[name] }}
 {%- endmacro -%}
 {#- A context setting as stored (fragments/macros.sql, context_value). -#}
 {%- macro setting(name) -%}
@@ -162,6 +163,12 @@ DECLARE
     v_exact            pg_catalog.bool;
 {%- endif %}
 BEGIN
+    -- Every capture trigger of the table and its partitions calls this
+    -- function, the TRUNCATE ones too, so that dropping it drops them all.
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        PERFORM {{ S() }}.capture_truncate(TG_RELID, {{ P('table_oid') }}::pg_catalog.oid);
+        RETURN NULL;
+    END IF;
     {{ P('checks') }}
     IF {{ P('pin_when') }} THEN
         v_saved := {{ S() }}.pin_image_settings();

@@ -233,11 +233,12 @@ def nothing_attached(dsn: str) -> None:
     ("grants", "needle"),
     [
         ("", "may not read the audit schema"),
-        ("GRANT auditsql_owner TO {role}", "may not attach public.theirs: only its owner"),
-        ("GRANT auditsql_owner TO {role}; GRANT TRIGGER ON theirs TO {role}",
+        ("GRANT auditsql_reader TO {role}", "must be a member of auditsql_operator"),
+        ("GRANT auditsql_operator TO {role}", "may not attach public.theirs: only its owner"),
+        ("GRANT auditsql_operator TO {role}; GRANT TRIGGER ON theirs TO {role}",
          "may not attach public.theirs: only its owner"),
     ],
-    ids=["no-grants", "audit-owner-member", "with-trigger-privilege"],
+    ids=["no-grants", "reader", "operator", "with-trigger-privilege"],
 )
 def test_attach_someone_elses_table(
     pg: Server, foreign_table: str, make_role: MakeRole, grants: str, needle: str
@@ -253,12 +254,12 @@ def test_attach_someone_elses_table(
     nothing_attached(foreign_table)
 
 
-def test_attach_own_table_as_audit_owner_member(
+def test_attach_own_table_as_operator(
     pg: Server, foreign_table: str, make_role: MakeRole
 ) -> None:
     role = make_role()
     ident = sql.Identifier(role).as_string()
-    execute(foreign_table, f"GRANT auditsql_owner TO {ident}; ALTER TABLE mine OWNER TO {ident}")
+    execute(foreign_table, f"GRANT auditsql_operator TO {ident}; ALTER TABLE mine OWNER TO {ident}")
     dsn = pg.dsn(dbname(foreign_table), user=role)
     ok("attach", "--dsn", dsn, "mine")
     assert tracked(foreign_table) == {"public.mine"}

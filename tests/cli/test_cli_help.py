@@ -9,7 +9,8 @@ import typer.main
 from auditsql.cli import app
 from clitools import VERSION, ok, run, run_parallel, usage_error
 
-COMMANDS = ["install", "upgrade", "attach", "detach", "status", "verify", "retention"]
+COMMANDS = ["install", "upgrade", "attach", "detach", "status", "verify", "erase", "uninstall",
+            "retention"]
 RETENTION_COMMANDS = ["set", "status", "hold", "release", "schedule", "unschedule", "run"]
 # Every command that runs something (groups only list their subcommands).
 LEAVES = [

@@ -22,6 +22,7 @@ from clitools import (
     scalar,
     tracked,
     triggers,
+    usage_error,
 )
 from conftest import Server
 
@@ -29,7 +30,8 @@ SETUP = """
 CREATE TABLE orders (id int PRIMARY KEY, note text);
 CREATE TABLE items (id int PRIMARY KEY);
 CREATE TABLE "Mixed Case" (id int PRIMARY KEY);
-CREATE TABLE nopk (a int, b int, c text);
+CREATE TABLE nopk (a int NOT NULL, b int NOT NULL, c text, UNIQUE (a, b));
+CREATE TABLE loose (a int, b int);
 CREATE TABLE canary (x int);
 INSERT INTO canary VALUES (1);
 CREATE VIEW orders_view AS SELECT * FROM orders;
@@ -116,6 +118,32 @@ def test_id_columns_for_table_without_primary_key(dsn: str) -> None:
     execute(dsn, "INSERT INTO nopk VALUES (1, 2, 'x')")
     assert scalar(dsn, "SELECT entity_id FROM audit.events WHERE entity_type = 'public.nopk' "
                        "AND action = 'created'") == "[1, 2]"
+
+
+def test_id_columns_must_identify_rows(dsn: str) -> None:
+    """Columns no unique index over NOT NULL columns backs are refused
+    (exit 1, nothing attached), unless trusted; verify then warns."""
+    line = error_line(run("attach", "--dsn", dsn, "loose", "--id-columns", "a,b"), 1,
+                      "not backed by a unique index", "--trust-id-columns")
+    assert "public.loose" in line
+    nothing_attached(dsn)
+    ok("attach", "--dsn", dsn, "loose", "--id-columns", "a,b", "--trust-id-columns")
+    assert query(dsn, "SELECT id_columns, id_trusted FROM audit.tables") == [(["a", "b"], True)]
+
+
+def test_attach_again_keeps_the_id_columns(dsn: str) -> None:
+    """Attaching again without --id-columns keeps the table's; --primary-key
+    goes back to the primary key."""
+    ok("attach", "--dsn", dsn, "orders", "--id-columns", "id,note", "--trust-id-columns")
+    ok("attach", "--dsn", dsn, "orders")
+    ok("attach", "--dsn", dsn, "orders", "--capture", "statement")
+    assert query(dsn, "SELECT id_columns, id_source FROM audit.tables") == [
+        (["id", "note"], "explicit")]
+    ok("attach", "--dsn", dsn, "orders", "--primary-key")
+    assert query(dsn, "SELECT id_columns, id_source FROM audit.tables") == [
+        (["id"], "primary key")]
+    usage_error(run("attach", "--dsn", dsn, "orders", "--primary-key", "--id-columns", "id"),
+                "exclude each other")
 
 
 def test_no_primary_key_and_no_id_columns(dsn: str) -> None:

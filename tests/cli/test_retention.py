@@ -495,7 +495,7 @@ def test_schedule_refuses_a_bad_schedule(pg: Server, cron: str, old_events: str)
     assert canary_alive(old_events)
 
 
-def test_schedule_needs_a_policy_and_a_member_of_the_owner(pg: Server, cron: str, installed: str,
+def test_schedule_needs_a_policy_and_a_member_of_the_admin(pg: Server, cron: str, installed: str,
                                                            make_role: MakeRole) -> None:
     error_line(run("retention", "schedule", "--dsn", installed), 1, "no retention policy")
     execute(installed, "SELECT audit.set_retention('saas')")
@@ -507,7 +507,7 @@ def test_schedule_needs_a_policy_and_a_member_of_the_owner(pg: Server, cron: str
     status = ok("retention", "status", "--dsn", dsn).stdout
     assert "pg_cron: in database None" not in status and "job unknown" in status
     execute(installed, f"GRANT pg_read_all_settings TO {reader}")
-    error_line(run("retention", "schedule", "--dsn", dsn), 1, "owner role")
+    error_line(run("retention", "schedule", "--dsn", dsn), 1, "member of auditsql_admin")
     assert jobs(pg, cron) == []
 
 

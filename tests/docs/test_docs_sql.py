@@ -71,7 +71,8 @@ def needs_role(name: str) -> Step:
 
 
 ORDERS = "CREATE TABLE orders (id bigint PRIMARY KEY, status text NOT NULL DEFAULT 'new')"
-EVENTS_RAW = "CREATE TABLE events_raw (source text NOT NULL, seq bigint NOT NULL, payload jsonb)"
+EVENTS_RAW = ("CREATE TABLE events_raw (source text NOT NULL, seq bigint NOT NULL, payload jsonb,"
+              " UNIQUE (source, seq))")
 USERS = ("CREATE TABLE users (id bigint PRIMARY KEY, email text, role text,"
          " password_hash text, updated_at timestamptz)")
 

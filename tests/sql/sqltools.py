@@ -18,6 +18,8 @@ Event = dict[str, Any]
 
 OWNER = "auditsql_owner"
 READER = "auditsql_reader"
+OPERATOR = "auditsql_operator"
+ADMIN = "auditsql_admin"
 ROW_ACTIONS = ("created", "updated", "deleted", "truncated")
 APPLICATION_NAME = "auditsql-sql-tests"
 
@@ -135,3 +137,12 @@ def month_partition(conn: Conn) -> str:
     """Name of the events partition for the current (UTC) month."""
     return str(scalar(
         conn, "SELECT 'audit.events_' || to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM')"))
+
+
+def quiet_ddl(conn: Conn, *statements: Query) -> None:
+    """Run DDL as a superuser with auditsql.permit_ddl set, in one
+    transaction: the event triggers let it pass as install's own, neither
+    recording it nor refreshing capture after it, as if they were absent."""
+    with conn.transaction():
+        conn.execute("SET LOCAL auditsql.permit_ddl = on")
+        run(conn, *statements)

@@ -5,7 +5,17 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from .sqltools import Conn, attach, brief, count_events, events, expect_error, run, scalar
+from .sqltools import (
+    Conn,
+    attach,
+    brief,
+    count_events,
+    events,
+    expect_error,
+    quiet_ddl,
+    run,
+    scalar,
+)
 
 
 @pytest.fixture
@@ -52,10 +62,10 @@ def test_failed_audit_insert_fails_the_statement(su: Conn, items: str, statement
 
 
 def test_raising_trigger_on_the_log_fails_the_write(su: Conn, items: str) -> None:
-    run(su, """CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql
-               AS $$ BEGIN RAISE EXCEPTION 'audit write refused'; END $$""",
-        "CREATE TRIGGER refuse BEFORE INSERT ON audit.events"
-        " FOR EACH ROW EXECUTE FUNCTION public.refuse()")
+    quiet_ddl(su, """CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql
+                     AS $$ BEGIN RAISE EXCEPTION 'audit write refused'; END $$""",
+              "CREATE TRIGGER refuse BEFORE INSERT ON audit.events"
+              " FOR EACH ROW EXECUTE FUNCTION public.refuse()")
     before = count_events(su)
     with (pytest.raises(psycopg.errors.RaiseException, match="audit write refused"),
           su.transaction()):

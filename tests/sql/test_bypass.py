@@ -1,7 +1,8 @@
 """Auditing cannot be stopped quietly: the event triggers a superuser's
-install creates refuse, to every role but an audit administrator, the DDL
-that would disable, drop or replace capture triggers or change audit
-objects, while attach, detach and install keep working."""
+install creates refuse, to every role but an audit administrator or a
+superuser, the DDL that would disable, drop or replace capture triggers or
+change audit objects, and record it in the log when those run it; attach,
+detach and install keep working."""
 
 from __future__ import annotations
 
@@ -12,26 +13,30 @@ import pytest
 from conftest import MakeRole, Server, drop_role, unique_name
 from psycopg import sql
 
+from auditsql.errors import PermissionDenied
 from auditsql.installer import install
 from auditsql.render import Settings, guard_schema_name
 
 from .sqltools import (
+    ADMIN,
+    OPERATOR,
     OWNER,
     AppRole,
     Conn,
     attach,
     connect,
     dbname,
+    brief,
     detach,
     events,
     expect_error,
     ident,
+    month_partition,
     run,
     scalar,
     triggers,
 )
 
-ADMIN = "auditsql_admin"
 REFUSED = "refused: it would stop or weaken auditing"
 
 ALWAYS = [("auditsql_capture_delete", "A"), ("auditsql_capture_insert", "A"),
@@ -63,7 +68,9 @@ TAMPERING = [
 AUDIT_OBJECT_DDL = [
     "ALTER TABLE audit.events DISABLE TRIGGER auditsql_guard_statement",
     "DROP TRIGGER auditsql_guard_row ON audit.events",
-    "ALTER FUNCTION audit.capture_truncate() SECURITY INVOKER",
+    "ALTER FUNCTION audit.capture_truncate(oid, oid) SECURITY DEFINER",
+    "ALTER FUNCTION audit.attach_prepare(regclass, text[], text, text[], text[], jsonb, boolean,"
+    " boolean) SECURITY INVOKER",
     "CREATE OR REPLACE FUNCTION audit.guard() RETURNS trigger LANGUAGE plpgsql"
     " AS $$ BEGIN RETURN NULL; END $$",
     "COMMENT ON FUNCTION audit.guard() IS 'auditsql 0.1.0 sha256:0'",
@@ -132,7 +139,7 @@ def test_the_flag_counts_for_nobody_outside_the_owner_role(audited: Conn, app_co
             app_conn.execute("SELECT set_config('auditsql.permit_ddl', 'on', true)")
             app_conn.execute(TAMPERING[6])
     for call in ("SELECT audit.attach('public.items')", "SELECT audit.detach('public.items')",
-                 "SELECT audit.drop_triggers('public.items')"):
+                 "SELECT audit.detach_prepare('public.items')"):
         expect_error(app_conn, call, sqlstate="42501")
     assert triggers(audited, "public.items") == ALWAYS
 
@@ -155,74 +162,159 @@ def test_ordinary_ddl_still_works(audited: Conn, app_conn: Conn) -> None:
     assert scalar(audited, "SELECT to_regclass('public.items') IS NULL")
 
 
-def test_an_audit_administrator_may(audited: Conn, app: AppRole, app_conn: Conn) -> None:
+def audit_ddl(conn: Conn) -> list[dict]:
+    """The `audit_ddl` events: what was done to auditing, by whom."""
+    return [e["after"] | {"db_user": e["db_user"]}
+            for e in events(conn, actions=["audit_ddl"], source="audit.events")]
+
+
+def test_an_audit_administrator_may_and_it_is_recorded(
+        audited: Conn, app: AppRole, app_conn: Conn) -> None:
     audited.execute(sql.SQL("GRANT {} TO {}").format(ident(ADMIN), ident(app.name)))
     try:
-        run(app_conn, "ALTER TABLE public.items DISABLE TRIGGER auditsql_capture_insert")
-        assert ("auditsql_capture_insert", "D") in triggers(audited, "public.items")
-        run(app_conn, "DROP TRIGGER auditsql_capture_update ON public.items")
+        with app_conn.transaction():
+            run(app_conn, "ALTER TABLE public.items DISABLE TRIGGER auditsql_capture_insert",
+                "DROP TRIGGER auditsql_capture_update ON public.items")
     finally:
         audited.execute(sql.SQL("REVOKE {} FROM {}").format(ident(ADMIN), ident(app.name)))
+    assert audit_ddl(audited) == [
+        {"command": "ALTER TABLE", "db_user": app.name, "role": "none",
+         "objects": ["auditsql_capture_insert on public.items left disabled"]},
+        {"command": "DROP TRIGGER", "db_user": app.name, "role": "none",
+         "objects": ["trigger auditsql_capture_update on public.items"]}]
+    assert triggers(audited, "public.items") == [
+        ("auditsql_capture_delete", "A"), ("auditsql_capture_insert", "D"),
+        ("auditsql_capture_truncate", "A")]
     attach(audited, "public.items")
     assert triggers(audited, "public.items") == ALWAYS
 
 
-def test_a_superuser_may(audited: Conn) -> None:
-    run(audited, "ALTER TABLE public.items DISABLE TRIGGER auditsql_capture_insert")
-    assert ("auditsql_capture_insert", "D") in triggers(audited, "public.items")
+def test_a_superuser_may_and_it_is_recorded(audited: Conn) -> None:
+    """Lifting a guard on the log, too, leaves a system event in the same
+    transaction; as install and maintenance do, a superuser may set
+    auditsql.permit_ddl to keep it out of the log (see docs/security.md)."""
+    partition = month_partition(audited)
+    with audited.transaction():
+        run(audited, "ALTER TABLE public.items DISABLE TRIGGER auditsql_capture_insert",
+            f"ALTER TABLE {partition} DISABLE TRIGGER auditsql_guard_statement",
+            f"ALTER TABLE {partition} ENABLE ALWAYS TRIGGER auditsql_guard_statement")
+    assert [e["objects"] for e in audit_ddl(audited)] == [
+        ["auditsql_capture_insert on public.items left disabled"],
+        [f"ALTER TABLE {partition}"], [f"ALTER TABLE {partition}"]]
     attach(audited, "public.items")
+    assert triggers(audited, "public.items") == ALWAYS
+
+
+def test_detaching_a_partition_is_recorded(audited: Conn, app_conn: Conn) -> None:
+    """DETACH PARTITION by the table's owner (no audit role): the writes to
+    the detached table are not captured, but the log says when it left the
+    tree and when it came back, in the same transactions."""
+    run(app_conn, "INSERT INTO public.parts VALUES (1)",
+        "ALTER TABLE public.parts DETACH PARTITION public.parts_1",
+        "INSERT INTO public.parts_1 VALUES (2)", "UPDATE public.parts_1 SET id = 3 WHERE id = 1",
+        "ALTER TABLE public.parts ATTACH PARTITION public.parts_1 FOR VALUES FROM (0) TO (100)",
+        "INSERT INTO public.parts VALUES (4)")
+    recorded = [(e["action"], e["entity_id"], (e["after"] or {}).get("partition"))
+                for e in events(audited, "public.parts", actions=[
+                    "created", "updated", "partition_detached", "partition_reattached"])]
+    assert recorded == [("created", "1", None), ("partition_detached", None, "public.parts_1"),
+                        ("partition_reattached", None, "public.parts_1"), ("created", "4", None)]
+    assert triggers(audited, "public.parts_1") == [("auditsql_capture_row", "A"),
+                                                   ("auditsql_capture_truncate", "A")]
+
+
+def test_new_partitions_get_their_truncate_trigger(audited: Conn, app_conn: Conn) -> None:
+    """A partition added by the table's owner gets the TRUNCATE trigger attach
+    would give it, so that TRUNCATE of that partition alone is recorded."""
+    run(app_conn, "CREATE TABLE public.parts_2 PARTITION OF public.parts"
+                  " FOR VALUES FROM (100) TO (200)",
+        "INSERT INTO public.parts VALUES (150)", "TRUNCATE public.parts_2")
+    assert triggers(audited, "public.parts_2") == [("auditsql_capture_row", "A"),
+                                                   ("auditsql_capture_truncate", "A")]
+    assert brief(events(audited, "public.parts")) == [("created", "150"), ("truncated", "150")]
 
 
 @pytest.fixture
-def owner_member(pg: Server, installed_db: str, app: AppRole, su: Conn) -> Iterator[Conn]:
-    """The application role, made a member of the owner role: it may attach
-    its tables, but is no audit administrator."""
-    su.execute(sql.SQL("GRANT {} TO {}").format(ident(OWNER), ident(app.name)))
+def operator(pg: Server, installed_db: str, app: AppRole, su: Conn) -> Iterator[Conn]:
+    """The application role, made a member of the operator role: it may
+    attach and detach its tables, and holds no right over the log."""
+    su.execute(sql.SQL("GRANT {} TO {}").format(ident(OPERATOR), ident(app.name)))
     with connect(app.dsn) as conn:
         yield conn
 
 
-def test_an_owner_member_may_attach_and_detach(
-        audited: Conn, owner_member: Conn) -> None:
+def test_an_operator_may_attach_and_detach(audited: Conn, operator: Conn) -> None:
     for _ in range(2):
-        detach(owner_member, "public.items")
+        detach(operator, "public.items")
         assert triggers(audited, "public.items") == []
-        attach(owner_member, "public.items", capture="statement")
+        attach(operator, "public.items", capture="statement")
         assert triggers(audited, "public.items") == ALWAYS
-    attach(owner_member, "public.parts")
-    refused(owner_member, TAMPERING[0])
+    attach(operator, "public.parts")
+    refused(operator, TAMPERING[0])
     actions = [e["action"] for e in events(audited, "public.items", ["attached", "detached"])]
     assert actions == ["attached", "detached", "attached", "detached", "attached"]
 
 
+def test_an_operator_cannot_touch_the_log(audited: Conn, operator: Conn) -> None:
+    """Attaching gives no power over the log: no guard lifted, no event
+    written, no grant on it, no audit object changed, flag or not."""
+    operator.execute("SET auditsql.permit_ddl = on")
+    partition = month_partition(audited)
+    for statement in (*AUDIT_OBJECT_DDL, f"ALTER TABLE {partition} DISABLE TRIGGER ALL"):
+        expect_error(operator, statement, sqlstate="42501")
+    for statement in ("INSERT INTO audit.events (category, action) VALUES ('data', 'created')",
+                      f"DELETE FROM {partition}", "GRANT DELETE ON audit.events TO PUBLIC",
+                      "SELECT audit.record_system_event('attached', 'x', NULL, NULL)",
+                      "SELECT audit.record_ddl('DROP TABLE', ARRAY['forged'])",
+                      "SELECT audit.capture_truncate(1, 1)"):
+        expect_error(operator, statement, sqlstate="42501")
+    assert scalar(audited, "SELECT has_table_privilege('public', 'audit.events', 'DELETE')") is False
+
+
 def test_an_owner_member_cannot_change_audit_objects_by_hand(
-        audited: Conn, owner_member: Conn) -> None:
-    owner_member.execute(sql.SQL("SET ROLE {}").format(ident(OWNER)))
-    for statement in AUDIT_OBJECT_DDL:
-        refused(owner_member, statement)
-    # The event triggers and their function belong to the installing
-    # superuser, in a schema of its own: out of the owner role's reach.
-    guard = sql.Identifier(guard_schema_name("audit"))
-    for statement in (
-        sql.SQL("DROP FUNCTION {}.ddl_guard() CASCADE").format(guard),
-        sql.SQL("CREATE OR REPLACE FUNCTION {}.ddl_guard() RETURNS event_trigger"
-                " LANGUAGE plpgsql AS $$ BEGIN END $$").format(guard),
-        sql.SQL("DROP SCHEMA {} CASCADE").format(guard),
-        sql.SQL("ALTER EVENT TRIGGER auditsql_ddl_audit DISABLE"),
-        sql.SQL("DROP EVENT TRIGGER auditsql_drop_audit"),
-    ):
-        expect_error(owner_member, statement, sqlstate="42501")
+        audited: Conn, app: AppRole, su: Conn) -> None:
+    """A login role granted the owner role (which nothing needs any more) may
+    not lift a guard, with or without the flag, directly or as the owner
+    role: only the owner role's own functions, with the flag, may."""
+    su.execute(sql.SQL("GRANT {} TO {}").format(ident(OWNER), ident(app.name)))
+    with connect(app.dsn) as member:
+        for role in (None, OWNER):
+            if role:
+                member.execute(sql.SQL("SET ROLE {}").format(ident(role)))
+            member.execute("SET auditsql.permit_ddl = on")
+            for statement in AUDIT_OBJECT_DDL:
+                refused(member, statement)
+        # Nor make a function of the owner role's elsewhere, to run as it.
+        member.execute("RESET ROLE")
+        run(member, "CREATE SCHEMA mine",
+            sql.SQL("GRANT CREATE ON SCHEMA mine TO {}").format(ident(OWNER)),
+            "CREATE FUNCTION mine.f() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'")
+        refused(member, sql.SQL("ALTER FUNCTION mine.f() OWNER TO {}").format(ident(OWNER)))
+        member.execute(sql.SQL("SET ROLE {}").format(ident(OWNER)))
+        refused(member, "CREATE FUNCTION mine.escape() RETURNS int LANGUAGE sql"
+                        " SECURITY DEFINER AS 'SELECT 1'")
+        # The event triggers and their function belong to the installing
+        # superuser, in a schema of its own: out of the owner role's reach.
+        guard = sql.Identifier(guard_schema_name("audit"))
+        for statement in (
+            sql.SQL("DROP FUNCTION {}.ddl_guard() CASCADE").format(guard),
+            sql.SQL("CREATE OR REPLACE FUNCTION {}.ddl_guard() RETURNS event_trigger"
+                    " LANGUAGE plpgsql AS $$ BEGIN END $$").format(guard),
+            sql.SQL("DROP SCHEMA {} CASCADE").format(guard),
+            sql.SQL("ALTER EVENT TRIGGER auditsql_ddl_audit DISABLE"),
+            sql.SQL("DROP EVENT TRIGGER auditsql_drop_audit"),
+        ):
+            expect_error(member, statement, sqlstate="42501")
     assert scalar(audited, "SELECT count(*) FROM pg_event_trigger"
                            " WHERE evtname LIKE 'auditsql%%' AND evtenabled = 'A'") == 2
     assert scalar(audited, "SELECT to_regclass('audit.events_default') IS NOT NULL")
-    assert scalar(audited, "SELECT prosecdef FROM pg_proc"
-                           " WHERE oid = 'audit.capture_truncate()'::regprocedure")
+    assert audit_ddl(audited) == []
 
 
-def test_install_again_by_an_owner_member(
+def test_install_again_by_an_owner_member_is_refused(
         pg: Server, installed_db: str, make_role: MakeRole, su: Conn, audited: Conn) -> None:
-    """A role that is no superuser upgrades an installation a superuser made:
-    its DDL on audit objects passes, as the owner role's, with the flag."""
+    """A role that is no superuser may not run the install script over an
+    installation the event triggers guard: it would rewrite audit objects."""
     installer = make_role("CREATEROLE")
     run(su,
         sql.SQL("GRANT {} TO {}").format(ident(OWNER), ident(installer)),
@@ -230,9 +322,8 @@ def test_install_again_by_an_owner_member(
             ident(dbname(installed_db)), ident(installer)))
     try:
         with psycopg.connect(pg.dsn(dbname(installed_db), user=installer)) as conn:
-            assert install(conn, Settings()) == "0.1.0"
-        assert scalar(su, "SELECT count(*) FROM pg_event_trigger"
-                          " WHERE evtname LIKE 'auditsql%%'") == 2
+            with pytest.raises(PermissionDenied, match="only a superuser's install may change"):
+                install(conn, Settings())
         with psycopg.connect(installed_db) as conn:
             install(conn, Settings())
     finally:
@@ -268,7 +359,8 @@ def plain_install(pg: Server, db: str, make_role: MakeRole) -> Iterator[tuple[st
     is no superuser, with roles of its own: no event triggers."""
     installer = make_role("CREATEROLE")
     settings = Settings(owner=unique_name("auditsql_r_own"), reader=unique_name("auditsql_r_rd"),
-                        admin=unique_name("auditsql_r_adm"))
+                        admin=unique_name("auditsql_r_adm"), writer=unique_name("auditsql_r_wr"),
+                        operator=unique_name("auditsql_r_op"))
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
             ident(dbname(db)), ident(installer)))
@@ -281,7 +373,8 @@ def plain_install(pg: Server, db: str, make_role: MakeRole) -> Iterator[tuple[st
         with psycopg.connect(db, autocommit=True) as conn:
             conn.execute(sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(
                 ident(dbname(db)), ident(installer)))
-        for role in (settings.owner, settings.reader, settings.admin):
+        for role in (settings.owner, settings.reader, settings.admin, settings.writer,
+                     settings.operator):
             drop_role(pg, role)
 
 

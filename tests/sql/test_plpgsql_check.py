@@ -24,7 +24,6 @@ TriggerTarget = tuple[str, str | None, str | None]
 # Trigger function -> (relation to check against, old table, new table).
 # The generated capture functions (audit.capture_<oid>) are added per test.
 TRIGGER_TARGETS: dict[str, TriggerTarget] = {
-    "audit.capture_truncate()": ("public.plain", None, None),
     "audit.guard()": ("audit.events", None, None),
     "audit.record_policy()": ("audit.retention", None, None),
     "audit.record_hold()": ("audit.legal_holds", None, None),

@@ -161,7 +161,9 @@ def test_install_script_defines_what_sql_holds(version: int, event_trigger: bool
     assert len(keys) == len(set(keys)), "an object defined twice"
     assert {("function", "set_actor"), ("function", "set_request"),
             ("function", "set_context"), ("function", "push_context"),
-            ("function", "pop_context"), ("schema", "audit")} == parsed.public_grants
+            ("function", "pop_context"), ("function", "attach"),
+            ("function", "detach"), ("function", "erase"), ("function", "refresh"),
+            ("schema", "audit")} == parsed.public_grants
 
 
 def test_install_script_embeds_its_own_definitions() -> None:

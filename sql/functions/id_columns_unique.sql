@@ -1,0 +1,12 @@
+{% from "fragments/macros.sql" import id_columns_unique %}
+-- id_columns_unique: whether the columns p_keys identify the rows of
+-- p_table (see the macro): no two rows can share an entity_id and none can
+-- have a NULL key.
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.id_columns_unique(p_table regclass, p_keys text[])
+RETURNS boolean
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT {{ id_columns_unique('p_table', 'p_keys') }}
+$fn$;
