@@ -9,11 +9,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
 
 import jinja2
+from jinja2.environment import TemplateModule
 
 from auditsql import __version__, errors
 
@@ -101,16 +103,42 @@ def _derived_name(prefix: str, schema: str) -> str:
 
 @functools.cache
 def _environment() -> jinja2.Environment:
-    loader = jinja2.FunctionLoader(_load)
+    return _make_environment(jinja2.FunctionLoader(_load))
+
+
+def _make_environment(loader: jinja2.BaseLoader, **options: object) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=loader,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
+        **options,  # type: ignore[arg-type]
     )
     env.filters["ident"] = quote_ident
     env.filters["literal"] = quote_literal
     return env
+
+
+def included_templates(template: str, context: Mapping[str, object]) -> list[str]:
+    """The templates that rendering ``template`` with ``context`` reads, in
+    the order it first reads them (``template`` first): its includes and
+    imports, those under a false condition left out."""
+    loaded: dict[str, None] = {}
+
+    def load(name: str) -> str:
+        loaded.setdefault(name)
+        return _load(name)
+
+    # No cache, so that every include reaches the loader.
+    env = _make_environment(jinja2.FunctionLoader(load), cache_size=0)
+    env.get_template(template).render(context)
+    return list(loaded)
+
+
+def template_module(template: str, context: Mapping[str, object]) -> TemplateModule:
+    """``template`` rendered with ``context``: str() of it is the text, and
+    the variables it sets at its top level are its attributes."""
+    return _environment().get_template(template).make_module(dict(context))
 
 
 def _load(name: str) -> str:
@@ -181,8 +209,8 @@ def install_sql(settings: Settings, server_version_num: int, *,
     """The whole install script for a server of the given version.
 
     The script stamps every object it creates with a fingerprint (see
-    ``auditsql.fingerprint``): it is rendered once to learn which objects it
-    defines, then again with that list embedded.
+    ``auditsql.fingerprint``): the list of the objects it defines (read from
+    the files it includes, see ``auditsql.manifest``) is embedded in it.
     """
     return _install_sql(settings, server_version_num, event_trigger)
 
@@ -196,16 +224,15 @@ def install_definitions(settings: Settings, server_version_num: int, *,
 @functools.lru_cache(maxsize=64)
 def _install_definitions(settings: Settings, server_version_num: int,
                          event_trigger: bool) -> Script:
-    from auditsql.fingerprint import parse_script
+    from auditsql import manifest
 
-    return parse_script(_install_sql(settings, server_version_num, event_trigger))
+    return manifest.read(INSTALL_TEMPLATE,
+                         _context(settings, server_version_num, event_trigger, "[]"))
 
 
 @functools.lru_cache(maxsize=64)
 def _install_sql(settings: Settings, server_version_num: int, event_trigger: bool) -> str:
-    from auditsql.fingerprint import parse_script
-
+    defined = _install_definitions(settings, server_version_num, event_trigger)
+    manifest = json.dumps(defined.as_json(), separators=(",", ":"), sort_keys=True)
     template = _environment().get_template(INSTALL_TEMPLATE)
-    draft = template.render(_context(settings, server_version_num, event_trigger, "[]"))
-    manifest = json.dumps(parse_script(draft).as_json(), separators=(",", ":"), sort_keys=True)
     return template.render(_context(settings, server_version_num, event_trigger, manifest))

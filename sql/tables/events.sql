@@ -1,3 +1,12 @@
+{#- What this file defines (see auditsql/manifest.py). -#}
+{%- set defines = [
+    {"kind": "sequence", "name": "events_id_seq"},
+    {"kind": "table", "name": "events"},
+    {"kind": "table", "name": "events_default"},
+    {"kind": "index", "name": "events_entity_id_idx", "table": "events"},
+    {"kind": "index", "name": "events_actor_idx", "table": "events"},
+    {"kind": "index", "name": "events_time_id_brin", "table": "events"},
+] %}
 -- events: the audit log. Append-only (see setup/guards.sql), range-partitioned
 -- by month on occurred_at, with a default partition so an insert never fails
 -- for want of a partition. Fixed-width columns first for compact rows. The
