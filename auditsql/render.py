@@ -149,7 +149,7 @@ def _load(name: str) -> str:
 def _context(settings: Settings, server_version_num: int, event_trigger: bool,
              manifest: str) -> dict[str, object]:
     settings.validate()
-    return {
+    context: dict[str, object] = {
         "schema": settings.schema,
         "owner": settings.owner,
         "reader": settings.reader,
@@ -164,6 +164,19 @@ def _context(settings: Settings, server_version_num: int, event_trigger: bool,
         "drop_trigger": event_trigger_name(settings.schema, "drop"),
         "manifest": manifest,
     }
+    context["upgrades"] = _upgrade_steps(context)
+    return context
+
+
+def _upgrade_steps(context: Mapping[str, object]) -> list[dict[str, str]]:
+    """Every upgrade step, oldest first, rendered for these settings (see
+    ``auditsql.upgrades``): what ``setup/upgrade.sql`` chooses from."""
+    from auditsql import upgrades
+
+    env = _environment()
+    return [{"source": step.source, "target": step.target,
+             "sql": env.get_template(step.template).render(context)}
+            for step in upgrades.steps()]
 
 
 @functools.cache

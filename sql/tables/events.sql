@@ -64,10 +64,7 @@ CREATE TABLE IF NOT EXISTS {{ schema | ident }}.events_default
 -- grow, where a btree on (entity_type, entity_id) stored the table name
 -- in every entry (89 bytes of index per event against 41) and a hash index
 -- spread bulk writes over every page (more WAL, slower bulk writes; see
--- docs/performance.md). Earlier versions built the two-column btree
--- (events_entity_idx); install replaces it, which reindexes the log once.
-DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_idx;
-DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_hash;
+-- docs/performance.md).
 CREATE INDEX IF NOT EXISTS events_entity_id_idx
     ON {{ schema | ident }}.events (entity_id);
 -- "Everything one actor did": only events that carry an actor.
