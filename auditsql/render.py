@@ -6,13 +6,14 @@ Templates receive install-time settings only. Identifiers pass through the
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from jinja2.environment import TemplateModule
@@ -101,18 +102,30 @@ def _derived_name(prefix: str, schema: str) -> str:
     return prefix + hashlib.sha256(schema.encode("utf-8")).hexdigest()[:16]
 
 
+# The templates a rendering reads, while included_templates() listens.
+_READ: contextvars.ContextVar[dict[str, None] | None] = contextvars.ContextVar(
+    "auditsql_templates_read", default=None)
+
+
+class _Environment(jinja2.Environment):
+    """Jinja's environment, telling included_templates() what it reads:
+    includes and imports go through get_template."""
+
+    def get_template(self, name: str | jinja2.Template, *args: Any,
+                     **kwargs: Any) -> jinja2.Template:
+        read = _READ.get()
+        if read is not None and isinstance(name, str):
+            read.setdefault(name)
+        return super().get_template(name, *args, **kwargs)
+
+
 @functools.cache
 def _environment() -> jinja2.Environment:
-    return _make_environment(jinja2.FunctionLoader(_load))
-
-
-def _make_environment(loader: jinja2.BaseLoader, **options: object) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=loader,
+    env = _Environment(
+        loader=jinja2.FunctionLoader(_load),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
-        **options,  # type: ignore[arg-type]
     )
     env.filters["ident"] = quote_ident
     env.filters["literal"] = quote_literal
@@ -123,16 +136,13 @@ def included_templates(template: str, context: Mapping[str, object]) -> list[str
     """The templates that rendering ``template`` with ``context`` reads, in
     the order it first reads them (``template`` first): its includes and
     imports, those under a false condition left out."""
-    loaded: dict[str, None] = {}
-
-    def load(name: str) -> str:
-        loaded.setdefault(name)
-        return _load(name)
-
-    # No cache, so that every include reaches the loader.
-    env = _make_environment(jinja2.FunctionLoader(load), cache_size=0)
-    env.get_template(template).render(context)
-    return list(loaded)
+    read: dict[str, None] = {}
+    token = _READ.set(read)
+    try:
+        _environment().get_template(template).render(context)
+    finally:
+        _READ.reset(token)
+    return list(read)
 
 
 def template_module(template: str, context: Mapping[str, object]) -> TemplateModule:
