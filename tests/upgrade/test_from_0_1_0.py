@@ -201,6 +201,20 @@ def test_upgrade_from_0_1_0_ends_as_a_fresh_install(installed_0_1_0: str, fresh:
     assert again.up_to_date, again
 
 
+def test_install_over_0_1_0_applies_the_steps_too(installed_0_1_0: str) -> None:
+    """`auditsql install` on an existing installation upgrades it as
+    `auditsql upgrade` does."""
+    res = subprocess.run([sys.executable, "-m", "auditsql", "install", "--dsn", installed_0_1_0],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    assert rows(installed_0_1_0, "SELECT version FROM audit.installation"
+                                 " ORDER BY installed_at") == [("0.1.0",), (__version__,)]
+    assert rows(installed_0_1_0, "SELECT attname FROM pg_attribute WHERE attrelid ="
+                                 " 'audit.tables'::regclass AND attnum > 12 ORDER BY attnum") == [
+        ("id_trusted",), ("triggers",), ("detached_partitions",)]
+    assert not_installed(installed_0_1_0) == []
+
+
 # --------------------------------------------------------------------------
 # Writers at work while it runs
 # --------------------------------------------------------------------------
