@@ -5,6 +5,8 @@ attaches tables, lets applications name the actor of a transaction, and
 records application events such as logins.
 """
 
+from importlib.metadata import version as _version
+
 from auditsql.context import (
     Address,
     Id,
@@ -18,7 +20,9 @@ from auditsql.context import (
 )
 from auditsql.errors import AuditsqlError
 
-__version__ = "0.1.0"
+# The version is written once, in pyproject.toml; the installed package's
+# metadata carries it here.
+__version__ = _version("auditsql")
 
 __all__ = [
     "Address", "AuditsqlError", "Id", "__version__", "audit_context", "log_event",

@@ -24,7 +24,7 @@ from functools import cached_property
 
 import psycopg
 
-from auditsql import __version__, catalog, errors, retention
+from auditsql import __version__, catalog, errors, retention, upgrades
 from auditsql.fingerprint import (
     EVENT_TRIGGER,
     FUNCTION,
@@ -224,16 +224,12 @@ def install_version(ctx: Context) -> Result:
     installed = ctx.installation.version
     if installed == __version__:
         return Result.passed("install.version", f"installed version {installed} is this package's")
-    if _version_key(installed) > _version_key(__version__):
-        hint = f"upgrade the auditsql package to {installed} or newer"
+    if upgrades.is_newer(installed):
+        hint = f"upgrade the auditsql package to {installed} or later"
     else:
         hint = "run `auditsql upgrade`"
     return Result("install.version", FAIL,
                   f"installed version {installed} differs from this package's {__version__}", hint)
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version))
 
 
 @check("objects.present", "every object this version creates exists")

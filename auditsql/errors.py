@@ -38,6 +38,11 @@ class PermissionDenied(AuditsqlError):
     """The connected role lacks a privilege the operation needs."""
 
 
+class CannotUpgrade(AuditsqlError):
+    """The installed version is one this package cannot upgrade from: newer
+    than the package, or one no upgrade step leads from."""
+
+
 class DatabaseError(AuditsqlError):
     """Any other error reported by the server, with its message."""
 

@@ -1,16 +1,21 @@
 """Install auditsql and attach or detach tables. Each public function runs
-in one transaction: it applies completely or not at all."""
+in one transaction: it applies completely or not at all (install and
+upgrade try it again when they gave up waiting for a lock)."""
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import psycopg
+from psycopg import errors as pgerrors
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from auditsql import __version__, catalog, db, errors, retention
+from auditsql import __version__, catalog, db, errors, retention, upgrades
 from auditsql.fingerprint import INSTALLED, MISSING, OUTDATED, ObjectState, classify
 from auditsql.render import (
     Settings,
@@ -38,16 +43,50 @@ def install(
     ``admin_roles`` and ``strict`` change the installation settings (see
     ``audit.configure``); None keeps them.
     """
-    with db.transaction(conn) as cur:
-        cur.execute(install_script(cur, settings).encode())
-        version = catalog.require_installed(cur, settings.schema)
-        reattach(cur, settings.schema)
-        if retention_policy is not None:
-            retention.set_policy_in(cur, settings.schema, retention_policy)
-        configure = configure_query(settings, admin_roles, strict)
-        if configure is not None:
-            cur.execute(configure)
-        return version
+    def attempt() -> str:
+        with db.transaction(conn) as cur:
+            installed = catalog.installed_version(cur, settings.schema)
+            if installed is not None:
+                upgrades.path(installed)
+            cur.execute(install_script(cur, settings).encode())
+            version = catalog.require_installed(cur, settings.schema)
+            reattach(cur, settings.schema)
+            if retention_policy is not None:
+                retention.set_policy_in(cur, settings.schema, retention_policy)
+            configure = configure_query(settings, admin_roles, strict)
+            if configure is not None:
+                cur.execute(configure)
+            return version
+
+    return _retried(attempt)
+
+
+T = TypeVar("T")
+
+# How many times install and upgrade try: the install script waits for a
+# lock one second at most (sql/install.sql.j2), and gives up rather than
+# keep writers queued behind it (sql/setup/lock.sql); the next attempt
+# comes after a pause that doubles each time, up to a second.
+LOCK_ATTEMPTS = 10
+_GAVE_UP = (pgerrors.LockNotAvailable, pgerrors.DeadlockDetected)
+
+
+def _retried(attempt: Callable[[], T]) -> T:
+    """``attempt()``, a whole transaction, run again while it gives up on a
+    lock (or is chosen to break a deadlock), LOCK_ATTEMPTS times at most."""
+    for number in range(1, LOCK_ATTEMPTS + 1):
+        try:
+            return attempt()
+        except errors.AuditsqlError as exc:
+            if not isinstance(exc.__cause__, _GAVE_UP):
+                raise
+            if number == LOCK_ATTEMPTS:
+                raise errors.DatabaseError(
+                    f"gave up after {LOCK_ATTEMPTS} attempts: each time, another transaction "
+                    "held a lock it needs (on an audited table or the log) for more than a "
+                    f"second; run it again when that transaction is done ({exc})") from exc
+        time.sleep(min(0.05 * 2 ** number, 1.0))
+    raise AssertionError("unreachable")
 
 
 def set_retention_sql(settings: Settings, policy: str) -> str:
@@ -172,19 +211,27 @@ def upgrade(conn: psycopg.Connection, schema: str) -> Upgrade:
     another version. One transaction; refused when nothing is installed.
 
     The objects are compared with their fingerprints before and after, so
-    that the result says what was repaired and what is still amiss."""
-    with db.transaction(conn) as cur:
-        installed = catalog.installation(cur, schema)
-        to = target(cur)
-        script = install_definitions(installed.settings, to.server_version_num,
-                                     event_trigger=to.event_trigger)
-        before = classify(script, catalog.fingerprinted_objects(cur, schema), __version__)
-        cur.execute(install_sql(installed.settings, to.server_version_num,
-                                event_trigger=to.event_trigger).encode())
-        reattached = reattach(cur, schema)
-        after = classify(script, catalog.fingerprinted_objects(cur, schema), __version__)
-        return Upgrade(installed.version, catalog.require_installed(cur, schema), reattached,
-                       *_drift(before, after))
+    that the result says what was repaired and what is still amiss.
+
+    The install script applies the upgrade steps from the installed version
+    (``auditsql.upgrades``); CannotUpgrade for an installation newer than
+    this package, or one no step leads from."""
+    def attempt() -> Upgrade:
+        with db.transaction(conn) as cur:
+            installed = catalog.installation(cur, schema)
+            upgrades.path(installed.version)
+            to = target(cur)
+            script = install_definitions(installed.settings, to.server_version_num,
+                                         event_trigger=to.event_trigger)
+            before = classify(script, catalog.fingerprinted_objects(cur, schema), __version__)
+            cur.execute(install_sql(installed.settings, to.server_version_num,
+                                    event_trigger=to.event_trigger).encode())
+            reattached = reattach(cur, schema)
+            after = classify(script, catalog.fingerprinted_objects(cur, schema), __version__)
+            return Upgrade(installed.version, catalog.require_installed(cur, schema),
+                           reattached, *_drift(before, after))
+
+    return _retried(attempt)
 
 
 _AMISS = (MISSING, OUTDATED)

@@ -6,14 +6,17 @@ Templates receive install-time settings only. Identifiers pass through the
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jinja2
+from jinja2.environment import TemplateModule
 
 from auditsql import __version__, errors
 
@@ -99,11 +102,27 @@ def _derived_name(prefix: str, schema: str) -> str:
     return prefix + hashlib.sha256(schema.encode("utf-8")).hexdigest()[:16]
 
 
+# The templates a rendering reads, while included_templates() listens.
+_READ: contextvars.ContextVar[dict[str, None] | None] = contextvars.ContextVar(
+    "auditsql_templates_read", default=None)
+
+
+class _Environment(jinja2.Environment):
+    """Jinja's environment, telling included_templates() what it reads:
+    includes and imports go through get_template."""
+
+    def get_template(self, name: str | jinja2.Template, *args: Any,
+                     **kwargs: Any) -> jinja2.Template:
+        read = _READ.get()
+        if read is not None and isinstance(name, str):
+            read.setdefault(name)
+        return super().get_template(name, *args, **kwargs)
+
+
 @functools.cache
 def _environment() -> jinja2.Environment:
-    loader = jinja2.FunctionLoader(_load)
-    env = jinja2.Environment(
-        loader=loader,
+    env = _Environment(
+        loader=jinja2.FunctionLoader(_load),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -111,6 +130,25 @@ def _environment() -> jinja2.Environment:
     env.filters["ident"] = quote_ident
     env.filters["literal"] = quote_literal
     return env
+
+
+def included_templates(template: str, context: Mapping[str, object]) -> list[str]:
+    """The templates that rendering ``template`` with ``context`` reads, in
+    the order it first reads them (``template`` first): its includes and
+    imports, those under a false condition left out."""
+    read: dict[str, None] = {}
+    token = _READ.set(read)
+    try:
+        _environment().get_template(template).render(context)
+    finally:
+        _READ.reset(token)
+    return list(read)
+
+
+def template_module(template: str, context: Mapping[str, object]) -> TemplateModule:
+    """``template`` rendered with ``context``: str() of it is the text, and
+    the variables it sets at its top level are its attributes."""
+    return _environment().get_template(template).make_module(dict(context))
 
 
 def _load(name: str) -> str:
@@ -121,7 +159,7 @@ def _load(name: str) -> str:
 def _context(settings: Settings, server_version_num: int, event_trigger: bool,
              manifest: str) -> dict[str, object]:
     settings.validate()
-    return {
+    context: dict[str, object] = {
         "schema": settings.schema,
         "owner": settings.owner,
         "reader": settings.reader,
@@ -136,6 +174,19 @@ def _context(settings: Settings, server_version_num: int, event_trigger: bool,
         "drop_trigger": event_trigger_name(settings.schema, "drop"),
         "manifest": manifest,
     }
+    context["upgrades"] = _upgrade_steps(context)
+    return context
+
+
+def _upgrade_steps(context: Mapping[str, object]) -> list[dict[str, str]]:
+    """Every upgrade step, oldest first, rendered for these settings (see
+    ``auditsql.upgrades``): what ``setup/upgrade.sql`` chooses from."""
+    from auditsql import upgrades
+
+    env = _environment()
+    return [{"source": step.source, "target": step.target,
+             "sql": env.get_template(step.template).render(context)}
+            for step in upgrades.steps()]
 
 
 @functools.cache
@@ -181,8 +232,8 @@ def install_sql(settings: Settings, server_version_num: int, *,
     """The whole install script for a server of the given version.
 
     The script stamps every object it creates with a fingerprint (see
-    ``auditsql.fingerprint``): it is rendered once to learn which objects it
-    defines, then again with that list embedded.
+    ``auditsql.fingerprint``): the list of the objects it defines (read from
+    the files it includes, see ``auditsql.manifest``) is embedded in it.
     """
     return _install_sql(settings, server_version_num, event_trigger)
 
@@ -196,16 +247,15 @@ def install_definitions(settings: Settings, server_version_num: int, *,
 @functools.lru_cache(maxsize=64)
 def _install_definitions(settings: Settings, server_version_num: int,
                          event_trigger: bool) -> Script:
-    from auditsql.fingerprint import parse_script
+    from auditsql import manifest
 
-    return parse_script(_install_sql(settings, server_version_num, event_trigger))
+    return manifest.read(INSTALL_TEMPLATE,
+                         _context(settings, server_version_num, event_trigger, "[]"))
 
 
 @functools.lru_cache(maxsize=64)
 def _install_sql(settings: Settings, server_version_num: int, event_trigger: bool) -> str:
-    from auditsql.fingerprint import parse_script
-
+    defined = _install_definitions(settings, server_version_num, event_trigger)
+    manifest = json.dumps(defined.as_json(), separators=(",", ":"), sort_keys=True)
     template = _environment().get_template(INSTALL_TEMPLATE)
-    draft = template.render(_context(settings, server_version_num, event_trigger, "[]"))
-    manifest = json.dumps(parse_script(draft).as_json(), separators=(",", ":"), sort_keys=True)
     return template.render(_context(settings, server_version_num, event_trigger, manifest))

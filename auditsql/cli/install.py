@@ -174,13 +174,15 @@ def upgrade(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
     """Bring an existing installation up to this version.
 
     Runs this version's install script with the settings the installation
-    was made with, then attaches again every audited table whose capture
-    triggers are missing, disabled, changed or made by another version.
-    Reports each table attached again and why, each object restored (it
-    was missing, or not as this version makes it), and each object still
-    amiss after it (changed by hand in a way upgrade does not undo; see
-    verify); "up to date" only when nothing needed doing. One transaction;
-    refused when auditsql is not installed.
+    was made with (it applies the upgrade steps from the installed version
+    first), then attaches again every audited table whose capture triggers
+    are missing, disabled, changed or made by another version. Reports each
+    table attached again and why, each object restored (it was missing, or
+    not as this version makes it), and each object still amiss after it
+    (changed by hand in a way upgrade does not undo; see verify); "up to
+    date" only when nothing needed doing. One transaction, tried again when
+    a long transaction holds a table it must lock; refused when auditsql is
+    not installed, or is newer than this package.
     """
     with reported(), db.connect(dsn) as conn:
         done = installer.upgrade(conn, schema)

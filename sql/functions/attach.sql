@@ -29,10 +29,6 @@
 -- removes) is done here, with the caller's rights over the table. Capture
 -- triggers are named auditsql_* and enabled always, so
 -- session_replication_role = replica does not silence them.
-DROP FUNCTION IF EXISTS {{ schema | ident }}.drop_triggers(regclass);
-DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[]);
-DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[], text);
-DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[], text, text[], text[], jsonb, boolean);
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.attach(
     p_table            regclass,
     p_id_columns       text[]  DEFAULT NULL,

@@ -20,7 +20,6 @@
 -- the marker, and a table that requires an actor refuses a TRUNCATE without an actor.
 -- Runs as the owner role, called by the capture functions; nobody else
 -- may execute it.
-DROP FUNCTION IF EXISTS {{ schema | ident }}.capture_truncate() CASCADE;
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.capture_truncate(p_relid oid, p_root oid)
 RETURNS void
 LANGUAGE plpgsql

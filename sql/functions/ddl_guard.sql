@@ -1,4 +1,6 @@
 {% from "fragments/macros.sql" import capture_trigger_forms %}
+{#- The one function outside the audit schema (see auditsql/manifest.py). -#}
+{%- set defines = [{"kind": "function", "name": "ddl_guard", "schema": guard_schema}] %}
 -- ddl_guard: event trigger function that keeps auditing from being stopped
 -- or weakened quietly. It sorts the DDL it sees into:
 --   * what weakens auditing: creating, changing or dropping anything in the

@@ -17,7 +17,6 @@
 -- the records of earlier holds).
 -- Runs as the owner role; the caller (session_user) must be a member of the
 -- admin role.
-DROP FUNCTION IF EXISTS {{ schema | ident }}.place_hold(text, text, text);
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.place_hold(
     p_entity_type text,
     p_entity_id   text,

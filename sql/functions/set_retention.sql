@@ -12,7 +12,6 @@
 -- next run would then remove.
 -- Runs as the owner role; the caller (session_user) must be a member of the
 -- admin role.
-DROP FUNCTION IF EXISTS {{ schema | ident }}.set_retention(text);
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.set_retention(
     p_policy       text,
     p_under_a_year boolean DEFAULT false,

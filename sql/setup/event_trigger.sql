@@ -1,3 +1,9 @@
+{#- What this file defines besides the function it includes (see
+    auditsql/manifest.py). -#}
+{%- set defines = [
+    {"kind": "event trigger", "name": ddl_trigger},
+    {"kind": "event trigger", "name": drop_trigger},
+] %}
 -- Event triggers: ddl_guard() on every DDL command and every drop in the
 -- database, ENABLE ALWAYS so that session_replication_role = replica does
 -- not lift them. Created only when a superuser installs (event triggers

@@ -11,18 +11,29 @@
 REVOKE ALL ON ALL TABLES IN SCHEMA {{ schema | ident }} FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA {{ schema | ident }} FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {{ schema | ident }} FROM PUBLIC;
-GRANT USAGE ON SCHEMA {{ schema | ident }} TO PUBLIC;
-GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_actor(text, text, text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_request(text, text, text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION {{ schema | ident }}.set_context(text, text, text, text, text, text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION {{ schema | ident }}.push_context(text, text, text, text, text, text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION {{ schema | ident }}.pop_context() TO PUBLIC;
-GRANT EXECUTE ON FUNCTION
-    {{ schema | ident }}.attach(regclass, text[], text, text[], text[], jsonb, boolean, boolean),
-    {{ schema | ident }}.detach(regclass),
-    {{ schema | ident }}.erase(text, text, text[], text),
-    {{ schema | ident }}.refresh(regclass)
-    TO PUBLIC;
+{#- What PUBLIC is granted: (kind, name, argument types). The statements
+    below are rendered from this list, and `auditsql verify`
+    (privileges.public) allows PUBLIC exactly what it names (see
+    auditsql/manifest.py). -#}
+{%- set public_grants = [
+    ("schema", schema, none),
+    ("function", "set_actor", "text, text, text"),
+    ("function", "set_request", "text, text, text"),
+    ("function", "set_context", "text, text, text, text, text, text"),
+    ("function", "push_context", "text, text, text, text, text, text"),
+    ("function", "pop_context", ""),
+    ("function", "attach", "regclass, text[], text, text[], text[], jsonb, boolean, boolean"),
+    ("function", "detach", "regclass"),
+    ("function", "erase", "text, text, text[], text"),
+    ("function", "refresh", "regclass"),
+] %}
+{%- for kind, name, arguments in public_grants %}
+{%- if kind == "schema" %}
+GRANT USAGE ON SCHEMA {{ name | ident }} TO PUBLIC;
+{%- else %}
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.{{ name | ident }}({{ arguments }}) TO PUBLIC;
+{%- endif %}
+{%- endfor %}
 
 GRANT USAGE ON SCHEMA {{ schema | ident }} TO {{ reader | ident }};
 -- status compares each capture function with what attach would generate now.

@@ -1,3 +1,13 @@
+{#- What this file defines (see auditsql/manifest.py). -#}
+{%- set defines = [
+    {"kind": "trigger", "name": "auditsql_guard_statement", "table": "events"},
+    {"kind": "trigger", "name": "auditsql_guard_row", "table": "events"},
+    {"kind": "trigger", "name": "auditsql_guard_statement", "table": "events_default"},
+    {"kind": "trigger", "name": "auditsql_record", "table": "retention"},
+    {"kind": "trigger", "name": "auditsql_guard_statement", "table": "retention"},
+    {"kind": "trigger", "name": "auditsql_record", "table": "legal_holds"},
+    {"kind": "trigger", "name": "auditsql_guard_statement", "table": "legal_holds"},
+] %}
 -- Guards: the log is append-only for everyone. Statement-level triggers on
 -- the parent and every partition refuse UPDATE, DELETE and TRUNCATE even
 -- when no row matches; a row-level trigger on the parent, cloned onto any

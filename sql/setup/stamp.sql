@@ -1,7 +1,7 @@
 {% from "fingerprint/catalog.sql" import fingerprint_line %}
 -- Stamp every object this install defines with its fingerprint (the list
--- below is the install script's own CREATE statements, with the digest of
--- each; see auditsql/fingerprint.py), and bring the fingerprints of objects
+-- below is what the files this script includes define, with the digest of
+-- each file; see auditsql/manifest.py), and bring the fingerprints of objects
 -- created at run time (partitions and their guards) up to this version.
 -- Objects install re-creates (functions, triggers, views, event triggers)
 -- are stamped always; others only when they carried no fingerprint before

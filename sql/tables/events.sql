@@ -1,3 +1,12 @@
+{#- What this file defines (see auditsql/manifest.py). -#}
+{%- set defines = [
+    {"kind": "sequence", "name": "events_id_seq"},
+    {"kind": "table", "name": "events"},
+    {"kind": "table", "name": "events_default"},
+    {"kind": "index", "name": "events_entity_id_idx", "table": "events"},
+    {"kind": "index", "name": "events_actor_idx", "table": "events"},
+    {"kind": "index", "name": "events_time_id_brin", "table": "events"},
+] %}
 -- events: the audit log. Append-only (see setup/guards.sql), range-partitioned
 -- by month on occurred_at, with a default partition so an insert never fails
 -- for want of a partition. Fixed-width columns first for compact rows. The
@@ -55,10 +64,7 @@ CREATE TABLE IF NOT EXISTS {{ schema | ident }}.events_default
 -- grow, where a btree on (entity_type, entity_id) stored the table name
 -- in every entry (89 bytes of index per event against 41) and a hash index
 -- spread bulk writes over every page (more WAL, slower bulk writes; see
--- docs/performance.md). Earlier versions built the two-column btree
--- (events_entity_idx); install replaces it, which reindexes the log once.
-DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_idx;
-DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_hash;
+-- docs/performance.md).
 CREATE INDEX IF NOT EXISTS events_entity_id_idx
     ON {{ schema | ident }}.events (entity_id);
 -- "Everything one actor did": only events that carry an actor.

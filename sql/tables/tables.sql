@@ -8,27 +8,27 @@
 -- transition tables: the cheapest for bulk writes). Column policies (see
 -- attach): exclude (never stored), redact (stored as a marker), on_change
 -- (column -> auth action recorded when an update changes it), require_actor
--- (a write without an actor in context fails).
+-- (a write without an actor in context fails). id_trusted: explicit id
+-- columns trusted without a unique index (attach --trust-id-columns).
+-- triggers: the capture triggers as attach or refresh last recorded them,
+-- and detached_partitions the partitions detached since, to tell later
+-- which were dropped, re-created or left with a detached partition (see
+-- refresh).
 CREATE TABLE IF NOT EXISTS {{ schema | ident }}.tables (
-    relid          oid         PRIMARY KEY,
-    id_columns     text[]      NOT NULL,
-    id_source      text        NOT NULL CHECK (id_source IN ('primary key', 'explicit')),
-    capture        text        NOT NULL DEFAULT 'row' CHECK (capture IN ('row', 'statement')),
-    exclude        text[]      NOT NULL DEFAULT '{}',
-    redact         text[]      NOT NULL DEFAULT '{}',
-    on_change      jsonb       NOT NULL DEFAULT '{}',
-    require_actor  boolean     NOT NULL DEFAULT false,
-    granted_select boolean     NOT NULL,
-    granted_usage  oid[]       NOT NULL DEFAULT '{}',
-    attached_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    attached_by    text        NOT NULL DEFAULT pg_catalog."session_user"()
+    relid               oid         PRIMARY KEY,
+    id_columns          text[]      NOT NULL,
+    id_source           text        NOT NULL CHECK (id_source IN ('primary key', 'explicit')),
+    capture             text        NOT NULL DEFAULT 'row' CHECK (capture IN ('row', 'statement')),
+    exclude             text[]      NOT NULL DEFAULT '{}',
+    redact              text[]      NOT NULL DEFAULT '{}',
+    on_change           jsonb       NOT NULL DEFAULT '{}',
+    require_actor       boolean     NOT NULL DEFAULT false,
+    granted_select      boolean     NOT NULL,
+    granted_usage       oid[]       NOT NULL DEFAULT '{}',
+    attached_at         timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    attached_by         text        NOT NULL DEFAULT pg_catalog."session_user"(),
+    id_trusted          boolean     NOT NULL DEFAULT false,
+    triggers            jsonb       NOT NULL DEFAULT '{}',
+    detached_partitions oid[]       NOT NULL DEFAULT '{}'
 );
--- Added after the first release: whether explicit id columns are trusted
--- without a unique index (attach --trust-id-columns), and the capture
--- triggers as last recorded, to tell later which were dropped, re-created or
--- left with a detached partition (see refresh).
-ALTER TABLE {{ schema | ident }}.tables
-    ADD COLUMN IF NOT EXISTS id_trusted          boolean NOT NULL DEFAULT false,
-    ADD COLUMN IF NOT EXISTS triggers            jsonb   NOT NULL DEFAULT '{}',
-    ADD COLUMN IF NOT EXISTS detached_partitions oid[]   NOT NULL DEFAULT '{}';
 COMMENT ON TABLE {{ schema | ident }}.tables IS 'auditsql: audited tables';

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,10 @@ from psycopg.conninfo import conninfo_to_dict
 
 from conftest import Server, drop_role, unique_name
 
-VERSION = "0.1.0"
+# The version, from where it is written (the package reads it from its
+# metadata; test_cli_help checks that the two agree).
+VERSION = tomllib.loads(
+    (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]["version"]
 TIMEOUT = 60
 
 # Environment variables that would change what the CLI does behind the

@@ -467,13 +467,13 @@ def test_without_event_triggers_the_table_owner_is_caught(plain_install: Install
 def test_upgrade_reports_versions_and_tables_attached_again(superuser_install: Install) -> None:
     dsn = superuser_install.dsn
     execute(dsn, "INSERT INTO audit.installation (version, settings)"
-                 " SELECT '0.0.9', settings FROM audit.installation"
+                 " SELECT '0.1.0', settings FROM audit.installation"
                  " ORDER BY installed_at DESC LIMIT 1;"
                  "ALTER TABLE app.orders DISABLE TRIGGER auditsql_capture_insert")
     res = ok("upgrade", "--dsn", dsn)
     assert res.stderr.splitlines() == [
         "attached app.orders again (auditsql_capture_insert on app.orders: disabled)",
-        f"auditsql upgraded from 0.0.9 to {VERSION} in schema audit",
+        f"auditsql upgraded from 0.1.0 to {VERSION} in schema audit",
     ]
     again = ok("upgrade", "--dsn", dsn)
     assert again.stderr == f"auditsql {VERSION} in schema audit is up to date\n"

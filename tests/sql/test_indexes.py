@@ -70,10 +70,13 @@ def test_history_of_one_entity_uses_the_entity_index(busy_log: Conn) -> None:
 
 def test_install_replaces_the_entity_btree_of_earlier_versions(
         su: Conn, installed_db: str) -> None:
-    """Earlier versions indexed (entity_type, entity_id); the index on
-    entity_id alone replaces it, partitions included."""
+    """Builds before 0.1.0 indexed (entity_type, entity_id), and recorded
+    0.1.0 as well: the upgrade step from 0.1.0 drops that index and install
+    creates the one on entity_id alone, partitions included."""
     run(su, "DROP INDEX audit.events_entity_id_idx",
-        "CREATE INDEX events_entity_idx ON audit.events (entity_type, entity_id)")
+        "CREATE INDEX events_entity_idx ON audit.events (entity_type, entity_id)",
+        "INSERT INTO audit.installation (version, settings) SELECT '0.1.0', settings"
+        " FROM audit.installation ORDER BY installed_at DESC LIMIT 1")
     with psycopg.connect(installed_db) as conn:
         install(conn, Settings())
     definitions = column(su, "SELECT DISTINCT regexp_replace(pg_get_indexdef(i.indexrelid),"

@@ -117,18 +117,20 @@ def test_install_again_keeps_every_event_and_goes_on_capturing(
 
 def test_upgrade_keeps_every_event_and_goes_on_capturing(
         installed_db: str, logged: Conn) -> None:
-    """An upgrade from an older version attaches again the tables whose
-    capture triggers are not intact (one disabled by hand; a partition made
-    after attach got its TRUNCATE trigger from the event triggers already):
-    the events stay all the same."""
+    """An upgrade from an older version (recorded as the previous release:
+    its upgrade steps allow for what they change being there already)
+    attaches again the tables whose capture triggers are not intact (one
+    disabled by hand; a partition made after attach got its TRUNCATE
+    trigger from the event triggers already): the events stay all the
+    same."""
     run(logged,
-        "INSERT INTO audit.installation (version, settings) SELECT '0.0.9', settings"
+        "INSERT INTO audit.installation (version, settings) SELECT '0.1.0', settings"
         " FROM audit.installation ORDER BY installed_at DESC LIMIT 1",
         "ALTER TABLE public.bulk DISABLE TRIGGER auditsql_capture_insert")
     before = log_state(logged)
     with psycopg.connect(installed_db) as conn:
         done = installer.upgrade(conn, "audit")
-    assert (done.from_version, [r.table for r in done.reattached]) == ("0.0.9", ["public.bulk"])
+    assert (done.from_version, [r.table for r in done.reattached]) == ("0.1.0", ["public.bulk"])
     assert_kept(logged, before)
     assert last_id(logged) == before[0][-1]["id"], "upgrading records nothing"
     assert_capturing(logged, last_id(logged))

@@ -1,5 +1,6 @@
-"""fingerprint: reading what the install script defines, digests, and
-comparing with the catalog. No database."""
+"""fingerprint and manifest: what the install script defines, read from the
+layout of sql/, digests, and comparing with the catalog. No database
+(tests/upgrade/test_manifest.py installs the script and compares)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from importlib import resources
 
 import pytest
 
-from auditsql import fingerprint, render
+from auditsql import fingerprint, manifest, render
 from auditsql.fingerprint import (
     INSTALLED,
     MISSING,
@@ -19,131 +20,44 @@ from auditsql.fingerprint import (
     UNEXPECTED,
     Definition,
     classify,
-    parse_script,
-    statements,
-    tokens,
 )
-from auditsql.render import Settings, install_sql
+from auditsql.render import Settings, install_definitions, install_sql
 
 VERSIONS = [140000, 150000, 160000, 170000, 180000]
 
 
-# --------------------------------------------------------------------------
-# Lexing
-# --------------------------------------------------------------------------
+def context(settings: Settings = Settings(), version: int = 170000,
+            event_trigger: bool = True) -> dict[str, object]:
+    return render._context(settings, version, event_trigger, "[]")
 
 
-def texts(script: str) -> list[str]:
-    return [t.text for t in tokens(script)]
-
-
-def test_comments_and_white_space_are_left_out() -> None:
-    script = "-- a; comment\nSELECT /* nested /* ; */ still */ 1 ; -- end"
-    assert texts(script) == ["SELECT", "1", ";"]
-
-
-def test_strings_identifiers_and_bodies_keep_semicolons() -> None:
-    script = (
-        "SELECT 'a;b''c', E'x\\';y', \"q;\"\"u\" FROM t; "
-        "CREATE FUNCTION f() AS $fn$ SELECT 1; $x$ not a tag end $x$ $fn$; "
-        "DO $$ BEGIN NULL; END $$;"
-    )
-    found = statements(script)
-    assert len(found) == 3
-    values = [t.value for t in found[0] if t.kind in ("string", "ident")]
-    assert values == ["a;b'c", "x';y", 'q;"u']
-    body = next(t for t in found[1] if t.kind == "string")
-    assert body.value == " SELECT 1; $x$ not a tag end $x$ "
-    assert found[2][1].value == " BEGIN NULL; END "
-
-
-def test_positional_parameters_are_not_dollar_quotes() -> None:
-    assert [t.text for t in tokens("SELECT $1, $2")] == ["SELECT", "$", "1", ",", "$", "2"]
-
-
-@pytest.mark.parametrize("script", ["SELECT 'open", 'SELECT "open', "DO $x$ open",
-                                    "/* open"])
-def test_unterminated_quotes_are_errors(script: str) -> None:
-    with pytest.raises(ValueError):
-        list(tokens(script))
+def sql_files(folder: str) -> set[str]:
+    return {f.name.removesuffix(".sql")
+            for f in resources.files("auditsql").joinpath("sql", folder).iterdir()
+            if f.name.endswith(".sql")}
 
 
 # --------------------------------------------------------------------------
-# Definitions in a script
+# Definitions, from the layout of sql/
 # --------------------------------------------------------------------------
-
-
-def test_each_kind_of_definition() -> None:
-    script = """
-        CREATE SCHEMA IF NOT EXISTS "s";
-        CREATE OR REPLACE FUNCTION "s".f(p_a int DEFAULT 1, p_b text) RETURNS int
-            LANGUAGE sql SET search_path = pg_catalog AS $fn$ SELECT 1 $fn$;
-        CREATE TABLE IF NOT EXISTS "s"."My Table" (id int);
-        CREATE UNLOGGED TABLE "s".u (id int);
-        CREATE SEQUENCE IF NOT EXISTS "s".q;
-        CREATE UNIQUE INDEX IF NOT EXISTS i_1 ON ONLY "s"."My Table" (id);
-        DROP TRIGGER IF EXISTS t_1 ON "s"."My Table";
-        CREATE TRIGGER t_1 BEFORE UPDATE OR DELETE ON "s"."My Table"
-            FOR EACH ROW EXECUTE FUNCTION "s".f();
-        CREATE OR REPLACE VIEW "s".v AS SELECT 1;
-        CREATE MATERIALIZED VIEW IF NOT EXISTS "s".m AS SELECT 1;
-        CREATE EVENT TRIGGER "e 1" ON ddl_command_end EXECUTE FUNCTION "s".f();
-        GRANT EXECUTE ON FUNCTION "s".f(int, text), "s".g() TO app, PUBLIC;
-        GRANT USAGE ON SCHEMA "s" TO PUBLIC;
-        GRANT SELECT ON "s"."My Table" TO reader;
-    """
-    parsed = parse_script(script)
-    found = [(d.kind, d.name, d.table, d.replaced) for d in parsed.definitions]
-    assert found == [
-        ("function", "f", None, True),
-        ("table", "My Table", None, False),
-        ("table", "u", None, True),
-        ("sequence", "q", None, False),
-        ("index", "i_1", "My Table", False),
-        ("trigger", "t_1", "My Table", True),
-        ("view", "v", None, True),
-        ("materialized view", "m", None, False),
-        ("event trigger", "e 1", None, True),
-    ]
-    assert parsed.definitions[0].body == hashlib.sha256(b" SELECT 1 ").hexdigest()
-    assert parsed.public_grants == {("function", "f"), ("function", "g"), ("schema", "s")}
-    assert parsed.unrecognized == ()
-
-
-def test_unknown_kinds_are_reported() -> None:
-    parsed = parse_script('CREATE TYPE "s".mood AS ENUM (\'a\'); CREATE ROLE r; '
-                          "CREATE EXTENSION x")
-    assert parsed.definitions == ()
-    assert parsed.unrecognized == ('CREATE TYPE "s" .',)
-
-
-def test_source_digest_ignores_comments_and_spacing_outside_bodies() -> None:
-    one = parse_script("-- f\nCREATE FUNCTION s.f() AS $fn$ body $fn$;").definitions[0]
-    two = parse_script("CREATE   FUNCTION /* x */ s.f()\n AS $fn$ body $fn$").definitions[0]
-    three = parse_script("CREATE FUNCTION s.f() AS $fn$ body  $fn$").definitions[0]
-    assert one.source == two.source
-    assert one.source != three.source
-    assert len(one.source) == fingerprint.SOURCE_DIGEST_LENGTH
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("event_trigger", [True, False])
 def test_install_script_defines_what_sql_holds(version: int, event_trigger: bool) -> None:
-    """Every CREATE of the install script is understood, and every function
-    file under sql/functions/ shows up: nothing is listed by hand."""
-    parsed = parse_script(install_sql(Settings(), version, event_trigger=event_trigger))
-    assert parsed.unrecognized == ()
+    """Every file under sql/functions, sql/tables and sql/views shows up,
+    named after the file, and the files that declare their objects add
+    theirs: nothing is listed by hand."""
+    parsed = install_definitions(Settings(), version, event_trigger=event_trigger)
     functions = {d.name for d in parsed.definitions if d.kind == "function"}
-    files = {f.name.removesuffix(".sql")
-             for f in resources.files("auditsql").joinpath("sql", "functions").iterdir()
-             if f.name.endswith(".sql")}
+    files = sql_files("functions")
     guard = {d.schema for d in parsed.definitions if d.name == "ddl_guard"}
     if event_trigger:
         assert guard == {"auditsql_guard_audit"}  # the event trigger function's own schema
     else:
         assert guard == set()
         files.discard("ddl_guard")
-    assert files <= functions
+    assert files == functions
     assert {d.schema for d in parsed.definitions
             if d.kind != "event trigger" and d.name != "ddl_guard"} == {"audit"}
     assert all(d.body for d in parsed.definitions if d.kind == "function")
@@ -154,7 +68,11 @@ def test_install_script_defines_what_sql_holds(version: int, event_trigger: bool
                       ("auditsql_guard_statement", "legal_holds"),
                       ("auditsql_record", "legal_holds")}
     tables = {d.name for d in parsed.definitions if d.kind == "table"}
-    assert {"events", "events_default", "tables", "installation"} <= tables
+    assert tables == sql_files("tables") | {"events_default"}
+    assert {d.name for d in parsed.definitions if d.kind == "view"} == sql_files("views")
+    assert {(d.name, d.table) for d in parsed.definitions if d.kind in ("index", "sequence")} == {
+        ("events_id_seq", None), ("events_entity_id_idx", "events"),
+        ("events_actor_idx", "events"), ("events_time_id_brin", "events")}
     events = {d.name for d in parsed.definitions if d.kind == "event trigger"}
     assert events == ({"auditsql_ddl_audit", "auditsql_drop_audit"} if event_trigger else set())
     keys = [(d.kind, d.name, d.table) for d in parsed.definitions]
@@ -166,20 +84,78 @@ def test_install_script_defines_what_sql_holds(version: int, event_trigger: bool
             ("schema", "audit")} == parsed.public_grants
 
 
+def test_each_function_file_creates_the_function_it_is_named_after() -> None:
+    """The name comes from the file: the file must create that function,
+    and only that one."""
+    ctx = context()
+    for name in sql_files("functions"):
+        text = str(render.template_module(f"functions/{name}.sql", ctx))
+        created = re.findall(r"^CREATE (?:OR REPLACE )?FUNCTION ([^(\s]+)\(", text, re.M)
+        schema = "auditsql_guard_audit" if name == "ddl_guard" else "audit"
+        assert created == [f'"{schema}".{name}'], name
+
+
+def test_replaced_follows_the_kind() -> None:
+    """Functions, views and triggers are re-created by every install;
+    tables, sequences and indexes are changed by upgrade steps only."""
+    parsed = install_definitions(Settings(), 170000)
+    replaced = {d.kind for d in parsed.definitions if d.replaced}
+    kept = {d.kind for d in parsed.definitions if not d.replaced}
+    assert replaced == {"function", "view", "trigger", "event trigger"}
+    assert kept == {"table", "sequence", "index"}
+
+
+def test_source_is_the_digest_of_the_rendered_file() -> None:
+    ctx = context()
+    parsed = install_definitions(Settings(), 170000)
+    by_name = {(d.kind, d.name, d.table): d for d in parsed.definitions}
+    for key, file in [(("function", "guard", None), "functions/guard.sql"),
+                      (("table", "events", None), "tables/events.sql"),
+                      (("index", "events_actor_idx", "events"), "tables/events.sql"),
+                      (("trigger", "auditsql_guard_row", "events"), "setup/guards.sql")]:
+        text = str(render.template_module(file, ctx))
+        assert by_name[key].source == fingerprint.digest(text)[:fingerprint.SOURCE_DIGEST_LENGTH]
+    assert len({d.source for d in parsed.definitions if d.kind == "function"}) == \
+        len([d for d in parsed.definitions if d.kind == "function"])
+    other = install_definitions(Settings(schema="elsewhere"), 170000)
+    assert {d.name: d.source for d in other.definitions}["guard"] != by_name[
+        ("function", "guard", None)].source
+
+
+@pytest.mark.parametrize("text", ["CREATE FUNCTION f() AS 'x'",
+                                  "AS $fn$ a $fn$ -- $fn$ b $fn$"])
+def test_a_function_file_quotes_its_body_once(text: str) -> None:
+    with pytest.raises(ValueError, match=r"sql/functions/f\.sql"):
+        manifest.function_body("functions/f.sql", text)
+
+
 def test_install_script_embeds_its_own_definitions() -> None:
     script = install_sql(Settings(), 170000)
     embedded = re.search(r"jsonb_to_recordset\('(\[.*?\])'::jsonb\)", script)
     assert embedded, "no definitions in the stamping step"
-    assert json.loads(embedded.group(1).replace("''", "'")) == parse_script(script).as_json()
+    assert json.loads(embedded.group(1).replace("''", "'")) == \
+        install_definitions(Settings(), 170000).as_json()
 
 
 def test_function_bodies_digest_as_the_server_stores_them() -> None:
     """The body digest is of the text between the dollar quotes: prosrc."""
     script = install_sql(Settings(), 170000)
-    guard = next(d for d in parse_script(script).definitions if d.name == "guard")
+    guard = next(d for d in install_definitions(Settings(), 170000).definitions
+                 if d.name == "guard")
     body = re.search(r'FUNCTION "audit"\.guard\(\).*?AS \$fn\$(.*?)\$fn\$', script, re.S)
     assert body is not None
     assert guard.body == hashlib.sha256(body.group(1).encode()).hexdigest()
+
+
+def test_included_templates_follow_the_conditions() -> None:
+    """What the script includes is what it renders: the event trigger file
+    only when it creates event triggers."""
+    with_guard = render.included_templates("install.sql.j2", context())
+    without = render.included_templates("install.sql.j2", context(event_trigger=False))
+    assert with_guard[0] == "install.sql.j2"
+    assert {"setup/event_trigger.sql", "functions/ddl_guard.sql"} <= set(with_guard)
+    assert not {"setup/event_trigger.sql", "functions/ddl_guard.sql"} & set(without)
+    assert with_guard.index("functions/guard.sql") < with_guard.index("setup/guards.sql")
 
 
 HOSTILE = 'x"\'; DROP TABLE t; -- ;'
@@ -188,11 +164,12 @@ HOSTILE = 'x"\'; DROP TABLE t; -- ;'
 def test_hostile_names_are_read_back_exactly() -> None:
     settings = Settings(schema="s" + HOSTILE, owner="o" + HOSTILE, reader="r" + HOSTILE,
                         admin="a" + HOSTILE)
-    parsed = parse_script(install_sql(settings, 170000))
-    assert parsed.unrecognized == ()
+    parsed = install_definitions(settings, 170000)
     names = {d.name for d in parsed.definitions}
     assert {"events", "attach", "guard"} <= names
     assert render.event_trigger_name(settings.schema, "ddl") in names
+    assert {d.schema for d in parsed.definitions if d.name == "ddl_guard"} == {
+        render.guard_schema_name(settings.schema)}
     assert ("schema", settings.schema) in parsed.public_grants
 
 
@@ -269,7 +246,7 @@ def definition(kind: str, name: str, table: str | None = None, body: str | None 
 
 
 def script_of(*definitions: Definition) -> fingerprint.Script:
-    return fingerprint.Script(tuple(definitions), frozenset(), ())
+    return fingerprint.Script(tuple(definitions), frozenset())
 
 
 def states(script: fingerprint.Script, *objects: Obj) -> list[tuple[str, str, str]]:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from auditsql import errors, render
+from auditsql import __version__, errors, render
 from auditsql.render import Settings, install_sql, quote_ident, quote_literal
 
 # --------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def test_install_script_renders(version: int) -> None:
     assert 'CREATE SCHEMA IF NOT EXISTS "audit" AUTHORIZATION "auditsql_owner"' in script
     assert 'CREATE TABLE IF NOT EXISTS "audit".events' in script
     assert "SET LOCAL ROLE \"auditsql_owner\"" in script
-    assert "0.1.0" in script
+    assert script.startswith(f"-- auditsql {__version__}: install into schema")
 
 
 @pytest.mark.parametrize("version", VERSIONS)

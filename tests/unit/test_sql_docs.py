@@ -6,13 +6,15 @@ argument types. No database."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
-from auditsql.fingerprint import Token, statements, tokens
-from auditsql.render import Settings, install_definitions, install_sql
+from auditsql import render
+from auditsql.render import Settings, install_definitions
 
 REPO = Path(__file__).resolve().parents[2]
 SQL_MD = REPO / "docs" / "sql.md"
@@ -28,6 +30,36 @@ def section(text: str, heading: str) -> str:
     start = text.index(f"\n## {heading}\n")
     end = text.find("\n## ", start + 1)
     return text[start:end if end >= 0 else len(text)]
+
+
+class Token(NamedTuple):
+    """A token of a function's signature: ``kind`` is word (lower-cased),
+    ident (a quoted name, unquoted), string or punct."""
+
+    kind: str
+    value: str
+
+
+# Signatures only: what comes before a function's body, which holds no
+# dollar quotes (the body starts at the file's first $fn$).
+_TOKEN = re.compile(r"""
+    (?P<space>\s+|--[^\n]*)
+  | (?P<ident>"(?:[^"]|"")*")
+  | (?P<string>'(?:[^']|'')*')
+  | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
+  | (?P<punct>.)""", re.VERBOSE | re.DOTALL)
+
+
+def tokens(text: str) -> Iterator[Token]:
+    for m in _TOKEN.finditer(text):
+        kind = m.lastgroup
+        assert kind is not None
+        if kind == "word":
+            yield Token(kind, m.group().lower())
+        elif kind == "ident":
+            yield Token(kind, m.group()[1:-1].replace('""', '"'))
+        elif kind != "space":
+            yield Token(kind, m.group())
 
 
 # The words that end a function's RETURNS clause.
@@ -92,18 +124,19 @@ def words(toks: tuple[Token, ...] | list[Token]) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def defined() -> dict[str, Signature]:
-    """Every function the install script (as rendered for a superuser) defines."""
-    script = install_sql(Settings(), SERVER)
-    names = {d.name for d in install_definitions(Settings(), SERVER).definitions
-             if d.kind == "function"}
+    """Every function the install script (as rendered for a superuser)
+    defines, as its file declares it."""
+    context = render._context(Settings(), SERVER, True, "[]")
     found: dict[str, Signature] = {}
-    for statement in statements(script):
-        values = [t.value for t in statement[:4] if t.kind == "word"]
-        if values[:1] == ["create"] and "function" in values:
-            start = next(i for i, t in enumerate(statement) if t.value == "function") + 1
-            signature = parse_signature(statement[start:])
-            found[signature.name] = signature
-    assert set(found) == names
+    for d in install_definitions(Settings(), SERVER).definitions:
+        if d.kind != "function":
+            continue
+        header = str(render.template_module(f"functions/{d.name}.sql", context)).split("$fn$")[0]
+        create = re.search(r"^CREATE (?:OR REPLACE )?FUNCTION ", header, re.MULTILINE)
+        assert create, d.name
+        signature = parse_signature(list(tokens(header[create.end():])))
+        assert signature.name == d.name
+        found[signature.name] = signature
     return found
 
 

@@ -1,0 +1,39 @@
+-- auditsql 0.1.0 to 0.2.0: what 0.2.0 changes in objects that keep state,
+-- and the functions it defines with other arguments or no longer has.
+-- Applied by the install script (setup/upgrade.sql) before it creates
+-- anything, as the owner role; functions, views and triggers are re-created
+-- from the 0.2.0 files after it. Installations made between the two
+-- releases record 0.1.0 as well, so each statement allows for its change
+-- being there already. Never edited once 0.2.0 is released.
+
+-- audit.tables: whether explicit id columns are trusted without a unique
+-- index (attach --trust-id-columns), and the capture triggers as attach or
+-- refresh last recorded them, to tell later which were dropped, re-created
+-- or left with a detached partition. Upgrade attaches every table again,
+-- which records them.
+ALTER TABLE {{ schema | ident }}.tables
+    ADD COLUMN IF NOT EXISTS id_trusted          boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS triggers            jsonb   NOT NULL DEFAULT '{}',
+    ADD COLUMN IF NOT EXISTS detached_partitions oid[]   NOT NULL DEFAULT '{}';
+
+-- The TRUNCATE trigger function every audited table shared: in 0.2.0 each
+-- table's own capture function records TRUNCATE too, calling
+-- capture_truncate(oid, oid). CASCADE drops the 0.1.0 TRUNCATE triggers;
+-- upgrade attaches every table again in the same transaction, so no
+-- TRUNCATE goes unrecorded.
+DROP FUNCTION IF EXISTS {{ schema | ident }}.capture_truncate() CASCADE;
+-- attach gained p_trust_id_columns (and earlier builds had fewer
+-- parameters); detach drops the capture triggers itself.
+DROP FUNCTION IF EXISTS {{ schema | ident }}.drop_triggers(regclass);
+DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[]);
+DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[], text);
+DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[], text, text[], text[], jsonb, boolean);
+-- set_retention gained p_under_a_year and p_shorten; place_hold, p_future.
+DROP FUNCTION IF EXISTS {{ schema | ident }}.set_retention(text);
+DROP FUNCTION IF EXISTS {{ schema | ident }}.place_hold(text, text, text);
+
+-- Builds before 0.1.0 indexed entity ids with a two-column btree, or a hash
+-- index; 0.1.0 and later with a btree on entity_id alone
+-- (events_entity_id_idx, created by tables/events.sql when missing).
+DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_idx;
+DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_hash;
