@@ -1,4 +1,4 @@
-{% from "fragments/macros.sql" import column_signature, redaction_marker %}
+{% from "fragments/macros.sql" import column_signature, context_setting, redaction_marker %}
 {% from "fragments/type_lists.sql" import type_oids, jsonb_comparable_types, setting_free_types,
    typed_types, typed_collated_types, typed_text_types %}
 {% from "templates/capture_slots.sql" import capture_slots %}
@@ -151,7 +151,8 @@ BEGIN
     -- partitioned table that the trigger fires inside its tree.
     v_checks := '';
     IF v_table.require_actor OR v_settings.require_actor THEN
-        v_checks := 'IF COALESCE(pg_catalog.current_setting(''auditsql.actor_id'', true), '''') OPERATOR(pg_catalog.=) '''' THEN
+        -- In parentheses: PL/pgSQL takes an IF condition to end at the first THEN.
+        v_checks := 'IF (' || {{ context_setting('auditsql.actor_id') | literal }} || ') IS NULL THEN
         RAISE EXCEPTION ''auditsql: % on % needs an actor: this table accepts attributed writes only'', TG_OP, TG_TABLE_NAME
             USING ERRCODE = ''invalid_authorization_specification'',
                   HINT = ' || quote_literal(format('Name the actor in the same transaction first: SELECT %I.set_actor(...).',

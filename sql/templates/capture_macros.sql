@@ -66,7 +66,7 @@ DECLARE
     v_ip_raw           pg_catalog.text;
     v_ip               pg_catalog.inet;
     v_admin            pg_catalog.bool := COALESCE(
-        pg_catalog.current_setting('auditsql.actor_role', true) OPERATOR(pg_catalog.=) ANY ({{ slot('admin_roles') }}::pg_catalog.text[]), false);
+        {{ context_setting('auditsql.actor_role') }} OPERATOR(pg_catalog.=) ANY ({{ slot('admin_roles') }}::pg_catalog.text[]), false);
 {%- endmacro -%}
 
 {#- What both bodies do first: TRUNCATE, the checks, the row-image

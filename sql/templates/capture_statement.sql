@@ -54,11 +54,12 @@
         -- images of a row to the transition tables together. Rows left
         -- byte-for-byte unchanged record nothing. Whether the table still
         -- has exactly the columns of attach time (number, name, type and
-        -- collation, P signature) is asked of the catalog once per statement:
-        -- then the columns are compared as they are, those of a type whose
-        -- equality is equality of their JSON image directly (P typed_old,
-        -- typed_new, same), with no JSON value taken apart; otherwise the
-        -- images are compared generically.
+        -- collation) is asked of the catalog once per statement: then the
+        -- columns are compared as they are, those of a type whose equality
+        -- is equality of their JSON image directly, with no JSON value taken
+        -- apart; otherwise the images are compared generically.
+        {#- The columns of attach time: slot signature; the columns compared
+            as they are: slots typed_old, typed_new and same. #}
         v_exact := {{ column_signature('TG_RELID') }}
                    OPERATOR(pg_catalog.=) {{ slot('signature') }}::pg_catalog.text[];
         IF v_admin THEN

@@ -807,6 +807,24 @@ def test_setting_free_types_need_no_pin(su: Conn) -> None:
         su, "SELECT prosrc FROM pg_proc WHERE proname = 'capture_' || 'free'::regclass::oid")
 
 
+def test_admin_is_decided_on_the_actor_role_as_stored(su: Conn, orders: str) -> None:
+    """Capture reads the actor role as every other path does: a role set
+    directly, longer than 1024 characters, is stored cut, and whether the
+    actor is an admin is asked of that stored role, by capture, TRUNCATE
+    and log_event alike, even when the uncut role is an admin role."""
+    role = "r" * 1100
+    su.execute("SELECT audit.configure(ARRAY['admin', %s], NULL)", (role,))
+    with su.transaction():
+        su.execute("SELECT set_config('auditsql.actor_role', %s, true)", (role,))
+        run(su, "UPDATE orders SET status = 'paid' WHERE id = 1",
+            "SELECT audit.log_event('login')", "TRUNCATE orders")
+    recorded = events(su, actions=["updated", "login", "truncated"])
+    assert sorted({e["action"] for e in recorded}) == ["login", "truncated", "updated"]
+    for event in recorded:
+        assert event["actor_role"] == "r" * 1023 + "…", event["action"]
+        assert event["admin"] is False, event["action"]
+
+
 def test_session_settings_do_not_change_row_images(su: Conn) -> None:
     """Capture pins the settings that shape a value's text in the image."""
     run(su, "CREATE TABLE shapes (id int PRIMARY KEY, b bytea, f float8, i interval)")

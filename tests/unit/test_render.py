@@ -347,3 +347,31 @@ def test_capture_source_renders_both_templates() -> None:
     source = render.render("functions/capture_source.sql", Settings(), 180000)
     for name in CAPTURE_TEMPLATES:
         assert render.render(name, Settings(), 180000) in source, name
+
+
+# --------------------------------------------------------------------------
+# Context settings
+# --------------------------------------------------------------------------
+
+# A read of a context setting, in SQL or inside an SQL string literal.
+CONTEXT_READ = re.compile(
+    r"current_setting\('{1,2}(auditsql\.(actor_id|actor_email|actor_role|ip_address|user_agent"
+    r"|request_id)|application_name)'")
+
+
+def _sql_files() -> list[str]:
+    from importlib import resources
+
+    root = resources.files("auditsql").joinpath("sql")
+    return sorted(f"{sub.name}/{f.name}" for sub in root.iterdir() if sub.is_dir()
+                  for f in sub.iterdir() if f.name.endswith(".sql"))
+
+
+def test_context_is_read_through_context_setting_only() -> None:
+    """Every function that records context, capture included, reads it with
+    context_setting (fragments/macros.sql), so that all of them store the same
+    value and decide admin and a missing actor on it. push_context reads the
+    settings as they were set, to restore them so (pop_context)."""
+    readers = {name for name in _sql_files() if CONTEXT_READ.search(_sql_source(name))}
+    assert readers == {"functions/push_context.sql"}
+    assert "macro context_setting(name)" in _sql_source("fragments/macros.sql")
