@@ -2,6 +2,7 @@
 {% from "fragments/type_lists.sql" import type_oids, jsonb_comparable_types, setting_free_types,
    typed_types, typed_collated_types, typed_text_types %}
 {% from "templates/capture_slots.sql" import capture_slots %}
+{% from "templates/capture_macros.sql" import event_context with context %}
 -- capture_source: the body of a table's capture function, capture_<table
 -- oid> in the audit schema, from what audit.tables records for the table
 -- (key, capture mode, column policies) and audit.settings (admin roles,
@@ -179,12 +180,12 @@ BEGIN
         -- The data event, then one auth event per changed on-change column,
         -- in the same statement; each names the data event in caused_by.
         v_returning := format(
-            E'\n            RETURNING id, entity_type, entity_id, before, after, changed_columns, admin, actor_id, actor_email, actor_role, ip_address, ip_address_raw, user_agent, request_id, application_name, client_addr)'
-            || E'\n        INSERT INTO %I.events (category, action, caused_by, entity_type, entity_id, before, after, admin, actor_id, actor_email, actor_role, ip_address, ip_address_raw, user_agent, request_id, application_name, client_addr)'
+            E'\n            RETURNING id, entity_type, entity_id, before, after, changed_columns, {{ event_context | join(', ') }})'
+            || E'\n        INSERT INTO %I.events (category, action, caused_by, entity_type, entity_id, before, after, {{ event_context | join(', ') }})'
             || E'\n        SELECT ''auth'', x.action, ins.id, ins.entity_type, ins.entity_id,'
             || E'\n               pg_catalog.jsonb_build_object(x.col, ins.before OPERATOR(pg_catalog.->) x.col),'
             || E'\n               pg_catalog.jsonb_build_object(x.col, ins.after OPERATOR(pg_catalog.->) x.col),'
-            || E'\n               ins.admin, ins.actor_id, ins.actor_email, ins.actor_role, ins.ip_address, ins.ip_address_raw, ins.user_agent, ins.request_id, ins.application_name, ins.client_addr'
+            || E'\n               ins.{{ event_context | join(', ins.') }}'
             || E'\n        FROM ins, (VALUES %s) AS x(col, action)',
             {{ schema | literal }},
             (SELECT string_agg(format('(%L::pg_catalog.text, %L::pg_catalog.text)', o.key, o.value), ', ' ORDER BY o.key)

@@ -19,13 +19,16 @@
 {#- The audit schema, with any % doubled for format(). -#}
 {%- macro S() -%}{{ schema | ident | replace('%', '%%') }}{%- endmacro -%}
 
-{#- The columns of an event that capture fills besides action, entity,
-    before and after: its category and context. The other context columns
-    of fragments/macros.sql (txid, occurred_at, db_user) keep their
-    defaults, which are the same values. row_context and statement_context
-    give the values, in this order. -#}
+{#- The context columns of an event that capture fills. The others of
+    fragments/macros.sql (txid, occurred_at, db_user) keep their defaults,
+    which are the same values. row_context and statement_context give the
+    values, after the category, in this order; capture_source copies them
+    into the events of on-change policies. -#}
+{%- set event_context = ['admin', 'actor_id', 'actor_email', 'actor_role', 'ip_address',
+                         'ip_address_raw', 'user_agent', 'request_id', 'application_name',
+                         'client_addr'] -%}
 {%- macro event_context_columns() -%}
-category, admin, actor_id, actor_email, actor_role, ip_address, ip_address_raw, user_agent, request_id, application_name, client_addr
+category, {{ event_context | join(', ') }}
 {%- endmacro -%}
 {#- Row level: the settings are read inside the INSERT, once per row. -#}
 {%- macro row_context() -%}
