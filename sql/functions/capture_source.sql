@@ -1,8 +1,8 @@
 {% from "fragments/macros.sql" import column_signature, context_setting, redaction_marker %}
-{% from "fragments/type_lists.sql" import type_oids, jsonb_comparable_types, setting_free_types,
+{%- from "fragments/type_lists.sql" import type_oids, jsonb_comparable_types, setting_free_types,
    typed_types, typed_collated_types, typed_text_types %}
-{% from "templates/capture_slots.sql" import capture_slots %}
-{% from "templates/capture_macros.sql" import event_context with context %}
+{%- from "templates/capture_slots.sql" import capture_slots %}
+{%- from "templates/capture_macros.sql" import event_context with context %}
 -- capture_source: the body of a table's capture function, capture_<table
 -- oid> in the audit schema, from what audit.tables records for the table
 -- (key, capture mode, column policies) and audit.settings (admin roles,

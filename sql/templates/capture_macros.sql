@@ -42,7 +42,7 @@ category, {{ event_context | join(', ') }}
                    {{ context_setting('application_name') }},
                    pg_catalog.inet_client_addr()
 {%- endmacro -%}
-{#- Statement level: read once into variables (statement_declarations in
+{#- Statement level: read once into variables (declared in
     capture_statement.sql), constant for every row. -#}
 {%- macro statement_context() -%}
 'data', v_admin, v_actor_id, v_actor_email, v_actor_role, v_ip, CASE WHEN v_ip IS NULL THEN v_ip_raw END,
