@@ -375,3 +375,12 @@ def test_context_is_read_through_context_setting_only() -> None:
     readers = {name for name in _sql_files() if CONTEXT_READ.search(_sql_source(name))}
     assert readers == {"functions/push_context.sql"}
     assert "macro context_setting(name)" in _sql_source("fragments/macros.sql")
+
+
+def test_type_lists_are_named() -> None:
+    """Built-in types are listed by name in fragments/type_lists.sql, each
+    list with what it is for; no SQL file spells a list of type oids."""
+    oid_list = re.compile(r"'\{[0-9]+(,[0-9]+)*\}'::(pg_catalog\.)?oid\[\]")
+    assert [name for name in _sql_files() if oid_list.search(_sql_source(name))] == []
+    source = render.render("functions/capture_source.sql", Settings(), 180000)
+    assert "'{16,18,20,21,23,26,1082,1114,1184,2950}'::oid[]" in source  # typed_types, rendered
