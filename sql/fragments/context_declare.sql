@@ -1,17 +1,15 @@
 {#- Declarations shared by the capture functions: the actor and request
     context of the current transaction, read once per trigger call. Values
-    come from transaction-local settings (see set_context); an unset or
-    empty setting is NULL, never a made-up value, and a longer value is cut
-    as context_value says (set_config does not cut). v_admin: the actor
-    role is an admin role. -#}
-{%- from "fragments/macros.sql" import context_value %}
-    v_actor_id    text := {{ context_value("current_setting('auditsql.actor_id', true)") }};
-    v_actor_email text := {{ context_value("current_setting('auditsql.actor_email', true)") }};
-    v_actor_role  text := {{ context_value("current_setting('auditsql.actor_role', true)") }};
-    v_ip_raw      text := {{ context_value("current_setting('auditsql.ip_address', true)") }};
-    v_user_agent  text := {{ context_value("current_setting('auditsql.user_agent', true)") }};
-    v_request_id  text := {{ context_value("current_setting('auditsql.request_id', true)") }};
-    v_app_name    text := {{ context_value("current_setting('application_name')") }};
+    come from transaction-local settings (see set_context), read as
+    context_setting says. v_admin: the actor role is an admin role. -#}
+{%- from "fragments/macros.sql" import context_setting %}
+    v_actor_id    text := {{ context_setting('auditsql.actor_id') }};
+    v_actor_email text := {{ context_setting('auditsql.actor_email') }};
+    v_actor_role  text := {{ context_setting('auditsql.actor_role') }};
+    v_ip_raw      text := {{ context_setting('auditsql.ip_address') }};
+    v_user_agent  text := {{ context_setting('auditsql.user_agent') }};
+    v_request_id  text := {{ context_setting('auditsql.request_id') }};
+    v_app_name    text := {{ context_setting('application_name') }};
     v_client_addr inet := inet_client_addr();
     v_db_user     text := session_user;
     v_txid        bigint := txid_current();

@@ -24,6 +24,15 @@ v_txid, v_now, v_admin, v_actor_id, v_actor_email, v_actor_role, v_ip, CASE WHEN
 CASE WHEN {{ value }} OPERATOR(pg_catalog.<>) '' THEN CASE WHEN pg_catalog.length({{ value }}) OPERATOR(pg_catalog.<=) 1024 THEN {{ value }} ELSE pg_catalog.left({{ value }}, 1023) OPERATOR(pg_catalog.||) {{ cut_marker() }} END END
 {%- endmacro %}
 
+{#- The context setting `name` (auditsql.actor_id, ..., application_name)
+    as it is stored: the one way auditsql reads context for an event, in
+    capture and in every function that records one, so that all agree on
+    each value, whether it was set through set_context or set_config. Unset
+    or empty, NULL; else cut as context_value says. -#}
+{% macro context_setting(name) -%}
+{{ context_value("pg_catalog.current_setting('" ~ name ~ "', true)") }}
+{%- endmacro %}
+
 {#- What ends a cut context value: '…' (U+2026). Written as its UTF-8 bytes
     so the install script stays ASCII, and converted at run time, only when
     a value is cut: chr(8230) would be folded into a constant when the

@@ -1,14 +1,19 @@
-{% from "fragments/macros.sql" import column_signature, redaction_marker %}
+{% from "fragments/macros.sql" import column_signature, context_setting, redaction_marker %}
+{%- from "fragments/type_lists.sql" import type_oids, jsonb_comparable_types, setting_free_types,
+   typed_types, typed_collated_types, typed_text_types %}
+{%- from "templates/capture_slots.sql" import capture_slots %}
+{%- from "templates/capture_macros.sql" import event_context with context %}
 -- capture_source: the body of a table's capture function, capture_<table
 -- oid> in the audit schema, from what audit.tables records for the table
 -- (key, capture mode, column policies) and audit.settings (admin roles,
--- require_actor). The template is sql/templates/capture.sql; its placeholders are
--- format()'s arguments 1-22 below, in that order. attach creates the function
+-- require_actor). The templates are sql/templates/capture_row.sql and
+-- capture_statement.sql; each slot of theirs is filled by the variable of
+-- its name (templates/capture_slots.sql). attach creates the function
 -- from this; status compares it with the installed body to tell whether the
 -- function is current (it is not after ALTER TABLE or a settings change made
 -- without configure()).
 -- Every piece taken from the catalog or the tables is quoted here, by
--- format('%I'), quote_literal() or %L; the template is fixed at install.
+-- format('%I'), quote_literal() or %L; the templates are fixed at install.
 -- The column list is the table's as it is now: the function compares those
 -- columns one by one, and falls back to a generic comparison for a row that
 -- has columns it does not know (added or renamed since attach).
@@ -19,60 +24,50 @@ STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_table       {{ schema | ident }}.tables;
-    v_settings    {{ schema | ident }}.settings;
-    v_kind        "char";
-    v_all         text[];
-    v_kept        text[];
-    v_entity_type text;
-    v_diff        text;
-    v_changed     text;
-    v_returning   text;
-    v_on_change   text := '';
-    v_admin_oc    text := '';
-    v_checks      text := '';
-    v_redaction   text := '';
-    v_pin_when    text;
-    v_same        text;
-    v_typed_old   text;
-    v_typed_new   text;
-    v_signature   text[];
+    v_table        {{ schema | ident }}.tables;
+    v_settings     {{ schema | ident }}.settings;
+    v_kind         "char";
+    v_diff_list    text;
+    v_changed_list text;
+    v_returning    text;
+    -- One variable per slot of the templates, each named for its slot.
+{%- for name, what in capture_slots.items() %}
+    {{ '%-18s' | format('v_' ~ name) }} text;  -- {{ what }}
+{%- endfor %}
 BEGIN
     SELECT * INTO v_table FROM {{ schema | ident }}.tables WHERE relid = p_table;
     SELECT * INTO v_settings FROM {{ schema | ident }}.settings;
     SELECT c.relkind INTO v_kind FROM pg_class AS c WHERE c.oid = p_table;
 
-    -- One comparison per column. Booleans, integers and types that become
-    -- JSON strings compare exactly as jsonb; other numbers compare by value
-    -- as jsonb (1.0 = 1.00, -0 = 0), and so may values nested in arrays,
-    -- json or rows, so those compare as text. A redacted column absent from
-    -- both images (dropped since attach) counts as unchanged. x.cmp is the
-    -- comparison as a format() pattern over the column name (1), the old
-    -- image (2) and the new one (3): row capture compares the images s.oj
-    -- and s.nj, statement capture the paired images p.oj and p.nj.
+    -- One comparison per column. The types of jsonb_comparable_types
+    -- (fragments/type_lists.sql) compare exactly as jsonb; other numbers
+    -- compare by value as jsonb (1.0 = 1.00, -0 = 0), and so may values
+    -- nested in arrays, json or rows, so those compare as text. A redacted
+    -- column absent from both images (dropped since attach) counts as
+    -- unchanged. x.cmp is the comparison as a format() pattern over the
+    -- column name (1), the old image (2) and the new one (3): row capture
+    -- compares the images s.oj and s.nj, statement capture the paired images
+    -- p.oj and p.nj; v_diff_list applies it to the kept columns, and
+    -- v_changed_list compares every column as text, for an admin's update.
     -- Statement capture compares as they are, without taking the images
-    -- apart, the columns whose type's equality is equality of their JSON
-    -- image (booleans, integers, oid, dates and timestamps, uuid, and text
-    -- under a deterministic collation), and numeric columns by their text
-    -- (1.0 and 1.00 differ), while the table has exactly the columns of
-    -- attach time (v_signature). x.typed is that comparison as a format()
-    -- pattern over the column's number, or NULL; base.oid is the column's type
-    -- seen through one domain.
-    -- The row-image settings (fragments/image_settings.sql) shape only the
-    -- text of floats and of what is built on them (geometric types),
-    -- intervals and bytea: the pin check is generated unless every column
-    -- is of a type known not to depend on them (l: the column's type looked
-    -- at through one domain and one array level; rows, ranges and other
-    -- types count as dependent).
-    SELECT array_agg(a.attname::text ORDER BY a.attnum),
-           array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attname <> ALL (v_table.exclude)),
+    -- apart, the columns of typed_types, of typed_collated_types under a
+    -- deterministic collation, and of typed_text_types by their text,
+    -- while the table has exactly the columns of attach time (v_signature).
+    -- x.typed is that comparison as a format() pattern over the column's
+    -- number, or NULL; base.oid is the column's type seen through one domain.
+    -- The row-image settings are pinned unless every column is of a type of
+    -- setting_free_types or an enum (l: the column's type looked at through
+    -- one domain and one array level; rows, ranges and other types count as
+    -- dependent).
+    SELECT quote_literal(array_agg(a.attname::text ORDER BY a.attnum)),
+           quote_literal(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attname <> ALL (v_table.exclude))),
            string_agg(format(x.cmp, quote_literal(a.attname), 's.oj', 's.nj'),
                       E',\n                             ' ORDER BY a.attnum)
                FILTER (WHERE a.attname <> ALL (v_table.exclude)),
            string_agg(format(
                'CASE WHEN COALESCE((s.oj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (s.nj OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text, true) THEN NULL ELSE %1$s END',
                quote_literal(a.attname)), E',\n                             ' ORDER BY a.attnum),
-           CASE WHEN bool_and(l.typtype = 'e' OR (l.oid = ANY ('{16,18,19,20,21,23,25,26,114,142,650,774,829,869,1042,1043,1082,1083,1114,1184,1266,1560,1562,1700,2950,3802}'::oid[]))) THEN 'false'
+           CASE WHEN bool_and(l.typtype = 'e' OR l.oid = ANY ({{ type_oids(setting_free_types) }}::oid[])) THEN 'false'
                 ELSE 'pg_catalog.current_setting(''extra_float_digits'') OPERATOR(pg_catalog.<>) ''1''
        OR pg_catalog.current_setting(''IntervalStyle'') OPERATOR(pg_catalog.<>) ''postgres''
        OR pg_catalog.current_setting(''bytea_output'') OPERATOR(pg_catalog.<>) ''hex''' END,
@@ -83,11 +78,11 @@ BEGIN
                     ELSE format(x.cmp, quote_literal(a.attname), 'p.oj', 'p.nj') END,
                E',\n                             ' ORDER BY a.attnum)
                FILTER (WHERE a.attname <> ALL (v_table.exclude)), '') || ']::pg_catalog.text[]',
-           string_agg(format(', auditsql_old.%I AS o%s', a.attname, a.attnum), '' ORDER BY a.attnum)
-               FILTER (WHERE x.typed IS NOT NULL AND a.attname <> ALL (v_table.exclude)),
-           string_agg(format(', auditsql_new.%I AS n%s', a.attname, a.attnum), '' ORDER BY a.attnum)
-               FILTER (WHERE x.typed IS NOT NULL AND a.attname <> ALL (v_table.exclude))
-      INTO v_all, v_kept, v_diff, v_changed, v_pin_when, v_same, v_typed_old, v_typed_new
+           coalesce(string_agg(format(', auditsql_old.%I AS o%s', a.attname, a.attnum), '' ORDER BY a.attnum)
+               FILTER (WHERE x.typed IS NOT NULL AND a.attname <> ALL (v_table.exclude)), ''),
+           coalesce(string_agg(format(', auditsql_new.%I AS n%s', a.attname, a.attnum), '' ORDER BY a.attnum)
+               FILTER (WHERE x.typed IS NOT NULL AND a.attname <> ALL (v_table.exclude)), '')
+      INTO v_all_columns, v_columns, v_diff_list, v_changed_list, v_pin_when, v_same, v_typed_old, v_typed_new
     FROM pg_attribute AS a
     JOIN pg_type AS ty ON ty.oid = a.atttypid
     LEFT JOIN pg_type AS b ON b.oid = ty.typbasetype
@@ -100,19 +95,24 @@ BEGIN
     CROSS JOIN LATERAL (SELECT
         CASE WHEN a.attname = ANY (v_table.redact)
              THEN 'CASE WHEN COALESCE((%2$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (%3$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text, true) THEN %1$s END'
-             WHEN base.oid = ANY ('{16,17,18,19,20,21,23,25,26,650,829,869,1042,1043,1082,1083,1114,1184,1186,1266,2950}'::oid[])
+             WHEN base.oid = ANY ({{ type_oids(jsonb_comparable_types) }}::oid[])
              THEN 'CASE WHEN (%2$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text) OPERATOR(pg_catalog.=) (%3$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text) THEN %1$s END'
              ELSE 'CASE WHEN (%2$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text OPERATOR(pg_catalog.=) (%3$s OPERATOR(pg_catalog.->) %1$s::pg_catalog.text)::pg_catalog.text THEN %1$s END'
         END AS cmp,
-        CASE WHEN base.oid = ANY ('{16,18,20,21,23,26,1082,1114,1184,2950}'::oid[])
-                  OR (base.oid = ANY ('{19,25,1043}'::oid[]) AND coalesce(co.collisdeterministic, false))
+        CASE WHEN base.oid = ANY ({{ type_oids(typed_types) }}::oid[])
+                  OR (base.oid = ANY ({{ type_oids(typed_collated_types) }}::oid[]) AND coalesce(co.collisdeterministic, false))
              THEN 'p.o%1$s OPERATOR(pg_catalog.=) p.n%1$s'
-             WHEN base.oid = 1700
+             WHEN base.oid = ANY ({{ type_oids(typed_text_types) }}::oid[])
              THEN 'p.o%1$s::pg_catalog.text OPERATOR(pg_catalog.=) p.n%1$s::pg_catalog.text'
         END AS typed
     ) AS x
     WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped;
-    v_signature := {{ column_signature('p_table') }};
+    v_signature := quote_literal({{ column_signature('p_table') }});
+    v_table_oid := p_table::oid;
+    v_new_id := {{ schema | ident }}.key_expression('s.nj', v_table.id_columns);
+    v_old_id := {{ schema | ident }}.key_expression('s.oj', v_table.id_columns);
+    v_admin_roles := quote_literal(v_settings.admin_roles);
+    v_redact_columns := quote_literal(v_table.redact);
 
     IF v_kind = 'p' THEN
         -- Row triggers fire on the partition that holds the row; events name
@@ -127,16 +127,33 @@ BEGIN
         v_entity_type := 'pg_catalog.format(''%I.%I'', TG_TABLE_SCHEMA, TG_TABLE_NAME)';
     END IF;
 
+    v_redaction := '';
     IF v_table.redact <> '{}' THEN
         -- Laid over an image: each redacted column shows the marker.
         v_redaction := format(' OPERATOR(pg_catalog.||) %L::pg_catalog.jsonb',
             (SELECT jsonb_object_agg(r, {{ redaction_marker() }}::text) FROM unnest(v_table.redact) AS r));
     END IF;
+    -- jsonb minus an array of keys passes over NULL elements.
+    v_diff := format('(s.oj%s) OPERATOR(pg_catalog.-) ARRAY[%s]::pg_catalog.text[]', v_redaction, v_diff_list);
+    v_admin_changed := format('pg_catalog.array_remove(ARRAY[%s]::pg_catalog.text[], NULL::pg_catalog.text)',
+                              v_changed_list);
+
+    v_image_suffix := '';
+    v_update_filter := 'true';
+    IF v_table.exclude <> '{}' THEN
+        v_image_suffix := format(
+            ' OPERATOR(pg_catalog.-) CASE WHEN v_admin THEN ''{}''::pg_catalog.text[] ELSE %L::pg_catalog.text[] END',
+            v_table.exclude);
+        -- An update of excluded columns alone records nothing.
+        v_update_filter := '(s.oj)::pg_catalog.text OPERATOR(pg_catalog.<>) (s.nj)::pg_catalog.text';
+    END IF;
 
     -- Checks before anything is recorded: a required actor, and for a
     -- partitioned table that the trigger fires inside its tree.
+    v_checks := '';
     IF v_table.require_actor OR v_settings.require_actor THEN
-        v_checks := 'IF COALESCE(pg_catalog.current_setting(''auditsql.actor_id'', true), '''') OPERATOR(pg_catalog.=) '''' THEN
+        -- In parentheses: PL/pgSQL takes an IF condition to end at the first THEN.
+        v_checks := 'IF (' || {{ context_setting('auditsql.actor_id') | literal }} || ') IS NULL THEN
         RAISE EXCEPTION ''auditsql: % on % needs an actor: this table accepts attributed writes only'', TG_OP, TG_TABLE_NAME
             USING ERRCODE = ''invalid_authorization_specification'',
                   HINT = ' || quote_literal(format('Name the actor in the same transaction first: SELECT %I.set_actor(...).',
@@ -156,58 +173,37 @@ BEGIN
             || E'\n    END IF;', p_table::oid, p_table::text);
     END IF;
 
+    v_on_change_with := '';
+    v_on_change := '';
+    v_admin_on_change := '';
     IF v_table.on_change <> '{}' THEN
         -- The data event, then one auth event per changed on-change column,
         -- in the same statement; each names the data event in caused_by.
         v_returning := format(
-            E'\n            RETURNING id, entity_type, entity_id, before, after, changed_columns, admin, actor_id, actor_email, actor_role, ip_address, ip_address_raw, user_agent, request_id, application_name, client_addr)'
-            || E'\n        INSERT INTO %I.events (category, action, caused_by, entity_type, entity_id, before, after, admin, actor_id, actor_email, actor_role, ip_address, ip_address_raw, user_agent, request_id, application_name, client_addr)'
+            E'\n            RETURNING id, entity_type, entity_id, before, after, changed_columns, {{ event_context | join(', ') }})'
+            || E'\n        INSERT INTO %I.events (category, action, caused_by, entity_type, entity_id, before, after, {{ event_context | join(', ') }})'
             || E'\n        SELECT ''auth'', x.action, ins.id, ins.entity_type, ins.entity_id,'
             || E'\n               pg_catalog.jsonb_build_object(x.col, ins.before OPERATOR(pg_catalog.->) x.col),'
             || E'\n               pg_catalog.jsonb_build_object(x.col, ins.after OPERATOR(pg_catalog.->) x.col),'
-            || E'\n               ins.admin, ins.actor_id, ins.actor_email, ins.actor_role, ins.ip_address, ins.ip_address_raw, ins.user_agent, ins.request_id, ins.application_name, ins.client_addr'
+            || E'\n               ins.{{ event_context | join(', ins.') }}'
             || E'\n        FROM ins, (VALUES %s) AS x(col, action)',
             {{ schema | literal }},
             (SELECT string_agg(format('(%L::pg_catalog.text, %L::pg_catalog.text)', o.key, o.value), ', ' ORDER BY o.key)
              FROM jsonb_each_text(v_table.on_change) AS o));
+        v_on_change_with := 'WITH ins AS (';
         v_on_change := v_returning || E'\n        WHERE ins.before OPERATOR(pg_catalog.?) x.col';
-        v_admin_oc := v_returning || E'\n        WHERE ins.changed_columns OPERATOR(pg_catalog.@>) ARRAY[x.col]';
+        v_admin_on_change := v_returning || E'\n        WHERE ins.changed_columns OPERATOR(pg_catalog.@>) ARRAY[x.col]';
     END IF;
 
     RETURN format(
         CASE v_table.capture
         WHEN 'row' THEN
-            $tpl${% with mode = 'row' %}{% include "templates/capture.sql" %}{% endwith %}$tpl$
+            $tpl${% include "templates/capture_row.sql" %}$tpl$
         WHEN 'statement' THEN
-            $tpl${% with mode = 'statement' %}{% include "templates/capture.sql" %}{% endwith %}$tpl$
-        END,
-        v_entity_type,
-        {{ schema | ident }}.key_expression('s.nj', v_table.id_columns),
-        {{ schema | ident }}.key_expression('s.oj', v_table.id_columns),
-        quote_literal(v_kept),
-        -- jsonb minus an array of keys passes over NULL elements.
-        format('(s.oj%s) OPERATOR(pg_catalog.-) ARRAY[%s]::pg_catalog.text[]', v_redaction, v_diff),
-        CASE WHEN v_table.exclude <> '{}'
-             THEN format(' OPERATOR(pg_catalog.-) CASE WHEN v_admin THEN ''{}''::pg_catalog.text[] ELSE %L::pg_catalog.text[] END',
-                         v_table.exclude)
-             ELSE '' END,
-        v_redaction,
-        quote_literal(v_settings.admin_roles),
-        v_checks,
-        CASE WHEN v_table.exclude <> '{}'
-             THEN '(s.oj)::pg_catalog.text OPERATOR(pg_catalog.<>) (s.nj)::pg_catalog.text'
-             ELSE 'true' END,
-        format('pg_catalog.array_remove(ARRAY[%s]::pg_catalog.text[], NULL::pg_catalog.text)', v_changed),
-        CASE WHEN v_table.on_change <> '{}' THEN 'WITH ins AS (' ELSE '' END,
-        v_on_change,
-        v_admin_oc,
-        quote_literal(v_all),
-        quote_literal(v_table.redact),
-        v_pin_when,
-        v_same,
-        coalesce(v_typed_old, ''),
-        coalesce(v_typed_new, ''),
-        quote_literal(v_signature),
-        p_table::oid);
+            $tpl${% include "templates/capture_statement.sql" %}$tpl$
+        END
+        {%- for name in capture_slots %},
+        v_{{ name }}
+        {%- endfor %});
 END
 $fn$;

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from conftest import Server
 from psycopg import sql
 
+from auditsql import render
 from auditsql.installer import install
 from auditsql.render import Settings
 
@@ -33,7 +34,6 @@ from .sqltools import (
     triggers,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 ORDERS = "public.orders"
 CAPTURE_TRIGGERS = {
     "statement": [
@@ -767,16 +767,31 @@ SETTING_FREE_VALUES = {
 }
 
 
+def type_lists() -> Any:
+    """The named type lists of sql/fragments/type_lists.sql."""
+    return render._environment().get_template("fragments/type_lists.sql").module
+
+
+def test_type_lists_name_their_oids(su: Conn) -> None:
+    """Each type the lists name is the built-in type of the oid they render
+    for it, and each list renders the oids of its names."""
+    lists = type_lists()
+    oids = scalar(su, "SELECT jsonb_object_agg(format_type(t, NULL), t::int)"
+                      " FROM unnest(%s::oid[]) AS t", (list(lists.builtin_type_oids.values()),))
+    assert oids == lists.builtin_type_oids
+    names = {oid: name for name, oid in oids.items()}
+    for listed in ("json_types", "jsonb_comparable_types", "setting_free_types", "typed_types",
+                   "typed_collated_types", "typed_text_types"):
+        types = getattr(lists, listed)
+        oids = scalar(su, f"SELECT {lists.type_oids(types)}::oid[]::int[]")
+        assert sorted(names[oid] for oid in oids) == sorted(types), listed
+
+
 def test_setting_free_types_need_no_pin(su: Conn) -> None:
     """Every type capture_source lists as independent of the row-image
     settings images the same under other settings, and a table of only such
     types (and enums, and arrays of them) gets no pin in its code."""
-    source = (ROOT / "sql" / "functions" / "capture_source.sql").read_text()
-    oids = re.search(r"'\{(16,[0-9,]+)\}'::oid\[\]\)\)\) THEN", source)
-    assert oids
-    listed = scalar(su, "SELECT array_agg(format_type(t, NULL) ORDER BY t)"
-                        " FROM unnest(%s::oid[]) AS t", ("{" + oids.group(1) + "}",))
-    assert sorted(listed) == sorted(SETTING_FREE_VALUES)
+    assert sorted(type_lists().setting_free_types) == sorted(SETTING_FREE_VALUES)
     query = "SELECT ARRAY[" + ", ".join(
         f"to_jsonb({value}::{name})::text" for name, value in SETTING_FREE_VALUES.items()) + "]"
     plain = scalar(su, query)
@@ -790,6 +805,24 @@ def test_setting_free_types_need_no_pin(su: Conn) -> None:
     attach(su, "free")
     assert "extra_float_digits" not in scalar(
         su, "SELECT prosrc FROM pg_proc WHERE proname = 'capture_' || 'free'::regclass::oid")
+
+
+def test_admin_is_decided_on_the_actor_role_as_stored(su: Conn, orders: str) -> None:
+    """Capture reads the actor role as every other path does: a role set
+    directly, longer than 1024 characters, is stored cut, and whether the
+    actor is an admin is asked of that stored role, by capture, TRUNCATE
+    and log_event alike, even when the uncut role is an admin role."""
+    role = "r" * 1100
+    su.execute("SELECT audit.configure(ARRAY['admin', %s], NULL)", (role,))
+    with su.transaction():
+        su.execute("SELECT set_config('auditsql.actor_role', %s, true)", (role,))
+        run(su, "UPDATE orders SET status = 'paid' WHERE id = 1",
+            "SELECT audit.log_event('login')", "TRUNCATE orders")
+    recorded = events(su, actions=["updated", "login", "truncated"])
+    assert sorted({e["action"] for e in recorded}) == ["login", "truncated", "updated"]
+    for event in recorded:
+        assert event["actor_role"] == "r" * 1023 + "…", event["action"]
+        assert event["admin"] is False, event["action"]
 
 
 def test_session_settings_do_not_change_row_images(su: Conn) -> None:

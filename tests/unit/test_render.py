@@ -263,17 +263,124 @@ def test_dollar_quote_tags_in_names_are_refused(field: str) -> None:
             install_sql(Settings(**{field: f"a{tag}b"}), 170000)
 
 
+# --------------------------------------------------------------------------
+# The capture templates and capture_source
+# --------------------------------------------------------------------------
+
+CAPTURE_TEMPLATES = ("templates/capture_row.sql", "templates/capture_statement.sql")
+
+
+def _capture_slots() -> list[str]:
+    module = render._environment().get_template("templates/capture_slots.sql").module
+    return list(module.capture_slots)  # type: ignore[attr-defined]
+
+
+def _sql_source(name: str) -> str:
+    return render._load(name)
+
+
+def test_capture_slots_are_named_once() -> None:
+    slots = _capture_slots()
+    assert len(slots) == len(set(slots)) > 10
+    assert all(re.fullmatch(r"[a-z_]+", name) for name in slots)
+
+
+def test_slot_gives_each_name_its_place() -> None:
+    """slot(name) is %N$s, N the name's place in capture_slots; a name that
+    is not there is an error, not an empty slot."""
+    env = render._environment()
+    template = env.from_string('{% from "templates/capture_slots.sql" import slot %}'
+                               "{{ slot(name) }}")
+    for number, name in enumerate(_capture_slots(), start=1):
+        assert template.render(name=name) == f"%{number}$s"
+    with pytest.raises(ValueError, match="not_a_slot"):
+        template.render(name="not_a_slot")
+
+
 @pytest.mark.parametrize("schema", ["audit", "a%s%%b"])
-def test_capture_template_holds_no_stray_format_specifier(schema: str) -> None:
-    """The capture body is a format() template: besides its 22 placeholders
-    (each used by one mode at least), every % (a schema name may hold one)
-    must come out doubled."""
+def test_capture_templates_hold_no_stray_format_specifier(schema: str) -> None:
+    """Each capture body is a format() template: besides the placeholders of
+    its slots (each slot used by one mode at least), every % (a schema name
+    may hold one) must come out doubled."""
     Settings(schema=schema).validate()
-    used: set[str] = set()
-    for mode in ("row", "statement"):
-        body = render._environment().get_template("templates/capture.sql").render(
-            schema=schema, mode=mode)
-        stray = re.sub(r"%(?:1[0-9]|2[0-2]|[1-9])\$s|%%", "", body)
-        assert "%" not in stray, mode
-        used |= set(re.findall(r"%([0-9]+)\$s", body))
-    assert used == {str(n) for n in range(1, 23)}
+    count = len(_capture_slots())
+    used: set[int] = set()
+    for name in CAPTURE_TEMPLATES:
+        body = render._environment().get_template(name).render(schema=schema)
+        numbers = {int(n) for n in re.findall(r"%([0-9]+)\$s", body)}
+        assert numbers <= set(range(1, count + 1)), name
+        used |= numbers
+        assert "%" not in re.sub(r"%[0-9]+\$s|%%", "", body), name
+    assert used == set(range(1, count + 1))
+
+
+@pytest.mark.parametrize("name", [*CAPTURE_TEMPLATES, "templates/capture_macros.sql"])
+def test_capture_templates_write_no_placeholder_by_hand(name: str) -> None:
+    """A placeholder comes from slot(name) only: one written as %N$s would
+    not follow the slot list."""
+    assert not re.search(r"%[0-9]+\$", _sql_source(name)), name
+
+
+def _format_arguments(source: str) -> list[str]:
+    """The arguments capture_source passes to format() after the templates."""
+    match = re.search(r"\$tpl\$\s*END,(.*?)\);\s*END\s*\$fn\$;\s*$", source, re.S)
+    assert match, "capture_source no longer ends in format(<templates>, <slots>)"
+    return [argument.strip() for argument in match.group(1).split(",")]
+
+
+def test_capture_source_passes_every_slot_in_order() -> None:
+    """capture_source fills slot N with its N-th argument after the template:
+    that argument must be the variable named for slot N, declared and
+    assigned, so that the two sides of the format() call cannot drift."""
+    source = render.render("functions/capture_source.sql", Settings(), 180000)
+    slots = _capture_slots()
+    assert _format_arguments(source) == [f"v_{name}" for name in slots]
+    declarations = source[source.index("DECLARE"):source.index("BEGIN")]
+    body = source[source.index("BEGIN"):source.index("RETURN format(")]
+    into = " ".join(re.findall(r"\bINTO\s+((?:v_\w+\s*,\s*)*v_\w+)", body))
+    for name in slots:
+        assert re.search(rf"^\s+v_{name}\s+text;", declarations, re.M), name
+        assert re.search(rf"\bv_{name}\s*:=", body) or re.search(rf"\bv_{name}\b", into), name
+
+
+def test_capture_source_renders_both_templates() -> None:
+    source = render.render("functions/capture_source.sql", Settings(), 180000)
+    for name in CAPTURE_TEMPLATES:
+        assert render.render(name, Settings(), 180000) in source, name
+
+
+# --------------------------------------------------------------------------
+# Context settings
+# --------------------------------------------------------------------------
+
+# A read of a context setting, in SQL or inside an SQL string literal.
+CONTEXT_READ = re.compile(
+    r"current_setting\('{1,2}(auditsql\.(actor_id|actor_email|actor_role|ip_address|user_agent"
+    r"|request_id)|application_name)'")
+
+
+def _sql_files() -> list[str]:
+    from importlib import resources
+
+    root = resources.files("auditsql").joinpath("sql")
+    return sorted(f"{sub.name}/{f.name}" for sub in root.iterdir() if sub.is_dir()
+                  for f in sub.iterdir() if f.name.endswith(".sql"))
+
+
+def test_context_is_read_through_context_setting_only() -> None:
+    """Every function that records context, capture included, reads it with
+    context_setting (fragments/macros.sql), so that all of them store the same
+    value and decide admin and a missing actor on it. push_context reads the
+    settings as they were set, to restore them so (pop_context)."""
+    readers = {name for name in _sql_files() if CONTEXT_READ.search(_sql_source(name))}
+    assert readers == {"functions/push_context.sql"}
+    assert "macro context_setting(name)" in _sql_source("fragments/macros.sql")
+
+
+def test_type_lists_are_named() -> None:
+    """Built-in types are listed by name in fragments/type_lists.sql, each
+    list with what it is for; no SQL file spells a list of type oids."""
+    oid_list = re.compile(r"'\{[0-9]+(,[0-9]+)*\}'::(pg_catalog\.)?oid\[\]")
+    assert [name for name in _sql_files() if oid_list.search(_sql_source(name))] == []
+    source = render.render("functions/capture_source.sql", Settings(), 180000)
+    assert "'{16,18,20,21,23,26,1082,1114,1184,2950}'::oid[]" in source  # typed_types, rendered

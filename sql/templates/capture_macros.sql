@@ -1,0 +1,152 @@
+{#- What the two capture templates, capture_row.sql and
+    capture_statement.sql, share: the start and end of the body, the INSERT
+    of each kind of event, the context an event carries, and the json-cast
+    check. Their output is part of a format() template (capture_slots.sql):
+    a table-dependent piece is written slot(name), the audit schema S(), and
+    no other % may appear (tests/unit/test_render.py checks).
+
+    The generated code pins no search_path: a SET clause costs every call a
+    GUC save and restore. Instead every name is schema-qualified and every
+    operator spelled OPERATOR(pg_catalog.x); the SQL constructs that resolve
+    an operator through search_path (NULLIF, IS DISTINCT FROM, IN, simple
+    CASE, LIKE, JOIN ... USING) are not used. tests/sql/test_hijack.py plants
+    look-alikes of everything used here ahead of pg_catalog, and reads the
+    generated bodies for bare operators. -#}
+{%- from "fragments/macros.sql" import context_setting -%}
+{%- from "fragments/type_lists.sql" import type_oids, json_types -%}
+{%- from "templates/capture_slots.sql" import slot -%}
+
+{#- The audit schema, with any % doubled for format(). -#}
+{%- macro S() -%}{{ schema | ident | replace('%', '%%') }}{%- endmacro -%}
+
+{#- The context columns of an event that capture fills. The others of
+    fragments/macros.sql (txid, occurred_at, db_user) keep their defaults,
+    which are the same values. row_context and statement_context give the
+    values, after the category, in this order; capture_source copies them
+    into the events of on-change policies. -#}
+{%- set event_context = ['admin', 'actor_id', 'actor_email', 'actor_role', 'ip_address',
+                         'ip_address_raw', 'user_agent', 'request_id', 'application_name',
+                         'client_addr'] -%}
+{%- macro event_context_columns() -%}
+category, {{ event_context | join(', ') }}
+{%- endmacro -%}
+{#- Row level: the settings are read inside the INSERT, once per row. -#}
+{%- macro row_context() -%}
+'data', v_admin,
+                   {{ context_setting('auditsql.actor_id') }},
+                   {{ context_setting('auditsql.actor_email') }},
+                   {{ context_setting('auditsql.actor_role') }},
+                   v_ip, CASE WHEN v_ip IS NULL THEN v_ip_raw END,
+                   {{ context_setting('auditsql.user_agent') }},
+                   {{ context_setting('auditsql.request_id') }},
+                   {{ context_setting('application_name') }},
+                   pg_catalog.inet_client_addr()
+{%- endmacro -%}
+{#- Statement level: read once into variables (declared in
+    capture_statement.sql), constant for every row. -#}
+{%- macro statement_context() -%}
+'data', v_admin, v_actor_id, v_actor_email, v_actor_role, v_ip, CASE WHEN v_ip IS NULL THEN v_ip_raw END,
+                   v_user_agent, v_request_id, v_application_name, v_client_addr
+{%- endmacro -%}
+
+{#- True, or an error: no cast to json or jsonb of a user-defined type whose
+    function an ordinary role owns. A pseudo-constant filter, so PostgreSQL
+    evaluates it once per statement, before any row image is built. The
+    EXISTS is a cheap index probe that finds no row in most databases;
+    where casts of user-defined types to json exist (extensions such as
+    hstore define some), check_json_casts() decides, and raises when it must. -#}
+{%- set json_casts_checked -%}
+(NOT EXISTS (SELECT FROM pg_catalog.pg_cast AS c
+                               WHERE c.castsource OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+                                 AND c.casttarget OPERATOR(pg_catalog.=) ANY ({{ type_oids(json_types) }}::pg_catalog.oid[]))
+                   OR {{ S() }}.check_json_casts())
+{%- endset -%}
+
+{#- The declarations of both bodies; capture_statement.sql adds its own. -#}
+{%- macro declarations() -%}
+DECLARE
+    v_saved            pg_catalog.text[];
+    v_ip_raw           pg_catalog.text;
+    v_ip               pg_catalog.inet;
+    v_admin            pg_catalog.bool := COALESCE(
+        {{ context_setting('auditsql.actor_role') }} OPERATOR(pg_catalog.=) ANY ({{ slot('admin_roles') }}::pg_catalog.text[]), false);
+{%- endmacro -%}
+
+{#- What both bodies do first: TRUNCATE, the checks, the row-image
+    settings, the IP address. -#}
+{%- macro prologue() -%}
+BEGIN
+    -- Every capture trigger of the table and its partitions calls this
+    -- function, the TRUNCATE ones too, so that dropping it drops them all.
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        PERFORM {{ S() }}.capture_truncate(TG_RELID, {{ slot('table_oid') }}::pg_catalog.oid);
+        RETURN NULL;
+    END IF;
+    {{ slot('checks') }}
+    IF {{ slot('pin_when') }} THEN
+        v_saved := {{ S() }}.pin_image_settings();
+    END IF;
+    v_ip_raw := {{ context_setting('auditsql.ip_address') }};
+    IF v_ip_raw IS NOT NULL THEN
+        -- A dotted quad is the common case: no function call for it.
+        IF v_ip_raw OPERATOR(pg_catalog.~) '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$' THEN
+            v_ip := v_ip_raw::pg_catalog.inet;
+        ELSE
+            v_ip := {{ S() }}.inet_or_null(v_ip_raw);
+        END IF;
+    END IF;
+{%- endmacro -%}
+
+{#- What both bodies do last. -#}
+{%- macro epilogue() -%}
+    IF v_saved IS NOT NULL THEN
+        PERFORM {{ S() }}.restore_image_settings(v_saved);
+    END IF;
+    RETURN NULL;
+END
+{%- endmacro -%}
+
+{#- Each INSERT below takes its FROM clause from the caller; the subquery s
+    has the old image s.oj and/or the new image s.nj. Images drop excluded
+    columns (slot image_suffix) unless the actor is an admin, and show
+    redacted columns as a marker (slot redaction). `context` is row_context
+    or statement_context. -#}
+{%- macro insert_created(context, entity_type) -%}
+INSERT INTO {{ S() }}.events (action, entity_type, entity_id, after, {{ event_context_columns() }})
+            SELECT 'created', {{ entity_type }}, {{ slot('new_id') }}, s.nj{{ slot('redaction') }},
+                   {{ context() }}
+{%- endmacro -%}
+{#- An update by anyone but an admin stores the old values of the changed
+    columns only: `before` is the expression that computes them. -#}
+{%- macro insert_updated(context, entity_type, before) -%}
+{{ slot('on_change_with') }}INSERT INTO {{ S() }}.events (action, entity_type, entity_id, previous_entity_id, before, after, {{ event_context_columns() }})
+            SELECT 'updated', {{ entity_type }}, {{ slot('new_id') }},
+                   CASE WHEN {{ slot('old_id') }} OPERATOR(pg_catalog.=) {{ slot('new_id') }} THEN NULL ELSE {{ slot('old_id') }} END,
+                   {{ before }},
+                   s.nj{{ slot('redaction') }},
+                   {{ context() }}
+{%- endmacro -%}
+{#- Columns the generated comparison does not know (the table was altered
+    after attach) are compared generically. -#}
+{%- set generic_before -%}
+{{ S() }}.changed_values(s.oj, s.nj, {{ slot('redact_columns') }}::pg_catalog.text[])
+{%- endset -%}
+{#- An update by an admin stores whole rows (redaction still applies) and
+    names the changed columns, excluded ones included. `known` is an
+    expression that is true when the table has only the columns of attach
+    time; none means ask each row's image. -#}
+{%- macro insert_admin_updated(context, entity_type, known) -%}
+{{ slot('on_change_with') }}INSERT INTO {{ S() }}.events (action, entity_type, entity_id, previous_entity_id, before, after, changed_columns, {{ event_context_columns() }})
+            SELECT 'updated', {{ entity_type }}, {{ slot('new_id') }},
+                   CASE WHEN {{ slot('old_id') }} OPERATOR(pg_catalog.=) {{ slot('new_id') }} THEN NULL ELSE {{ slot('old_id') }} END,
+                   s.oj{{ slot('redaction') }}, s.nj{{ slot('redaction') }},
+                   CASE WHEN {{ known or "(s.nj OPERATOR(pg_catalog.-) " ~ slot('all_columns') ~ "::pg_catalog.text[]) OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb" }}
+                        THEN {{ slot('admin_changed') }}
+                        ELSE ARRAY(SELECT pg_catalog.jsonb_object_keys({{ S() }}.changed_values(s.oj, s.nj, '{}'::pg_catalog.text[]))) END,
+                   {{ context() }}
+{%- endmacro -%}
+{%- macro insert_deleted(context, entity_type) -%}
+INSERT INTO {{ S() }}.events (action, entity_type, entity_id, before, {{ event_context_columns() }})
+            SELECT 'deleted', {{ entity_type }}, {{ slot('old_id') }}, s.oj{{ slot('redaction') }},
+                   {{ context() }}
+{%- endmacro -%}

@@ -1,0 +1,58 @@
+{#- The body of a capture function for row capture (an AFTER ... FOR EACH
+    ROW trigger), as a format() template whose slots audit.capture_source()
+    fills (capture_slots.sql); attach wraps it in CREATE FUNCTION ...
+    SECURITY DEFINER AS '<body>'. capture_statement.sql is the other mode;
+    capture_macros.sql holds what both share.
+
+    Generated per table so that the columns, the key and the policies are
+    known in advance: the comparison of old and new values is a few jsonb
+    lookups instead of a set-returning subquery, a policy the table does not
+    use costs nothing, and each write is one INSERT ... SELECT (see
+    docs/performance.md).
+
+    Row images are built by to_jsonb() only after the json-cast check (a
+    cast to json of a user-defined type, owned by an ordinary role, would run
+    with the owner's rights) and with the row-image settings pinned. -#}
+{%- from "templates/capture_slots.sql" import slot -%}
+{%- from "templates/capture_macros.sql" import declarations, prologue, epilogue, row_context,
+    json_casts_checked, generic_before, insert_created, insert_updated, insert_admin_updated,
+    insert_deleted with context -%}
+{#- Whether the row has only the columns of attach time is asked of its
+    image. -#}
+{%- set row_before -%}
+CASE WHEN (s.nj OPERATOR(pg_catalog.-) {{ slot('columns') }}::pg_catalog.text[]) OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb
+                        THEN {{ slot('diff') }}
+                        ELSE {{ generic_before }} END
+{%- endset -%}
+{{ declarations() }}
+{{ prologue() }}
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        {{ insert_created(row_context, slot('entity_type')) }}
+        FROM (SELECT pg_catalog.to_jsonb(NEW){{ slot('image_suffix') }} AS nj
+              WHERE {{ json_casts_checked }}
+              OFFSET 0) AS s;
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        -- A row left byte-for-byte unchanged records nothing.
+        IF NOT (OLD OPERATOR(pg_catalog.*=) NEW) THEN
+            IF v_admin THEN
+                {{ insert_admin_updated(row_context, slot('entity_type'), none) }}
+                FROM (SELECT pg_catalog.to_jsonb(OLD) AS oj, pg_catalog.to_jsonb(NEW) AS nj
+                      WHERE {{ json_casts_checked }}
+                      OFFSET 0) AS s{{ slot('admin_on_change') }};
+            ELSE
+                {{ insert_updated(row_context, slot('entity_type'), row_before) }}
+                FROM (SELECT pg_catalog.to_jsonb(OLD){{ slot('image_suffix') }} AS oj,
+                             pg_catalog.to_jsonb(NEW){{ slot('image_suffix') }} AS nj
+                      WHERE {{ json_casts_checked }}
+                      OFFSET 0) AS s
+                WHERE {{ slot('update_filter') }}{{ slot('on_change') }};
+            END IF;
+        END IF;
+    ELSE
+        {{ insert_deleted(row_context, slot('entity_type')) }}
+        FROM (SELECT pg_catalog.to_jsonb(OLD){{ slot('image_suffix') }} AS oj
+              WHERE {{ json_casts_checked }}
+              OFFSET 0) AS s;
+    END IF;
+
+    {{ epilogue() }}
