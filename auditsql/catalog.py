@@ -139,7 +139,7 @@ class AuditedTable:
     exclude: list[str] = field(default_factory=list)
     redact: list[str] = field(default_factory=list)
     on_change: dict[str, str] = field(default_factory=dict)
-    strict: bool = False
+    require_actor: bool = False
     capture_current: bool = True  # its capture function is what attach makes now
     missing_columns: list[str] = field(default_factory=list)
     triggers: list[TriggerState] = field(default_factory=list)
@@ -201,12 +201,12 @@ def audited_tables(cur: psycopg.Cursor, schema: str) -> list[AuditedTable]:
         rows = cur.fetchall()
     tables = []
     for (relid, entity_type, present, partitioned, id_columns, id_source, id_trusted, id_unique,
-         capture, exclude, redact, on_change, strict, current, missing, triggers, clones,
+         capture, exclude, redact, on_change, require_actor, current, missing, triggers, clones,
          unexpected, lost) in rows:
         tables.append(AuditedTable(
             int(relid), entity_type, bool(present), bool(partitioned), list(id_columns),
             id_source, bool(id_trusted), bool(id_unique), capture, list(exclude), list(redact),
-            dict(on_change), bool(strict), bool(current), list(missing),
+            dict(on_change), bool(require_actor), bool(current), list(missing),
             [TriggerState(t["table"], t["name"], t["state"]) for t in triggers],
             list(clones), list(unexpected), list(lost)))
     return tables

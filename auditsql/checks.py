@@ -24,7 +24,7 @@ from functools import cached_property
 
 import psycopg
 
-from auditsql import __version__, catalog, errors, retention, upgrades
+from auditsql import __version__, catalog, cron, errors, partitions, retention, upgrades
 from auditsql.fingerprint import (
     EVENT_TRIGGER,
     FUNCTION,
@@ -136,8 +136,7 @@ class Context:
     all_tables: bool = False
     exclude: list[str] = field(default_factory=list)
     # The DSN verify connected with: pg_cron's job is read from pg_cron's
-    # database, which may be another one of the same server (see
-    # retention.cron_status).
+    # database, which may be another one of the same server (see cron.status).
     dsn: str | None = None
 
     @cached_property
@@ -153,8 +152,16 @@ class Context:
         return guard_schema_name(self.schema)
 
     @cached_property
-    def retention(self) -> retention.RetentionHealth:
-        return retention.health(self.cur.connection, self.schema, dsn=self.dsn)
+    def partitions(self) -> partitions.Partitions:
+        return partitions.partitions(self.cur, self.schema)
+
+    @cached_property
+    def policy(self) -> retention.Policy | None:
+        return retention.policy(self.cur, self.schema)
+
+    @cached_property
+    def cron(self) -> cron.CronStatus:
+        return cron.status(self.cur.connection, self.schema, dsn=self.dsn)
 
     @cached_property
     def script(self) -> Script:
@@ -544,46 +551,72 @@ def triggers_event(ctx: Context) -> Result:
 _EVENT_ENABLED = {"O": "enabled without ALWAYS", "R": "enabled for replica only", "D": "disabled"}
 
 
-# Retention (see docs/retention.md): the facts come from retention.health().
+# Retention (see docs/retention.md). Each verdict is a function of the
+# facts alone, so that it can be judged without a database.
 
 
-def _retention(ctx: Context, id: str) -> Result:
-    found = next(c for c in ctx.retention.checks() if c.id == id)
-    return Result(id, found.result, found.detail, found.hint if found.result != PASS else "")
+def policy_verdict(policy: retention.Policy | None) -> Result:
+    """Warns rather than fails: without a policy every event is kept, so
+    nothing is at risk until the law or the disk asks for one."""
+    if policy is None:
+        return Result("retention.policy_set", WARN,
+                      "no policy: every event is kept until one is set",
+                      "choose how long events are kept: `auditsql retention set "
+                      "financial|medical|saas|INTERVAL`")
+    return Result.passed("retention.policy_set", f"{policy.name} ({policy.keep})")
+
+
+def partitions_ahead_verdict(parts: partitions.Partitions, min_months_ahead: int = 1) -> Result:
+    found = (f"current month {'has' if parts.current_month_covered else 'lacks'} a partition;"
+             f" {parts.months_ahead} month(s) ahead")
+    if parts.current_month_covered and parts.months_ahead >= min_months_ahead:
+        return Result.passed("retention.partitions_ahead", found)
+    return Result("retention.partitions_ahead", FAIL, found,
+                  "run `auditsql retention run` (or schedule it) to create partitions ahead")
+
+
+def default_partition_verdict(parts: partitions.Partitions) -> Result:
+    if parts.default_partition_empty:
+        return Result.passed("retention.default_partition_empty", "empty")
+    return Result("retention.default_partition_empty", FAIL, "holds events",
+                  "run `auditsql retention run` to move them into monthly partitions")
+
+
+def job_verdict(found: cron.CronStatus) -> Result:
+    """Warns rather than fails: an external scheduler may run `auditsql
+    retention run` instead of pg_cron."""
+    id = "retention.job_scheduled"
+    hint = ("run `auditsql retention schedule`, or `auditsql retention run` from "
+            "another scheduler")
+    if not found.available:
+        return Result.passed(
+            id, "pg_cron is not available; run `auditsql retention run` from a scheduler")
+    if found.scheduled is None:
+        return Result(id, WARN, "pg_cron is available but its job could not be read"
+                      + (f": {found.problem}" if found.problem else ""), hint)
+    if not found.scheduled:
+        return Result(id, WARN, "pg_cron is available, no job", hint)
+    return Result.passed(id, "scheduled")
 
 
 @check("retention.policy_set", "a retention policy is set")
 def retention_policy_set(ctx: Context) -> Result:
-    """Warns rather than fails: without a policy every event is kept, so
-    nothing is at risk until the law or the disk asks for one."""
-    result = _retention(ctx, "retention.policy_set")
-    if result.status == FAIL:
-        return Result(result.id, WARN, "no policy: every event is kept until one is set",
-                      "choose how long events are kept: `auditsql retention set "
-                      "financial|medical|saas|INTERVAL`")
-    return result
+    return policy_verdict(ctx.policy)
 
 
 @check("retention.partitions_ahead", "the log has partitions for this month and the next")
 def retention_partitions_ahead(ctx: Context) -> Result:
-    return _retention(ctx, "retention.partitions_ahead")
+    return partitions_ahead_verdict(ctx.partitions)
 
 
 @check("retention.default_partition_empty", "no event waits in the default partition")
 def retention_default_partition_empty(ctx: Context) -> Result:
-    return _retention(ctx, "retention.default_partition_empty")
+    return default_partition_verdict(ctx.partitions)
 
 
 @check("retention.job_scheduled", "maintenance and retention are scheduled where pg_cron is")
 def retention_job_scheduled(ctx: Context) -> Result:
-    """Warns rather than fails: an external scheduler may run `auditsql
-    retention run` instead of pg_cron."""
-    result = _retention(ctx, "retention.job_scheduled")
-    if result.status == FAIL:
-        return Result(result.id, WARN, result.message,
-                      "run `auditsql retention schedule`, or `auditsql retention run` from "
-                      "another scheduler")
-    return result
+    return job_verdict(ctx.cron)
 
 
 @check("tables.expected", "every table named with --expect is audited")

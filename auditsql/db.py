@@ -3,11 +3,12 @@ into the library's typed errors."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import psycopg
 from psycopg import errors as pgerrors
+from psycopg import sql
 
 from auditsql import errors
 from auditsql.render import OLDEST_MAJOR
@@ -44,20 +45,41 @@ def check_server_version(num: int, text: str) -> None:
         )
 
 
-@contextmanager
-def transaction(conn: psycopg.Connection) -> Iterator[psycopg.Cursor]:
-    """One transaction: everything in the block commits together or not at all.
+# Server errors a caller reads as one of its own, before the general
+# mapping of translate(): a SQLSTATE means something particular coming
+# from one of auditsql's functions (no_data_found from place_hold: a hold
+# that would hold nothing).
+Errors = Mapping[type[psycopg.Error], type[errors.AuditsqlError]]
 
-    Server errors raised inside become typed errors.
-    """
+
+@contextmanager
+def transaction(conn: psycopg.Connection, *, read_only: bool = False,
+                errors_as: Errors | None = None) -> Iterator[psycopg.Cursor]:
+    """One transaction: everything in the block commits together or not at
+    all. Intervals print as PostgreSQL writes them ('7 years'), whatever the
+    session's IntervalStyle. ``read_only``: one snapshot, and the server
+    refuses any write (previews, verify). Server errors raised inside become typed
+    errors (``errors_as`` first)."""
+    # SET TRANSACTION only takes at the start of a transaction: inside the
+    # caller's own (a savepoint) reads go on in the caller's snapshot.
+    fresh = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     try:
         with conn.transaction(), conn.cursor() as cur:
+            if read_only and fresh:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cur.execute("SET LOCAL IntervalStyle = 'postgres'")
             yield cur
     except psycopg.Error as exc:
-        raise translate(exc) from exc
+        raise translate(exc, errors_as) from exc
 
 
-def translate(exc: psycopg.Error) -> errors.AuditsqlError:
+def call(schema: str, function: str, *args: sql.Composable) -> sql.Composed:
+    """``SELECT * FROM <schema>.<function>(args)``."""
+    return sql.SQL("SELECT * FROM {}.{}({})").format(
+        sql.Identifier(schema), sql.Identifier(function), sql.SQL(", ").join(args))
+
+
+def translate(exc: psycopg.Error, errors_as: Errors | None = None) -> errors.AuditsqlError:
     """Map a server error to a typed error carrying its one-line message."""
     diag = getattr(exc, "diag", None)
     primary = (diag.message_primary if diag else None) or str(exc).splitlines()[0]
@@ -66,6 +88,9 @@ def translate(exc: psycopg.Error) -> errors.AuditsqlError:
     if hint:
         message = f"{message} ({hint})"
     message = " ".join(message.split())
+    for server, ours in (errors_as or {}).items():
+        if isinstance(exc, server):
+            return ours(message)
     if isinstance(exc, pgerrors.InsufficientPrivilege):
         return errors.PermissionDenied(message)
     if isinstance(exc, pgerrors.UndefinedTable):
@@ -80,6 +105,8 @@ def translate(exc: psycopg.Error) -> errors.AuditsqlError:
         return errors.InvalidValue(message)
     if isinstance(exc, pgerrors.FeatureNotSupported):
         return errors.UnsupportedServer(message)
+    if isinstance(exc, pgerrors.ObjectInUse):
+        return errors.HeldEntity(message)
     if isinstance(exc, psycopg.OperationalError):
         return errors.ConnectionFailed(message)
     return errors.DatabaseError(message)

@@ -32,7 +32,7 @@ def install(
     retention_policy: str | None = None,
     *,
     admin_roles: list[str] | None = None,
-    strict: bool | None = None,
+    require_actor: bool | None = None,
 ) -> str:
     """Install (or re-install) auditsql; returns the installed version.
 
@@ -40,7 +40,7 @@ def install(
     weakening auditing; another role's cannot. With *retention_policy*
     (financial, medical, saas or an interval) the retention policy is set in
     the same transaction, so a bad policy leaves nothing behind.
-    ``admin_roles`` and ``strict`` change the installation settings (see
+    ``admin_roles`` and ``require_actor`` change the installation settings (see
     ``audit.configure``); None keeps them.
     """
     def attempt() -> str:
@@ -53,7 +53,7 @@ def install(
             reattach(cur, settings.schema)
             if retention_policy is not None:
                 retention.set_policy_in(cur, settings.schema, retention_policy)
-            configure = configure_query(settings, admin_roles, strict)
+            configure = configure_query(settings, admin_roles, require_actor)
             if configure is not None:
                 cur.execute(configure)
             return version
@@ -91,20 +91,20 @@ def _retried(attempt: Callable[[], T]) -> T:
 
 def set_retention_sql(settings: Settings, policy: str) -> str:
     """The statement that sets the retention policy, for ``install --dry-run``."""
-    retention.check_policy_text(policy)
+    retention.validate_policy_text(policy)
     return sql.SQL("SELECT {}.set_retention({});\n").format(
         sql.Identifier(settings.schema), sql.Literal(policy)
     ).as_string(None)
 
 
 def configure_query(
-    settings: Settings, admin_roles: list[str] | None, strict: bool | None
+    settings: Settings, admin_roles: list[str] | None, require_actor: bool | None
 ) -> sql.Composed | None:
     """``SELECT audit.configure(...)`` for the given changes, or None for none."""
-    if admin_roles is None and strict is None:
+    if admin_roles is None and require_actor is None:
         return None
     return sql.SQL("SELECT {}.configure({}::text[], {}::boolean);\n").format(
-        sql.Identifier(settings.schema), sql.Literal(admin_roles), sql.Literal(strict))
+        sql.Identifier(settings.schema), sql.Literal(admin_roles), sql.Literal(require_actor))
 
 
 CAPTURE_MODES = ("row", "statement")
@@ -118,7 +118,7 @@ class Policies:
     exclude: list[str] | None = None
     redact: list[str] | None = None
     on_change: dict[str, str] | None = None
-    strict: bool | None = None
+    require_actor: bool | None = None
     trust_id_columns: bool | None = None
 
 
@@ -149,7 +149,7 @@ def dry_run_script(
     retention_policy: str | None = None,
     *,
     admin_roles: list[str] | None = None,
-    strict: bool | None = None,
+    require_actor: bool | None = None,
 ) -> str:
     """What :func:`install` runs, as one transaction to feed to psql: the
     install script for ``to``, then the retention policy and settings
@@ -157,7 +157,7 @@ def dry_run_script(
     script = install_sql(settings, to.server_version_num, event_trigger=to.event_trigger)
     if retention_policy is not None:
         script += set_retention_sql(settings, retention_policy)
-    configure = configure_query(settings, admin_roles, strict)
+    configure = configure_query(settings, admin_roles, require_actor)
     if configure is not None:
         script += configure.as_string(None)
     return f"BEGIN;\n{script}COMMIT;\n"
@@ -293,7 +293,7 @@ def attach(
     p = policies or Policies()
     on_change = None if p.on_change is None else Jsonb(p.on_change)
     return _for_each_table(conn, tables, settings, "attach", id_columns, capture,
-                           p.exclude, p.redact, on_change, p.strict, p.trust_id_columns)
+                           p.exclude, p.redact, on_change, p.require_actor, p.trust_id_columns)
 
 
 def detach(conn: psycopg.Connection, tables: list[str], settings: Settings) -> Tables:

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from auditsql import db, erasure, errors
+from auditsql import errors
+from auditsql.audit import Audit
 from auditsql.cli.options import Dsn, Schema
 from auditsql.cli.output import err, out, reported
 
@@ -58,9 +59,9 @@ def erase(
             raise errors.InvalidValue("name one entity id, or give --all for every entity")
         if bool(column) == all_columns:
             raise errors.InvalidValue("name the columns with --column, or give --all-columns")
-        with db.connect(dsn) as conn:
-            count = erasure.erase(conn, schema, entity_type, entity_id,
-                                  None if all_columns else list(column or []), reason)
+        with Audit(dsn, schema=schema) as audit:
+            count = audit.erase(entity_type, entity_id, reason=reason,
+                                columns=None if all_columns else list(column or []))
     out.print(str(count), markup=False)
     err.print(f"erased values from {count} event{'s' if count != 1 else ''} of {entity_type}"
               + (f" {entity_id}" if entity_id is not None else ""), markup=False)

@@ -9,10 +9,12 @@ from typing import Annotated
 
 import typer
 
-from auditsql import db, installer
-from auditsql.cli.options import Dsn, Json, Schema
+from auditsql import installer
+from auditsql.audit import Audit, Roles
+from auditsql.cli import options
+from auditsql.cli.options import Dsn, Json, Schema, NoRequireActor, Strict
 from auditsql.cli.output import err, reported
-from auditsql.render import NEWEST_MAJOR, OLDEST_MAJOR, Settings, server_version_num
+from auditsql.render import NEWEST_MAJOR, OLDEST_MAJOR, server_version_num
 
 # install's --dsn: needed, except to print the script (--dry-run).
 DsnUnlessDryRun = Annotated[
@@ -79,15 +81,16 @@ def install(
             show_default=False,
         ),
     ] = None,
-    strict: Annotated[
+    require_actor: Annotated[
         bool | None,
-        typer.Option(
-            "--strict/--no-strict",
-            help="Refuse every audited write that has no actor in context. "
-            "Omitted: keep (first install: off).",
-            show_default=False,
-        ),
+        typer.Option("--require-actor",
+                     help="Refuse every audited write that has no actor in context; "
+                     "--no-require-actor lifts it (also spelled --strict/--no-strict). "
+                     "Omitted: keep (first install: off).",
+                     show_default=False),
     ] = None,
+    no_require_actor: NoRequireActor = False,
+    strict: Strict = None,
     retention_policy: Annotated[
         str | None,
         typer.Option(
@@ -135,6 +138,7 @@ def install(
     Run as a superuser, it also creates the event triggers that refuse DDL
     weakening auditing. --dry-run needs no database unless a DSN is given.
     """
+    required = options.require_actor(require_actor, no_require_actor, strict)
     offline = dry_run and dsn is None
     for given, option in ((server_version is not None, "--server-version"),
                           (no_event_triggers, "--no-event-triggers")):
@@ -146,27 +150,27 @@ def install(
         raise typer.BadParameter(
             "missing: give --dsn or set AUDITSQL_DSN (only --dry-run works without one)",
             param_hint="'--dsn'")
-    settings = Settings(schema=schema, owner=owner_role, reader=reader_role, writer=writer_role,
-                        admin=admin_role, operator=operator_role)
+    roles = Roles(owner_role, reader_role, writer_role, admin_role, operator_role)
     with reported():
+        settings = roles.settings(schema)
         settings.validate()
-        roles = installer.parse_names(admin_roles, "--admin-actor-roles")
+        actor_roles = installer.parse_names(admin_roles, "--admin-actor-roles")
         if dsn is None:
             to = installer.Target(server_version_num(server_version or OLDEST_MAJOR),
                                   event_trigger=not no_event_triggers)
             # Verbatim, and runnable as is: `auditsql install --dry-run | psql`.
-            sys.stdout.write(installer.dry_run_script(settings, to, retention_policy,
-                                                      admin_roles=roles, strict=strict))
+            sys.stdout.write(installer.dry_run_script(
+                settings, to, retention_policy, admin_roles=actor_roles,
+                require_actor=required))
             return
-        with db.connect(dsn) as conn:
+        with Audit(dsn, schema=schema) as audit:
             if dry_run:
-                with db.transaction(conn) as cur:
-                    to = installer.target(cur)
-                sys.stdout.write(installer.dry_run_script(settings, to, retention_policy,
-                                                          admin_roles=roles, strict=strict))
+                sys.stdout.write(audit.install_script(
+                    retention=retention_policy, admin_actor_roles=actor_roles,
+                    require_actor=required, roles=roles))
                 return
-            version = installer.install(conn, settings, retention_policy,
-                                        admin_roles=roles, strict=strict)
+            version = audit.install(retention=retention_policy, admin_actor_roles=actor_roles,
+                                    require_actor=required, roles=roles)
     err.print(f"auditsql {version} installed in schema {schema}", markup=False)
 
 
@@ -184,8 +188,8 @@ def upgrade(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
     a long transaction holds a table it must lock; refused when auditsql is
     not installed, or is newer than this package.
     """
-    with reported(), db.connect(dsn) as conn:
-        done = installer.upgrade(conn, schema)
+    with reported(), Audit(dsn, schema=schema) as audit:
+        done = audit.upgrade()
     if as_json:
         print(json.dumps({"schema": schema, **asdict(done), "up_to_date": done.up_to_date},
                          indent=2))

@@ -9,7 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from auditsql import db, errors, retention
+from auditsql import errors, retention
+from auditsql.audit import Audit
+from auditsql.cron import DEFAULT_CRON
+from auditsql.retention import DEFAULT_MONTHS_AHEAD
 from auditsql.cli.options import Dsn, Json, Schema
 from auditsql.cli.output import err, reported
 
@@ -108,10 +111,9 @@ def set_policy(
     partitions the next retention run would then remove are listed on
     stdout, with their events and those kept under legal hold.
     """
-    with reported(), db.connect(dsn) as conn:
+    with reported(), Audit(dsn, schema=schema) as audit:
         try:
-            done = retention.set_policy(conn, schema, policy, under_a_year=under_a_year,
-                                        shorten=shorten)
+            done = audit.set_retention(policy, under_a_year=under_a_year, shorten=shorten)
         except errors.PolicyRefused as exc:
             _print_removals([r for r in exc.removes if isinstance(r, retention.Removed)])
             raise
@@ -131,8 +133,8 @@ def status(dsn: Dsn, schema: Schema = "audit", as_json: Json = False) -> None:
     The job is shown with its schedule and its last runs from
     cron.job_run_details.
     """
-    with reported():
-        found = retention.status(dsn, schema)
+    with reported(), Audit(dsn, schema=schema) as audit:
+        found = audit.retention_status()
     if as_json:
         _print_json(asdict(found))
         return
@@ -199,8 +201,8 @@ def hold(
     [1001, 1]. A hold matching no event in the log is refused unless
     --future. Recorded in the log. Holding an entity again changes nothing.
     """
-    with reported(), db.connect(dsn) as conn:
-        done = retention.place_hold(conn, schema, entity_type, entity_id, reason, future=future)
+    with reported(), Audit(dsn, schema=schema) as audit:
+        done = audit.hold(entity_type, entity_id, reason, future=future)
     found = done.hold
     given = f" (given as {entity_id})" if found.entity_id != entity_id else ""
     events = (f"{done.events} events in the log" if done.events
@@ -229,8 +231,8 @@ def release(
     The entity's events are then removed by the next run that finds them due.
     Releasing an entity that is not held is an error.
     """
-    with reported(), db.connect(dsn) as conn:
-        found = retention.release_hold(conn, schema, entity_type, entity_id, reason)
+    with reported(), Audit(dsn, schema=schema) as audit:
+        found = audit.release(entity_type, entity_id, reason)
     err.print(f"legal hold released on {found.entity_type} {found.entity_id}", markup=False)
 
 
@@ -240,8 +242,8 @@ def schedule(
     cron: Annotated[
         str,
         typer.Option("--cron", help="When to run, as a pg_cron schedule (UTC)."),
-    ] = retention.DEFAULT_CRON,
-    months_ahead: MonthsAhead = retention.DEFAULT_MONTHS_AHEAD,
+    ] = DEFAULT_CRON,
+    months_ahead: MonthsAhead = DEFAULT_MONTHS_AHEAD,
     schema: Schema = "audit",
 ) -> None:
     """Schedule maintenance and retention with pg_cron.
@@ -250,8 +252,8 @@ def schedule(
     when pg_cron lives in another (cron.database_name). It runs as the
     connected role. Scheduling again replaces the schedule.
     """
-    with reported():
-        job = retention.schedule(dsn, schema, cron, months_ahead)
+    with reported(), Audit(dsn, schema=schema) as audit:
+        job = audit.schedule(cron, months_ahead)
     err.print(f"scheduled pg_cron job {job.jobid} {job.name!r} ('{job.schedule}')"
               f" for database {job.database}, running as {job.username}", markup=False)
 
@@ -259,8 +261,8 @@ def schedule(
 @app.command()
 def unschedule(dsn: Dsn, schema: Schema = "audit") -> None:
     """Remove the pg_cron job that `schedule` created."""
-    with reported():
-        job = retention.unschedule(dsn, schema)
+    with reported(), Audit(dsn, schema=schema) as audit:
+        job = audit.unschedule()
     if job is None:
         err.print("no retention job was scheduled", markup=False)
     else:
@@ -270,7 +272,7 @@ def unschedule(dsn: Dsn, schema: Schema = "audit") -> None:
 @app.command()
 def run(
     dsn: Dsn,
-    months_ahead: MonthsAhead = retention.DEFAULT_MONTHS_AHEAD,
+    months_ahead: MonthsAhead = DEFAULT_MONTHS_AHEAD,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run",
@@ -286,8 +288,8 @@ def run(
     is not available. Exits 1 when no retention policy is set.
     """
     if dry_run:
-        with reported(), db.connect(dsn) as conn:
-            result = retention.dry_run(conn, schema, months_ahead)
+        with reported(), Audit(dsn, schema=schema) as audit:
+            result = audit.run_retention(months_ahead, dry_run=True)
         if as_json:
             _print_json(asdict(result))
             return
@@ -297,18 +299,18 @@ def run(
         err.print("dry run: nothing changed" if done else "nothing to do", markup=False)
         return
     if as_json:
-        with reported(), db.connect(dsn) as conn:
-            result = retention.run(conn, schema, months_ahead)
+        with reported(), Audit(dsn, schema=schema) as audit:
+            result = audit.run_retention(months_ahead)
         _print_json(asdict(result))
         return
-    with reported(), db.connect(dsn) as conn:
+    with reported(), Audit(dsn, schema=schema) as audit:
         # Step by step, so that what maintenance did is shown even when
         # retention then fails (each step commits on its own).
-        retention.check_months_ahead(months_ahead)
-        retention.require_policy(conn, schema)
-        maintained = retention.maintain(conn, schema, months_ahead)
+        retention.validate_months_ahead(months_ahead)
+        audit.require_policy()
+        maintained = audit.maintain(months_ahead)
         _print_created(maintained, "created")
-        removed = retention.apply(conn, schema)
+        removed = audit.apply_retention()
         _print_removals(removed, "removed")
     if not maintained and not removed:
         err.print("nothing to do", markup=False)

@@ -10,12 +10,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from auditsql import __version__, catalog, db, retention
+from auditsql.audit import Audit
 from auditsql.catalog import AuditedTable
 from auditsql.cli.options import Dsn, Json, Schema
 from auditsql.cli.output import out, reported
-from auditsql.fingerprint import INSTALLED, MISSING, OUTDATED, UNEXPECTED, ObjectState, classify
-from auditsql.render import install_definitions
+from auditsql.fingerprint import INSTALLED, MISSING, OUTDATED, UNEXPECTED, ObjectState
 
 STATES = (INSTALLED, OUTDATED, MISSING, UNEXPECTED)
 
@@ -30,8 +29,8 @@ def _policies(table: AuditedTable) -> str:
     """The table's column policies, or `-`."""
     parts = [f"exclude {c}" for c in table.exclude] + [f"redact {c}" for c in table.redact]
     parts += [f"on change {c}: {a}" for c, a in sorted(table.on_change.items())]
-    if table.strict:
-        parts.append("strict")
+    if table.require_actor:
+        parts.append("require actor")
     return "; ".join(parts) or "-"
 
 
@@ -59,15 +58,9 @@ def status(
     by another version), missing, or unexpected; only those not installed
     are listed unless --objects is given.
     """
-    with reported(), db.connect(dsn) as conn, db.transaction(conn) as cur:
-        installed = catalog.installation(cur, schema)
-        version = installed.version
-        cur.execute("SET LOCAL IntervalStyle = 'postgres'")
-        policy = retention.policy(cur, schema)
-        tables = catalog.audited_tables(cur, schema)
-        script = install_definitions(installed.settings, conn.info.server_version,
-                                     event_trigger=installed.event_trigger)
-        states = classify(script, catalog.fingerprinted_objects(cur, schema), __version__)
+    with reported(), Audit(dsn, schema=schema) as audit:
+        found = audit.status()
+    version, policy, tables, states = found.version, found.policy, found.tables, found.objects
     if as_json:
         payload = {
             "schema": schema,

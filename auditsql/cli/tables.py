@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from auditsql import db, errors, installer
-from auditsql.cli.options import Dsn, Schema, Tables
+from auditsql import errors, installer
+from auditsql.audit import Audit
+from auditsql.cli import options
+from auditsql.cli.options import Dsn, Schema, Tables, NoRequireActor, Strict
 from auditsql.cli.output import err, reported
-from auditsql.render import Settings
 
 
 class Capture(str, Enum):
@@ -77,16 +78,19 @@ def attach(
                      "(e.g. role=role_changed). Repeat for several; replaces the table's list.",
                      show_default=False),
     ] = None,
-    strict: Annotated[
+    require_actor: Annotated[
         bool | None,
-        typer.Option("--strict/--no-strict",
-                     help="Refuse writes to the table that have no actor in context.",
+        typer.Option("--require-actor",
+                     help="Refuse writes to the table that have no actor in context; "
+                     "--no-require-actor lifts it (also spelled --strict/--no-strict).",
                      show_default=False),
     ] = None,
+    no_require_actor: NoRequireActor = False,
+    strict: Strict = None,
     clear_policies: Annotated[
         bool,
         typer.Option("--clear-policies",
-                     help="Drop the table's column policies and strictness first; the other "
+                     help="Drop the table's column policies and --require-actor first; the other "
                      "policy options then apply. Without it, policies not named are kept."),
     ] = False,
 ) -> None:
@@ -95,25 +99,27 @@ def attach(
     Needs membership in the operator role (auditsql_operator) and ownership
     of the tables; no right over the log.
 
-    Column policies (--exclude, --redact, --on-change, --strict) apply to every
-    table named; each one given replaces what the table had, the others stay.
+    Column policies (--exclude, --redact, --on-change, --require-actor)
+    apply to every table named; each one given replaces what the table had,
+    the others stay.
     """
+    required = options.require_actor(require_actor, no_require_actor, strict)
     with reported():
         if primary_key and id_columns is not None:
             raise errors.InvalidValue("--primary-key and --id-columns exclude each other")
         columns = [] if primary_key else installer.parse_id_columns(id_columns)
-        mode = capture.value if capture is not None else None
-        cleared = installer.Policies([], [], {}, False) if clear_policies else installer.Policies()
-        policies = installer.Policies(
-            exclude=exclude if exclude else cleared.exclude,
-            redact=redact if redact else cleared.redact,
-            on_change=installer.parse_on_change(on_change) or cleared.on_change,
-            strict=strict if strict is not None else cleared.strict,
-            trust_id_columns=True if trust_id_columns else None,
-        )
-        with db.connect(dsn) as conn:
-            done = installer.attach(conn, tables, Settings(schema=schema), columns, mode,
-                                     policies)
+        changes = installer.parse_on_change(on_change)
+        cleared = clear_policies or None  # each policy not given: cleared, or kept
+        with Audit(dsn, schema=schema) as audit:
+            done = audit.attach(
+                *tables, id_columns=columns,
+                capture=capture.value if capture is not None else None,
+                exclude=exclude or ([] if cleared else None),
+                redact=redact or ([] if cleared else None),
+                on_change=changes or ({} if cleared else None),
+                require_actor=required if required is not None else False if cleared else None,
+                trust_id_columns=trust_id_columns or None,
+            )
     for name in done.names:
         err.print(f"attached {name}", markup=False)
     for warning in done.warnings:
@@ -122,7 +128,7 @@ def attach(
 
 def detach(tables: Tables, dsn: Dsn, schema: Schema = "audit") -> None:
     """Stop auditing tables. Their events stay in the log; all tables or none."""
-    with reported(), db.connect(dsn) as conn:
-        done = installer.detach(conn, tables, Settings(schema=schema))
+    with reported(), Audit(dsn, schema=schema) as audit:
+        done = audit.detach(*tables)
     for name in done.names:
         err.print(f"detached {name}", markup=False)

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from auditsql import db, errors, installer, retention
+from auditsql import errors
+from auditsql.audit import Audit
 from auditsql.cli.options import Dsn, Schema
 from auditsql.cli.output import err, reported
 
@@ -51,11 +52,10 @@ def uninstall(
             if given != schema:
                 raise errors.InvalidValue(
                     f"confirmation {given!r} is not the schema's name {schema!r}; nothing done")
-        with db.connect(dsn) as conn:
-            job = _unschedule(dsn, schema)
-            done = installer.uninstall(conn, schema, drop_data=drop_data)
-    if job:
-        err.print(f"removed pg_cron job {job}", markup=False)
+        with Audit(dsn, schema=schema) as audit:
+            done, job = audit.uninstall(drop_data=drop_data)
+    if job is not None:
+        err.print(f"removed pg_cron job {job.jobid} {job.name!r}", markup=False)
     for table in done.tables:
         err.print(f"no longer audited: {table}", markup=False)
     for role in done.dropped_roles:
@@ -65,12 +65,3 @@ def uninstall(
     kept = "its log dropped" if done.data_dropped else (
         f"its log kept in schema {schema}, no longer guarded")
     err.print(f"auditsql uninstalled from schema {schema}; {kept}", markup=False)
-
-
-def _unschedule(dsn: str, schema: str) -> str | None:
-    """Remove the pg_cron job, if there is one and pg_cron can be reached."""
-    try:
-        job = retention.unschedule(dsn, schema)
-    except errors.AuditsqlError:
-        return None
-    return None if job is None else f"{job.jobid} {job.name!r}"

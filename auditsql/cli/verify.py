@@ -14,7 +14,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from auditsql import __version__, catalog, checks, db, errors
+from auditsql import __version__, checks
+from auditsql.audit import Audit
 from auditsql.cli.options import Dsn, Json, Schema
 from auditsql.cli.output import EXIT_FAILURE, EXIT_USAGE, err, out, reported
 
@@ -66,19 +67,16 @@ def verify(
     """
     if exclude and not all_tables:
         raise typer.BadParameter("--exclude needs --all-tables", param_hint="'--exclude'")
-    with reported(), db.connect(dsn) as conn:
-        conn.read_only = True
-        with db.transaction(conn) as cur:
-            expected = [_resolve(cur, name) for name in expect or []]
-            ctx = checks.Context(cur, schema, expected, all_tables, list(exclude or []), dsn=dsn)
-            results = checks.run(ctx)
-            installed = _installed_version(ctx)
+    with reported(), Audit(dsn, schema=schema) as audit:
+        found = audit.verify(expect=expect or [], all_tables=all_tables,
+                             exclude=exclude or [])
+        results = found.results
         report = {
             "format": JSON_FORMAT,
             "auditsql": __version__,
             "schema": schema,
-            "installed_version": installed,
-            "result": checks.worst(results),
+            "installed_version": found.installed_version,
+            "result": found.result,
             "summary": {status: sum(r.status == status for r in results)
                         for status in checks.STATUSES},
             "checks": [
@@ -95,22 +93,6 @@ def verify(
         _print_human(report)
     if report["result"] == checks.FAIL:
         raise typer.Exit(EXIT_FAILURE)
-
-
-def _resolve(cur, name: str) -> checks.Expected:
-    """A table named with --expect; a name that cannot be parsed is a usage error."""
-    try:
-        oid, qualified = catalog.resolve_table(cur, name)
-    except errors.NoSuchTable:
-        return checks.Expected(name, None, None)
-    return checks.Expected(name, oid, qualified)
-
-
-def _installed_version(ctx: checks.Context) -> str | None:
-    try:
-        return ctx.installation.version
-    except errors.AuditsqlError:
-        return None
 
 
 def _print_human(report: dict) -> None:

@@ -15,7 +15,8 @@
 --   p_on_change   {"column": "action"}: an update that changes the column
 --                 also records an auth event with that action, carrying the
 --                 column's before and after and the data event's id (caused_by)
---   p_strict      require an actor: a write without one in context fails
+--   p_require_actor
+--                 require an actor: a write without one in context fails
 --   p_trust_id_columns
 --                 accept explicit id columns that no unique index over NOT
 --                 NULL columns backs (verify then warns)
@@ -36,7 +37,7 @@ CREATE OR REPLACE FUNCTION {{ schema | ident }}.attach(
     p_exclude          text[]  DEFAULT NULL,
     p_redact           text[]  DEFAULT NULL,
     p_on_change        jsonb   DEFAULT NULL,
-    p_strict           boolean DEFAULT NULL,
+    p_require_actor    boolean DEFAULT NULL,
     p_trust_id_columns boolean DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
@@ -54,7 +55,7 @@ BEGIN
     END IF;
     FOR v_statement IN
         SELECT * FROM {{ schema | ident }}.attach_prepare(p_table, p_id_columns, p_capture, p_exclude,
-                                                          p_redact, p_on_change, p_strict, p_trust_id_columns)
+                                                          p_redact, p_on_change, p_require_actor, p_trust_id_columns)
     LOOP
         BEGIN
             EXECUTE v_statement;

@@ -21,7 +21,7 @@ CREATE FUNCTION {{ schema | ident }}.attach_prepare(
     p_exclude            text[],
     p_redact             text[],
     p_on_change          jsonb,
-    p_strict             boolean,
+    p_require_actor      boolean,
     p_trust_id_columns   boolean)
 RETURNS SETOF text
 LANGUAGE plpgsql
@@ -69,7 +69,7 @@ BEGIN
 
     SELECT * INTO v_was FROM {{ schema | ident }}.tables WHERE relid = p_table;
     v_changes := v_was IS NULL OR p_id_columns IS NOT NULL OR p_capture IS NOT NULL OR p_exclude IS NOT NULL
-                 OR p_redact IS NOT NULL OR p_on_change IS NOT NULL OR p_strict IS NOT NULL
+                 OR p_redact IS NOT NULL OR p_on_change IS NOT NULL OR p_require_actor IS NOT NULL
                  OR p_trust_id_columns IS NOT NULL;
     IF v_changes AND NOT pg_has_role(session_user, {{ operator | literal }}, 'MEMBER') THEN
         RAISE EXCEPTION 'auditsql: role % may not attach tables: it must be a member of %', session_user, {{ operator | literal }}
@@ -112,7 +112,7 @@ BEGIN
     v_now := ROW(p_table, v_keys, v_source,
                  coalesce(p_capture, v_was.capture, 'row'),
                  coalesce(p_exclude, v_was.exclude, '{}'), coalesce(p_redact, v_was.redact, '{}'),
-                 coalesce(p_on_change, v_was.on_change, '{}'), coalesce(p_strict, v_was.require_actor, false),
+                 coalesce(p_on_change, v_was.on_change, '{}'), coalesce(p_require_actor, v_was.require_actor, false),
                  coalesce(v_was.granted_select, false), coalesce(v_was.granted_usage, '{}'),
                  coalesce(v_was.attached_at, now()), coalesce(v_was.attached_by, session_user),
                  v_source = 'explicit' AND coalesce(p_trust_id_columns, v_was.id_trusted, false),

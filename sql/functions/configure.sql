@@ -1,12 +1,13 @@
 -- configure: change the installation-wide settings (audit.settings) and
 -- regenerate the capture function of every audited table, which embeds them.
---   p_admin_roles  actor roles whose events are admin actions; NULL keeps
---   p_strict       every audited table requires an actor: writes without one fail; NULL keeps
+--   p_admin_roles    actor roles whose events are admin actions; NULL keeps
+--   p_require_actor  every audited table requires an actor: writes without
+--                    one fail; NULL keeps
 -- Records a 'configured' system event when something changed. Runs as the
 -- owner role; the caller (session_user) must be a member of the admin role.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.configure(
-    p_admin_roles text[]  DEFAULT NULL,
-    p_strict      boolean DEFAULT NULL)
+    p_admin_roles   text[]  DEFAULT NULL,
+    p_require_actor boolean DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -28,7 +29,7 @@ BEGIN
     END IF;
     SELECT * INTO v_was FROM {{ schema | ident }}.settings FOR UPDATE;
     UPDATE {{ schema | ident }}.settings
-       SET admin_roles = coalesce(p_admin_roles, admin_roles), require_actor = coalesce(p_strict, require_actor)
+       SET admin_roles = coalesce(p_admin_roles, admin_roles), require_actor = coalesce(p_require_actor, require_actor)
     RETURNING * INTO v_now;
     IF v_now IS DISTINCT FROM v_was THEN
         FOR v_table IN

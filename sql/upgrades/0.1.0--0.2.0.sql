@@ -28,6 +28,23 @@ DROP FUNCTION IF EXISTS {{ schema | ident }}.drop_triggers(regclass);
 DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[]);
 DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[], text);
 DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[], text, text[], text[], jsonb, boolean);
+-- attach and configure call p_strict p_require_actor, as the column is
+-- named; CREATE OR REPLACE cannot rename a parameter, so the 0.1.0
+-- functions go first (found by the old name, not to drop a new one).
+DO $step$
+DECLARE
+    v_function regprocedure;
+BEGIN
+    FOR v_function IN
+        SELECT p.oid::regprocedure
+          FROM pg_catalog.pg_proc AS p JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+         WHERE n.nspname = {{ schema | literal }} AND p.proname IN ('attach', 'configure')
+           AND 'p_strict' = ANY (p.proargnames)
+    LOOP
+        EXECUTE pg_catalog.format('DROP FUNCTION %s', v_function);
+    END LOOP;
+END
+$step$;
 -- set_retention gained p_under_a_year and p_shorten; place_hold, p_future.
 DROP FUNCTION IF EXISTS {{ schema | ident }}.set_retention(text);
 DROP FUNCTION IF EXISTS {{ schema | ident }}.place_hold(text, text, text);

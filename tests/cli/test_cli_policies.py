@@ -46,15 +46,15 @@ def policies(dsn: str) -> tuple:
 def test_attach_with_every_policy_and_status_shows_them(users: str) -> None:
     ok("attach", "--dsn", users, "users", "--exclude", "updated_at", "--redact", "password_hash",
        "--on-change", "role=role_changed", "--on-change", "password_hash=password_changed",
-       "--strict")
+       "--require-actor")
     assert policies(users) == (["updated_at"], ["password_hash"],
                                {"role": "role_changed", "password_hash": "password_changed"}, True)
     text = ok("status", "--dsn", users).stdout
     for needle in ("exclude updated_at", "redact password_hash", "on change role: role_changed",
-                   "strict"):
+                   "require actor"):
         assert needle in text
     [table] = json.loads(ok("status", "--dsn", users, "--json").stdout)["tables"]
-    assert table["exclude"] == ["updated_at"] and table["strict"] is True
+    assert table["exclude"] == ["updated_at"] and table["require_actor"] is True
     assert table["on_change"] == {"role": "role_changed", "password_hash": "password_changed"}
     assert table["healthy"] is True
 
@@ -67,11 +67,15 @@ def test_policies_not_named_are_kept_and_clear_resets(users: str) -> None:
     assert policies(users) == ([], ["name"], {}, False)
 
 
-def test_required_actor_from_the_cli(users: str) -> None:
-    ok("attach", "--dsn", users, "users", "--strict")
+@pytest.mark.parametrize("on, off", [("--require-actor", "--no-require-actor"),
+                                     ("--strict", "--no-strict")])  # the earlier names
+def test_required_actor_from_the_cli(users: str, on: str, off: str) -> None:
+    ok("attach", "--dsn", users, "users", on)
+    assert policies(users)[3] is True
     with pytest.raises(Exception, match="needs an actor"):
         execute(users, "UPDATE users SET name = 'x'")
-    ok("attach", "--dsn", users, "users", "--no-strict")
+    ok("attach", "--dsn", users, "users", off)
+    assert policies(users)[3] is False
     execute(users, "UPDATE users SET name = 'y'")
 
 
@@ -105,14 +109,16 @@ def test_unknown_capture_mode_is_a_usage_error(users: str) -> None:
     usage_error(run("attach", "--dsn", users, "users", "--capture", "bulk"), "--capture")
 
 
-def test_install_sets_admin_roles_and_strictness(users: str) -> None:
-    ok("install", "--dsn", users, "--admin-actor-roles", "dba,security", "--strict")
+@pytest.mark.parametrize("on, off", [("--require-actor", "--no-require-actor"),
+                                     ("--strict", "--no-strict")])  # the earlier names
+def test_install_sets_admin_roles_and_required_actor(users: str, on: str, off: str) -> None:
+    ok("install", "--dsn", users, "--admin-actor-roles", "dba,security", on)
     assert query(users, "SELECT admin_roles, require_actor FROM audit.settings") == [
         (["dba", "security"], True)]
     ok("install", "--dsn", users)  # omitted: kept
     assert query(users, "SELECT admin_roles, require_actor FROM audit.settings") == [
         (["dba", "security"], True)]
-    ok("install", "--dsn", users, "--no-strict")
+    ok("install", "--dsn", users, off)
     assert scalar(users, "SELECT require_actor FROM audit.settings") is False
     error_line(run("install", "--dsn", users, "--admin-actor-roles", "a,,b"), 2, "--admin-actor-roles")
     dry = ok("install", "--dsn", users, "--dry-run", "--admin-actor-roles", "x").stdout

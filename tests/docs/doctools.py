@@ -50,7 +50,8 @@ NOT_RUN = {
     "json": "report examples, checked by tests/docs/test_docs_verify.py",
     "python": "library calls inside an application (a request object, a connection); "
               "the same calls are tested in tests/sql/test_context.py (audit_context) and "
-              "tests/sql/test_log_event.py (log_event)",
+              "tests/sql/test_log_event.py (log_event); docs/library.md's blocks are run "
+              "by tests/docs/test_docs_library.py",
     "": "unlabelled blocks: formulas and figures",
 }
 

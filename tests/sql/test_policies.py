@@ -20,11 +20,11 @@ def capture(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def attach(conn: Conn, *, exclude: list[str] | None = None, redact: list[str] | None = None,
-           on_change: dict[str, str] | None = None, strict: bool | None = None) -> None:
+           on_change: dict[str, str] | None = None, require_actor: bool | None = None) -> None:
     conn.execute(
         "SELECT audit.attach('users', NULL, %s, %s, %s, %s, %s)",
         (sqltools.DEFAULT_CAPTURE, exclude, redact,
-         None if on_change is None else Jsonb(on_change), strict))
+         None if on_change is None else Jsonb(on_change), require_actor))
 
 
 @pytest.fixture
@@ -175,7 +175,7 @@ def test_admin_roles_are_configurable_and_recorded(su: Conn, users: str) -> None
 
 
 def test_table_that_requires_an_actor_refuses_anonymous_writes(su: Conn, users: str) -> None:
-    attach(su, strict=True)
+    attach(su, require_actor=True)
     for statement in ("INSERT INTO users (id) VALUES (3)", "UPDATE users SET name = 'x'",
                       "DELETE FROM users", "TRUNCATE users"):
         expect_error(su, statement, sqlstate="28000", contains="needs an actor")
@@ -184,9 +184,20 @@ def test_table_that_requires_an_actor_refuses_anonymous_writes(su: Conn, users: 
     recorded = brief(events(su, users))
     assert recorded[0] == ("updated", "1")
     assert sorted(recorded[1:]) == [("truncated", "1"), ("truncated", "2")]
-    attach(su, strict=False)
+    attach(su, require_actor=False)
     run(su, "INSERT INTO users (id) VALUES (4)")
     assert brief(events(su, users))[-1] == ("created", "4")
+
+
+def test_required_actor_has_one_name_in_sql(su: Conn, users: str) -> None:
+    """The column, attach's and configure's parameters all say require_actor."""
+    su.execute("SELECT audit.attach('users', p_require_actor => true)")
+    assert scalar(su, "SELECT require_actor FROM audit.tables") is True
+    su.execute("SELECT audit.configure(p_require_actor => true)")
+    assert scalar(su, "SELECT require_actor FROM audit.settings") is True
+    for function in ("attach", "configure"):
+        assert scalar(su, "SELECT count(*) FROM pg_proc WHERE proname = %s"
+                      " AND 'p_strict' = ANY (proargnames)", (function,)) == 0
 
 
 def test_installation_wide_required_actor(su: Conn, users: str) -> None:

@@ -13,7 +13,8 @@ import pytest
 from conftest import MakeRole, Server
 from psycopg import sql
 
-from auditsql import errors, retention
+from auditsql import Audit, checks, errors
+from auditsql.partitions import partitions as partition_facts
 from auditsql.installer import install
 from auditsql.render import Settings
 
@@ -590,49 +591,56 @@ def test_the_reader_sees_policy_holds_and_partitions(old_months: Conn, reader_co
 # --------------------------------------------------------------------------
 
 
-def test_health_of_a_fresh_install(pg: Server, installed_db: str) -> None:
-    with psycopg.connect(installed_db) as conn:
-        health = retention.health(conn, "audit")
-    assert health.current_month_covered and health.months_ahead == 1
-    assert health.default_partition_empty and health.policy is None
-    checks = {c.id: c.result for c in health.checks()}
-    assert checks["retention.policy_set"] == "fail"
-    assert checks["retention.partitions_ahead"] == "pass"
-    assert checks["retention.default_partition_empty"] == "pass"
+def retention_checks(dsn: str) -> dict[str, checks.Result]:
+    """The retention checks of verify, by id."""
+    with Audit(dsn) as audit:
+        return {r.id: r for r in audit.verify().results if r.id.startswith("retention.")}
+
+
+def test_retention_checks_of_a_fresh_install(pg: Server, installed_db: str) -> None:
+    with psycopg.connect(installed_db) as conn, conn.cursor() as cur:
+        parts = partition_facts(cur, "audit")
+    assert parts.current_month_covered and parts.months_ahead == 1
+    assert parts.default_partition_empty
+    found = retention_checks(installed_db)
+    assert list(found) == ["retention.policy_set", "retention.partitions_ahead",
+                           "retention.default_partition_empty", "retention.job_scheduled"]
+    assert found["retention.policy_set"].status == "warn"
+    assert found["retention.partitions_ahead"].status == "pass"
+    assert found["retention.default_partition_empty"].status == "pass"
     available = scalar_setting(installed_db, "cron.database_name") is not None
-    assert health.pg_cron_available is available
+    job = found["retention.job_scheduled"]
     if not available:
-        assert health.job_scheduled is None and checks["retention.job_scheduled"] == "pass"
-    else:  # pg_cron lives in another database and no connection to it was given
-        assert health.job_scheduled is None and checks["retention.job_scheduled"] == "fail"
-    assert {c.id for c in health.checks()} == {
-        "retention.partitions_ahead", "retention.default_partition_empty",
-        "retention.policy_set", "retention.job_scheduled"}
-    assert all(c.hint for c in health.checks())
+        assert job.status == "pass" and "not available" in job.message
+    else:  # pg_cron is there and no job is scheduled (or, elsewhere, readable)
+        assert job.status == "warn" and job.hint
 
 
-def test_health_follows_the_facts(su: Conn, installed_db: str) -> None:
-    with psycopg.connect(installed_db) as conn:
-        su.execute("SELECT audit.set_retention('medical')")
-        su.execute("SELECT * FROM audit.maintain()")
-        health = retention.health(conn, "audit")
-        assert health.policy is not None and health.policy.name == "medical"
-        assert health.months_ahead == 3
-        assert health.checks(min_months_ahead=3)[0].result == "pass"
-        assert health.checks(min_months_ahead=4)[0].result == "fail"
-        add_events(su, ["1990-01-01"])
-        assert retention.health(conn, "audit").default_partition_empty is False
-        current = months_from_now(su, 1)[0]
-        # Without the current month's partition nothing is ahead either.
-        su.execute(f"DROP TABLE audit.{current}")
-        health = retention.health(conn, "audit")
-        assert (health.current_month_covered, health.months_ahead) == (False, 0)
-        assert health.checks()[0].result == "fail"
+def test_retention_checks_follow_the_facts(su: Conn, installed_db: str) -> None:
+    su.execute("SELECT audit.set_retention('medical')")
+    su.execute("SELECT * FROM audit.maintain()")
+    with psycopg.connect(installed_db) as conn, conn.cursor() as cur:
+        parts = partition_facts(cur, "audit")
+    assert parts.months_ahead == 3
+    assert checks.partitions_ahead_verdict(parts, min_months_ahead=3).status == "pass"
+    assert checks.partitions_ahead_verdict(parts, min_months_ahead=4).status == "fail"
+    found = retention_checks(installed_db)
+    assert found["retention.policy_set"].status == "pass"
+    assert found["retention.policy_set"].message == "medical (5 years)"
+    add_events(su, ["1990-01-01"])
+    assert retention_checks(installed_db)["retention.default_partition_empty"].status == "fail"
+    current = months_from_now(su, 1)[0]
+    # Without the current month's partition nothing is ahead either.
+    su.execute(f"DROP TABLE audit.{current}")
+    with psycopg.connect(installed_db) as conn, conn.cursor() as cur:
+        parts = partition_facts(cur, "audit")
+    assert (parts.current_month_covered, parts.months_ahead) == (False, 0)
+    assert retention_checks(installed_db)["retention.partitions_ahead"].status == "fail"
 
 
-def test_health_needs_an_install(db: str) -> None:
-    with psycopg.connect(db) as conn, pytest.raises(errors.NotInstalled):
-        retention.health(conn, "audit")
+def test_retention_status_needs_an_install(db: str) -> None:
+    with Audit(db) as audit, pytest.raises(errors.NotInstalled):
+        audit.retention_status()
 
 
 def scalar_setting(dsn: str, name: str) -> str | None:

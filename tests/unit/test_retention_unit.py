@@ -1,11 +1,15 @@
-"""Retention input checks and the health verdicts; no database."""
+"""Retention input checks and the verdicts of its verify checks; no database."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from auditsql import errors, retention
-from auditsql.retention import Policy, RetentionHealth
+from auditsql import checks, cron, errors, retention
+from auditsql.cron import CronJob, CronStatus
+from auditsql.partitions import Partitions
+from auditsql.retention import Policy
 
 
 @pytest.mark.parametrize("value", [
@@ -15,66 +19,75 @@ from auditsql.retention import Policy, RetentionHealth
 ])
 def test_bad_schedules(value: str) -> None:
     with pytest.raises(errors.InvalidValue, match="schedule"):
-        retention.check_cron(value)
+        cron.validate_schedule(value)
 
 
 def test_good_schedules_pass_to_pg_cron() -> None:
-    for value in (retention.DEFAULT_CRON, "*/5 * * * *", "0 0 1 * *", "61 * * * *",
+    for value in (cron.DEFAULT_CRON, "*/5 * * * *", "0 0 1 * *", "61 * * * *",
                   "0 12 * jan-mar mon", "@daily", "30 seconds", "0 3 $ * *"):
-        retention.check_cron(value)  # pg_cron itself judges the fields
+        cron.validate_schedule(value)  # pg_cron itself judges the fields
 
 
 @pytest.mark.parametrize("months", [-1, 121, 10**9])
 def test_bad_months_ahead(months: int) -> None:
     with pytest.raises(errors.InvalidValue, match="between 0 and 120"):
-        retention.check_months_ahead(months)
+        retention.validate_months_ahead(months)
 
 
 @pytest.mark.parametrize("value", ["saas\x00", "x" * 101])
 def test_policy_text_no_server_could_take(value: str) -> None:
     with pytest.raises(errors.InvalidValue):
-        retention.check_policy_text(value)
+        retention.validate_policy_text(value)
 
 
 def test_job_names_are_per_database_and_schema() -> None:
-    assert retention.job_name("app", "audit") == "auditsql:app:audit"
-    assert retention.job_name("app", "other") != retention.job_name("app2", "other")
+    assert cron.job_name("app", "audit") == "auditsql:app:audit"
+    assert cron.job_name("app", "other") != cron.job_name("app2", "other")
 
 
 POLICY = Policy("saas", "3 years", None, "postgres")  # type: ignore[arg-type]
+JOB = CronJob(1, "auditsql:app:audit", "17 3 * * *", "SELECT 1", "app", "postgres", True)
 
 
-def verdicts(health: RetentionHealth, **kw: int) -> dict[str, str]:
-    return {c.id: c.result for c in health.checks(**kw)}
+def parts(covered: bool = True, ahead: int = 3, empty: bool = True) -> Partitions:
+    return Partitions(4, "events_a", "events_b", covered, ahead, empty)
+
+
+def job(**kw: Any) -> CronStatus:
+    return CronStatus(**{"available": True, "database": "app", "installed": True, "job": JOB,
+                         **kw})
 
 
 def test_all_well() -> None:
-    health = RetentionHealth(True, 3, True, POLICY, True, True)
-    assert set(verdicts(health).values()) == {"pass"}
-    assert health.policy_set
+    verdicts = [checks.policy_verdict(POLICY), checks.partitions_ahead_verdict(parts()),
+                checks.default_partition_verdict(parts()), checks.job_verdict(job())]
+    assert {v.status for v in verdicts} == {"pass"}
+    assert [v.id for v in verdicts] == ["retention.policy_set", "retention.partitions_ahead",
+                                        "retention.default_partition_empty",
+                                        "retention.job_scheduled"]
 
 
-def test_each_fact_fails_its_own_check() -> None:
-    assert verdicts(RetentionHealth(True, 0, True, POLICY, True, True))[
-        "retention.partitions_ahead"] == "fail"
-    assert verdicts(RetentionHealth(False, 0, True, POLICY, True, True))[
-        "retention.partitions_ahead"] == "fail"
-    assert verdicts(RetentionHealth(True, 3, True, POLICY, True, True), min_months_ahead=4)[
-        "retention.partitions_ahead"] == "fail"
-    assert verdicts(RetentionHealth(True, 3, False, POLICY, True, True))[
-        "retention.default_partition_empty"] == "fail"
-    assert verdicts(RetentionHealth(True, 3, True, None, True, True))[
-        "retention.policy_set"] == "fail"
-    assert verdicts(RetentionHealth(True, 3, True, POLICY, True, False))[
-        "retention.job_scheduled"] == "fail"
-    assert verdicts(RetentionHealth(True, 3, True, POLICY, True, None))[
-        "retention.job_scheduled"] == "fail"
+def test_each_fact_judges_its_own_check() -> None:
+    assert checks.partitions_ahead_verdict(parts(ahead=0)).status == "fail"
+    assert checks.partitions_ahead_verdict(parts(covered=False, ahead=0)).status == "fail"
+    assert checks.partitions_ahead_verdict(parts(ahead=3), min_months_ahead=4).status == "fail"
+    assert checks.default_partition_verdict(parts(empty=False)).status == "fail"
+    # No policy, or no job: warnings, with what to do.
+    assert checks.policy_verdict(None).status == "warn"
+    unscheduled = checks.job_verdict(job(job=None))
+    assert unscheduled.status == "warn" and "retention schedule" in unscheduled.hint
+    inactive = JOB.__class__(*[False if f == "active" else getattr(JOB, f)
+                               for f in JOB.__dataclass_fields__])
+    assert checks.job_verdict(job(job=inactive)).status == "warn"
+    unread = checks.job_verdict(job(job=None, problem="permission denied"))
+    assert unread.status == "warn" and "permission denied" in unread.message
+    assert all(v.hint for v in (checks.policy_verdict(None), checks.default_partition_verdict(
+        parts(empty=False)), checks.partitions_ahead_verdict(parts(ahead=0))))
 
 
 def test_without_pg_cron_no_job_is_expected() -> None:
-    health = RetentionHealth(True, 3, True, POLICY, False, None)
-    [job] = [c for c in health.checks() if c.id == "retention.job_scheduled"]
-    assert job.result == "pass" and "retention run" in job.detail
+    verdict = checks.job_verdict(CronStatus(available=False))
+    assert verdict.status == "pass" and "retention run" in verdict.message
 
 
 def removed(rows_removed: int, rows_kept: int) -> retention.Removed:
