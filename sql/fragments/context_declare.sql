@@ -1,7 +1,6 @@
-{#- Declarations shared by the capture functions: the actor and request
-    context of the current transaction, read once per trigger call. Values
-    come from transaction-local settings (see set_context), read as
-    context_setting says. v_admin: the actor role is an admin role. -#}
+{#- Declarations of the functions that record an event themselves
+    (capture_truncate, log_event, record_system_event): the transaction's
+    context, read once per call as context_setting reads it. -#}
 {%- from "fragments/macros.sql" import context_setting %}
     v_actor_id    text := {{ context_setting('auditsql.actor_id') }};
     v_actor_email text := {{ context_setting('auditsql.actor_email') }};

@@ -1,10 +1,7 @@
 {% from "fragments/macros.sql" import data_actions, system_actions, auth_actions %}
--- action_category: the category of an event action named by an application
--- (log_event) or an on-change policy: 'auth' for the authentication actions
--- below, 'app' for any other. Raises for a name that is not lower-case
--- letters, digits and underscores (1 to 63 of them, starting with a letter),
--- and for the actions auditsql writes itself, which applications may not
--- forge: data changes and events about auditing.
+-- action_category: checks an action an application names (log_event, an
+-- on-change policy) and files it under auth or app. The actions auditsql
+-- writes itself are refused as a privilege: an application may not forge them.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.action_category(p_action text)
 RETURNS {{ schema | ident }}.category
 LANGUAGE plpgsql

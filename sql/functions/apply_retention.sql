@@ -1,34 +1,6 @@
--- apply_retention: remove the events the retention policy no longer keeps.
--- The only way events ever leave the log, and only the owner role may run
--- it. Returns one row per partition it removed or rebuilt.
---   as_of  the time the policy is applied at (default now()); never later
---          than the current time, so no event younger than the policy
---          relative to the real clock can be removed
--- The cutoff is as_of minus the policy's interval, computed in UTC (see
--- retention_cutoff). A partition is due when it lies entirely before the
--- cutoff (its upper bound is at or before it): every event in it is at
--- least as old as the policy. Which partitions are due, and what each
--- loses and keeps, is decided by retention_due, which retention_preview
--- shares.
--- Nothing else is touched; the default partition never is (maintain()
--- first moves its rows into monthly partitions).
--- A due partition holding no events of an entity under legal hold is
--- dropped. One holding such events is rebuilt: the held events are copied
--- out, the partition is dropped, and a new one for the same range, holding
--- only them, takes its place; if every event in it is held it is kept as it
--- is. Held events keep their ids and stay in the log, where every query and
--- check reads them. Events leave only with a whole table, never by DELETE,
--- so the guards stay in force.
--- Records one `retention_applied` event stating the policy, the cutoff and,
--- for each partition, its range and the rows removed and kept; nothing is
--- recorded when nothing is due.
--- Locks, in this order: the holds table (SHARE: no hold is placed or released
--- meanwhile); each due partition (SHARE, while it is counted: writes to it
--- wait, nothing else does); then, for the drops alone, ACCESS EXCLUSIVE on the
--- log, which DROP TABLE of a partition needs: a moment of catalog changes
--- (plus copying the held events of a rebuilt partition). lock_timeout is 2 s:
--- if a lock cannot be had, the run fails and changes nothing. Nothing is
--- locked when nothing is due.
+-- apply_retention: removes the partitions the retention policy no longer
+-- keeps, rebuilding those that hold events under legal hold. Events leave
+-- only with a whole table, never by DELETE, so the guards stay in force.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.apply_retention(as_of timestamptz DEFAULT now())
 RETURNS TABLE (partition text, range_from timestamptz, range_to timestamptz,
                rows_removed bigint, rows_kept bigint)
@@ -66,10 +38,8 @@ BEGIN
 
     -- Holds cannot change until this transaction ends.
     LOCK TABLE {{ schema | ident }}.legal_holds IN SHARE MODE;
-    -- First count (retention_due, which retention_preview shares), with
-    -- each due partition locked against writes (nobody else has a reason to
-    -- write there) but not the log, so that counting a large partition
-    -- blocks no writer.
+    -- Count first, each due partition locked against writes but not the
+    -- log, so that counting a large month blocks no writer.
     SELECT coalesce(jsonb_agg(jsonb_build_object('rel', d.rel::oid, 'partition', d.partition,
                                                  'from', d.range_from, 'to', d.range_to,
                                                  'rows_removed', d.rows_removed, 'rows_kept', d.rows_kept)
@@ -80,7 +50,7 @@ BEGIN
         RETURN;
     END IF;
 
-    -- Then drop, under ACCESS EXCLUSIVE on the log for a moment.
+    -- Dropping a partition needs ACCESS EXCLUSIVE on the log: taken only now.
     PERFORM set_config('auditsql.permit_ddl', 'on', true);
     PERFORM {{ schema | ident }}.lock_log({{ ((schema | ident) ~ '.events') | literal }}, 'ACCESS EXCLUSIVE');
     FOR v_part IN

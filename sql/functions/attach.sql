@@ -1,35 +1,8 @@
--- attach: start auditing a table, or change how it is audited. Idempotent:
--- attaching again with nothing new changes nothing, and restores capture
--- triggers that are missing or not enabled always.
---   p_table       the table; a regclass, so PostgreSQL resolves and checks the name
---   p_id_columns  columns that identify a row, for a table without a primary
---                 key (or to override it); NULL keeps what the table has
---                 (the primary key for a table not attached yet); an empty
---                 array means the primary key again
---   p_capture     'row' or 'statement'; NULL keeps the table's current mode
---                 ('row' for a table not attached yet)
---   p_exclude     columns never stored; an update that changes nothing else
---                 records nothing
---   p_redact      columns stored as the marker '[redacted]' in before and
---                 after; a change still shows in changed_columns
---   p_on_change   {"column": "action"}: an update that changes the column
---                 also records an auth event with that action, carrying the
---                 column's before and after and the data event's id (caused_by)
---   p_require_actor
---                 require an actor: a write without one in context fails
---   p_trust_id_columns
---                 accept explicit id columns that no unique index over NOT
---                 NULL columns backs (verify then warns)
--- For each policy NULL keeps what the table has ('{}' or false for a table
--- not attached yet); an empty value clears it.
--- Who may: a member of the operator role who owns the table. Attaching
--- needs no right over the log: the audit side (the table's record, its
--- capture function, the `attached` event) is done by attach_prepare and
--- attach_complete as the owner role; the table side (its triggers, and
--- SELECT for the owner role so that TRUNCATE can record the rows it
--- removes) is done here, with the caller's rights over the table. Capture
--- triggers are named auditsql_* and enabled always, so
--- session_replication_role = replica does not silence them.
+-- attach: start auditing a table, or change how it is audited.
+-- Not SECURITY DEFINER: the table side (its triggers, the owner role's
+-- SELECT) needs the rights of the table's owner, and attaching must give
+-- nobody rights over the log; the audit side runs as the owner role in
+-- attach_prepare and attach_complete, which judge the caller themselves.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.attach(
     p_table            regclass,
     p_id_columns       text[]  DEFAULT NULL,

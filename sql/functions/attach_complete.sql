@@ -1,10 +1,5 @@
--- attach_complete: the last step of attach (see attach.sql), as the owner
--- role: refuses unless every capture trigger the table needs is in force
--- (there, exactly as attach makes it, enabled always, on the table and each
--- partition), records what attach granted the owner role on the table, so
--- that detach revokes exactly that, and records the triggers (refresh).
--- The table's owner keeps EXECUTE on the capture function only for a
--- partitioned table, whose new partitions get a clone of its row trigger.
+-- attach_complete: the end of attach, as the owner role: refuses unless
+-- capture is in force, then records the grants and the triggers.
 DROP FUNCTION IF EXISTS {{ schema | ident }}.attach_complete(regclass, boolean, oid[]);
 CREATE FUNCTION {{ schema | ident }}.attach_complete(
     p_table          regclass,
@@ -41,6 +36,8 @@ BEGIN
        SET granted_select = granted_select OR coalesce(p_granted_select, false),
            granted_usage = ARRAY(SELECT DISTINCT u FROM unnest(granted_usage || coalesce(p_granted_usage, '{}')) AS u ORDER BY 1)
      WHERE relid = p_table;
+    -- A partitioned table's owner keeps EXECUTE: PostgreSQL checks it when
+    -- it clones the row trigger onto a partition created later.
     IF v_rel.relkind <> 'p' THEN
         EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %s', v_function, v_rel.relowner::regrole);
     END IF;

@@ -1,13 +1,8 @@
--- attach_partition: attach a table made by create_partition to the log as
--- the partition for [p_from, p_to) (SHARE UPDATE EXCLUSIVE on the log; its
--- CHECK constraint spares the scan), drop that CHECK constraint, then stamp
--- the partition and its statement guard with their fingerprints. Once
--- attached, the partition bound says what the constraint said, and the
--- constraint would cost every insert into the partition an expression
--- compiled and evaluated per statement (see docs/performance.md); the
--- partition is already locked ACCESS EXCLUSIVE by the attach. Runs with the caller's rights;
--- called by ensure_partitions, maintain and apply_retention, which run as
--- the owner and let their DDL past the event triggers (auditsql.permit_ddl).
+-- attach_partition: attaches a table create_partition made, then drops its
+-- CHECK constraint: the bound says the same, and the constraint would cost
+-- every insert into the partition (docs/performance.md). ATTACH already
+-- holds the partition ACCESS EXCLUSIVE, so the drop waits for no one.
+-- Not SECURITY DEFINER: its callers run as the owner role.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.attach_partition(
     p_partition regclass,
     p_from      timestamptz,

@@ -1,18 +1,8 @@
--- attach_prepare: the audit side of attach (see attach.sql), run as the
--- owner role. Checks the table and the settings asked for, records them in
--- audit.tables, generates the table's capture function, and returns, in
--- order, the statements the table's owner must run for capture to be in
--- force: CREATE TRIGGER for each capture trigger missing, ALTER TABLE ...
--- ENABLE ALWAYS for each not enabled always. Nothing it returns weakens
--- capture.
--- When the triggers there cannot be kept (the capture mode changes, or one
--- was changed by hand), it drops the capture function with its triggers and
--- says so in the `attached` event it records, in the same transaction.
--- Callers: attach (a member of the operator role) and refresh-style
--- re-attachment by the table's owner with nothing changed (all settings
--- NULL), which needs no operator role: it only restores what an operator
--- decided. The caller is session_user: the role that logged in, whatever
--- role it has set since.
+-- attach_prepare: the audit side of attach, as the owner role; returns the
+-- trigger statements the table's owner runs, none of which can weaken capture.
+-- The caller is judged as session_user: current_user is the owner role here.
+-- With every setting NULL it only restores what an operator decided, so the
+-- operator role is not required then.
 DROP FUNCTION IF EXISTS {{ schema | ident }}.attach_prepare(regclass, text[], text, text[], text[], jsonb, boolean, boolean);
 CREATE FUNCTION {{ schema | ident }}.attach_prepare(
     p_table              regclass,
@@ -76,8 +66,6 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
 
-    -- The key: columns named now, else those recorded for the table, else
-    -- the primary key. An empty list means the primary key again.
     IF coalesce(cardinality(p_id_columns), 0) > 0
        OR (p_id_columns IS NULL AND v_was.id_source = 'explicit') THEN
         v_keys := coalesce(nullif(p_id_columns, '{}'), v_was.id_columns);
@@ -117,9 +105,7 @@ BEGIN
                  coalesce(v_was.attached_at, now()), coalesce(v_was.attached_by, session_user),
                  v_source = 'explicit' AND coalesce(p_trust_id_columns, v_was.id_trusted, false),
                  coalesce(v_was.triggers, '{}'), coalesce(v_was.detached_partitions, '{}'));
-    -- Explicit id columns must identify rows: a unique index (or constraint)
-    -- over some of them, all NOT NULL; else two rows could share an
-    -- entity_id, and a NULL key would be logged as one. Unless trusted.
+    -- NOT NULL as well as unique: NULL keys would be logged as one entity.
     IF v_source = 'explicit' AND NOT v_now.id_trusted
        AND NOT {{ schema | ident }}.id_columns_unique(p_table, v_keys) THEN
         RAISE EXCEPTION 'auditsql: the id columns of % (%) are not backed by a unique index over NOT NULL columns, so two rows could share an entity_id',
@@ -171,10 +157,10 @@ BEGIN
     FROM jsonb_each_text(v_now.on_change) AS o;
 
     PERFORM set_config('auditsql.permit_ddl', 'on', true);
-    -- Triggers that cannot stay: of the other capture mode, or changed since
-    -- they were made. Dropping the function drops every trigger that calls
-    -- it, on the table and on each partition (its owner may drop them); the
-    -- table's owner then creates them again from the statements below.
+    -- Triggers of the other capture mode, or changed by hand, cannot stay.
+    -- Dropping the function drops every trigger calling it, on the table and
+    -- each partition, which the owner role may do; the table's owner then
+    -- creates them again from the statements returned below.
     IF v_exists THEN
         SELECT array_agg(format('%I on %s', t.tgname, t.tgrelid::regclass) ORDER BY 1) INTO v_repair
         FROM pg_trigger AS t
@@ -225,8 +211,6 @@ BEGIN
                 'triggers_replaced', to_jsonb(v_repair))));
     END IF;
 
-    -- Redaction applies from now on: what was recorded before holds the
-    -- values as they were, until erase() removes them.
     IF v_was IS NOT NULL AND NOT (v_now.redact <@ v_was.redact) THEN
         RAISE WARNING 'auditsql: events of % recorded before now hold % in clear; redaction applies from now on',
             v_name, array_to_string(ARRAY(SELECT quote_ident(c) FROM unnest(v_now.redact) AS c

@@ -3,20 +3,10 @@
    typed_types, typed_collated_types, typed_text_types %}
 {%- from "templates/capture_slots.sql" import capture_slots %}
 {%- from "templates/capture_macros.sql" import event_context with context %}
--- capture_source: the body of a table's capture function, capture_<table
--- oid> in the audit schema, from what audit.tables records for the table
--- (key, capture mode, column policies) and audit.settings (admin roles,
--- require_actor). The templates are sql/templates/capture_row.sql and
--- capture_statement.sql; each slot of theirs is filled by the variable of
--- its name (templates/capture_slots.sql). attach creates the function
--- from this; status compares it with the installed body to tell whether the
--- function is current (it is not after ALTER TABLE or a settings change made
--- without configure()).
+-- capture_source: the body of a table's capture function, from its row in
+-- audit.tables and audit.settings (slots: templates/capture_slots.sql).
 -- Every piece taken from the catalog or the tables is quoted here, by
 -- format('%I'), quote_literal() or %L; the templates are fixed at install.
--- The column list is the table's as it is now: the function compares those
--- columns one by one, and falls back to a generic comparison for a row that
--- has columns it does not know (added or renamed since attach).
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.capture_source(p_table regclass)
 RETURNS text
 LANGUAGE plpgsql
@@ -39,26 +29,14 @@ BEGIN
     SELECT * INTO v_settings FROM {{ schema | ident }}.settings;
     SELECT c.relkind INTO v_kind FROM pg_class AS c WHERE c.oid = p_table;
 
-    -- One comparison per column. The types of jsonb_comparable_types
-    -- (fragments/type_lists.sql) compare exactly as jsonb; other numbers
-    -- compare by value as jsonb (1.0 = 1.00, -0 = 0), and so may values
-    -- nested in arrays, json or rows, so those compare as text. A redacted
-    -- column absent from both images (dropped since attach) counts as
-    -- unchanged. x.cmp is the comparison as a format() pattern over the
-    -- column name (1), the old image (2) and the new one (3): row capture
-    -- compares the images s.oj and s.nj, statement capture the paired images
-    -- p.oj and p.nj; v_diff_list applies it to the kept columns, and
-    -- v_changed_list compares every column as text, for an admin's update.
-    -- Statement capture compares as they are, without taking the images
-    -- apart, the columns of typed_types, of typed_collated_types under a
-    -- deterministic collation, and of typed_text_types by their text,
-    -- while the table has exactly the columns of attach time (v_signature).
-    -- x.typed is that comparison as a format() pattern over the column's
-    -- number, or NULL; base.oid is the column's type seen through one domain.
-    -- The row-image settings are pinned unless every column is of a type of
-    -- setting_free_types or an enum (l: the column's type looked at through
-    -- one domain and one array level; rows, ranges and other types count as
-    -- dependent).
+    -- x.cmp, a format() pattern over the column name (1), the old image (2)
+    -- and the new one (3), compares by jsonb only the types whose jsonb
+    -- equality is exact (type_lists.sql); jsonb calls 1.0 and 1.00 equal, so
+    -- other values compare as text. A redacted column absent from both images
+    -- (dropped since attach) counts as unchanged. x.typed, over the column's
+    -- number, compares a column as it is, for statement capture. l is the
+    -- type seen through one domain and one array level: rows, ranges and
+    -- other types not listed count as depending on the row-image settings.
     SELECT quote_literal(array_agg(a.attname::text ORDER BY a.attnum)),
            quote_literal(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attname <> ALL (v_table.exclude))),
            string_agg(format(x.cmp, quote_literal(a.attname), 's.oj', 's.nj'),
@@ -129,7 +107,6 @@ BEGIN
 
     v_redaction := '';
     IF v_table.redact <> '{}' THEN
-        -- Laid over an image: each redacted column shows the marker.
         v_redaction := format(' OPERATOR(pg_catalog.||) %L::pg_catalog.jsonb',
             (SELECT jsonb_object_agg(r, {{ redaction_marker() }}::text) FROM unnest(v_table.redact) AS r));
     END IF;
@@ -144,12 +121,9 @@ BEGIN
         v_image_suffix := format(
             ' OPERATOR(pg_catalog.-) CASE WHEN v_admin THEN ''{}''::pg_catalog.text[] ELSE %L::pg_catalog.text[] END',
             v_table.exclude);
-        -- An update of excluded columns alone records nothing.
         v_update_filter := '(s.oj)::pg_catalog.text OPERATOR(pg_catalog.<>) (s.nj)::pg_catalog.text';
     END IF;
 
-    -- Checks before anything is recorded: a required actor, and for a
-    -- partitioned table that the trigger fires inside its tree.
     v_checks := '';
     IF v_table.require_actor OR v_settings.require_actor THEN
         -- In parentheses: PL/pgSQL takes an IF condition to end at the first THEN.
@@ -162,10 +136,9 @@ BEGIN
     END IF;
 
     IF v_kind = 'p' THEN
-        -- The partitioned table's owner may execute this function (PostgreSQL
-        -- checks that when it clones the trigger onto a new partition); on a
-        -- table outside the tree it refuses, so that it cannot record other
-        -- rows under this table's name.
+        -- The partitioned table's owner may execute the function (see
+        -- attach_complete), so it must not record a table outside the tree
+        -- under this table's name.
         v_checks := v_checks || format(
             E'\n    IF COALESCE(pg_catalog.pg_partition_root(TG_RELID)::pg_catalog.oid OPERATOR(pg_catalog.<>) %s::pg_catalog.oid, true) THEN'
             || E'\n        RAISE EXCEPTION ''auditsql: this capture function records %%, not %%'', %L, TG_TABLE_NAME'
@@ -177,8 +150,6 @@ BEGIN
     v_on_change := '';
     v_admin_on_change := '';
     IF v_table.on_change <> '{}' THEN
-        -- The data event, then one auth event per changed on-change column,
-        -- in the same statement; each names the data event in caused_by.
         v_returning := format(
             E'\n            RETURNING id, entity_type, entity_id, before, after, changed_columns, {{ event_context | join(', ') }})'
             || E'\n        INSERT INTO %I.events (category, action, caused_by, entity_type, entity_id, before, after, {{ event_context | join(', ') }})'

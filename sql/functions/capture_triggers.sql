@@ -1,10 +1,6 @@
 {% from "fragments/macros.sql" import capture_trigger_forms %}
 -- capture_triggers: the capture triggers a table needs in a capture mode,
--- one row each: the table or leaf partition it belongs on, its name, its
--- definition, and the trigger of that name there now (its oid, its
--- definition as the catalog prints it, how it is enabled), if any. A
--- trigger is in force when it exists, its definition is exactly the one
--- wanted and it is enabled always.
+-- beside the trigger of that name there now, if any.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.capture_triggers(p_table regclass, p_capture text)
 RETURNS TABLE (rel regclass, name text, definition text,
                trigger_oid oid, found text, enabled "char")

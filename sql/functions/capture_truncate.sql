@@ -1,25 +1,11 @@
 {% from "fragments/macros.sql" import context_columns, context_values, context_params, entity_id, redaction_marker %}
--- capture_truncate: what a table's capture function does for TRUNCATE. It
--- runs from the BEFORE TRUNCATE trigger, after TRUNCATE has locked the
--- table and before the rows go, and records every row as a `truncated`
--- event, so their contents stay in history.
---   p_relid  the table the trigger fired on: the audited table, or a leaf
---            partition of it
---   p_root   the audited table whose capture function calls this; a table
---            that is no longer in its tree (a partition detached since) is
---            not recorded under it
--- On an ordinary table or a leaf partition it records that table's rows. On
--- a partitioned table (TRUNCATE of the parent fires it there and on every
--- partition that has it) it records the rows of leaf partitions that have no
--- trigger of their own yet. Events name the root of the partition tree.
--- TRUNCATE is refused outside READ COMMITTED (see below).
--- Rows are read with row_security off: if row-level security would hide
--- rows from the owner role, TRUNCATE fails instead of losing them silently.
--- Column policies apply as in the generated capture functions: excluded
--- columns are left out (unless the actor is an admin), redacted ones show
--- the marker, and a table that requires an actor refuses a TRUNCATE without an actor.
--- Runs as the owner role, called by the capture functions; nobody else
--- may execute it.
+-- capture_truncate: records the rows a TRUNCATE is about to remove. The
+-- BEFORE TRUNCATE trigger fires once TRUNCATE holds its lock: no row can
+-- come or go between this read and the truncation.
+-- Not SECURITY DEFINER: it runs as the owner role inside the capture
+-- functions that call it, and nobody else may execute it. row_security is
+-- off so that a policy hiding rows from the owner role fails the TRUNCATE
+-- instead of losing those rows.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.capture_truncate(p_relid oid, p_root oid)
 RETURNS void
 LANGUAGE plpgsql
@@ -58,6 +44,8 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Rows committed after this transaction began would leave no audit event. Run the TRUNCATE in a READ COMMITTED transaction, or use DELETE.';
     END IF;
+    -- TRUNCATE of a partitioned table fires here and on every partition
+    -- that has its own trigger: read only the leaves that have none yet.
     IF (SELECT relkind FROM pg_class WHERE oid = p_relid) = 'p' THEN
         SELECT array_agg(t.relid) INTO v_untracked
         FROM pg_partition_tree(p_relid) AS t
@@ -68,8 +56,8 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-    -- Partitions are read through the partitioned table, whose privileges
-    -- attach granted, filtered to the untracked ones.
+    -- Leaves are read through the partitioned table, on which attach granted
+    -- the owner role SELECT.
     EXECUTE format(
         'INSERT INTO %I.events '
         '(category, action, entity_type, entity_id, before, {{ context_columns() }}) '

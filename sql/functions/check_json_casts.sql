@@ -1,11 +1,7 @@
--- check_json_casts: true, or an error if a cast to json or jsonb of a
--- user-defined type runs a function owned by an ordinary role.
--- Capture runs with the owner's rights, and to_jsonb() converts a value of a
--- user-defined type through its cast to json or jsonb when one exists: such
--- a cast would run the function as the owner. Capture then refuses (and so
--- fails the write) rather than run it. Casts whose function belongs to a
--- superuser (extensions such as hstore) are trusted. Generated capture code
--- calls this only when a cheaper test has found a candidate cast.
+-- check_json_casts: true, or an error when a cast to json or jsonb of a
+-- user-defined type runs a function an ordinary role owns. to_jsonb() calls
+-- such a cast, and capture runs as the owner role: that role's code would
+-- run with audit rights. A superuser's casts (extensions') are trusted.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.check_json_casts()
 RETURNS boolean
 LANGUAGE plpgsql

@@ -1,10 +1,5 @@
--- configure: change the installation-wide settings (audit.settings) and
--- regenerate the capture function of every audited table, which embeds them.
---   p_admin_roles    actor roles whose events are admin actions; NULL keeps
---   p_require_actor  every audited table requires an actor: writes without
---                    one fail; NULL keeps
--- Records a 'configured' system event when something changed. Runs as the
--- owner role; the caller (session_user) must be a member of the admin role.
+-- configure: changes audit.settings and regenerates every capture function,
+-- which embeds them.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.configure(
     p_admin_roles   text[]  DEFAULT NULL,
     p_require_actor boolean DEFAULT NULL)
@@ -18,6 +13,7 @@ DECLARE
     v_now {{ schema | ident }}.settings;
     v_table regclass;
 BEGIN
+    -- As session_user: current_user is the owner role here.
     IF NOT pg_has_role(session_user, {{ admin | literal }}, 'MEMBER') THEN
         RAISE EXCEPTION 'auditsql: role % may not change settings: it must be a member of %', session_user, {{ admin | literal }}
             USING ERRCODE = 'insufficient_privilege';

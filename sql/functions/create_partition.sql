@@ -1,12 +1,7 @@
--- create_partition: create the table that is to become the events partition
--- for [p_from, p_to), not yet attached, so that it can be filled before
--- anyone sees it. It has the log's columns, defaults, constraints and
--- indexes (LIKE), a CHECK constraint equal to its bound (so ATTACH PARTITION
--- need not scan it; attach_partition drops it), the statement guard, and
--- the log's privileges: nothing for PUBLIC, no UPDATE, DELETE or TRUNCATE
--- for the owner. The row guard is cloned onto it by ATTACH PARTITION. Runs
--- with the caller's rights; called by ensure_partitions, maintain and
--- apply_retention, which run as the owner.
+-- create_partition: a table to become an events partition, made apart so
+-- that it can be filled before anyone sees it. The CHECK constraint spares
+-- ATTACH PARTITION a scan; ATTACH clones the row guard onto it.
+-- Not SECURITY DEFINER: its callers run as the owner role.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.create_partition(
     p_name text,
     p_from timestamptz,
@@ -26,6 +21,7 @@ BEGIN
     EXECUTE format('ALTER TABLE %I.%I ENABLE ALWAYS TRIGGER auditsql_guard_statement',
                    {{ schema | literal }}, p_name);
     EXECUTE format('REVOKE ALL ON %I.%I FROM PUBLIC', {{ schema | literal }}, p_name);
+    -- Its creator, the owner role, holds every privilege on it: not these.
     EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON %I.%I FROM %I',
                    {{ schema | literal }}, p_name, {{ owner | literal }});
     RETURN format('%I.%I', {{ schema | literal }}, p_name)::regclass;

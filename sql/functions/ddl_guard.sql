@@ -1,38 +1,12 @@
 {% from "fragments/macros.sql" import capture_trigger_forms %}
 {#- The one function outside the audit schema (see auditsql/manifest.py). -#}
 {%- set defines = [{"kind": "function", "name": "ddl_guard", "schema": guard_schema}] %}
--- ddl_guard: event trigger function that keeps auditing from being stopped
--- or weakened quietly. It sorts the DDL it sees into:
---   * what weakens auditing: creating, changing or dropping anything in the
---     audit schema or this function's schema; ALTER TABLE that leaves a
---     capture trigger (auditsql_*) of the table or of a partition not
---     enabled always; dropping a capture trigger of an audited table;
---     creating or replacing a trigger named auditsql_* or calling an audit
---     function, unless it is exactly a capture trigger attach makes for that
---     table (capture_triggers); renaming or commenting on one; and, outside
---     the audit schema, any object left owned by the owner role.
---     Refused to everyone but superusers and members of the admin role,
---     with the whole statement rolled back; for those, recorded as an
---     `audit_ddl` system event in the same transaction (record_ddl).
---     auditsql's own routines (install, attach, detach, maintenance,
---     retention) pass unrecorded: they set the transaction-local flag
---     auditsql.permit_ddl, which counts only for a superuser's session, or
---     for the owner role reached through one of its SECURITY DEFINER
---     functions, not through SET ROLE.
---   * what follows from ordinary DDL on an audited table: after ALTER TABLE
---     (a column added, a partition attached or detached) or a new
---     partition, the TRUNCATE trigger goes on each leaf partition lacking
---     it, with the rights of whoever ran the DDL, and refresh() brings the
---     capture function up to date and records what happened to partitions.
--- GRANT and REVOKE are not inspected (event triggers do not see what they
--- apply to); `auditsql verify` reports any privilege nobody should hold.
--- Fired on ddl_command_end (when the objects a command touched can be seen)
--- and on sql_drop, by event triggers only a superuser can create, with the
--- rights of whoever issues the DDL. So the function and its schema belong
--- to the installing superuser, outside the audit schema, and it calls into
--- the audit schema only functions it has checked are SECURITY DEFINER
--- functions of the owner role (which run as that role, whoever calls):
--- no member of the owner role can make it run code as a superuser.
+-- ddl_guard: the event triggers' function (docs/verify.md#bypass-resistance).
+-- It runs with the rights of whoever issues DDL, superusers included: so it
+-- and its schema belong to the installing superuser, and it calls into the
+-- audit schema only functions it has checked are SECURITY DEFINER functions
+-- of the owner role, so that no member of that role can make it run code as
+-- a superuser.
 CREATE OR REPLACE FUNCTION {{ guard_schema | ident }}.ddl_guard()
 RETURNS event_trigger
 LANGUAGE plpgsql
@@ -50,12 +24,17 @@ DECLARE
     v_root       oid;
     v_leaf       record;
 BEGIN
+    -- The flag counts for a superuser's session (install runs under SET ROLE
+    -- to the owner), or for the owner role reached through its SECURITY
+    -- DEFINER functions (the role setting is not the owner's then); never for
+    -- SET ROLE alone.
     IF current_setting('auditsql.permit_ddl', true) = 'on'
        AND ((SELECT r.rolsuper FROM pg_roles AS r WHERE r.rolname = session_user)
             OR (current_user = {{ owner | literal }}
                 AND current_setting('role') IS DISTINCT FROM {{ owner | literal }})) THEN
         RETURN;
     END IF;
+    -- As current_user: the role whose rights the DDL runs with.
     v_privileged := (SELECT r.rolsuper FROM pg_roles AS r WHERE r.rolname = current_user)
                     OR EXISTS (SELECT FROM pg_roles AS r
                                WHERE r.rolname = {{ admin | literal }}
@@ -176,10 +155,9 @@ BEGIN
     IF cardinality(v_touched) = 0 THEN
         RETURN;
     END IF;
-    -- Each leaf partition of an audited table gets the TRUNCATE trigger and
-    -- the grant attach would give it, made by whoever added the partition
-    -- (it owns the table), then the table's capture is refreshed. Neither may fail the
-    -- DDL that led here.
+    -- New leaves get the TRUNCATE trigger and the grant attach would give
+    -- them, with the rights of whoever added them (their owner). Neither this
+    -- nor the refresh may fail the DDL that led here.
     FOR v_leaf IN
         SELECT p.relid::regclass AS rel, r.root
         FROM unnest(v_touched) AS r(root)
@@ -194,8 +172,7 @@ BEGIN
                                    format('%I.%I', {{ schema | literal }}, 'capture_' || v_leaf.root))
                      FROM {{ capture_trigger_forms('f') }} WHERE f.name = 'auditsql_capture_truncate');
             EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER auditsql_capture_truncate', v_leaf.rel);
-            -- Its TRUNCATE trigger reads the rows as the owner role, as
-            -- attach lets it on the other partitions (detach revokes it).
+            -- TRUNCATE capture reads the rows as the owner role.
             IF NOT has_table_privilege({{ owner | literal }}, v_leaf.rel, 'SELECT') THEN
                 EXECUTE format('GRANT SELECT ON %s TO %I', v_leaf.rel, {{ owner | literal }});
             END IF;

@@ -1,12 +1,5 @@
--- detach: stop auditing a table. Its capture function goes, and every
--- capture trigger with it; the events already written stay in the log, and
--- the detach itself is recorded as a `detached` event. Idempotent:
--- detaching a table that is not audited does nothing. A table dropped while
--- audited is detached by its oid: audit.detach(16384). Then revokes the
--- SELECT and USAGE that attach granted the owner role, and only those (with
--- the caller's rights: the table's owner granted them).
--- Who may: a member of the operator role who owns the table (anyone in the
--- operator role, for a table dropped since).
+-- detach: stops auditing a table. Not SECURITY DEFINER: the REVOKEs run with
+-- the rights of the table's owner, who granted them at attach.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.detach(p_table regclass)
 RETURNS void
 LANGUAGE plpgsql

@@ -1,8 +1,5 @@
--- detach_prepare: the audit side of detach (see detach.sql), as the owner
--- role: drops the table's capture function with every trigger calling it,
--- forgets the table and records the `detached` event; returns the REVOKE
--- statements the table's owner runs for what attach granted the owner role
--- (schemas only where no other audited table needs them).
+-- detach_prepare: the audit side of detach, as the owner role; returns the
+-- REVOKE statements the table's owner runs.
 DROP FUNCTION IF EXISTS {{ schema | ident }}.detach_prepare(regclass);
 CREATE FUNCTION {{ schema | ident }}.detach_prepare(p_table regclass)
 RETURNS SETOF text
@@ -15,6 +12,7 @@ DECLARE
     v_owner  oid := (SELECT c.relowner FROM pg_class AS c WHERE c.oid = p_table);
     v_permit text := current_setting('auditsql.permit_ddl', true);
 BEGIN
+    -- As session_user: current_user is the owner role here.
     IF NOT pg_has_role(session_user, {{ operator | literal }}, 'MEMBER')
        OR (v_owner IS NOT NULL AND NOT pg_has_role(session_user, v_owner, 'MEMBER')) THEN
         RAISE EXCEPTION 'auditsql: role % may not detach %: only its owner (%), in role %, can',

@@ -1,9 +1,6 @@
--- drop_bound_check: drop the CHECK constraint create_partition gave an
--- events partition (named after it, <partition>_bound) once the partition
--- is attached and its bound enforces the same range. Nothing happens when
--- the constraint is gone already. Runs with the caller's rights; called by
--- attach_partition, and by install for partitions attached by an earlier
--- version.
+-- drop_bound_check: drops the CHECK constraint create_partition gave a
+-- partition, once attached. Not SECURITY DEFINER: its callers
+-- (attach_partition, install) run as the owner role.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.drop_bound_check(p_partition regclass)
 RETURNS void
 LANGUAGE plpgsql

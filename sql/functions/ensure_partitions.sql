@@ -1,14 +1,6 @@
--- ensure_partitions: create the monthly partitions of events covering p_from
--- and the p_months - 1 months after it (UTC months), each named
--- events_YYYY_MM and guarded like the log. A month already covered by a
--- partition is left alone; a month whose rows already sit in the default
--- partition is skipped with a warning (attaching it would fail): maintain()
--- moves such rows out. Returns the names of the partitions it created.
--- Each partition is created apart and then attached (ATTACH PARTITION takes
--- SHARE UPDATE EXCLUSIVE on the log, so writers and readers go on; the
--- default partition is locked for a moment while it is checked), and stamped
--- with its fingerprint. Runs as the owner so that every partition belongs to
--- it, whoever calls; auditsql.permit_ddl lets the DDL past the event triggers.
+-- ensure_partitions: creates the monthly partitions of the log for a span
+-- of months. SECURITY DEFINER so that every partition belongs to the owner
+-- role, whoever calls.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.ensure_partitions(
     p_from   timestamptz DEFAULT now(),
     p_months integer     DEFAULT 2)
@@ -39,6 +31,7 @@ BEGIN
         v_name  := 'events_' || to_char(v_start AT TIME ZONE 'UTC', 'YYYY_MM');
         CONTINUE WHEN EXISTS (SELECT FROM {{ schema | ident }}.event_partitions() AS p
                               WHERE NOT p.is_default AND p.range_from < v_end AND p.range_to > v_start);
+        -- ATTACH would fail while the default partition holds rows of the month.
         IF EXISTS (SELECT FROM {{ schema | ident }}.events_default
                    WHERE occurred_at >= v_start AND occurred_at < v_end) THEN
             RAISE WARNING 'auditsql: partition % not created: the default partition holds events of that month; run maintain() to move them', v_name;

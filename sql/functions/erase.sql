@@ -1,26 +1,8 @@
 {% from "fragments/macros.sql" import erasure_marker %}
--- erase: remove values from past events, for a person's right to erasure or
--- a column that should have been redacted from the start. The values of the
--- named columns in `before` and `after` of the entity's events (data events,
--- and the auth events on-change policies wrote about them) become the
--- marker '[erased]'; the events themselves, their ids, times, actors and
--- every other column stay, so the log still says who did what when.
---   p_entity_type  as in events.entity_type (public.users)
---   p_entity_id    one entity, read by normalize_entity_id; NULL for every
---                  entity of that type (a column erased throughout)
---   p_columns      the columns to erase; NULL for every column of the
---                  entity's rows but the key columns of an audited table
---   p_reason       why, for the record: 1 to 1000 characters
--- Returns the number of events changed. Refused for an entity under legal
--- hold (the hold wins until it is released), with nothing to erase named,
--- and to anyone but an audit administrator (session_user in the admin
--- role). Runs as the owner role: for each partition holding such events it
--- lifts the two guard triggers and grants itself UPDATE inside this
--- transaction only, while it holds the partition against every other
--- writer, and restores both before it returns (no other session ever sees
--- them lifted). Records an `erased` system event naming the entity, the
--- columns, the number of events, the reason and who asked, in the same
--- transaction.
+-- erase: replaces values of past events with a marker; the events stay.
+-- The guards of a partition are lifted inside this transaction while a lock
+-- keeps every other writer out, and restored before it returns: catalog
+-- changes show to other sessions only at commit, so none sees them lifted.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.erase(
     p_entity_type text,
     p_entity_id   text,
@@ -42,6 +24,7 @@ DECLARE
     v_marker   jsonb := to_jsonb({{ erasure_marker() }}::text);
     v_permit   text := current_setting('auditsql.permit_ddl', true);
 BEGIN
+    -- As session_user: current_user is the owner role here.
     IF NOT pg_has_role(session_user, {{ admin | literal }}, 'MEMBER') THEN
         RAISE EXCEPTION 'auditsql: role % may not erase values from the log: it must be a member of %', session_user, {{ admin | literal }}
             USING ERRCODE = 'insufficient_privilege';

@@ -1,7 +1,4 @@
--- erased: a row image (or event details) with the values of some keys
--- replaced by a marker, for erase: those named in p_columns, or, when
--- p_columns is NULL, every key but p_keys. NULL stays NULL; an image with
--- nothing to erase comes back as it was.
+-- erased: a row image with some keys' values replaced by a marker, for erase.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.erased(
     p_image   jsonb,
     p_columns text[],

@@ -1,9 +1,6 @@
--- event_partitions: the partitions of events with their bounds, read from
--- the catalog. range_from / range_to are NULL for the default partition;
--- MINVALUE and MAXVALUE bounds read as -infinity and infinity. Catalog only,
--- and it opens no partition (bounds hold no column references, so
--- pg_get_expr needs no relation), so it never waits for maintenance or
--- retention: the reader role may call it.
+-- event_partitions: the log's partitions and their bounds. From the catalog
+-- only: bounds hold no column references, so pg_get_expr opens no partition,
+-- and listing never waits for maintenance or retention.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.event_partitions()
 RETURNS TABLE (partition regclass, name text, range_from timestamptz, range_to timestamptz,
                is_default boolean)

@@ -1,11 +1,6 @@
 {% from "fingerprint/catalog.sql" import catalog_objects, pinned_settings %}
--- fingerprints: every object auditsql may have created in this schema (and
--- the event trigger function's, see functions/ddl_guard.sql), with
--- the digest of its definition and the fingerprint its comment carries (see
--- sql/fingerprint/catalog.sql for the columns). With p_classid and p_objids,
--- only those objects. Install, attach and ensure_partitions stamp what they
--- create through it; `auditsql verify` runs the same query itself rather
--- than trust this function.
+-- fingerprints: every object auditsql may have made, with its digest and the
+-- fingerprint its comment carries (columns: fingerprint/catalog.sql).
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.fingerprints(
     p_classid regclass DEFAULT NULL,
     p_objids  oid[]    DEFAULT NULL)

@@ -1,7 +1,4 @@
--- guard: trigger function that refuses any UPDATE, DELETE or TRUNCATE of the
--- audit log, whoever asks. Installed as ENABLE ALWAYS triggers, so neither
--- privileges nor session_replication_role lift it; only an explicit
--- ALTER TABLE ... DISABLE TRIGGER by the owner or a superuser does.
+-- guard: refuses UPDATE, DELETE and TRUNCATE of the log, whoever asks.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.guard()
 RETURNS trigger
 LANGUAGE plpgsql

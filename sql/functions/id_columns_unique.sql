@@ -1,7 +1,5 @@
 {% from "fragments/macros.sql" import id_columns_unique %}
--- id_columns_unique: whether the columns p_keys identify the rows of
--- p_table (see the macro): no two rows can share an entity_id and none can
--- have a NULL key.
+-- id_columns_unique: whether columns identify a table's rows (see the macro).
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.id_columns_unique(p_table regclass, p_keys text[])
 RETURNS boolean
 LANGUAGE sql

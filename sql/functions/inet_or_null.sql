@@ -1,8 +1,7 @@
--- inet_or_null: the inet value of p_text, or NULL when p_text is NULL or not
--- a valid address. Capture uses it so that a malformed auditsql.ip_address
--- never aborts the user's transaction (the raw text goes to ip_address_raw).
--- PL/pgSQL on purpose: a SQL function body may be inlined and its cast
--- folded at plan time, before any validity test runs.
+-- inet_or_null: the inet value of a text, or NULL: a malformed
+-- auditsql.ip_address must never fail a write. PL/pgSQL on purpose: a SQL
+-- function body may be inlined and its cast folded at plan time, before any
+-- validity test runs.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.inet_or_null(p_text text)
 RETURNS inet
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE

@@ -1,9 +1,6 @@
--- key_expression: SQL text of a row's entity_id, computed from its jsonb
--- image, for generated capture code (see capture_source).
---   p_image  the image expression, such as s.nj (trusted: from capture_source)
---   p_keys   the key columns, in key order (quoted here)
--- One key column gives its value as text; several give a JSON array of the
--- values in key order, as text, such as [42, "eu"].
+-- key_expression: SQL text of a row's entity_id from its image, for
+-- generated code. p_image is trusted SQL from capture_source; the key
+-- columns are quoted here.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.key_expression(
     p_image text,
     p_keys  text[])

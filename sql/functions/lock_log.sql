@@ -1,11 +1,8 @@
--- lock_log: take a table lock on the log or one of its partitions. Before
--- PostgreSQL 17 LOCK TABLE in any mode above ROW EXCLUSIVE needs UPDATE,
--- DELETE or TRUNCATE on the table, which nobody holds on the log, the owner
--- included; so the owner is granted UPDATE for the LOCK statement alone and
--- it is revoked at once. The lock stays until the transaction ends; the
--- privilege does not outlive this call, no other session ever sees it, and
--- the guard triggers refuse UPDATE anyway. Runs with the caller's rights;
--- called by maintain and apply_retention, which run as the owner.
+-- lock_log: LOCK TABLE on the log or a partition. Before PostgreSQL 17, LOCK
+-- TABLE above ROW EXCLUSIVE needs UPDATE, DELETE or TRUNCATE, which nobody
+-- holds on the log: the owner role gets UPDATE for the LOCK statement alone.
+-- No other session ever sees the grant, and the guards refuse UPDATE anyway.
+-- Not SECURITY DEFINER: its callers run as the owner role.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.lock_log(p_table regclass, p_mode text)
 RETURNS void
 LANGUAGE plpgsql

@@ -1,18 +1,6 @@
 {% from "fragments/macros.sql" import context_columns, context_values %}
--- log_event: record an application event, such as a login, with the actor
--- and request context of the current transaction (a longer value cut as
--- context_value says); returns its id.
---   action       login, login_failed, logout, password_changed, role_changed,
---                ... (category 'auth'; see action_category), or any other
---                name of lower-case letters, digits and underscores
---                (category 'app'). Data and system actions are refused.
---   entity_type  what the event is about, such as 'user' (optional; at
---                most 1024 characters)
---   entity_id    which one, such as '42' (optional; at most 1024 characters)
---   details      anything else, stored in `after` (optional; at most 64 kB)
--- The time, the transaction, the database user and the category are set
--- here and cannot be chosen by the caller. EXECUTE is granted to the writer
--- role only; grant that role to the application roles that log events.
+-- log_event: records an application event with the transaction's context.
+-- SECURITY DEFINER: its callers, the writer role, hold no right on the log.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.log_event(
     action      text,
     entity_type text  DEFAULT NULL,

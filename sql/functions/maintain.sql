@@ -1,33 +1,5 @@
--- maintain: partition maintenance, meant to run daily (auditsql retention
--- schedule / run). Returns one row per partition it created.
---   months_ahead  partitions are kept for the current UTC month and this many
---                 months after it (0 to 120, default 3)
--- First, events that landed in the default partition (because their month
--- had no partition yet) are moved into new partitions of their months:
--- each month's rows are copied into a partition created apart, deleted from
--- the default partition in the same statement, and the partition is
--- attached; a `default_rows_moved` event records partitions, ranges and row
--- counts. Then the partitions ahead are created.
---
--- Locks, in this order, so that no writer waits for more than a moment:
---   * the log: SHARE UPDATE EXCLUSIVE (one maintenance at a time; readers
---     and writers go on);
---   * only when it holds rows, the default partition: SHARE ROW EXCLUSIVE
---     while rows are moved (readers go on; writers whose events would land
---     in the default partition wait; writers to the current month, which has
---     its partition, never touch it), then ACCESS EXCLUSIVE for ATTACH, which
---     checks the default partition, for a moment.
--- Never a lock on the log stronger than SHARE UPDATE EXCLUSIVE, so a reader
--- holding the log while it waits for the default partition cannot deadlock
--- with it. lock_timeout is 2 s: if a lock cannot be had, the run fails and
--- changes nothing, and the next run tries again.
---
--- The guards stay in force for everyone: the move deletes from the default
--- partition with its two guard triggers disabled and DELETE granted to the
--- owner inside this transaction only, while it holds a lock that keeps every
--- other writer out; both are restored before it returns, so no other
--- session ever sees them lifted, and the rows deleted are exactly the rows
--- the same statement inserts into their new partition.
+-- maintain: moves events out of the default partition into partitions of
+-- their months, then creates partitions ahead.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.maintain(months_ahead integer DEFAULT 3)
 RETURNS TABLE (partition text, range_from timestamptz, range_to timestamptz, rows_moved bigint)
 LANGUAGE plpgsql
@@ -52,9 +24,15 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM set_config('auditsql.permit_ddl', 'on', true);
+    -- The log first, and never more than this on it (one run at a time;
+    -- readers and writers go on): a reader holding the log while it waits for
+    -- the default partition cannot then deadlock with this.
     PERFORM {{ schema | ident }}.lock_log({{ ((schema | ident) ~ '.events') | literal }}, 'SHARE UPDATE EXCLUSIVE');
 
     IF EXISTS (SELECT FROM {{ schema | ident }}.events_default) THEN
+        -- Writers whose events would land here wait; readers go on. The
+        -- guards are lifted under this lock and restored before commit, when
+        -- alone catalog changes show: no other session sees them lifted.
         PERFORM {{ schema | ident }}.lock_log({{ ((schema | ident) ~ '.events_default') | literal }}, 'SHARE ROW EXCLUSIVE');
         ALTER TABLE {{ schema | ident }}.events_default
             DISABLE TRIGGER auditsql_guard_statement, DISABLE TRIGGER auditsql_guard_row;

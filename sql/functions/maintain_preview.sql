@@ -1,9 +1,5 @@
--- maintain_preview: what maintain(months_ahead) would create, changing
--- nothing: one row per partition, in the order maintain creates them, with
--- the events it would move into it from the default partition (0 for a
--- partition created ahead). Refuses what maintain refuses.
--- Takes no lock beyond what reading takes. Runs with the caller's rights;
--- only the owner role may execute it, as maintain.
+-- maintain_preview: what maintain would create, changing nothing. Runs with
+-- the caller's rights: an admin, and so a reader of the log.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.maintain_preview(months_ahead integer DEFAULT 3)
 RETURNS TABLE (partition text, range_from timestamptz, range_to timestamptz, rows_moved bigint)
 LANGUAGE plpgsql

@@ -1,30 +1,6 @@
 -- normalize_entity_id: an entity id as the log spells it, from the way a
--- person typed it, so that a hold (or a search) for '[1001,1]' finds the
--- events of [1001, 1]. Used wherever an entity id is given: place_hold,
--- release_hold, and any filter by entity id.
--- For an audited table (p_entity_type as in events.entity_type, the table
--- found through audit.tables), the id is read as the table's key:
---   * one key column: the value read as the column's type and written back
---     as capture writes it (to_jsonb(row) ->> 'col'): ' 1001' becomes 1001,
---     '2026-01-01 00:00:00+00' a timestamptz in JSON's ISO form (in the
---     session's time zone, as capture writes it in the writer's), an
---     upper-case uuid lower case, 1.5 for a numeric(10,2) key 1.50;
---   * several: a JSON array, one element per key column in key order, each
---     read as its column's type and the array written as capture writes it
---     (jsonb_build_array(...)::text): [1001,1] becomes [1001, 1], and
---     ["7", 1] for an integer column [7, 1].
---   When the log has no event with that spelling but has events with the id
---   as given (a key whose type changed, a time written in another zone),
---   the id as given is kept.
--- Only built-in types (and domains over them, read as their base type, so
--- that no domain check runs) are read; a value that does not fit its type
--- exactly (rounding, truncation) is not read either.
--- Otherwise (not an audited table: a dropped one, an application's entity
--- type; a key of another type; text that is not such a key), the log
--- decides: if events exist with the id as given, it is kept; else a JSON
--- array is written back through jsonb ([1001,1] as [1001, 1]); else the id
--- is kept as given. Unusual input never raises; NULL gives NULL.
--- Runs with the caller's rights (it reads audit.tables and the log).
+-- person typed it (docs/retention.md#how-entity-ids-are-read). Runs with the
+-- caller's rights: it reads only audit.tables and the log.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.normalize_entity_id(
     p_entity_type text,
     p_entity_id   text)
@@ -59,8 +35,6 @@ BEGIN
     WHERE format('%I.%I', n.nspname, c.relname) = p_entity_type;
     IF FOUND THEN
         BEGIN
-            -- One key column: the id is the value itself; several: a JSON
-            -- array of them.
             v_given := CASE WHEN cardinality(v_keys) = 1 THEN jsonb_build_array(p_entity_id)
                             ELSE p_entity_id::jsonb END;
             IF jsonb_typeof(v_given) = 'array' AND jsonb_array_length(v_given) = cardinality(v_keys) THEN
@@ -72,8 +46,8 @@ BEGIN
                     SELECT a.atttypid, a.atttypmod INTO v_type, v_typmod
                     FROM pg_attribute AS a
                     WHERE a.attrelid = v_relid AND a.attname = v_keys[i] AND NOT a.attisdropped;
-                    -- Through domains to the base type, keeping the nearest
-                    -- type modifier.
+                    -- Through domains to the base type, so that no domain
+                    -- check runs, keeping the nearest type modifier.
                     LOOP
                         SELECT ty.typtype, ty.typbasetype, ty.typtypmod INTO v_kind, v_base, v_dommod
                         FROM pg_type AS ty WHERE ty.oid = v_type;
@@ -81,6 +55,8 @@ BEGIN
                         v_typmod := CASE WHEN v_typmod >= 0 THEN v_typmod ELSE v_dommod END;
                         v_type := v_base;
                     END LOOP;
+                    -- Built-in types only: another type's input function is
+                    -- its owner's code.
                     IF v_type IS NULL OR v_type >= 16384 THEN
                         RAISE EXCEPTION USING ERRCODE = 'feature_not_supported';
                     END IF;

@@ -1,11 +1,7 @@
--- pin_image_settings: pin the settings that shape the text of row images,
--- for the rest of the capture call, and return what they were (for
--- restore_image_settings). A session's choices must not round floats
--- (extra_float_digits), flip the sign of an interval's time part on the way
--- back (IntervalStyle), or change how bytea is spelled (bytea_output).
--- Capture calls it only when a setting differs, which in the usual case
--- costs three comparisons; a SET clause on the capture function would cost
--- every call a save and a restore. Values are set transaction-locally.
+-- pin_image_settings: pins the settings that shape row images
+-- (fragments/image_settings.sql) and returns what they were. Capture calls
+-- it only when one differs: a SET clause on the capture function would cost
+-- every call a save and a restore.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.pin_image_settings()
 RETURNS text[]
 LANGUAGE plpgsql

@@ -1,22 +1,5 @@
--- place_hold: put an entity under legal hold, so that retention keeps its
--- events (see apply_retention). Returns true when the hold is placed, false
--- when the entity was already held (nothing changes; the hold in force keeps
--- its reason). A new hold is recorded as a `legal_hold_placed` event on the
--- entity (by the trigger on legal_holds).
---   p_entity_type  as in events.entity_type: the schema-qualified table name,
---                  quoted as PostgreSQL quotes it (public.orders); it must be
---                  an audited table or appear in the log
---   p_entity_id    as in events.entity_id (1001, or [7, "b"] for a
---                  composite key); stored as normalize_entity_id spells it,
---                  so that [7,"b"] holds the events of [7, "b"]
---   p_reason       why, for the record: 1 to 1000 characters
---   p_future       true to hold an entity that has no event in the log yet
---                  (its future events); otherwise such a hold is refused
--- So a typo cannot place a hold that holds nothing: a hold must match the
--- log's entity types and, unless p_future, events of the entity (other than
--- the records of earlier holds).
--- Runs as the owner role; the caller (session_user) must be a member of the
--- admin role.
+-- place_hold: puts an entity under legal hold, so that retention keeps its
+-- events.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.place_hold(
     p_entity_type text,
     p_entity_id   text,
@@ -30,6 +13,7 @@ AS $fn$
 DECLARE
     v_id text;
 BEGIN
+    -- As session_user: current_user is the owner role here.
     IF NOT pg_has_role(session_user, {{ admin | literal }}, 'MEMBER') THEN
         RAISE EXCEPTION 'auditsql: role % may not place legal holds: it must be a member of %', session_user, {{ admin | literal }}
             USING ERRCODE = 'insufficient_privilege';
@@ -58,7 +42,7 @@ BEGIN
                WHERE h.entity_type = p_entity_type AND h.entity_id = v_id) THEN
         RETURN false;
     END IF;
-    -- Events of the entity, not counting the records of earlier holds.
+    -- The records of earlier holds are not events the hold would hold.
     IF NOT coalesce(p_future, false)
        AND NOT EXISTS (SELECT FROM {{ schema | ident }}.events AS e
                        WHERE e.entity_type = p_entity_type AND e.entity_id = v_id

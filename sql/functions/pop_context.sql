@@ -1,7 +1,5 @@
--- pop_context: restore the context that the last push_context of the
--- transaction saved, and forget it. A pop without a push is an error: the
--- context it should restore is unknown, and carrying on would record
--- writes under the wrong actor. Any role may call it.
+-- pop_context: restores the context the last push_context saved. Without
+-- one it fails: carrying on would record writes under the wrong actor.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.pop_context()
 RETURNS void
 LANGUAGE plpgsql

@@ -1,12 +1,6 @@
--- push_context: set the whole context as set_context does, first saving the
--- context in force, whoever set it, so that pop_context can restore it: a
--- nested block (a savepoint in an open transaction) names its own actor
--- without losing the caller's. The saved contexts are a stack in the
--- transaction-local setting auditsql.context_stack (a JSON array, the last
--- saved first, each an object of the six settings, null for unset) rather
--- than in a table: a setting is undone by ROLLBACK TO SAVEPOINT together
--- with the context itself, so the two always agree, and it ends with the
--- transaction. Any role may call it.
+-- push_context: saves the context in force, then sets one as set_context
+-- does. The stack is a transaction-local setting, not a table, so that
+-- ROLLBACK TO SAVEPOINT undoes a push together with the context it set.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.push_context(
     actor_id   text DEFAULT NULL,
     email      text DEFAULT NULL,

@@ -1,12 +1,5 @@
--- record_ddl: record, as an `audit_ddl` system event, DDL that a superuser
--- or an audit administrator ran on auditing itself (a guard disabled, a
--- capture trigger dropped, an audit object changed: see ddl_guard, which
--- calls it in the same transaction). The event names the command and the
--- objects; db_user and the context say who.
---   p_command  the command tag, such as ALTER TABLE
---   p_objects  what it did, one entry per object, as ddl_guard words it
--- Only the admin role may call it (superusers may anyway): it writes to the
--- log.
+-- record_ddl: records, for ddl_guard, DDL on auditing itself as an
+-- `audit_ddl` event. Executable by the admin role only: it writes the log.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.record_ddl(p_command text, p_objects text[])
 RETURNS void
 LANGUAGE plpgsql

@@ -1,10 +1,7 @@
--- record_hold: trigger on legal_holds. Every hold placed or released, by
--- place_hold / release_hold or by hand, is recorded on the entity as a
--- `legal_hold_placed` event (the reason and the number of the entity's
--- events in the log, other than the records of earlier holds) or a `legal_hold_released` event (the hold released,
--- and the reason for releasing it from auditsql.release_reason). Holds are
--- never edited in place: UPDATE and TRUNCATE are refused, so no hold can
--- vanish unrecorded. Runs with the caller's rights.
+-- record_hold: trigger on legal_holds recording every hold placed or
+-- released, by hand too; UPDATE and TRUNCATE would change or lose a hold
+-- unrecorded. A release's reason comes in the setting auditsql.release_reason:
+-- a DELETE has no way to pass it to a trigger.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.record_hold()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -14,8 +11,7 @@ DECLARE
     v_count bigint;
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        -- The events the hold holds, not counting the records of earlier
-        -- holds (as place_hold judges whether it holds anything).
+        -- Counted as place_hold counts: the records of earlier holds aside.
         SELECT count(*) INTO v_count FROM {{ schema | ident }}.events AS e
         WHERE e.entity_type = NEW.entity_type AND e.entity_id = NEW.entity_id
           AND e.action NOT IN ('legal_hold_placed', 'legal_hold_released');

@@ -1,8 +1,5 @@
--- record_policy: trigger on retention. Every change of the retention policy,
--- by set_retention or by hand, is recorded as a `retention_policy_set` event
--- holding the new policy and the previous one. A policy, once set, can be
--- changed but not removed: DELETE and TRUNCATE are refused. Runs with the
--- caller's rights.
+-- record_policy: trigger on retention recording every change of the policy,
+-- by hand too; a policy can be changed, never removed.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.record_policy()
 RETURNS trigger
 LANGUAGE plpgsql

@@ -1,8 +1,5 @@
--- record_system_event: write a system event about auditing itself (a table
--- attached or detached, settings configured, retention, legal holds,
--- maintenance), with the current actor and request context; details go in
--- `after`. Runs with the caller's rights: only members of the owner role may
--- write the log.
+-- record_system_event: writes an event about auditing itself. Not SECURITY
+-- DEFINER: only the owner role may write the log, and its functions call this.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.record_system_event(
     p_action      text,
     p_entity_type text,

@@ -1,22 +1,7 @@
--- refresh: bring a table's capture up to date with the table, and record in
--- the log whatever happened to its capture triggers outside auditsql since
--- they were last recorded. Any role may call it (the event triggers call it
--- after DDL on an audited table, as whoever ran the DDL): it changes no
--- setting, and what it records is read from the catalog, never taken from
--- the caller. Does nothing for a table that is not audited or was dropped.
---   * The capture function is generated again when the table changed since
---     (ALTER TABLE): capture goes on correctly without it, only slower.
---   * The triggers calling the function, on the table and on each
---     partition in its tree, are compared with those recorded, and each
---     difference is recorded as a system event on the table:
---       partition_detached        a partition left the tree (its writes
---                                 are no longer captured)
---       partition_reattached      a partition detached earlier is back
---       partition_dropped         a partition was dropped with its rows
---       capture_triggers_replaced a table's capture triggers were dropped or
---                                 created again (its writes in between may
---                                 be missing)
---     A partition new to the tree is recorded without an event.
+-- refresh: brings a table's capture up to date and records what happened to
+-- its capture triggers outside auditsql. Executable by anyone (the event
+-- triggers call it as whoever ran the DDL): it changes no setting, and
+-- records what the catalog says, never what the caller says.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.refresh(p_table regclass)
 RETURNS void
 LANGUAGE plpgsql
@@ -46,7 +31,6 @@ BEGIN
         PERFORM set_config('auditsql.permit_ddl', coalesce(v_permit, ''), true);
     END IF;
 
-    -- The capture triggers of the tree now: trigger oid -> its table.
     SELECT coalesce(jsonb_object_agg(t.oid::text, jsonb_build_object(
                'table', t.tgrelid::oid, 'name', t.tgrelid::regclass::text)), '{}')
       INTO v_now

@@ -1,14 +1,4 @@
--- release_hold: lift the legal hold on an entity; its events are then
--- removed by the next retention run that finds them due. Recorded as a
--- `legal_hold_released` event on the entity (by the trigger on legal_holds),
--- with the hold released and the reason for releasing it, which reaches the
--- trigger in the transaction-local setting auditsql.release_reason.
--- The entity id is read as place_hold reads it (normalize_entity_id), so
--- that the spelling that placed a hold releases it. Refused when the entity
--- is not under legal hold, so that a typo cannot pass for a release.
---   p_reason  why, for the record (optional; at most 1000 characters)
--- Runs as the owner role; the caller (session_user) must be a member of the
--- admin role.
+-- release_hold: lifts a legal hold (its reason reaches record_hold in a setting).
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.release_hold(
     p_entity_type text,
     p_entity_id   text,
@@ -22,6 +12,7 @@ DECLARE
     v_rows bigint;
     v_id   text;
 BEGIN
+    -- As session_user: current_user is the owner role here.
     IF NOT pg_has_role(session_user, {{ admin | literal }}, 'MEMBER') THEN
         RAISE EXCEPTION 'auditsql: role % may not release legal holds: it must be a member of %', session_user, {{ admin | literal }}
             USING ERRCODE = 'insufficient_privilege';

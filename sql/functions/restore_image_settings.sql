@@ -1,5 +1,4 @@
--- restore_image_settings: put back the settings pin_image_settings found
--- (p_was, in its order), so the user's transaction sees its own values again.
+-- restore_image_settings: puts back what pin_image_settings found.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.restore_image_settings(p_was text[])
 RETURNS void
 LANGUAGE plpgsql

@@ -1,10 +1,7 @@
--- retention_cutoff: the time a policy keeping events for p_keep reaches
--- back to from p_as_of: events older than it are past the policy. Computed
--- in UTC, so that the session's time zone (and its daylight saving days)
--- cannot move it. apply_retention drops the partitions that end at or
--- before it; set_retention compares policies by it, so that '360 days' is
--- shorter than '1 year' (which interval ordering, counting a month as 30
--- days, would call equal).
+-- retention_cutoff: the time a policy reaches back to from a moment. In UTC,
+-- so that the session's time zone and its daylight saving days cannot move
+-- it. Policies are compared by it: interval ordering counts a month as 30
+-- days, and would call '360 days' a year.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.retention_cutoff(p_keep interval, p_as_of timestamptz)
 RETURNS timestamptz
 LANGUAGE sql

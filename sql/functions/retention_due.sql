@@ -1,18 +1,8 @@
--- retention_due: the partitions a retention run removes or rebuilds when
--- it keeps events for p_keep as of p_as_of, with the events each loses and
--- the events legal holds keep in it. The one place this is decided:
--- apply_retention acts on it, retention_preview shows it, so that the two
--- cannot disagree.
---   p_lock          lock each due partition (SHARE) before counting it, as
---                   apply_retention must; the caller holds legal_holds
---   p_with_default  also count the months whose events wait in the default
---                   partition, as the partitions maintain() will move them
---                   into (what `auditsql retention run` and the scheduled
---                   job do before retention); rel is NULL for those
--- A partition is due when it ends at or before the cutoff (see
--- retention_cutoff). One whose events are all held is kept as it is, and
--- not returned; an empty one is returned, and dropped.
--- Runs with the caller's rights; only the owner role may execute it.
+-- retention_due: the due partitions, with the events each loses and keeps.
+-- The one place this is decided, so that apply_retention and
+-- retention_preview cannot disagree. With p_lock each partition is locked
+-- before it is counted, so that apply_retention's counts hold until it
+-- drops; its caller holds legal_holds first.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.retention_due(
     p_keep         interval,
     p_as_of        timestamptz,

@@ -1,13 +1,5 @@
--- retention_interval: the interval a retention policy keeps events for.
---   p_policy  financial (7 years), medical (5 years), saas (3 years), or a
---             PostgreSQL interval with its units, such as '2 years',
---             '18 months' or P2Y
--- Refused, with a sentence saying why: a number without a unit (PostgreSQL
--- reads '7' as 7 seconds, which would drop every month at the next run),
--- an interval not longer than zero, one keeping events for more than 100
--- years (or so long that now() minus it is out of range), and anything
--- else. Lengths are compared as set_retention compares them: by the time
--- they reach back from now, in UTC.
+-- retention_interval: the interval a policy keeps events for, or the
+-- sentence saying why the policy is refused.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.retention_interval(p_policy text)
 RETURNS interval
 LANGUAGE plpgsql
@@ -27,10 +19,10 @@ BEGIN
         WHEN 'saas' THEN RETURN interval '3 years';
         ELSE NULL;
     END CASE;
-    -- A number needs its unit. Refused: digits without any word, and a
-    -- number followed by neither a word nor a colon ('1 year 7'; 10:00
-    -- spells its units by its form); in ISO 8601, P or PT with only a
-    -- number after it.
+    -- A number needs its unit: PostgreSQL reads '7' as 7 seconds, which
+    -- would drop every month at the next run. Refused: digits without any
+    -- word, a number followed by neither a word nor a colon ('1 year 7';
+    -- 10:00 spells its units by its form), and ISO P or PT with only a number.
     IF v_text <> ''
        AND (CASE WHEN v_text ~ '^[+-]?P'
                  THEN v_text ~ '^[+-]?PT?\s*[0-9.]+$'

@@ -1,18 +1,4 @@
--- retention_preview: what apply_retention would remove, changing nothing:
--- one row per partition it would remove or rebuild, with the events it
--- would remove and the events legal holds would keep, counted exactly as
--- apply_retention counts them (see retention_due).
---   p_keep          how long events are kept; NULL: the policy in force
---                   (object_not_in_prerequisite_state when none is), so a
---                   policy can be tried before it is set
---   p_as_of         the time it is applied at (default now()); unlike
---                   apply_retention's, it may be in the future
---   p_with_default  also count events waiting in the default partition, as
---                   the partitions maintain() would move them into first
---                   (what the next `auditsql retention run`, or the
---                   scheduled job, removes)
--- Takes no lock beyond what reading takes. Runs with the caller's rights;
--- only the owner role may execute it, as apply_retention.
+-- retention_preview: what apply_retention would return, changing nothing.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.retention_preview(
     p_keep         interval    DEFAULT NULL,
     p_as_of        timestamptz DEFAULT now(),

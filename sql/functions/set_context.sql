@@ -1,10 +1,5 @@
 {% from "fragments/macros.sql" import context_value %}
--- set_context: the whole actor and request context of the current
--- transaction in one call, what set_actor and set_request set between
--- them: one statement where they take two. Every argument sets its setting
--- and NULL clears it, so a call replaces the whole context. A value longer
--- than 1024 characters is cut, never refused (context_value). Any role may
--- call it.
+-- set_context: sets the whole actor and request context in one statement.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.set_context(
     actor_id   text DEFAULT NULL,
     email      text DEFAULT NULL,

@@ -1,10 +1,5 @@
 {% from "fragments/macros.sql" import context_value %}
--- set_request: describe the request behind the current transaction. Sets
--- the transaction-local settings auditsql.ip_address, auditsql.user_agent and
--- auditsql.request_id. An ip_address that is not a valid inet does not fail
--- here or later: events store NULL in ip_address and the text as given in
--- ip_address_raw. NULL clears a value; a value longer than 1024 characters
--- is cut, never refused (context_value). Any role may call it.
+-- set_request: describes the request behind the current transaction.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.set_request(
     ip_address text,
     user_agent text DEFAULT NULL,

@@ -1,17 +1,6 @@
--- set_retention: set the retention policy (see retention_interval for what
--- p_policy may be) and return the interval it keeps events for. Idempotent:
--- setting the policy in force changes nothing; a change is recorded as a
--- `retention_policy_set` event (by the trigger on the retention table).
---   p_under_a_year  true to allow a policy keeping events for less than a
---                   year
---   p_shorten       true to allow a policy keeping events for less time than
---                   the one in force
--- Both default to false, so that a slip of the keyboard ('7' for '7 years',
--- saas for financial) is refused before the next run drops what it must
--- not; retention_change decides both, and retention_preview shows what the
--- next run would then remove.
--- Runs as the owner role; the caller (session_user) must be a member of the
--- admin role.
+-- set_retention: sets the retention policy. Shortening it, or going under a
+-- year, needs a flag, so that a slip of the keyboard ('7' for '7 years', saas
+-- for financial) is refused before the next run drops what it must not.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.set_retention(
     p_policy       text,
     p_under_a_year boolean DEFAULT false,
@@ -27,6 +16,7 @@ DECLARE
     v_was    {{ schema | ident }}.retention;
     v_found  boolean;
 BEGIN
+    -- As session_user: current_user is the owner role here.
     IF NOT pg_has_role(session_user, {{ admin | literal }}, 'MEMBER') THEN
         RAISE EXCEPTION 'auditsql: role % may not set the retention policy: it must be a member of %', session_user, {{ admin | literal }}
             USING ERRCODE = 'insufficient_privilege';
@@ -35,7 +25,7 @@ BEGIN
     SELECT * INTO v_was FROM {{ schema | ident }}.retention FOR UPDATE;
     v_found := FOUND;
     SELECT * INTO v_change FROM {{ schema | ident }}.retention_change(p_policy);
-    -- The policy in force, set again: nothing changes, nothing to refuse.
+    -- The policy in force, set again, needs no flag.
     IF v_found AND v_was.policy = v_change.policy AND v_was.keep = v_change.keep
        AND v_was.keep::text = v_change.keep::text THEN
         RETURN v_change.keep;

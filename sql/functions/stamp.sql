@@ -1,10 +1,6 @@
 {% from "fingerprint/catalog.sql" import fingerprint_line %}
--- stamp: write the fingerprints of objects created at run time (the
--- triggers attach creates, the partitions ensure_partitions creates) into
--- their comments: the digest of each definition now, and the version. The
--- comments' other lines are kept. Returns how many objects it stamped.
--- The install script stamps its own objects (setup/stamp.sql). Runs with
--- the caller's rights: COMMENT ON needs the object's owner.
+-- stamp: writes the fingerprints of objects made at run time into their
+-- comments. Runs with the caller's rights: COMMENT ON needs the owner.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.stamp(
     p_classid regclass,
     p_objids  oid[])

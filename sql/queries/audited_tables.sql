@@ -2,12 +2,9 @@
     and `upgrade` judge it by (auditsql/catalog.py, AuditedTable). Run by
     the client itself, not through installed code, after
     fingerprint/settings.sql (names print qualified, as capture_triggers()
-    writes them). Columns:
-      relid, entity_type, present, partitioned      the table
-      id_columns, id_source, id_trusted, id_unique  its key; id_unique: the
-                           explicit id columns are backed by a unique index
-                           over NOT NULL columns (true for a primary key)
-      capture, exclude, redact, on_change, require_actor   its settings
+    writes them). The columns that need a word:
+      id_unique            the explicit id columns are backed by a unique
+                           index over NOT NULL columns (true for a primary key)
       capture_current      its capture function is what attach makes now
       missing_columns      ["redact password"...]: columns its settings name
                            that it no longer has (renamed or dropped)

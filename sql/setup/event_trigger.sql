@@ -4,12 +4,8 @@
     {"kind": "event trigger", "name": ddl_trigger},
     {"kind": "event trigger", "name": drop_trigger},
 ] %}
--- Event triggers: ddl_guard() on every DDL command and every drop in the
--- database, ENABLE ALWAYS so that session_replication_role = replica does
--- not lift them. Created only when a superuser installs (event triggers
--- need one, and belong to that superuser), with their function in a schema
--- of that superuser's (see functions/ddl_guard.sql). Event triggers belong
--- to the database, so their names carry the schema.
+-- The event triggers, made only when a superuser installs. They belong to
+-- the database, not the schema, so their names carry the schema's.
 CREATE SCHEMA IF NOT EXISTS {{ guard_schema | ident }};
 COMMENT ON SCHEMA {{ guard_schema | ident }}
     IS {{ ("auditsql: the event trigger function guarding schema " ~ schema) | literal }};

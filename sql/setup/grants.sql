@@ -1,13 +1,4 @@
--- Grants (docs/security.md). PUBLIC may use the schema to reach the context
--- functions (set_actor, set_request, set_context, push_context,
--- pop_context), attach, detach and erase (which check the operator or the
--- admin role themselves and say so in a sentence) and refresh (which only records what the
--- catalog says); it holds nothing on tables, sequences or any other
--- function. The writer role may also call log_event; the operator role, the
--- audit side of attach and detach; the admin role, retention, legal holds,
--- the settings and the record of its own DDL on audit objects; the reader
--- role may read the log and the list of audited tables. Nobody, the owner included, holds UPDATE, DELETE or
--- TRUNCATE on the log.
+-- Who may do what (docs/sql.md#privileges, docs/security.md).
 REVOKE ALL ON ALL TABLES IN SCHEMA {{ schema | ident }} FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA {{ schema | ident }} FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {{ schema | ident }} FROM PUBLIC;
@@ -44,26 +35,21 @@ GRANT SELECT ON {{ schema | ident }}.events, {{ schema | ident }}.history, {{ sc
                 {{ schema | ident }}.installation, {{ schema | ident }}.retention,
                 {{ schema | ident }}.legal_holds, {{ schema | ident }}.events_default
              TO {{ reader | ident }};
--- The reader may list the log's partitions (catalog only), for status and
--- health checks.
+-- For status and health checks; it reads the catalog only.
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.event_partitions() TO {{ reader | ident }};
 
--- The writer role may log application events (and nothing else).
 GRANT USAGE ON SCHEMA {{ schema | ident }} TO {{ writer | ident }};
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.log_event(text, text, text, jsonb) TO {{ writer | ident }};
 
--- The operator role: the audit side of attach and detach, and what the
--- command line reads to find the installation and the audited tables.
 GRANT EXECUTE ON FUNCTION
     {{ schema | ident }}.attach_prepare(regclass, text[], text, text[], text[], jsonb, boolean, boolean),
     {{ schema | ident }}.attach_complete(regclass, boolean, oid[]),
     {{ schema | ident }}.detach_prepare(regclass)
     TO {{ operator | ident }};
+-- What the command line reads to find the installation and its tables.
 GRANT SELECT ON {{ schema | ident }}.installation, {{ schema | ident }}.tables
     TO {{ operator | ident }};
 
--- The admin role: retention and legal holds, the installation settings, and
--- the record of its own DDL on audit objects (through the event triggers).
 -- What writes runs as the owner role and checks the admin role itself; the
 -- previews read as the caller, a reader (roles.sql).
 GRANT EXECUTE ON FUNCTION
@@ -84,5 +70,6 @@ GRANT EXECUTE ON FUNCTION
 -- Entity ids read as the log spells them: for whoever reads the log.
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.normalize_entity_id(text, text) TO {{ reader | ident }};
 
+-- The owner role created the log, and so would hold these.
 REVOKE UPDATE, DELETE, TRUNCATE ON {{ schema | ident }}.events, {{ schema | ident }}.events_default
     FROM {{ owner | ident }};

@@ -8,10 +8,9 @@
     {"kind": "trigger", "name": "auditsql_record", "table": "legal_holds"},
     {"kind": "trigger", "name": "auditsql_guard_statement", "table": "legal_holds"},
 ] %}
--- Guards: the log is append-only for everyone. Statement-level triggers on
--- the parent and every partition refuse UPDATE, DELETE and TRUNCATE even
--- when no row matches; a row-level trigger on the parent, cloned onto any
--- partition created later by hand, backs them up. All ENABLE ALWAYS.
+-- The guards. Statement triggers refuse even when no row matches, but are
+-- not cloned onto partitions; the row trigger on the parent is, and so also
+-- guards a partition made by hand.
 DROP TRIGGER IF EXISTS auditsql_guard_statement ON {{ schema | ident }}.events;
 CREATE TRIGGER auditsql_guard_statement
     BEFORE UPDATE OR DELETE OR TRUNCATE ON {{ schema | ident }}.events
@@ -30,9 +29,8 @@ CREATE TRIGGER auditsql_guard_statement
     FOR EACH STATEMENT EXECUTE FUNCTION {{ schema | ident }}.guard();
 ALTER TABLE {{ schema | ident }}.events_default ENABLE ALWAYS TRIGGER auditsql_guard_statement;
 
--- The retention policy and the legal holds: every change is recorded in the
--- log by a row trigger; what would erase one unrecorded (removing the policy,
--- editing or truncating holds) is refused by a statement trigger.
+-- A row trigger records each change of the policy and the holds; a
+-- statement trigger refuses what would erase one unrecorded.
 DROP TRIGGER IF EXISTS auditsql_record ON {{ schema | ident }}.retention;
 CREATE TRIGGER auditsql_record
     AFTER INSERT OR UPDATE ON {{ schema | ident }}.retention

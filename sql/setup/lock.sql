@@ -1,13 +1,9 @@
--- Locks, when auditsql is installed already: every audited table, then the
--- log, before anything changes. Install re-creates the log's triggers,
--- upgrade attaches tables again and a step may drop their triggers; taking
--- the locks first, in the order a writer takes them (its table, then the
--- log its capture writes to), keeps install from deadlocking with writers.
--- SHARE ROW EXCLUSIVE keeps writers out and lets readers in. With the lock
--- timeout set above, install waits for a long transaction only that long,
--- holding up the writers queued behind it, then fails; the command line
--- tries again (auditsql/installer.py). A table the installing role may not
--- lock is locked when something changes it, if ever.
+-- Locks every audited table, then the log, before anything changes: in the
+-- order a writer takes them (its table, then the log), so that install
+-- cannot deadlock with writers. With lock_timeout, install waits for a long
+-- transaction only that long, then fails and the command line tries again
+-- (auditsql/installer.py). A table the installing role may not lock is
+-- locked when something changes it, if ever.
 DO $lock$
 DECLARE
     v_table regclass;

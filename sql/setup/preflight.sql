@@ -1,5 +1,5 @@
--- Preflight: refuse, before anything is created, a server or a role that
--- cannot hold auditsql. Each failure is one sentence saying what to do.
+-- Preflight: refuses a server or a role that cannot hold auditsql, before
+-- anything is created.
 SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('auditsql.install'));
 
 DO $preflight$

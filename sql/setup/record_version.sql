@@ -1,9 +1,5 @@
--- Record the installed version and settings, unless they are those of the
--- newest row already: running install again changes nothing. event_trigger
--- says whether the event triggers guard this installation (a superuser
--- created them, now or before); `auditsql verify` expects them when it does.
--- created_roles: the roles an install of this schema created (this one or
--- an earlier), which uninstall may drop.
+-- Records the installed version and settings, unless the newest row holds
+-- them already, so that running install again changes nothing.
 INSERT INTO {{ schema | ident }}.installation (version, settings)
 SELECT v.version, v.settings
 FROM (SELECT {{ version | literal }}::text AS version,

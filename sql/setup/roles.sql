@@ -1,13 +1,6 @@
--- Roles (docs/security.md): the owner holds every audit object and cannot
--- log in; the reader may read the log; the writer may log application
--- events (log_event); the operator may attach and detach the tables its
--- members own; members of the admin role are audit administrators: they
--- run retention, legal holds and erasure, and what they do to audit
--- objects is recorded. Existing roles are reused, but the owner is made
--- NOLOGIN.
--- A non-superuser installing role becomes a member of the owner so that it
--- can create objects on its behalf (on PostgreSQL 16+ a CREATEROLE role must
--- grant itself that membership explicitly); verify lists it.
+-- The roles (docs/security.md). A non-superuser installing role becomes a
+-- member of the owner so that it can create objects on its behalf: on
+-- PostgreSQL 16+ a CREATEROLE role must grant itself that membership.
 DO $roles$
 BEGIN
     -- Roles belong to the cluster: an install into another database may be
@@ -16,8 +9,7 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {{ role | literal }}) THEN
         BEGIN
             CREATE ROLE {{ role | ident }} NOLOGIN;
-            -- Recorded (setup/record_version.sql): uninstall drops the roles
-            -- install created, and no other.
+            -- So that uninstall drops the roles install created, and no other.
             PERFORM set_config('auditsql.created_roles',
                                concat_ws(',', nullif(current_setting('auditsql.created_roles', true), ''),
                                          {{ role | literal }}), true);
@@ -40,8 +32,6 @@ BEGIN
        AND NOT pg_has_role(current_user, {{ owner | literal }}, 'USAGE') THEN
         GRANT {{ owner | ident }} TO CURRENT_USER;
     END IF;
-    -- ... and of the operator and admin roles, so that it can attach the
-    -- tables it owns and run retention.
     IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
        AND NOT pg_has_role(current_user, {{ operator | literal }}, 'MEMBER') THEN
         BEGIN
@@ -58,7 +48,7 @@ BEGIN
             NULL;
         END;
     END IF;
-    -- Audit administrators read the log (to judge what retention removes).
+    -- Audit administrators read the log, to judge what retention removes.
     IF NOT pg_has_role({{ admin | literal }}, {{ reader | literal }}, 'MEMBER') THEN
         BEGIN
             GRANT {{ reader | ident }} TO {{ admin | ident }};

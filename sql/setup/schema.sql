@@ -1,4 +1,3 @@
--- The audit schema. Roles may look up the context helpers in it (USAGE), but
--- PUBLIC holds no privilege on any table, sequence or other function.
+-- The audit schema; what PUBLIC may use in it is in setup/grants.sql.
 CREATE SCHEMA IF NOT EXISTS {{ schema | ident }} AUTHORIZATION {{ owner | ident }};
 COMMENT ON SCHEMA {{ schema | ident }} IS 'auditsql: append-only audit log';

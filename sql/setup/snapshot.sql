@@ -1,10 +1,7 @@
--- Fingerprints before this install changes anything (its COMMENT statements
--- replace comments): which objects of an earlier install carry one, which
--- still match it, and the fingerprints of those that do not. Objects
--- install creates only when missing (tables, sequences, indexes), and
--- objects created at run time (partitions and their guards), are stamped
--- again at the end only if they carried none or were unchanged here; one
--- changed by hand gets its old fingerprint back, and stays visibly changed.
+-- Fingerprints as they were before this install's COMMENT statements
+-- replace them, so that setup/stamp.sql stamps again only what carried none
+-- or was unchanged: an object changed by hand keeps its old fingerprint, and
+-- stays visibly changed.
 SELECT pg_catalog.set_config(
            'auditsql.stamped',
            coalesce(pg_catalog.string_agg(o.classid::oid::text || '/' || o.objid::text, ',')

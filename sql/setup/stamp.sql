@@ -1,15 +1,8 @@
 {% from "fingerprint/catalog.sql" import fingerprint_line %}
--- Stamp every object this install defines with its fingerprint (the list
--- below is what the files this script includes define, with the digest of
--- each file; see auditsql/manifest.py), and bring the fingerprints of objects
--- created at run time (partitions and their guards) up to this version.
--- Objects install re-creates (functions, triggers, views, event triggers)
--- are stamped always; others only when they carried no fingerprint before
--- this install, or were unchanged since their last stamp; one changed by
--- hand keeps its old fingerprint (see setup/snapshot.sql). Capture triggers
--- on audited tables are stamped by attach. Runs as the installing
--- superuser, or else as the owner role, and stamps what that role may
--- comment on.
+-- Stamps what this install defines (the manifest, auditsql/manifest.py) and
+-- the objects made at run time. What install re-creates is stamped always;
+-- the rest only when it carried no fingerprint or was unchanged (see
+-- setup/snapshot.sql). Stamps what the running role may comment on.
 DO $stamp$
 DECLARE
     v_changed jsonb := current_setting('auditsql.changed', true)::jsonb;

@@ -1,13 +1,9 @@
 {#- `upgrades`: the steps of sql/upgrades, oldest first, each with its
     source and target versions and its SQL rendered for this installation
     (auditsql/upgrades.py). -#}
--- Upgrade: on an installation of an earlier version, apply the steps that
--- lead from it to this one, in order, before anything is created (see
--- sql/upgrades/): they bring tables to the shape this version's files
--- create, and drop the functions it defines with other arguments. A fresh
--- install, or one of this version, applies none. An installation of a
--- version no step leads from (a newer one, or one never released) is
--- refused, and nothing changes.
+-- Applies the upgrade steps from the installed version, before anything is
+-- created: the files that follow create tables only when missing, in this
+-- version's shape.
 DO $upgrade$
 DECLARE
     v_installed text;

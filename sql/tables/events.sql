@@ -7,15 +7,10 @@
     {"kind": "index", "name": "events_actor_idx", "table": "events"},
     {"kind": "index", "name": "events_time_id_brin", "table": "events"},
 ] %}
--- events: the audit log. Append-only (see setup/guards.sql), range-partitioned
--- by month on occurred_at, with a default partition so an insert never fails
--- for want of a partition. Fixed-width columns first for compact rows. The
+-- events: the audit log. The default partition keeps an insert from failing
+-- for want of a partition. Fixed-width columns first, for compact rows. The
 -- indexed identifiers compare bytewise (COLLATE "C"): they are names and
 -- keys, not prose, and every insert into their indexes compares them.
--- What kind of event a row is: data (a row created, updated, deleted or
--- truncated by capture), auth (log_event with an authentication action, or an
--- on-change policy), app (any other log_event action), system (auditing
--- itself: attach, detach, settings).
 DO $category$
 BEGIN
     CREATE TYPE {{ schema | ident }}.category AS ENUM ('data', 'auth', 'app', 'system');
@@ -57,22 +52,16 @@ ALTER SEQUENCE {{ schema | ident }}.events_id_seq OWNED BY {{ schema | ident }}.
 CREATE TABLE IF NOT EXISTS {{ schema | ident }}.events_default
     PARTITION OF {{ schema | ident }}.events DEFAULT;
 
--- "History of one entity": a btree on entity_id alone (the entity type is
--- checked on the few rows it finds). Every event enters it, so it is the
--- index the write path pays most for: a short key compares fast,
--- deduplicates when an entity has many events, and stays local when ids
--- grow, where a btree on (entity_type, entity_id) stored the table name
--- in every entry (89 bytes of index per event against 41) and a hash index
--- spread bulk writes over every page (more WAL, slower bulk writes; see
--- docs/performance.md).
+-- Indexes cost every event an insert; each was measured (docs/performance.md).
+-- entity_id alone: a short key compares fast and deduplicates; the entity
+-- type is checked on the few rows it finds.
 CREATE INDEX IF NOT EXISTS events_entity_id_idx
     ON {{ schema | ident }}.events (entity_id);
--- "Everything one actor did": only events that carry an actor.
+-- Actor and time in one index, for "what did this actor do last week".
 CREATE INDEX IF NOT EXISTS events_actor_idx
     ON {{ schema | ident }}.events (actor_id, occurred_at) WHERE actor_id IS NOT NULL;
--- Time ranges and id ranges: both columns grow with insertion order, so one
--- BRIN index summarises both for almost nothing per event (one index, not
--- two: every index costs each insert a lookup, whatever its size).
+-- Both columns grow with insertion order: one BRIN index serves time and id
+-- ranges.
 CREATE INDEX IF NOT EXISTS events_time_id_brin
     ON {{ schema | ident }}.events USING brin (occurred_at, id);
 

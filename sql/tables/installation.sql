@@ -1,5 +1,4 @@
--- installation: one row per install or upgrade, newest last. `auditsql status`
--- reads the installed version from the newest row.
+-- installation: the installed versions, newest last.
 CREATE TABLE IF NOT EXISTS {{ schema | ident }}.installation (
     version      text        NOT NULL,
     installed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),

@@ -1,7 +1,4 @@
--- legal_holds: entities under legal hold. Their events survive retention
--- (see apply_retention). A row exists while the hold is in force; placing
--- and releasing a hold are recorded in the log as `legal_hold_placed` and
--- `legal_hold_released` events, which are the history of holds.
+-- legal_holds: the holds in force; their history is in the log.
 CREATE TABLE IF NOT EXISTS {{ schema | ident }}.legal_holds (
     entity_type text        NOT NULL,
     entity_id   text        NOT NULL,

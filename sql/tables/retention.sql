@@ -1,7 +1,4 @@
--- retention: the retention policy, one row at most. `keep` is how long
--- events are kept; `policy` names it (financial, medical, saas) or says
--- custom. Written only by set_retention(), which also records the change as
--- a `retention_policy_set` event; read by apply_retention() and status.
+-- retention: the retention policy, one row at most.
 CREATE TABLE IF NOT EXISTS {{ schema | ident }}.retention (
     singleton boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
     policy    text        NOT NULL CHECK (policy IN ('financial', 'medical', 'saas', 'custom')),

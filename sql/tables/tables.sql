@@ -1,19 +1,5 @@
--- tables: which tables are audited, how their rows are identified, and what
--- attach granted (so that detach revokes exactly that). Names and kinds are
--- not copied here: they are read from pg_class, so a rename cannot leave a
--- stale name behind. Written only by attach() and detach(); the generated
--- capture function of each table carries what it needs, so the write path
--- never reads it. capture is 'row' (a row trigger: the cheapest for the
--- one-row statements of OLTP) or 'statement' (statement triggers over
--- transition tables: the cheapest for bulk writes). Column policies (see
--- attach): exclude (never stored), redact (stored as a marker), on_change
--- (column -> auth action recorded when an update changes it), require_actor
--- (a write without an actor in context fails). id_trusted: explicit id
--- columns trusted without a unique index (attach --trust-id-columns).
--- triggers: the capture triggers as attach or refresh last recorded them,
--- and detached_partitions the partitions detached since, to tell later
--- which were dropped, re-created or left with a detached partition (see
--- refresh).
+-- tables: the audited tables. Names are read from pg_class, never copied
+-- here, so that a rename leaves nothing stale.
 CREATE TABLE IF NOT EXISTS {{ schema | ident }}.tables (
     relid               oid         PRIMARY KEY,
     id_columns          text[]      NOT NULL,

@@ -8,11 +8,7 @@
     known in advance: the comparison of old and new values is a few jsonb
     lookups instead of a set-returning subquery, a policy the table does not
     use costs nothing, and each write is one INSERT ... SELECT (see
-    docs/performance.md).
-
-    Row images are built by to_jsonb() only after the json-cast check (a
-    cast to json of a user-defined type, owned by an ordinary role, would run
-    with the owner's rights) and with the row-image settings pinned. -#}
+    docs/performance.md). -#}
 {%- from "templates/capture_slots.sql" import slot -%}
 {%- from "templates/capture_macros.sql" import declarations, prologue, epilogue, row_context,
     json_casts_checked, generic_before, insert_created, insert_updated, insert_admin_updated,
@@ -32,7 +28,6 @@ CASE WHEN (s.nj OPERATOR(pg_catalog.-) {{ slot('columns') }}::pg_catalog.text[])
               WHERE {{ json_casts_checked }}
               OFFSET 0) AS s;
     ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
-        -- A row left byte-for-byte unchanged records nothing.
         IF NOT (OLD OPERATOR(pg_catalog.*=) NEW) THEN
             IF v_admin THEN
                 {{ insert_admin_updated(row_context, slot('entity_type'), none) }}

@@ -1,10 +1,7 @@
 {#- The body of a capture function for statement capture (AFTER ... FOR
     EACH STATEMENT triggers over the transition tables auditsql_old and
-    auditsql_new, for bulk writers), as a format() template whose slots
-    audit.capture_source() fills (capture_slots.sql); attach wraps it in
-    CREATE FUNCTION ... SECURITY DEFINER AS '<body>'. capture_row.sql is the
-    other mode; capture_macros.sql holds what both share, and says why the
-    code reads as it does. -#}
+    auditsql_new, for bulk writers): the other mode of capture_row.sql,
+    whose notes apply. -#}
 {%- from "fragments/macros.sql" import column_signature, context_setting -%}
 {%- from "templates/capture_slots.sql" import slot -%}
 {%- from "templates/capture_macros.sql" import declarations, prologue, epilogue, statement_context,
@@ -42,8 +39,6 @@
     v_entity_type      pg_catalog.text := {{ slot('entity_type') }};
     v_exact            pg_catalog.bool;
 {{ prologue() }}
-    -- Statement level, over the transition tables auditsql_old and
-    -- auditsql_new (for tables attached with capture 'statement').
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
         {{ insert_created(statement_context, 'v_entity_type') }}
         FROM (SELECT pg_catalog.to_jsonb(auditsql_new.*){{ slot('image_suffix') }} AS nj FROM auditsql_new
@@ -51,13 +46,9 @@
               OFFSET 0) AS s;
     ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
         -- Old and new rows are paired by position: PostgreSQL appends both
-        -- images of a row to the transition tables together. Rows left
-        -- byte-for-byte unchanged record nothing. Whether the table still
-        -- has exactly the columns of attach time (number, name, type and
-        -- collation) is asked of the catalog once per statement: then the
-        -- columns are compared as they are, those of a type whose equality
-        -- is equality of their JSON image directly, with no JSON value taken
-        -- apart; otherwise the images are compared generically.
+        -- images of a row to the transition tables together. Whether the
+        -- table has the columns of attach time is asked of the catalog once
+        -- per statement, not of each row's image.
         {#- The columns of attach time: slot signature; the columns compared
             as they are: slots typed_old, typed_new and same. #}
         v_exact := {{ column_signature('TG_RELID') }}

@@ -1,12 +1,4 @@
--- envelope: each event as one jsonb document in the shape compliance tools
--- and SIEMs take, with whole before and after rows (from history):
---   {id, occurredAt, category, action, admin,
---    actor: {userId, email, role},
---    resource: {entityType, entityId},
---    changes: {before, after, changedColumns},
---    metadata: {ipAddress, userAgent, requestId, dbUser, applicationName,
---               clientAddr, transactionId, causedBy}}
--- Absent values are JSON null; occurredAt is ISO 8601 with its offset.
+-- envelope: each event as one jsonb document, for SIEMs.
 CREATE OR REPLACE VIEW {{ schema | ident }}.envelope AS
 SELECT h.id, h.occurred_at,
        jsonb_build_object(

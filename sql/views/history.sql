@@ -1,9 +1,5 @@
--- history: audit.events with whole row images. A data update stores the
--- whole new row in `after` but, unless an admin made it, only the old values
--- of the changed columns in `before` (smaller rows; the changed columns are
--- its keys). Here `before` is the whole old row again, and changed_columns
--- lists the columns an update changed, in jsonb key order (redacted columns
--- included, excluded ones not). Everything else is as in events.
+-- history: the log with whole rows, which events trims from an update's
+-- `before` to keep events small.
 CREATE OR REPLACE VIEW {{ schema | ident }}.history AS
 SELECT e.id, e.occurred_at, e.txid, e.category, e.action, e.admin,
        e.entity_type, e.entity_id, e.previous_entity_id, e.caused_by,
