@@ -1,8 +1,8 @@
 """Run the test suite once per available PostgreSQL major version.
 
-Usage: test_matrix.py [pytest args...]
+Usage: python -m scripts.test_matrix [pytest args...] (from the repository root)
 
-Versions come from ``tests/pgcluster.find_bindirs()``; ``$AUDITSQL_PG_VERSIONS``
+Versions come from ``tests.harness.pgcluster.find_bindirs()``; ``$AUDITSQL_PG_VERSIONS``
 ("14 15") restricts them, and ``$AUDITSQL_TEST_DSN`` means a single run
 against that server. Ends with a per-version table and a line
 ``total: N passed, N failed, N skipped`` (errors count as failed). Exits
@@ -11,7 +11,6 @@ non-zero if a run failed, no version was found, or no run collected a test.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -21,7 +20,8 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+
+from tests.harness import pgcluster
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_TESTS_COLLECTED = 5
@@ -56,16 +56,6 @@ class Result:
         return self.passed + self.failed + self.skipped + self.errors
 
 
-def load_pgcluster() -> ModuleType:
-    """Import ``tests/pgcluster.py`` without making ``tests`` a package."""
-    spec = importlib.util.spec_from_file_location("pgcluster", ROOT / "tests" / "pgcluster.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pgcluster"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def requested_versions() -> set[int] | None:
     """Majors listed in ``$AUDITSQL_PG_VERSIONS``, or ``None`` for all."""
     raw = os.environ.get("AUDITSQL_PG_VERSIONS", "").strip()
@@ -78,7 +68,7 @@ def find_targets() -> tuple[list[Target], str]:
     """Matrix entries, plus a reason when there are none."""
     if os.environ.get("AUDITSQL_TEST_DSN"):
         return [Target("dsn", {})], ""
-    bindirs = load_pgcluster().find_bindirs()
+    bindirs = pgcluster.find_bindirs()
     wanted = requested_versions()
     if not bindirs:
         return [], "no PostgreSQL binaries found (run `make pg-binaries` or set AUDITSQL_PG_BIN)"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-if TYPE_CHECKING:
-    from conftest import MakeRole, Server
+from tests.harness.roles import MakeRole
+from tests.harness.server import Server
 
 
 def one(dsn: str, query: str, params: tuple[Any, ...] | None = None) -> Any:

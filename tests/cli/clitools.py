@@ -1,8 +1,6 @@
 """Helpers for the end-to-end CLI tests: run the real ``auditsql`` program in a
-subprocess, check its output, and look at the database with plain SQL.
-
-Imported by the ``test_cli_*`` modules (not a conftest, so that it cannot
-shadow ``tests/conftest.py`` when imported as ``conftest``).
+subprocess or in this process, check its output, and look at the database
+with plain SQL. The fixtures of these tests are in ``tests/cli/conftest.py``.
 """
 
 from __future__ import annotations
@@ -11,17 +9,14 @@ import os
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-
-from conftest import Server, drop_role, unique_name
 
 VERSION = "0.1.0"
 TIMEOUT = 60
@@ -249,39 +244,3 @@ CAPTURE_TRIGGERS = {
     "auditsql_capture_row",
     "auditsql_capture_truncate",
 }
-
-
-# --------------------------------------------------------------------------
-# Fixtures (imported by name into the test modules)
-# --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def module_db(pg: Server) -> Iterator[str]:
-    """Superuser DSN of an empty database shared by one test module."""
-    name = unique_name("auditsql_cli")
-    admin = pg.admin()
-    admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
-    try:
-        yield pg.dsn(name)
-    finally:
-        force = sql.SQL(" WITH (FORCE)") if pg.version_num >= 130000 else sql.SQL("")
-        pg.admin().execute(
-            sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)) + force
-        )
-
-
-@pytest.fixture
-def role_names(pg: Server) -> Iterator[Any]:
-    """Factory of unique role names for ``--owner-role``/``--reader-role``;
-    whatever roles by those names exist at teardown are dropped."""
-    names: list[str] = []
-
-    def make(prefix: str = "auditsql_cli", suffix: str = "") -> str:
-        name = unique_name(prefix) + suffix
-        names.append(name)
-        return name
-
-    yield make
-    for name in names:
-        drop_role(pg, name)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from clitools import error_line, execute, ok, query, run, scalar
-from conftest import Server
+from tests.cli.clitools import error_line, execute, ok, query, run, scalar
+from tests.harness.server import Server
 
 
 @pytest.fixture

@@ -7,18 +7,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-import pgcluster
-from clitools import (
+from tests.cli.clitools import (
     VERSION,
     audit_triggers_anywhere,
     dbname,
     error_line,
     execute,
-    module_db,  # noqa: F401  (fixture)
     ok,
     query,
     role_exists,
-    role_names,  # noqa: F401  (fixture)
     run,
     run_parallel,
     scalar,
@@ -26,7 +23,9 @@ from clitools import (
     tracked,
     usage_error,
 )
-from conftest import MakeRole, Server
+from tests.harness import pgcluster
+from tests.harness.roles import MakeRole
+from tests.harness.server import Server
 
 COMMANDS = [
     ("install",),
@@ -211,7 +210,7 @@ def test_install_as_createrole_with_create_on_database(
                           "WHERE nspname = 'delegated'") == owner
         assert VERSION in ok("status", "--dsn", dsn, "--schema", "delegated").stdout
     finally:
-        # conftest.drop_role cannot see database-level grants (their
+        # drop_role (tests/harness/roles.py) cannot see database-level grants (their
         # pg_shdepend rows have dbid 0), so take this one back here.
         execute(db, grant.replace("GRANT", "REVOKE", 1).replace(" TO ", " FROM ", 1))
 

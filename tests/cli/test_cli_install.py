@@ -8,22 +8,21 @@ import pytest
 from psycopg import sql
 
 from auditsql.render import Settings, install_sql
-from clitools import (
+from tests.cli.clitools import (
     VERSION,
     dbname,
     error_line,
     execute,
-    module_db,  # noqa: F401  (fixture)
     ok,
     query,
     role_exists,
-    role_names,  # noqa: F401  (fixture)
     run,
     scalar,
     schema_exists,
     usage_error,
 )
-from conftest import MakeRole, Server
+from tests.harness.roles import MakeRole
+from tests.harness.server import Server
 
 HOSTILE = 'x"; DROP TABLE canary; --'
 

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-import pgcluster
-from clitools import (
+from tests.cli.clitools import (
     dbname,
     error_line,
     execute,
@@ -22,7 +21,10 @@ from clitools import (
     scalar,
     schema_exists,
 )
-from conftest import MakeRole, Server, unique_name
+from tests.harness import pgcluster
+from tests.harness.databases import unique_name
+from tests.harness.roles import MakeRole
+from tests.harness.server import Server
 
 JOB_COMMAND = 'BEGIN; SELECT "audit".maintain(3); COMMIT; BEGIN; SELECT "audit".apply_retention(); COMMIT;'
 CANARY = "CREATE TABLE canary (x int); INSERT INTO canary VALUES (1);"

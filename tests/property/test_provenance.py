@@ -23,8 +23,7 @@ import pytest
 from psycopg import sql
 
 from auditsql import installer
-
-from .provenance import (
+from tests.property.provenance import (
     ALREADY_DOOMED,
     Frame,
     Provenance,
@@ -32,7 +31,7 @@ from .provenance import (
     provenance,
     why_not_the_workloads,
 )
-from .test_replay import (
+from tests.property.test_replay import (
     AUDIT,
     AWKWARD,
     AWKWARD_TABLES,

@@ -33,8 +33,12 @@ from hypothesis import strategies as st
 
 from auditsql import installer
 from auditsql.render import Settings
-
-from .provenance import TXN_FATAL, Provenance, provenance, why_not_the_workloads
+from tests.property.provenance import (
+    TXN_FATAL,
+    Provenance,
+    provenance,
+    why_not_the_workloads,
+)
 
 AUDIT = Settings()
 DATA_ACTIONS = ("created", "updated", "deleted", "truncated")

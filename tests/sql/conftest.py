@@ -6,13 +6,13 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from conftest import MakeRole, Server
 from psycopg import sql
 
 from auditsql.installer import install
 from auditsql.render import Settings
-
-from .sqltools import AppRole, Conn, connect, dbname, ident, run
+from tests.harness.roles import MakeRole
+from tests.harness.server import Server
+from tests.sql.sqltools import AppRole, Conn, connect, dbname, ident, run
 
 
 @pytest.fixture

@@ -1,0 +1,8 @@
+"""The test harness: what the fixtures in ``tests/conftest.py`` are made of.
+
+- ``pgcluster``: find PostgreSQL server binaries, run throwaway clusters
+  (plain Python: the demo and benchmark scripts use it too);
+- ``server``: the server a test session uses, and how it is chosen;
+- ``databases``: new databases, empty or copied from a template;
+- ``roles``: throwaway login roles.
+"""
