@@ -1,5 +1,6 @@
-"""Fixtures for every test: the PostgreSQL server, new empty databases and
-throwaway roles. The harness behind them is the package ``tests.harness``."""
+"""Fixtures for every test: the PostgreSQL server, new databases (empty, or
+with auditsql installed) and throwaway roles. The harness behind them is
+the package ``tests.harness``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from tests.harness.databases import scratch_database
 from tests.harness.roles import TEST_ROLE_PREFIX, MakeRole, create_login_role, drop_role
 from tests.harness.server import SKIP_REASON, Server, describe_server, open_server
+from tests.harness.templates import Templates
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -29,10 +31,31 @@ def pg() -> Iterator[Server]:
         server.close()
 
 
+@pytest.fixture(scope="session")
+def templates(pg: Server) -> Iterator[Templates]:
+    """The server's template databases with auditsql installed, made when
+    first needed and dropped at the end of the session."""
+    made = Templates(pg)
+    try:
+        yield made
+    finally:
+        made.drop()
+
+
 @pytest.fixture
 def db(pg: Server) -> Iterator[str]:
     """DSN (superuser) of a brand-new empty database, dropped afterwards."""
     with scratch_database(pg) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def installed_db(templates: Templates) -> Iterator[str]:
+    """DSN (superuser) of a new database with auditsql installed by the
+    superuser with default settings, dropped afterwards: a copy of a
+    database installed once per session (see tests/harness/templates.py).
+    Tests of install itself install into ``db``."""
+    with templates.installed_database() as dsn:
         yield dsn
 
 
@@ -42,8 +65,9 @@ def make_role(request: pytest.FixtureRequest, pg: Server) -> Iterator[MakeRole]:
 
     Roles get ``ROLE_PASSWORD`` and are dropped (with what they own) at teardown.
     """
-    if "db" in request.fixturenames:
-        request.getfixturevalue("db")  # drop roles before the test database
+    for database in ("db", "installed_db"):
+        if database in request.fixturenames:
+            request.getfixturevalue(database)  # drop roles before the test database
     created: list[str] = []
 
     def make(*attributes: str, prefix: str = TEST_ROLE_PREFIX) -> str:

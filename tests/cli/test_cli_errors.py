@@ -216,11 +216,11 @@ def test_install_as_createrole_with_create_on_database(
 
 
 @pytest.fixture
-def foreign_table(pg: Server, db: str) -> str:
+def foreign_table(installed_db: str) -> str:
     """A database with auditsql installed and a table owned by the superuser."""
-    execute(db, "CREATE TABLE theirs (id int PRIMARY KEY); CREATE TABLE mine (id int PRIMARY KEY)")
-    ok("install", "--dsn", db)
-    return db
+    execute(installed_db,
+            "CREATE TABLE theirs (id int PRIMARY KEY); CREATE TABLE mine (id int PRIMARY KEY)")
+    return installed_db
 
 
 def nothing_attached(dsn: str) -> None:

@@ -46,13 +46,12 @@ def canary_alive(dsn: str) -> bool:
 
 
 @pytest.fixture
-def installed(db: str) -> str:
+def installed(installed_db: str) -> str:
     """A fresh database with auditsql (no policy), a canary table and an
     audited table public.t holding row 1."""
-    execute(db, CANARY + "CREATE TABLE t (id int PRIMARY KEY); ")
-    ok("install", "--dsn", db)
-    execute(db, "SELECT audit.attach('t'); INSERT INTO t VALUES (1);")
-    return db
+    execute(installed_db, CANARY + "CREATE TABLE t (id int PRIMARY KEY);"
+                          " SELECT audit.attach('t'); INSERT INTO t VALUES (1);")
+    return installed_db
 
 
 @pytest.fixture

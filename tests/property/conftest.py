@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import psycopg
+from collections.abc import Iterator
+
 import pytest
 
-from auditsql import installer
+from tests.harness.templates import Recipe, Templates
 from tests.property.oracle import AUDIT, REPLAY_SQL
 
 
 @pytest.fixture
-def audited_db(db: str) -> str:
-    """DSN of a fresh database with auditsql and the replay helpers installed."""
-    with psycopg.connect(db, autocommit=True) as conn:
-        installer.install(conn, AUDIT)
-        conn.execute(REPLAY_SQL)
-    return db
+def audited_db(templates: Templates) -> Iterator[str]:
+    """DSN of a new database with auditsql and the replay helpers installed
+    (a copy of a template database, see tests/harness/templates.py)."""
+    with templates.installed_database(Recipe(AUDIT, then=REPLAY_SQL)) as dsn:
+        yield dsn
