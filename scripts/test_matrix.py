@@ -7,6 +7,12 @@ Versions come from ``tests.harness.pgcluster.find_bindirs()``; ``$AUDITSQL_PG_VE
 against that server. Ends with a per-version table and a line
 ``total: N passed, N failed, N skipped`` (errors count as failed). Exits
 non-zero if a run failed, no version was found, or no run collected a test.
+
+Runs are independent (each starts its own cluster), so ``$AUDITSQL_TEST_JOBS``
+of them run at once, by default as many as there are CPUs: one run keeps
+about one CPU busy, its client and its server taking turns. With more than
+one at a time, each run's output is printed whole when it ends; with
+``AUDITSQL_TEST_JOBS=1`` runs go one after the other, their output streamed.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,21 +104,58 @@ def read_junit(path: Path) -> tuple[int, int, int, int]:
     return max(passed, 0), counts["failures"], counts["skipped"], counts["errors"]
 
 
-def run_one(target: Target, pytest_args: list[str]) -> Result:
-    """Run pytest for *target*, streaming its output."""
+def requested_jobs() -> int:
+    """How many runs at once: ``$AUDITSQL_TEST_JOBS``, else one per CPU."""
+    raw = os.environ.get("AUDITSQL_TEST_JOBS", "").strip()
+    if not raw:
+        return len(os.sched_getaffinity(0))
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"AUDITSQL_TEST_JOBS={raw!r}: expected a positive number")
+    return int(raw)
+
+
+# Serializes what concurrent runs print.
+_PRINT = threading.Lock()
+
+
+def run_one(target: Target, pytest_args: list[str], streamed: bool) -> Result:
+    """Run pytest for *target*: its output streamed, or printed whole when
+    it ends (for runs that share the terminal)."""
     env = {**os.environ, **target.env}
     env.pop("AUDITSQL_PG_VERSION", None)
-    print(f"\n===== PostgreSQL {target.label} =====", flush=True)
+    heading = f"\n===== PostgreSQL {target.label} ====="
     with tempfile.TemporaryDirectory(prefix="auditsql-matrix-") as tmp:
         junit = Path(tmp) / "junit.xml"
         cmd = [sys.executable, "-m", "pytest", f"--junitxml={junit}", *pytest_args]
         start = time.monotonic()
-        returncode = subprocess.run(cmd, cwd=ROOT, env=env).returncode
+        if streamed:
+            print(heading, flush=True)
+            returncode = subprocess.run(cmd, cwd=ROOT, env=env).returncode
+        else:
+            with _PRINT:
+                print(f"PostgreSQL {target.label}: started", flush=True)
+            log = Path(tmp) / "output.txt"
+            with open(log, "wb") as out:
+                returncode = subprocess.run(cmd, cwd=ROOT, env=env, stdout=out,
+                                            stderr=subprocess.STDOUT).returncode
+            with _PRINT:
+                print(heading, flush=True)
+                sys.stdout.write(log.read_text(encoding="utf-8", errors="replace"))
+                sys.stdout.flush()
         seconds = time.monotonic() - start
         passed, failed, skipped, errors = read_junit(junit)
     if not (returncode in (0, NO_TESTS_COLLECTED) or failed or errors):
         errors = 1  # pytest itself failed (usage error, crash, interrupt)
     return Result(target.label, returncode, passed, failed, skipped, errors, seconds)
+
+
+def run_all(targets: list[Target], pytest_args: list[str], jobs: int) -> list[Result]:
+    """Run every target, *jobs* at a time; results in the targets' order."""
+    jobs = min(jobs, len(targets))
+    if jobs == 1:
+        return [run_one(t, pytest_args, streamed=True) for t in targets]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(lambda t: run_one(t, pytest_args, streamed=False), targets))
 
 
 def print_table(results: list[Result]) -> None:
@@ -127,12 +172,18 @@ def print_table(results: list[Result]) -> None:
 def main(argv: list[str]) -> int:
     """Run the matrix; return the process exit code."""
     targets, why = find_targets()
+    try:
+        jobs = requested_jobs()
+    except ValueError as exc:
+        targets, why = [], str(exc)
     if not targets:
         print(f"test matrix: {why}", file=sys.stderr)
         print("total: 0 passed, 0 failed, 0 skipped")
         return 1
-    results = [run_one(t, argv) for t in targets]
+    start = time.monotonic()
+    results = run_all(targets, argv, jobs)
     print_table(results)
+    print(f"wall time: {time.monotonic() - start:.1f} s, {min(jobs, len(targets))} at a time")
     passed = sum(r.passed for r in results)
     failed = sum(r.failed + r.errors for r in results)
     skipped = sum(r.skipped for r in results)
