@@ -114,6 +114,11 @@ def requested_jobs() -> int:
     return int(raw)
 
 
+def pytest_command(junit: Path, pytest_args: list[str]) -> list[str]:
+    """The command of one run, writing its results to *junit*."""
+    return [sys.executable, "-m", "pytest", f"--junitxml={junit}", *pytest_args]
+
+
 # Serializes what concurrent runs print.
 _PRINT = threading.Lock()
 
@@ -126,7 +131,7 @@ def run_one(target: Target, pytest_args: list[str], streamed: bool) -> Result:
     heading = f"\n===== PostgreSQL {target.label} ====="
     with tempfile.TemporaryDirectory(prefix="auditsql-matrix-") as tmp:
         junit = Path(tmp) / "junit.xml"
-        cmd = [sys.executable, "-m", "pytest", f"--junitxml={junit}", *pytest_args]
+        cmd = pytest_command(junit, pytest_args)
         start = time.monotonic()
         if streamed:
             print(heading, flush=True)
@@ -171,11 +176,12 @@ def print_table(results: list[Result]) -> None:
 
 def main(argv: list[str]) -> int:
     """Run the matrix; return the process exit code."""
-    targets, why = find_targets()
     try:
         jobs = requested_jobs()
     except ValueError as exc:
         targets, why = [], str(exc)
+    else:
+        targets, why = find_targets()
     if not targets:
         print(f"test matrix: {why}", file=sys.stderr)
         print("total: 0 passed, 0 failed, 0 skipped")
