@@ -69,6 +69,14 @@ def test_roles_are_dropped(pg: Server) -> None:
     assert one(pg.dsn(), "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'auditsql\\_r\\_%'") == 0
 
 
+def test_throwaway_clusters_run_without_jit(pg: Server) -> None:
+    """JIT would compile the first queries on every new database (see
+    CLUSTER_SETTINGS)."""
+    if pg.cluster is None:
+        pytest.skip("needs a throwaway local cluster")
+    assert one(pg.dsn(), "SHOW jit") == "off"
+
+
 def test_tcp_client_address(pg: Server) -> None:
     if pg.cluster is None:
         pytest.skip("needs a throwaway local cluster")

@@ -28,6 +28,12 @@ ENV_VERSION = "AUDITSQL_PG_VERSION"
 DOCKER_IMAGE = "postgres:16"
 # The password of every role the tests create, in case the server asks.
 ROLE_PASSWORD = "auditsql-test"
+# Settings of the throwaway clusters the tests start, over pgcluster's.
+# JIT compiles queries the planner thinks costly, as it thinks of the first
+# queries on tables without statistics, which is every table of the new
+# database each test gets: a first verify took a second with it, a fifth
+# of that without (only Debian's builds have JIT).
+CLUSTER_SETTINGS = {"jit": "off"}
 SKIP_REASON = (
     "no PostgreSQL server available: set AUDITSQL_TEST_DSN or AUDITSQL_PG_BIN, "
     "or run `make pg-binaries`"
@@ -123,7 +129,7 @@ def _server_from_dsn(dsn: str) -> Server:
 
 def _server_from_bindir(bindir: Path) -> Server:
     """Start a throwaway cluster from *bindir*."""
-    cluster = pgcluster.start_cluster(bindir)
+    cluster = pgcluster.start_cluster(bindir, settings=CLUSTER_SETTINGS)
     params = {"host": str(cluster.sockdir), "port": cluster.port}
     server = Server(params, cluster.superuser, cluster.version_num, "local", cluster)
     server.on_close(cluster.stop)
