@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pytest
@@ -296,8 +297,10 @@ def _feed(pg: Server, dsn: str, script: str) -> tuple[bool, str]:
     return True, ""
 
 
+@functools.cache
 def _offline(*args: str) -> str:
-    """`auditsql install --dry-run` with no DSN anywhere: the script."""
+    """`auditsql install --dry-run` with no DSN anywhere: the script (the
+    console script's, each distinct command line run once)."""
     res = ok("install", "--dry-run", *args, subprocess_only=True)
     assert res.stderr == ""
     return res.stdout
