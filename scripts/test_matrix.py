@@ -9,10 +9,12 @@ against that server. Ends with a per-version table and a line
 non-zero if a run failed, no version was found, or no run collected a test.
 
 Runs are independent (each starts its own cluster), so ``$AUDITSQL_TEST_JOBS``
-of them run at once, by default as many as there are CPUs: one run keeps
-about one CPU busy, its client and its server taking turns. With more than
-one at a time, each run's output is printed whole when it ends; with
-``AUDITSQL_TEST_JOBS=1`` runs go one after the other, their output streamed.
+of them run at once, by default one more than there are CPUs: a run keeps
+about one CPU busy, its client and its server taking turns, and the one
+more keeps every CPU busy until the last runs end, rather than one alone.
+With more than one at a time, each run's output is printed whole when it
+ends; with ``AUDITSQL_TEST_JOBS=1`` runs go one after the other, their
+output streamed.
 """
 
 from __future__ import annotations
@@ -105,10 +107,10 @@ def read_junit(path: Path) -> tuple[int, int, int, int]:
 
 
 def requested_jobs() -> int:
-    """How many runs at once: ``$AUDITSQL_TEST_JOBS``, else one per CPU."""
+    """How many runs at once: ``$AUDITSQL_TEST_JOBS``, else one more than CPUs."""
     raw = os.environ.get("AUDITSQL_TEST_JOBS", "").strip()
     if not raw:
-        return len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0)) + 1
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"AUDITSQL_TEST_JOBS={raw!r}: expected a positive number")
     return int(raw)
