@@ -34,25 +34,25 @@ pg-binaries:
 	done
 
 test: venv pg-binaries
-	$(VPY) scripts/test_matrix.py $(PYTEST_ARGS)
+	$(VPY) -m scripts.test_matrix $(PYTEST_ARGS)
 
 test-quick: venv pg-binaries
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 demo: venv pg-binaries
-	$(VPY) scripts/demo.py
+	$(VPY) -m scripts.demo
 
 bench: venv pg-binaries
-	$(VPY) scripts/bench.py
+	$(VPY) -m scripts.bench
 
 bench-quick: venv pg-binaries
-	$(VPY) scripts/bench.py --quick
+	$(VPY) -m scripts.bench --quick
 
 # Retention and partition maintenance at 1, 10 and 30 million events
 # (BENCH_RETENTION_ARGS="--sizes 0.2,1" for a short run).
 BENCH_RETENTION_ARGS ?=
 bench-retention: venv pg-binaries
-	$(VPY) scripts/bench_retention.py $(BENCH_RETENTION_ARGS)
+	$(VPY) -m scripts.bench_retention $(BENCH_RETENTION_ARGS)
 
 clean:
 	rm -rf .pytest_cache .hypothesis build dist report.xml

@@ -42,15 +42,10 @@ from pathlib import Path
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-import benchtools  # noqa: E402
-import pgcluster  # noqa: E402
-
-
-from auditsql import installer  # noqa: E402
-from auditsql.render import Settings  # noqa: E402
+from auditsql import installer
+from auditsql.render import Settings
+from scripts import benchtools
+from tests.harness import pgcluster
 
 PGBENCH_TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
 

@@ -20,7 +20,8 @@ the size of the log is the number of months (partitions), not the work per
 month: the figures show whether time follows the log or the month.
 
 Run with ``make bench-retention`` (sizes 1, 10 and 30 million events), or
-for example ``python scripts/bench_retention.py --sizes 0.2,1 --month-rows 50000``.
+for example ``python -m scripts.bench_retention --sizes 0.2,1 --month-rows 50000``
+(from the repository root).
 """
 
 from __future__ import annotations
@@ -35,19 +36,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-import benchtools  # noqa: E402
-import pgcluster  # noqa: E402
-
-
-from auditsql import installer  # noqa: E402
-from auditsql.render import Settings  # noqa: E402
+from auditsql import installer
+from auditsql.render import Settings
+from scripts import benchtools
+from tests.harness import pgcluster
 
 KEEP = "1 year"
 HELD_ENTITY = "7"

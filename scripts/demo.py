@@ -7,7 +7,8 @@ auditing is intact. Everything is removed on exit.
 
 The server is the one the test suite would use: ``$AUDITSQL_PG_VERSION`` (a
 major) if set, else ``$AUDITSQL_PG_BIN``, else the newest version found
-(``tests/pgcluster.py``). tests/docs/test_demo.py runs this script.
+(``tests/harness/pgcluster.py``). Run from the repository root as
+``python -m scripts.demo`` (``make demo``); tests/docs/test_docs_demo.py runs it.
 """
 
 from __future__ import annotations
@@ -22,12 +23,8 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-import pgcluster  # noqa: E402
-
-import auditsql  # noqa: E402
+import auditsql
+from tests.harness import pgcluster
 
 console = Console(highlight=False, width=110)
 

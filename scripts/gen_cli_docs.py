@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # import auditsql from this checkout even if not installed
 DOC = REPO / "docs" / "cli.md"
 PROG = "auditsql"
 

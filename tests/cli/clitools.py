@@ -1,28 +1,27 @@
 """Helpers for the end-to-end CLI tests: run the real ``auditsql`` program in a
-subprocess, check its output, and look at the database with plain SQL.
-
-Imported by the ``test_cli_*`` modules (not a conftest, so that it cannot
-shadow ``tests/conftest.py`` when imported as ``conftest``).
+subprocess or in this process, check its output, and look at the database
+with plain SQL. The fixtures of these tests are in ``tests/cli/conftest.py``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 import tomllib
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
+import typer.core
+import typer.main
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-
-from conftest import Server, drop_role, unique_name
+from typer.testing import CliRunner
 
 # The version, from where it is written (the package reads it from its
 # metadata; test_cli_help checks that the two agree).
@@ -81,8 +80,8 @@ class Result:
 
 
 # How CLI runs are made. "subprocess" runs the installed console script, as
-# a user would; "inprocess" runs the same typer app through typer's CliRunner
-# in this interpreter (about ten times faster). Tests about the process
+# a user would; "inprocess" runs the same program in this interpreter (about
+# ten times faster, see run_inprocess). Tests about the process
 # boundary (exit codes, tracebacks, environment, help) always use a
 # subprocess; the others use MODE, which AUDITSQL_CLI_TESTS=subprocess
 # switches for a slower, fully end-to-end run.
@@ -123,26 +122,61 @@ def run_parallel(
         return list(pool.map(lambda args: run_subprocess(*args, env=env), calls))
 
 
-def run_inprocess(*args: str, env: dict[str, str] | None = None) -> Result:
-    """Run the typer app in this process, with the same clean environment.
-
-    An exception escaping the app is rendered into stderr as the traceback a
-    user would see, so the same assertions catch it.
-    """
-    from typer.testing import CliRunner
-
+@functools.cache
+def program() -> typer.core.TyperGroup:
+    """The command the console script runs: the typer app made into a click
+    command, as ``auditsql`` does once per process (here once per session,
+    rather than for every run)."""
     from auditsql.cli import app
 
+    command = typer.main.get_command(app)
+    assert isinstance(command, typer.core.TyperGroup)
+    return command
+
+
+def run_inprocess(*args: str, env: dict[str, str] | None = None) -> Result:
+    """Run the program in this process, with the same clean environment, its
+    streams captured as typer's CliRunner captures them.
+
+    The exit code is what the process would exit with; an exception escaping
+    the program is rendered into stderr as the traceback a user would see,
+    so the same assertions catch it.
+    """
     wanted = cli_env(env)
     overrides: dict[str, str | None] = {k: None for k in os.environ if k not in wanted}
     overrides.update(wanted)
-    result = CliRunner().invoke(app, list(args), env=overrides, prog_name="auditsql")
-    stderr = result.stderr
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        stderr += "Traceback (most recent call last):\n" + "".join(
-            traceback.format_exception(result.exception)
-        )
-    return Result(tuple(args), result.exit_code, result.stdout, stderr)
+    runner = CliRunner()
+    code, escaped = 0, None
+    with runner.isolation(env=overrides) as (stdout, stderr, _):
+        try:
+            program().main(args=list(args), prog_name="auditsql")
+        except SystemExit as exc:
+            code = exit_code(exc.code)
+        except Exception as exc:  # a real process would print a traceback and exit 1
+            code, escaped = 1, exc
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            out, err = (decode(s.getvalue(), runner.charset) for s in (stdout, stderr))
+    if escaped is not None:
+        err += "Traceback (most recent call last):\n" + "".join(
+            traceback.format_exception(escaped))
+    return Result(tuple(args), code, out, err)
+
+
+def exit_code(code: object) -> int:
+    """The exit status of ``sys.exit(code)``: 0 for None, 1 for what is no
+    number (whose text Python prints)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def decode(data: bytes, charset: str) -> str:
+    return data.decode(charset, "replace").replace("\r\n", "\n")
 
 
 def ok(*args: str, env: dict[str, str] | None = None, subprocess_only: bool = False) -> Result:
@@ -253,39 +287,3 @@ CAPTURE_TRIGGERS = {
     "auditsql_capture_row",
     "auditsql_capture_truncate",
 }
-
-
-# --------------------------------------------------------------------------
-# Fixtures (imported by name into the test modules)
-# --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def module_db(pg: Server) -> Iterator[str]:
-    """Superuser DSN of an empty database shared by one test module."""
-    name = unique_name("auditsql_cli")
-    admin = pg.admin()
-    admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
-    try:
-        yield pg.dsn(name)
-    finally:
-        force = sql.SQL(" WITH (FORCE)") if pg.version_num >= 130000 else sql.SQL("")
-        pg.admin().execute(
-            sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)) + force
-        )
-
-
-@pytest.fixture
-def role_names(pg: Server) -> Iterator[Any]:
-    """Factory of unique role names for ``--owner-role``/``--reader-role``;
-    whatever roles by those names exist at teardown are dropped."""
-    names: list[str] = []
-
-    def make(prefix: str = "auditsql_cli", suffix: str = "") -> str:
-        name = unique_name(prefix) + suffix
-        names.append(name)
-        return name
-
-    yield make
-    for name in names:
-        drop_role(pg, name)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from clitools import error_line, execute, ok, query, run, scalar
-from conftest import Server
+from tests.cli.clitools import error_line, execute, ok, query, run, scalar
+from tests.harness.server import Server
 
 
 @pytest.fixture
-def users(db: str) -> str:
+def users(installed_db: str) -> str:
+    db = installed_db
     execute(db, "CREATE TABLE users (id int PRIMARY KEY, email text, pw text)")
-    ok("install", "--dsn", db)
     ok("attach", "--dsn", db, "users")
     execute(db, "INSERT INTO users VALUES (1, 'ada@example.com', 'h1'), (2, 'b@example.com', 'h2');"
                 " UPDATE users SET pw = 'h1b' WHERE id = 1")

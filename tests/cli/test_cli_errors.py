@@ -7,18 +7,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-import pgcluster
-from clitools import (
+from tests.cli.clitools import (
     VERSION,
     audit_triggers_anywhere,
     dbname,
     error_line,
     execute,
-    module_db,  # noqa: F401  (fixture)
     ok,
     query,
     role_exists,
-    role_names,  # noqa: F401  (fixture)
     run,
     run_parallel,
     scalar,
@@ -26,7 +23,9 @@ from clitools import (
     tracked,
     usage_error,
 )
-from conftest import MakeRole, Server
+from tests.harness import pgcluster
+from tests.harness.roles import MakeRole
+from tests.harness.server import Server
 
 COMMANDS = [
     ("install",),
@@ -211,17 +210,17 @@ def test_install_as_createrole_with_create_on_database(
                           "WHERE nspname = 'delegated'") == owner
         assert VERSION in ok("status", "--dsn", dsn, "--schema", "delegated").stdout
     finally:
-        # conftest.drop_role cannot see database-level grants (their
+        # drop_role (tests/harness/roles.py) cannot see database-level grants (their
         # pg_shdepend rows have dbid 0), so take this one back here.
         execute(db, grant.replace("GRANT", "REVOKE", 1).replace(" TO ", " FROM ", 1))
 
 
 @pytest.fixture
-def foreign_table(pg: Server, db: str) -> str:
+def foreign_table(installed_db: str) -> str:
     """A database with auditsql installed and a table owned by the superuser."""
-    execute(db, "CREATE TABLE theirs (id int PRIMARY KEY); CREATE TABLE mine (id int PRIMARY KEY)")
-    ok("install", "--dsn", db)
-    return db
+    execute(installed_db,
+            "CREATE TABLE theirs (id int PRIMARY KEY); CREATE TABLE mine (id int PRIMARY KEY)")
+    return installed_db
 
 
 def nothing_attached(dsn: str) -> None:

@@ -7,7 +7,7 @@ import pytest
 import typer.main
 
 from auditsql.cli import app
-from clitools import VERSION, ok, run, run_parallel, usage_error
+from tests.cli.clitools import VERSION, ok, run, run_parallel, usage_error
 
 COMMANDS = ["install", "upgrade", "attach", "detach", "status", "verify", "erase", "uninstall",
             "retention"]

@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pytest
 from psycopg import sql
 
 from auditsql.render import Settings, install_sql
-from clitools import (
+from tests.cli.clitools import (
     VERSION,
     dbname,
     error_line,
     execute,
-    module_db,  # noqa: F401  (fixture)
     ok,
     query,
     role_exists,
-    role_names,  # noqa: F401  (fixture)
     run,
     scalar,
     schema_exists,
     usage_error,
 )
-from conftest import MakeRole, Server
+from tests.harness.roles import MakeRole
+from tests.harness.server import Server
 
 HOSTILE = 'x"; DROP TABLE canary; --'
 
@@ -297,8 +297,10 @@ def _feed(pg: Server, dsn: str, script: str) -> tuple[bool, str]:
     return True, ""
 
 
+@functools.cache
 def _offline(*args: str) -> str:
-    """`auditsql install --dry-run` with no DSN anywhere: the script."""
+    """`auditsql install --dry-run` with no DSN anywhere: the script (the
+    console script's, each distinct command line run once)."""
     res = ok("install", "--dry-run", *args, subprocess_only=True)
     assert res.stderr == ""
     return res.stdout

@@ -7,10 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from clitools import (
+from tests.cli.clitools import (
     error_line,
     execute,
-    module_db,  # noqa: F401  (fixture)
     ok,
     query,
     run,

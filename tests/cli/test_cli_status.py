@@ -7,12 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from clitools import (
+from tests.cli.clitools import (
     CAPTURE_TRIGGERS,
     VERSION,
     error_line,
     execute,
-    module_db,  # noqa: F401  (fixture)
     ok,
     run,
     scalar,

@@ -10,12 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from clitools import (
+from tests.cli.clitools import (
     CAPTURE_TRIGGERS,
     audit_triggers_anywhere,
     error_line,
     execute,
-    module_db,  # noqa: F401  (fixture)
     ok,
     query,
     run,
@@ -24,7 +23,7 @@ from clitools import (
     triggers,
     usage_error,
 )
-from conftest import Server
+from tests.harness.server import Server
 
 SETUP = """
 CREATE TABLE orders (id int PRIMARY KEY, note text);

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from psycopg import sql
 
-from clitools import (
+from tests.cli.clitools import (
     audit_triggers_anywhere,
     cli_command,
     cli_env,
@@ -24,7 +24,9 @@ from clitools import (
     scalar,
     schema_exists,
 )
-from conftest import MakeRole, Server, drop_role, unique_name
+from tests.harness.databases import unique_name
+from tests.harness.roles import MakeRole, drop_role
+from tests.harness.server import Server
 
 ROLES = ("owner", "reader", "writer", "operator", "admin")
 

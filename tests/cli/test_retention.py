@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-import pgcluster
-from clitools import (
+from tests.cli.clitools import (
     dbname,
     error_line,
     execute,
@@ -22,7 +21,10 @@ from clitools import (
     scalar,
     schema_exists,
 )
-from conftest import MakeRole, Server, unique_name
+from tests.harness import pgcluster
+from tests.harness.databases import unique_name
+from tests.harness.roles import MakeRole
+from tests.harness.server import Server
 
 JOB_COMMAND = 'BEGIN; SELECT "audit".maintain(3); COMMIT; BEGIN; SELECT "audit".apply_retention(); COMMIT;'
 CANARY = "CREATE TABLE canary (x int); INSERT INTO canary VALUES (1);"
@@ -44,13 +46,12 @@ def canary_alive(dsn: str) -> bool:
 
 
 @pytest.fixture
-def installed(db: str) -> str:
+def installed(installed_db: str) -> str:
     """A fresh database with auditsql (no policy), a canary table and an
     audited table public.t holding row 1."""
-    execute(db, CANARY + "CREATE TABLE t (id int PRIMARY KEY); ")
-    ok("install", "--dsn", db)
-    execute(db, "SELECT audit.attach('t'); INSERT INTO t VALUES (1);")
-    return db
+    execute(installed_db, CANARY + "CREATE TABLE t (id int PRIMARY KEY);"
+                          " SELECT audit.attach('t'); INSERT INTO t VALUES (1);")
+    return installed_db
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from auditsql import checks
 from auditsql.render import guard_schema_name
-from clitools import (
+from tests.cli.clitools import (
     VERSION,
     dbname,
     error_line,
@@ -28,7 +28,9 @@ from clitools import (
     scalar,
     usage_error,
 )
-from conftest import MakeRole, Server, drop_role, unique_name
+from tests.harness.databases import unique_name
+from tests.harness.roles import MakeRole, drop_role
+from tests.harness.server import Server
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "verify.schema.json"
 ALWAYS = [c for c in checks.REGISTRY if c not in ("tables.expected", "tables.all")]

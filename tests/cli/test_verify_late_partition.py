@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from clitools import execute, ok, run, scalar
+from tests.cli.clitools import execute, ok, run, scalar
 
 SETUP = """
 CREATE SCHEMA app;

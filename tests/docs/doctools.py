@@ -6,33 +6,28 @@ file, line and language. A test module registers each block it runs under a
 in that file, so that a block edited elsewhere in its text is still found,
 and a block nobody registered is reported with its file and line.
 
-Imported by the ``test_docs_*`` modules (not a conftest, so that it cannot
-shadow ``tests/conftest.py`` when imported as ``conftest``).
+The ``ctx`` fixture the test modules use is in ``tests/docs/conftest.py``.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import psycopg
-import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.string import TextLoader
 
-REPO = Path(__file__).resolve().parents[2]
-_CLI_TESTS = str(REPO / "tests" / "cli")
-if _CLI_TESTS not in sys.path:
-    sys.path.insert(0, _CLI_TESTS)
+from tests.cli.clitools import Result, run
+from tests.harness.roles import drop_role
+from tests.harness.server import ROLE_PASSWORD, Server
 
-from clitools import Result, run  # noqa: E402
-from conftest import ROLE_PASSWORD, Server, drop_role  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 # Languages of fenced blocks, and what becomes of each. A block in a
 # language named in neither mapping fails test_docs_blocks.py, so that an
@@ -350,18 +345,6 @@ class Ctx:
 
 def dbname(dsn: str) -> str:
     return str(conninfo_to_dict(dsn)["dbname"])
-
-
-@pytest.fixture
-def ctx(pg: Server, db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ctx]:
-    """A fresh database (as the superuser), and a working directory for the
-    files examples write."""
-    monkeypatch.chdir(tmp_path)
-    context = Ctx(pg, db, tmp_path, dbname(db))
-    try:
-        yield context
-    finally:
-        context.close()
 
 
 def text_loaders(conn: psycopg.Connection[Any]) -> None:

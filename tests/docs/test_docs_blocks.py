@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from doctools import NOT_RUN, RUN_BY, Block, Registered, blocks, commands, match, with_test_dsn
+from tests.docs.doctools import (
+    NOT_RUN,
+    RUN_BY,
+    Block,
+    Registered,
+    blocks,
+    commands,
+    match,
+    with_test_dsn,
+)
 
 
 def test_every_block_is_in_a_language_the_tests_know() -> None:
@@ -26,7 +35,7 @@ def test_the_docs_have_the_examples_the_tests_run() -> None:
 
 def test_blocks_are_read_with_their_file_line_and_language(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import doctools
+    from tests.docs import doctools
 
     page = tmp_path / "docs" / "page.md"
     page.parent.mkdir()

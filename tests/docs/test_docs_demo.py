@@ -1,4 +1,4 @@
-"""`make demo` (scripts/demo.py), the first command the README offers, runs
+"""`make demo` (python -m scripts.demo), the first command the README offers, runs
 to the end on the PostgreSQL version under test and shows what it says."""
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ import sys
 import pytest
 
 from auditsql import __version__, checks
-from conftest import Server
-from doctools import REPO
-
-DEMO = REPO / "scripts" / "demo.py"
+from tests.docs.doctools import REPO
+from tests.harness.server import Server
 
 # The rows of the "Who changed what" table: actor, role, action, record,
 # changed columns, request (the time column aside).
@@ -37,7 +35,7 @@ def test_demo_runs_on_the_server_under_test(pg: Server) -> None:
     env.update(AUDITSQL_PG_BIN=str(pg.cluster.bindir), PYTHONUNBUFFERED="1",
                PYTHONIOENCODING="utf-8")
     # One stream, as on a terminal: the commands' diagnostics go to stderr.
-    proc = subprocess.run([sys.executable, str(DEMO)], env=env, cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "scripts.demo"], env=env, cwd=REPO,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           encoding="utf-8", stdin=subprocess.DEVNULL, timeout=300)
     out = proc.stdout

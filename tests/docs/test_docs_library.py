@@ -12,8 +12,7 @@ import pytest
 import auditsql
 from auditsql import Audit, errors
 from auditsql.cli.output import exit_code_for
-from doctools import REPO, Ctx, blocks
-from doctools import ctx  # noqa: F401  (a fixture)
+from tests.docs.doctools import REPO, Ctx, blocks
 
 PAGE = REPO / "docs" / "library.md"
 

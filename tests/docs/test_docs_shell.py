@@ -37,9 +37,7 @@ import psycopg
 import pytest
 import yaml
 
-import pgcluster
-from conftest import Server
-from doctools import (
+from tests.docs.doctools import (
     Block,
     Command,
     Ctx,
@@ -50,7 +48,8 @@ from doctools import (
     with_pg_cron,
     with_test_dsn,
 )
-from doctools import ctx  # noqa: F401  (a fixture)
+from tests.harness import pgcluster
+from tests.harness.server import Server
 
 MODULE = "tests/docs/test_docs_shell.py"
 
@@ -88,7 +87,7 @@ PAYMENTS = "CREATE TABLE payments (id bigint PRIMARY KEY, order_id bigint, amoun
 DJANGO = "CREATE TABLE django_migrations (id serial PRIMARY KEY, app text)"
 SCRATCH = "CREATE TABLE tmp_import (id int PRIMARY KEY)"
 
-DEMO = "runs scripts/demo.py, which tests/docs/test_docs_demo.py runs on the server under test"
+DEMO = "runs scripts/demo.py (python -m scripts.demo), which tests/docs/test_docs_demo.py runs on the server under test"
 SUITE = "runs this test suite"
 PIP = "the package is installed in the environment the tests run in"
 

@@ -35,7 +35,7 @@ import psycopg
 import pytest
 import sqlparse
 
-from doctools import (
+from tests.docs.doctools import (
     DSN_USER,
     READER,
     Block,
@@ -45,7 +45,6 @@ from doctools import (
     match,
     written_by,
 )
-from doctools import ctx  # noqa: F401  (a fixture)
 
 MODULE = "tests/docs/test_docs_sql.py"
 

@@ -10,8 +10,7 @@ import re
 
 from auditsql import __version__
 from auditsql.fingerprint import FINGERPRINT
-from doctools import Block, Ctx, Registered, match
-from doctools import ctx  # noqa: F401  (a fixture)
+from tests.docs.doctools import Block, Ctx, Registered, match
 
 MODULE = "tests/docs/test_docs_verify.py"
 

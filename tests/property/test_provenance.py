@@ -23,8 +23,9 @@ import pytest
 from psycopg import sql
 
 from auditsql import installer
-
-from .provenance import (
+from tests.property.model import AWKWARD, AWKWARD_TABLES, Table, ident
+from tests.property.oracle import AUDIT, create_tables, last_event_id
+from tests.property.provenance import (
     ALREADY_DOOMED,
     Frame,
     Provenance,
@@ -32,26 +33,19 @@ from .provenance import (
     provenance,
     why_not_the_workloads,
 )
-from .test_replay import (
-    AUDIT,
-    AWKWARD,
-    AWKWARD_TABLES,
+from tests.property.workload import (
     Insert,
     NotTheWorkloads,
     Op,
     Outcome,
     Session,
     Step,
-    Table,
     Truncate,
     Txn,
     TxnAborted,
     Update,
     Where,
-    create_tables,
-    ident,
     insert_key_sql,
-    last_event_id,
     render,
     run_session,
     run_step,

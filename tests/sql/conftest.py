@@ -1,26 +1,16 @@
-"""Fixtures for the SQL tests: an installed database, connections, roles."""
+"""Fixtures for the SQL tests: connections to an installed database, and an
+application role."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-import psycopg
 import pytest
-from conftest import MakeRole, Server
 from psycopg import sql
 
-from auditsql.installer import install
-from auditsql.render import Settings
-
-from .sqltools import AppRole, Conn, connect, dbname, ident, run
-
-
-@pytest.fixture
-def installed_db(db: str) -> str:
-    """A fresh database with auditsql installed (default settings)."""
-    with psycopg.connect(db) as conn:
-        install(conn, Settings())
-    return db
+from tests.harness.roles import MakeRole
+from tests.harness.server import Server
+from tests.sql.sqltools import AppRole, Conn, connect, dbname, ident, run
 
 
 @pytest.fixture

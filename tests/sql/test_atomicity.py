@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from .sqltools import (
+from tests.sql.sqltools import (
     Conn,
     attach,
     brief,

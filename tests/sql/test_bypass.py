@@ -10,23 +10,24 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from conftest import MakeRole, Server, drop_role, unique_name
 from psycopg import sql
 
 from auditsql.errors import PermissionDenied
 from auditsql.installer import install
 from auditsql.render import Settings, guard_schema_name
-
-from .sqltools import (
+from tests.harness.databases import unique_name
+from tests.harness.roles import MakeRole, drop_role
+from tests.harness.server import Server
+from tests.sql.sqltools import (
     ADMIN,
     OPERATOR,
     OWNER,
     AppRole,
     Conn,
     attach,
+    brief,
     connect,
     dbname,
-    brief,
     detach,
     events,
     expect_error,

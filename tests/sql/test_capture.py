@@ -7,15 +7,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import Server
 from psycopg import sql
 
 from auditsql import render
 from auditsql.installer import install
 from auditsql.render import Settings
-
-from . import sqltools
-from .sqltools import (
+from tests.harness.server import Server
+from tests.sql import sqltools
+from tests.sql.sqltools import (
     OPERATOR,
     OWNER,
     ROW_ACTIONS,

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 
 import psycopg
 import pytest
-from conftest import Server, drop_role, unique_name
 from psycopg import sql
 
 from auditsql import __version__
 from auditsql.installer import install
 from auditsql.render import Settings
-
-from .sqltools import connect, scalar
+from tests.harness.databases import unique_name
+from tests.harness.roles import drop_role
+from tests.harness.server import Server
+from tests.sql.sqltools import connect, scalar
 
 WORKERS = 2
 

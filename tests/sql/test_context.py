@@ -9,14 +9,15 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from conftest import MakeRole, Server, unique_name
 from psycopg import sql
 
 import auditsql
 from auditsql.installer import install
 from auditsql.render import Settings
-
-from .sqltools import (
+from tests.harness.databases import unique_name
+from tests.harness.roles import MakeRole
+from tests.harness.server import Server
+from tests.sql.sqltools import (
     APPLICATION_NAME,
     AppRole,
     Conn,

@@ -10,15 +10,30 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import MakeRole, Server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
 import auditsql
+from tests.harness.roles import MakeRole
+from tests.harness.server import Server
+from tests.sql.sqltools import (
+    Conn,
+    attach,
+    connect,
+    dbname,
+    events,
+    expect_error,
+    run,
+    scalar,
+)
 
-from .sqltools import Conn, attach, connect, dbname, events, expect_error, run, scalar
-from .test_hijack import SEARCH_PATHS, plant_look_alikes, plant_temp_look_alikes, raising_function
+from .test_hijack import (
+    SEARCH_PATHS,
+    plant_look_alikes,
+    plant_temp_look_alikes,
+    raising_function,
+)
 
 FIELDS = ("actor_id", "actor_email", "actor_role", "ip_address_raw", "user_agent", "request_id")
 Context = tuple[str | None, ...]

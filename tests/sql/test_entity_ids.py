@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .sqltools import Conn, attach, column, expect_error, run, scalar
+from tests.sql.sqltools import Conn, attach, column, expect_error, run, scalar
 from .test_retention import add_events, apply, system_events
 
 HYPOTHESIS = settings(max_examples=60, deadline=None,

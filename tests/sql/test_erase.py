@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from conftest import MakeRole, Server
 from psycopg import sql
 
 from auditsql import checks
-
-from .sqltools import (
+from tests.harness.roles import MakeRole
+from tests.harness.server import Server
+from tests.sql.sqltools import (
     ADMIN,
     OPERATOR,
     OWNER,
     Conn,
-    attach,
     connect,
     count_events,
     dbname,

@@ -12,11 +12,20 @@ import re
 
 import psycopg
 import pytest
-
-from conftest import MakeRole
 from psycopg import sql
 
-from .sqltools import OWNER, AppRole, Conn, attach, column, detach, events, run, scalar
+from tests.harness.roles import MakeRole
+from tests.sql.sqltools import (
+    OWNER,
+    AppRole,
+    Conn,
+    attach,
+    column,
+    detach,
+    events,
+    run,
+    scalar,
+)
 
 LOOK_ALIKE_FUNCTIONS = (
     ("to_jsonb", "anyelement", "jsonb"),

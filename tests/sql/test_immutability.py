@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
-from conftest import MakeRole, Server
 from psycopg import sql
 
-from .sqltools import (
+from tests.harness.roles import MakeRole
+from tests.harness.server import Server
+from tests.sql.sqltools import (
     OWNER,
     READER,
     AppRole,

@@ -9,8 +9,7 @@ import pytest
 
 from auditsql.installer import install
 from auditsql.render import Settings
-
-from .sqltools import Conn, attach, column, run
+from tests.sql.sqltools import Conn, attach, column, run
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ import pytest
 
 from auditsql import installer
 from auditsql.render import Settings
-
-from .sqltools import Conn, attach, brief, events, run, scalar
+from tests.sql.sqltools import Conn, attach, brief, events, run, scalar
 
 # (table, capture mode): row and statement capture, and a partitioned table
 # with a partition made after attach.

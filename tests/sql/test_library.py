@@ -11,7 +11,7 @@ from auditsql import Audit, Report, RetentionStatus, Roles, Status, errors
 from auditsql.catalog import AuditedTable
 from auditsql.installer import Tables, Upgrade
 
-from .sqltools import connect, events, scalar
+from tests.sql.sqltools import connect, events, scalar
 
 
 @pytest.fixture

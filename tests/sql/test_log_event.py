@@ -10,8 +10,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from auditsql import context
-
-from .sqltools import AppRole, Conn, attach, events, expect_error, run, scalar
+from tests.sql.sqltools import AppRole, Conn, attach, events, expect_error, run, scalar
 
 WRITER = "auditsql_writer"
 

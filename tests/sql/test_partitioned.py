@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from .sqltools import Conn, attach, brief, detach, events, run, scalar, triggers
+from tests.sql.sqltools import (
+    Conn,
+    attach,
+    brief,
+    detach,
+    events,
+    run,
+    scalar,
+    triggers,
+)
 
 PARENT = "public.measures"
 

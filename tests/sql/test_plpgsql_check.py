@@ -8,11 +8,10 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from conftest import Server
 
 from auditsql.render import guard_schema_name
-
-from .sqltools import Conn, attach, column, run, scalar
+from tests.harness.server import Server
+from tests.sql.sqltools import Conn, attach, column, run, scalar
 
 CHECKED_MAJOR = 15
 GUARD_SCHEMA = guard_schema_name("audit")  # the event trigger function's schema

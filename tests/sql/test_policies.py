@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from psycopg.types.json import Jsonb
 
-from . import sqltools
-from .sqltools import Conn, brief, events, expect_error, run, scalar
+from tests.sql import sqltools
+from tests.sql.sqltools import Conn, brief, events, expect_error, run, scalar
 
 USERS = "public.users"
 MARK = "[redacted]"

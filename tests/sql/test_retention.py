@@ -10,15 +10,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import MakeRole, Server
 from psycopg import sql
 
 from auditsql import Audit, checks, errors
 from auditsql.partitions import partitions as partition_facts
 from auditsql.installer import install
 from auditsql.render import Settings
-
-from .sqltools import (
+from tests.harness.roles import MakeRole
+from tests.harness.server import Server
+from tests.sql.sqltools import (
     ADMIN,
     OWNER,
     READER,

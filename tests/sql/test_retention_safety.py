@@ -10,11 +10,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import Server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .sqltools import Conn, column, expect_error, run, scalar
+from tests.harness.server import Server
+from tests.sql.sqltools import Conn, column, expect_error, run, scalar
+
 from .test_retention import T, add_events, partitions, system_events, utc
 
 HYPOTHESIS = settings(max_examples=40, deadline=None,

@@ -6,7 +6,8 @@ policy as the owner or remove rows it could not record."""
 
 from __future__ import annotations
 
-from .sqltools import attach, brief, connect, events, expect_error, run, scalar
+from tests.sql.sqltools import attach, brief, connect, events, expect_error, run, scalar
+
 from .test_bypass import plain_install  # noqa: F401  (the fixture)
 
 ROWS = [("created", "1"), ("created", "2"), ("created", "3")]

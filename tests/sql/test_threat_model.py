@@ -10,12 +10,13 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from conftest import MakeRole, Server, unique_name
 from psycopg import sql
 
 from auditsql import checks
-
-from .sqltools import (
+from tests.harness.databases import unique_name
+from tests.harness.roles import MakeRole
+from tests.harness.server import Server
+from tests.sql.sqltools import (
     ADMIN,
     OPERATOR,
     OWNER,

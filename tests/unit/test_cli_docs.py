@@ -3,7 +3,6 @@ command and option has help text. No database."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 from pathlib import Path
@@ -13,26 +12,17 @@ import pytest
 import typer.main
 
 from auditsql.cli import app
+from scripts import gen_cli_docs
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "gen_cli_docs.py"
 
 
 @pytest.fixture(scope="module")
-def gen_cli_docs():
-    spec = importlib.util.spec_from_file_location("gen_cli_docs", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def generated(gen_cli_docs) -> str:
+def generated() -> str:
     return gen_cli_docs.generate()
 
 
-def test_docs_are_up_to_date(gen_cli_docs, generated: str) -> None:
+def test_docs_are_up_to_date(generated: str) -> None:
     doc = gen_cli_docs.DOC
     assert doc == REPO / "docs" / "cli.md"
     assert doc.exists(), "docs/cli.md missing: run `python scripts/gen_cli_docs.py`"
@@ -60,7 +50,7 @@ def test_docs_show_the_boxed_help_users_see_without_colour(generated: str) -> No
 
 
 @pytest.mark.parametrize("args", [(), ("verify",), ("retention", "set")])
-def test_a_pipe_80_columns_wide_shows_the_same_help(gen_cli_docs, generated: str,
+def test_a_pipe_80_columns_wide_shows_the_same_help(generated: str,
                                                     args: tuple[str, ...]) -> None:
     """CI logs and `| less` show what the reference shows."""
     env = {**gen_cli_docs.help_env(), "COLUMNS": "80", "TERM": "dumb"}
@@ -119,7 +109,7 @@ def test_every_command_and_option_has_help_text() -> None:
 
 
 def test_check_mode_reports_drift(
-    gen_cli_docs, generated: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    generated: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(gen_cli_docs, "generate", lambda: generated)  # already run once
     stale = tmp_path / "cli.md"

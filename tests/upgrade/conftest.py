@@ -10,7 +10,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import Server, unique_name
+from tests.harness.databases import unique_name
+from tests.harness.server import Server
 from psycopg import sql
 
 from auditsql.installer import install

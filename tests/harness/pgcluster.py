@@ -1,6 +1,7 @@
 """Find PostgreSQL server binaries and run throwaway clusters.
 
-Plain Python (no pytest) so that scripts can use it too.
+Plain Python (no pytest) so that scripts can use it too
+(``from tests.harness import pgcluster``, run from the repository root).
 
 Binaries are looked up in, by priority:
 
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_PG_DIR = REPO_ROOT / ".pg"
 DEBIAN_PG_DIR = Path("/usr/lib/postgresql")
 ENV_BIN = "AUDITSQL_PG_BIN"
