@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -151,9 +151,17 @@ def template_module(template: str, context: Mapping[str, object]) -> TemplateMod
     return _environment().get_template(template).make_module(dict(context))
 
 
+def sql_root() -> Path:
+    """The folder of SQL files: ``auditsql/sql`` in an installed wheel, the
+    repository's ``sql/`` in a checkout (an editable install)."""
+    packaged = Path(__file__).with_name("sql")
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "sql"
+
+
 def _load(name: str) -> str:
-    path = resources.files("auditsql").joinpath("sql", name)
-    return path.read_text(encoding="utf-8")
+    return (sql_root() / name).read_text(encoding="utf-8")
 
 
 def _context(settings: Settings, server_version_num: int, event_trigger: bool,

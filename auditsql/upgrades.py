@@ -19,11 +19,10 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from importlib import resources
 
 from packaging.version import InvalidVersion, Version
 
-from auditsql import __version__, errors
+from auditsql import __version__, errors, render
 
 STEPS_DIR = "upgrades"
 _STEP_NAME = re.compile(r"(?P<source>[^-/]+)--(?P<target>[^-/]+)\.sql")
@@ -57,7 +56,7 @@ def steps() -> tuple[Step, ...]:
     Each leads from one release to the next: a step's target is the
     following step's source, and the last one's is this package's version.
     """
-    folder = resources.files("auditsql").joinpath("sql", STEPS_DIR)
+    folder = render.sql_root() / STEPS_DIR
     found = []
     for entry in folder.iterdir():
         match = _STEP_NAME.fullmatch(entry.name)

@@ -8,7 +8,6 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
-from importlib import resources
 
 import pytest
 
@@ -33,7 +32,7 @@ def context(settings: Settings = Settings(), version: int = 170000,
 
 def sql_files(folder: str) -> set[str]:
     return {f.name.removesuffix(".sql")
-            for f in resources.files("auditsql").joinpath("sql", folder).iterdir()
+            for f in (render.sql_root() / folder).iterdir()
             if f.name.endswith(".sql")}
 
 

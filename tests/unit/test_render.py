@@ -184,9 +184,7 @@ def test_install_script_renders(version: int) -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_template_renders_strictly(version: int) -> None:
     """Each file under sql/ renders alone, so none relies on an undefined name."""
-    from importlib import resources
-
-    root = resources.files("auditsql").joinpath("sql")
+    root = render.sql_root()
     names = []
     for sub in root.iterdir():
         if sub.is_dir():
@@ -360,9 +358,7 @@ CONTEXT_READ = re.compile(
 
 
 def _sql_files() -> list[str]:
-    from importlib import resources
-
-    root = resources.files("auditsql").joinpath("sql")
+    root = render.sql_root()
     return sorted(f"{sub.name}/{f.name}" for sub in root.iterdir() if sub.is_dir()
                   for f in sub.iterdir() if f.name.endswith(".sql"))
 

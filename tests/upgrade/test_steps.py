@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from importlib import resources
 
 import pytest
 
@@ -23,7 +22,7 @@ RELEASED = {
 
 
 def step_files() -> dict[str, bytes]:
-    folder = resources.files("auditsql").joinpath("sql", upgrades.STEPS_DIR)
+    folder = render.sql_root() / upgrades.STEPS_DIR
     return {f.name: f.read_bytes() for f in folder.iterdir()}
 
 
@@ -80,7 +79,7 @@ def test_the_install_script_carries_every_step_in_order() -> None:
 
 def test_table_files_create_the_current_shape() -> None:
     """What changes a released table belongs in a step, not in its file."""
-    for f in resources.files("auditsql").joinpath("sql", "tables").iterdir():
+    for f in (render.sql_root() / "tables").iterdir():
         text = f.read_text(encoding="utf-8")
         assert not re.search(r"\bALTER TABLE\b[^;]*\b(ADD|DROP|ALTER) COLUMN\b", text), f.name
         assert not re.search(r"\bDROP (TABLE|INDEX|TYPE)\b", text), f.name
