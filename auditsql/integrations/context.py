@@ -160,3 +160,16 @@ class Applied:
         transaction that was not seen to start may carry anything, so it
         is sent, even if None (to clear)."""
         return self.context is UNKNOWN or self.context != context
+
+
+def client_ip(peer: str | None, forwarded: str | None, trusted_proxies: int = 1) -> str | None:
+    """The client's address: *peer* (the connection's), or, when a trusted
+    proxy header was read (*forwarded*, a comma-separated list each proxy
+    appends to), the entry *trusted_proxies* from its right end; entries a
+    client wrote itself, to the left, are never taken."""
+    if not forwarded:
+        return peer
+    entries = [e.strip() for e in forwarded.split(",") if e.strip()]
+    if not entries:
+        return peer
+    return entries[max(len(entries) - trusted_proxies, 0)]

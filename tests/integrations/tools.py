@@ -33,3 +33,18 @@ def misattributed(conn: Conn) -> list[dict[str, Any]]:
 def note_events(conn: Conn) -> int:
     """How many events ``notes`` has."""
     return int(scalar(conn, f"SELECT count(*) FROM audit.events AS e WHERE {ROW_EVENTS}"))
+
+
+def sa_url(dsn: str, drivername: str) -> Any:
+    """A SQLAlchemy URL for *dsn* with *drivername* (``postgresql+asyncpg``)."""
+    from psycopg.conninfo import conninfo_to_dict
+    from sqlalchemy import URL
+
+    params = conninfo_to_dict(dsn)
+    host = str(params["host"])
+    if host.startswith("/"):
+        return URL.create(drivername, username=str(params["user"]),
+                          database=str(params["dbname"]),
+                          query={"host": host, "port": str(params["port"])})
+    return URL.create(drivername, username=str(params["user"]), host=host,
+                      port=int(params["port"]), database=str(params["dbname"]))
