@@ -18,7 +18,7 @@ from psycopg import sql
 
 from auditsql.context import DEFAULT_SCHEMA
 from auditsql.integrations.context import (
-    current, pop_context_sql, set_context_sql,
+    begin_sql, current, pop_context_sql, set_context_sql,
 )
 
 _savepoints = count(1)
@@ -33,7 +33,7 @@ async def transaction(conn: Any, *, schema: str = DEFAULT_SCHEMA) -> AsyncIterat
     context = current()
     if not conn.is_in_transaction():
         try:
-            await conn.execute(f"BEGIN; {set_context_sql(context, schema)}")
+            await conn.execute(begin_sql(context, schema))
         except BaseException:
             if conn.is_in_transaction():
                 await conn.execute("ROLLBACK")
