@@ -14,10 +14,15 @@ select, an insert: pgbench's tpcb-like) in a loop:
 * ``integration``   the integration's transaction, a context in force.
 
 Round trips per transaction are counted by a TCP relay between client and
-server (each time the client speaks after the server did is one); throughput
-(transactions per second) is measured without the relay, as the median of
-``--reps`` runs of ``--seconds`` each. Configurations are run in turns so that
-background load hits them alike.
+server (each time the client speaks after the server did is one).
+Throughput (transactions per second) is measured for ``--seconds`` per
+variant, in slices of a quarter second taken in turns, so that load from
+elsewhere on the machine hits the three variants of an integration alike;
+``--reps`` such measures give the median. On loopback a round trip costs
+tens of microseconds and the client's CPU dominates; ``--latency-ms``
+routes the throughput runs through the relay, which then holds each of the
+server's replies that long, as a network between application and database
+would.
 """
 
 from __future__ import annotations
@@ -82,9 +87,11 @@ def draw() -> dict[str, int]:
 
 @dataclass
 class Relay:
-    """A TCP relay to the server counting the client's turns to speak."""
+    """A TCP relay to the server counting the client's turns to speak, and
+    holding each reply *latency* seconds."""
 
     target: tuple[str, int]
+    latency: float = 0.0
     port: int = 0
     turns: int = 0
     _last: str = "server"
@@ -117,7 +124,11 @@ class Relay:
                 with lock:
                     if side == "client" and self._last == "server":
                         self.turns += 1
+                    # A reply may come in several pieces: it is held once.
+                    hold = side == "server" and self._last == "client" and self.latency
                     self._last = side
+                if hold:
+                    time.sleep(self.latency)
                 dst.sendall(data)
         except OSError:
             pass
@@ -359,16 +370,40 @@ def round_trips(setup: Setup, relay_dsn: str, relay: Relay, transactions: int = 
         close()
 
 
+SLICE = 0.25
+
+
+def interleaved(make: Callable[[str], Setup], dsn: str, seconds: float) -> dict[str, float]:
+    """Transactions per second of each variant, run in turns, slice by slice."""
+    runs = {variant: make(variant)(dsn) for variant in VARIANTS}
+    done = dict.fromkeys(VARIANTS, 0)
+    try:
+        for loop, _ in runs.values():
+            loop(0.2)  # connect, warm caches
+        for turn in range(max(1, round(seconds / SLICE))):
+            order = VARIANTS[turn % 3:] + VARIANTS[:turn % 3]
+            for variant in order:
+                done[variant] += runs[variant][0](SLICE)
+    finally:
+        for _, close in runs.values():
+            close()
+    measured = max(1, round(seconds / SLICE)) * SLICE
+    return {variant: count / measured for variant, count in done.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--pg-version", type=int, default=None)
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="hold each server reply this long (throughput runs only)")
     parser.add_argument("--only", action="append", choices=sorted(INTEGRATIONS),
                         help="run only this integration (repeatable)")
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.reps < 1:
-        print("bench_integrations: --seconds must be positive and --reps at least 1",
+    if args.seconds <= 0 or args.reps < 1 or args.latency_ms < 0:
+        print("bench_integrations: --seconds must be positive, --reps at least 1 and "
+              "--latency-ms not negative",
               file=sys.stderr)
         return 2
     bindir = pgcluster.find_bindir(args.pg_version)
@@ -379,7 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"fsync": "on", "synchronous_commit": "off", "shared_buffers": "256MB"}
     os.environ.setdefault(pgcluster.ENV_TMPDIR, tempfile.gettempdir())
     cluster = pgcluster.start_cluster(bindir, settings=settings)
-    relay = Relay((pgcluster.TCP_HOST, cluster.port))
+    counter = Relay((pgcluster.TCP_HOST, cluster.port))
+    delayed = Relay((pgcluster.TCP_HOST, cluster.port), latency=args.latency_ms / 1000)
     try:
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE bench")
@@ -389,29 +425,27 @@ def main(argv: list[str] | None = None) -> int:
             audit.install()
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(SETUP)
-        relay.start()
-        relay_dsn = cluster.dsn("bench", host=pgcluster.TCP_HOST, port=relay.port)
+        counter.start()
+        counting_dsn = cluster.dsn("bench", host=pgcluster.TCP_HOST, port=counter.port)
+        run_dsn = dsn
+        if args.latency_ms:
+            delayed.start()
+            run_dsn = cluster.dsn("bench", host=pgcluster.TCP_HOST, port=delayed.port)
         print(benchtools.describe(dsn, settings))
         names = args.only or list(INTEGRATIONS)
-        trips: dict[tuple[str, str], float] = {}
+        trips = {(name, variant): round_trips(INTEGRATIONS[name](variant), counting_dsn,
+                                              counter)
+                 for name in names for variant in VARIANTS}
         tps: dict[tuple[str, str], list[float]] = {}
-        for name in names:
-            for variant in VARIANTS:
-                trips[(name, variant)] = round_trips(INTEGRATIONS[name](variant), relay_dsn,
-                                                     relay)
         for rep in range(args.reps):
             print(f"repetition {rep + 1} of {args.reps}", file=sys.stderr)
             for name in names:
-                for variant in VARIANTS:
-                    loop, close = INTEGRATIONS[name](variant)(dsn)
-                    try:
-                        loop(0.2)
-                        done = loop(args.seconds)
-                    finally:
-                        close()
-                    tps.setdefault((name, variant), []).append(done / args.seconds)
-        print(f"\ntpcb-like transactions, one client, {args.seconds:g} s x {args.reps}"
-              " (median)\n")
+                for variant, value in interleaved(INTEGRATIONS[name], run_dsn,
+                                                  args.seconds).items():
+                    tps.setdefault((name, variant), []).append(value)
+        latency = f", {args.latency_ms:g} ms added to each reply" if args.latency_ms else ""
+        print(f"\ntpcb-like transactions, one client{latency}; {args.seconds:g} s per variant"
+              f" in turns, median of {args.reps}\n")
         print(f"| {'integration':<27} | {'variant':<11} | round trips | {'tps':>7} | vs plain |")
         print(f"|{'-' * 29}|{'-' * 13}|{'-' * 13}|{'-' * 9}|{'-' * 10}|")
         for name in names:
@@ -422,7 +456,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"| {value:>7.0f} | {100 * (value / base - 1):>+7.1f}% |")
         return 0
     finally:
-        relay.stop()
+        counter.stop()
+        delayed.stop()
         cluster.stop()
 
 
