@@ -100,3 +100,26 @@ def test_applied_knows_only_what_it_saw() -> None:
     assert not applied.needs(None) and applied.needs(AuditContext(actor_id="a"))
     applied.forget()
     assert applied.needs(None)
+
+
+def test_the_asgi_middleware_reads_the_request() -> None:
+    from auditsql.integrations.starlette import AuditContextMiddleware
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        seen.append(current())
+
+    seen: list[AuditContext | None] = []
+    middleware = AuditContextMiddleware(app, trusted_proxy_header="X-Forwarded-For")
+    scope = {"type": "http", "client": ("10.0.0.1", 5000),
+             "headers": [(b"x-forwarded-for", b"1.2.3.4, 203.0.113.7"),
+                         (b"user-agent", b"tests"), (b"x-request-id", b"req-1")]}
+    asyncio.run(middleware(scope, None, None))
+    # Without the id header, an id is made; without the proxy header, the peer.
+    asyncio.run(middleware({"type": "http", "client": ("10.0.0.1", 5000), "headers": []},
+                           None, None))
+    first, second = seen
+    assert first == AuditContext(ip_address="203.0.113.7", user_agent="tests",
+                                 request_id="req-1")
+    assert second is not None and second.ip_address == "10.0.0.1"
+    assert second.request_id is not None and len(second.request_id) == 36
+    assert current() is None
