@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 from typing import Any, Final
 
 from psycopg import sql
@@ -113,7 +114,14 @@ def set_context_sql(context: AuditContext | None, schema: str = DEFAULT_SCHEMA,
     message with ``BEGIN`` (``begin_sql``), which no driver allows for a
     statement with parameters. psycopg quotes them.
     """
-    values = (context or AuditContext()).values()
+    return _render(context or AuditContext(), schema, function)
+
+
+# Quoting the six values costs more than a round trip's worth of client
+# time; a request's transactions share their context, so they share this.
+@lru_cache(maxsize=256)
+def _render(context: AuditContext, schema: str, function: str) -> str:
+    values = context.values()
     return sql.SQL("SELECT {}.{}({})").format(
         sql.Identifier(schema), sql.Identifier(function),
         sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Literal(v)) for v in values),
