@@ -4,8 +4,8 @@ context in force (``auditsql.integrations.context``).
 ``transaction(conn)`` opens a transaction whose first message is
 ``BEGIN; SELECT audit.set_context(...)``: the same one round trip as the
 ``BEGIN`` psycopg sends anyway, so the context costs none. Inside an open
-transaction it makes a savepoint instead, and, if the context in force is
-not the one the transaction carries, saves it and restores it at the end
+transaction it makes a savepoint instead, where it saves the enclosing
+context, sets the one in force, and restores the enclosing one at the end
 (``push_context`` / ``pop_context``).
 """
 
