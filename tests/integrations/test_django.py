@@ -185,3 +185,21 @@ def check(su: Conn, prefix: str, pks: dict[str, str], atomic_requests: bool) -> 
             event = by_request[(f"{prefix}-{number}-{step}", action)]
             assert (event["actor_id"], event["actor_email"], event["actor_role"],
                     event["entity_id"], event["ip"]) == (pk, email, role, pk, ip)
+
+
+def test_request_id_is_generated_and_the_proxy_header_read(django_db: str) -> None:
+    """Without the request id header a UUID is made; the client address is
+    the trusted proxy's rightmost entry, else the peer's."""
+    from django.test import RequestFactory
+
+    from auditsql.integrations.django.conf import config
+    from auditsql.integrations.django.middleware import request_context
+
+    factory = RequestFactory()
+    bare = request_context(factory.get("/", REMOTE_ADDR="10.0.0.1"), config())
+    assert bare.ip_address == "10.0.0.1" and bare.request_id is not None
+    assert len(bare.request_id) == 36
+    proxied = request_context(factory.get("/", REMOTE_ADDR="10.0.0.1",
+                                          headers={"X-Forwarded-For": "1.2.3.4, 203.0.113.5",
+                                                   "X-Request-ID": "req-7"}), config())
+    assert (proxied.ip_address, proxied.request_id) == ("203.0.113.5", "req-7")
