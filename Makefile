@@ -6,7 +6,7 @@ PG_DIR := .pg
 PG_VERSIONS := 14.23.0 16.15.0 17.11.0 18.6.0
 PYTEST_ARGS ?=
 
-.PHONY: venv pg-binaries test test-quick demo bench bench-quick bench-retention clean distclean
+.PHONY: venv pg-binaries test test-quick demo bench bench-quick bench-retention bench-integrations clean distclean
 
 venv: $(VENV_STAMP)
 
@@ -53,6 +53,12 @@ bench-quick: venv pg-binaries
 BENCH_RETENTION_ARGS ?=
 bench-retention: venv pg-binaries
 	$(VPY) -m scripts.bench_retention $(BENCH_RETENTION_ARGS)
+
+# Round trips and throughput of each framework integration, against the
+# same code without context (BENCH_INTEGRATIONS_ARGS="--seconds 1 --reps 1").
+BENCH_INTEGRATIONS_ARGS ?=
+bench-integrations: venv pg-binaries
+	$(VPY) -m scripts.bench_integrations $(BENCH_INTEGRATIONS_ARGS)
 
 clean:
 	rm -rf .pytest_cache .hypothesis build dist report.xml

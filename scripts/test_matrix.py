@@ -35,6 +35,10 @@ from tests.harness import pgcluster
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_TESTS_COLLECTED = 5
+# Set for every run but the newest version's: tests/integrations test
+# Python-side behaviour (what the framework integrations send, and when),
+# so one version is enough; tests/integrations/conftest.py skips them.
+NEWEST_ONLY = "AUDITSQL_INTEGRATIONS_SKIP"
 
 
 @dataclass
@@ -87,7 +91,9 @@ def find_targets() -> tuple[list[Target], str]:
         if missing:
             return [], f"AUDITSQL_PG_VERSIONS asks for {missing}; found only {sorted(bindirs)}"
         bindirs = {k: v for k, v in bindirs.items() if k in wanted}
-    return [Target(str(major), {"AUDITSQL_PG_BIN": str(path)})
+    newest = max(bindirs)
+    return [Target(str(major), {"AUDITSQL_PG_BIN": str(path),
+                                **({} if major == newest else {NEWEST_ONLY: str(newest)})})
             for major, path in bindirs.items()], ""
 
 

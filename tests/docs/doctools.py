@@ -45,15 +45,19 @@ NOT_RUN = {
     "json": "report examples, checked by tests/docs/test_docs_verify.py",
     "python": "library calls inside an application (a request object, a connection); "
               "the same calls are tested in tests/sql/test_context.py (audit_context) and "
-              "tests/sql/test_log_event.py (log_event); docs/library.md's blocks are run "
-              "by tests/docs/test_docs_library.py",
+              "tests/sql/test_log_event.py (log_event), and the framework integrations of "
+              "docs/integrations/ in real apps in tests/integrations/; docs/library.md's "
+              "blocks are run by tests/docs/test_docs_library.py",
+    "ts": "TypeScript in an application (docs/integrations/typescript.md); the SQL it "
+          "sends is the ```sql block beside it, run by tests/docs/test_docs_sql.py",
     "": "unlabelled blocks: formulas and figures",
 }
 
 
 def doc_files() -> list[Path]:
-    """README.md and every page under docs/."""
-    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    """README.md and every page under docs/ and docs/integrations/."""
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")),
+            *sorted((REPO / "docs" / "integrations").glob("*.md"))]
 
 
 @dataclass(frozen=True)

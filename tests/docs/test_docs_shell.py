@@ -102,6 +102,17 @@ def assert_tracked(*tables: str) -> Callable[[Ctx], None]:
     return then
 
 
+def assert_actor_required(ctx: Ctx) -> None:
+    """orders is audited, and a write to it without an actor fails, as the
+    integration pages say a test suite's writes then do."""
+    assert tracked(ctx) == [("orders",)]
+    with pytest.raises(psycopg.Error) as caught:
+        ctx.execute("INSERT INTO orders (id) VALUES (1)")
+    assert caught.value.sqlstate == "28000"
+    ctx.execute("SELECT audit.set_context('u-42'); INSERT INTO orders (id) VALUES (1)")
+    assert ctx.rows("SELECT actor_id FROM audit.events WHERE action = 'created'") == [("u-42",)]
+
+
 def assert_column_policies(ctx: Ctx) -> None:
     assert ctx.rows("SELECT exclude, redact, on_change, require_actor FROM audit.tables") == [
         ("{updated_at}", "{password_hash}",
@@ -193,10 +204,34 @@ SHELL: list[Registered[Shell]] = [
     )),
 ]
 
+# Each framework integration's page: its install line, and the CI check
+# that attribution holds (actors required, the installation verified).
+CI_CHECK = 'auditsql install --dsn "$DATABASE_URL" --require-actor'
+INTEGRATION_PAGES = {"django": "django", "psycopg": "pool", "asyncpg": "asyncpg",
+                     "sqlalchemy": "sqlalchemy", "fastapi": "fastapi,sqlalchemy"}
+SHELL += [
+    Registered(f"docs/integrations/{page}.md", f"pip install 'auditsql[{extra}]'", Shell(
+        skip={"pip install": PIP},
+    )) for page, extra in INTEGRATION_PAGES.items()
+] + [
+    # The pages give the same CI check (test_integration_pages_give_one_ci_check):
+    # it runs once, for the first.
+    Registered(f"docs/integrations/{page}.md", CI_CHECK, Shell(
+        setup=(ORDERS,), then=assert_actor_required,
+    ) if page == "django" else Shell(
+        skip={"auditsql": "the same block as docs/integrations/django.md's, run there"},
+    )) for page in INTEGRATION_PAGES
+]
 
 def test_every_shell_block_is_registered() -> None:
     _, problems = match(SHELL, ("sh", "cron"), MODULE)
     assert problems == []
+
+
+def test_integration_pages_give_one_ci_check() -> None:
+    found, _ = match([e for e in SHELL if e.marker == CI_CHECK], ("sh",), MODULE)
+    assert len(found) == len(INTEGRATION_PAGES)
+    assert len({block.text for block in found.values()}) == 1
 
 
 def run_commands(ctx: Ctx, where: str, lines: list[Command], spec: Shell) -> list[str]:

@@ -99,6 +99,17 @@ def user_7(email: str, role: str) -> str:
 
 
 EXAMPLES: list[Registered[Sql]] = [
+    Registered("docs/integrations/typescript.md", "SELECT audit.set_context('u-42'", Sql(
+        # The transaction a TypeScript client sends: its write carries the context.
+        setup=(ORDERS, "auditsql install", "auditsql attach orders",
+               "INSERT INTO orders VALUES (1001, 'new')"),
+        then=[(
+            "SELECT actor_id, actor_email, actor_role, ip_address, user_agent, request_id,"
+            " after ->> 'status' FROM audit.events WHERE action = 'updated'",
+            [("u-42", "ada@example.com", "admin", "203.0.113.7", "Mozilla/5.0 ...",
+              "req-9f1c", "paid")],
+        )],
+    )),
     Registered("README.md", "SELECT audit.attach('public.orders');", Sql(
         setup=(ORDERS, EVENTS_RAW, "auditsql install"),
         then=[

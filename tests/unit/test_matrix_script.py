@@ -70,3 +70,17 @@ def test_jobs_default_to_one_more_than_the_cpus(monkeypatch: pytest.MonkeyPatch)
     assert test_matrix.requested_jobs() == len(os.sched_getaffinity(0)) + 1
     monkeypatch.setenv("AUDITSQL_TEST_JOBS", "3")
     assert test_matrix.requested_jobs() == 3
+
+
+def test_integrations_run_on_the_newest_version_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every run but the newest version's is told to skip tests/integrations."""
+    from pathlib import Path
+
+    monkeypatch.delenv("AUDITSQL_TEST_DSN", raising=False)
+    monkeypatch.delenv("AUDITSQL_PG_VERSIONS", raising=False)
+    monkeypatch.setattr(test_matrix.pgcluster, "find_bindirs",
+                        lambda: {15: Path("/pg15/bin"), 18: Path("/pg18/bin")})
+    found, reason = test_matrix.find_targets()
+    assert reason == ""
+    assert [(t.label, t.env.get(test_matrix.NEWEST_ONLY)) for t in found] == [
+        ("15", "18"), ("18", None)]

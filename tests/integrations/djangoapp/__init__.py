@@ -1,0 +1,3 @@
+"""A small Django project for the integration tests: one model over the
+audited ``notes`` table, views that write, log in and out, and change a
+password."""
