@@ -197,7 +197,7 @@ class Bench:
             self.time("changes (one row, one column)",
                       "SELECT count(*) FROM audit.changes WHERE entity_type = %s AND entity_id = %s"
                       " AND column_name = 'status'",
-                      lambda r: (f"public.{self.entity(r)[0]}", self.entity(r)[1])),
+                      lambda r: (lambda t: (f"public.{t[0]}", t[1]))(self.entity(r))),
         ]
         events_t01 = self.conn.execute(
             "SELECT count(*) FROM audit.events WHERE entity_type = 'public.t01'").fetchone()
