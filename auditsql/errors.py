@@ -82,3 +82,13 @@ class PgCronUnavailable(AuditsqlError):
 
 class HeldEntity(AuditsqlError):
     """The entity is under legal hold: its events may not be erased."""
+
+
+class NotAudited(AuditsqlError):
+    """The table exists but is not audited, so the log cannot say what its
+    rows were."""
+
+
+class InvalidEntityId(InvalidValue):
+    """An entity id that cannot be one of the table's: not a value of its
+    key's type, or a composite key not given as a JSON array of its values."""
