@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parents[2]
 RUN_BY = {
     "sh": "tests/docs/test_docs_shell.py",
     "cron": "tests/docs/test_docs_shell.py",
-    "yaml": "tests/docs/test_docs_shell.py (docs/ci.md's job)",
+    "yaml": "tests/docs/test_docs_shell.py (docs/ci.md's job), "
+            "tests/docs/test_docs_integrity.py (docs/integrity.md's)",
     "sql": "tests/docs/test_docs_sql.py",
 }
 NOT_RUN = {
@@ -46,7 +47,8 @@ NOT_RUN = {
     "python": "library calls inside an application (a request object, a connection); "
               "the same calls are tested in tests/sql/test_context.py (audit_context) and "
               "tests/sql/test_log_event.py (log_event); docs/library.md's blocks are run "
-              "by tests/docs/test_docs_library.py",
+              "by tests/docs/test_docs_library.py, docs/integrity.md's script by "
+              "tests/docs/test_docs_integrity.py",
     "": "unlabelled blocks: formulas and figures",
 }
 
