@@ -145,3 +145,94 @@ def test_the_chain_tables_refuse_changes(sealed: Conn) -> None:
 
 def test_the_block_size_is_checked(su: Conn) -> None:
     expect_error(su, "SELECT audit.seal(0)", sqlstate="22023", contains="block size")
+
+
+T = "public.orders"
+
+
+def old_events(conn: Conn, months: list[str], entity_id: str = "1") -> None:
+    """Two events in each month (written straight into the log, as a
+    superuser may), with partitions for them and a 3-year policy."""
+    run(conn, "SELECT audit.ensure_partitions('2019-12-01 00:00+00', 4)",
+        "SELECT audit.set_retention('saas')")
+    for month in months:
+        conn.execute(
+            "INSERT INTO audit.events (category, action, occurred_at, entity_type, entity_id, after)"
+            " SELECT 'data', 'created', t, %s, %s, jsonb_build_object('at', t)"
+            " FROM unnest(ARRAY[%s::timestamptz, %s::timestamptz + interval '10 days']) AS t",
+            (T, entity_id, f"{month}-01 00:00+00", f"{month}-01 00:00+00"))
+
+
+def test_blocks_never_span_partitions(su: Conn) -> None:
+    old_events(su, ["2019-12", "2020-01", "2020-02"])
+    log(su, 2)
+    seal(su)
+    spans = su.execute("SELECT partition, events FROM audit.seal_blocks"
+                       " WHERE first_at < '2021-01-01' ORDER BY block").fetchall()
+    assert [(r["partition"], r["events"]) for r in spans] == [
+        ("audit.events_2019_12", 2), ("audit.events_2020_01", 2), ("audit.events_2020_02", 2)]
+
+
+def test_retention_leaves_the_chain_verifiable(su: Conn) -> None:
+    old_events(su, ["2019-12", "2020-01", "2020-02"])
+    log(su, 3)
+    seal(su)
+    head = su.execute("SELECT block, hash FROM audit.seal_head").fetchone()
+    removed = su.execute("SELECT * FROM audit.apply_retention('2023-02-01')").fetchall()
+    assert [r["partition"] for r in removed] == ["events_2019_12", "events_2020_01"]
+    retired = su.execute("SELECT partition, last_block, last_hash FROM audit.seal_retired"
+                         " ORDER BY range_from").fetchall()
+    assert [(r["partition"], r["last_block"], r["last_hash"]) for r in retired] == [
+        ("events_2019_12", head["block"], head["hash"]),
+        ("events_2020_01", head["block"], head["hash"])]
+    seal(su)  # the retention_applied event
+    assert findings(su) == []
+
+
+def test_a_partition_dropped_outside_retention_is_a_deletion(su: Conn) -> None:
+    old_events(su, ["2019-12", "2020-01"])
+    seal(su)
+    quiet_ddl(su, "ALTER TABLE audit.events DETACH PARTITION audit.events_2019_12",
+              "DROP TABLE audit.events_2019_12")
+    gone = su.execute("SELECT block, ids::text FROM audit.seal_blocks"
+                      " WHERE partition = 'audit.events_2019_12'").fetchone()
+    first, last = (int(x) for x in gone["ids"].strip("{[)}").split(","))
+    assert findings(su) == [(gone["block"], "deleted", list(range(first, last)))]
+
+
+def test_held_events_stay_verifiable_after_retention(su: Conn) -> None:
+    old_events(su, ["2019-12"], entity_id="1001")
+    old_events(su, ["2019-12"], entity_id="1002")
+    seal(su)
+    su.execute("SELECT audit.place_hold(%s, '1001', 'case 7')", (T,))
+    removed = su.execute("SELECT * FROM audit.apply_retention('2023-02-01')").fetchall()
+    assert [(r["rows_removed"], r["rows_kept"]) for r in removed if r["rows_kept"]] == [(2, 2)]
+    assert findings(su) == []
+    held = scalar(su, "SELECT min(id) FROM audit.events WHERE entity_id = '1001'")
+    block = scalar(su, "SELECT block FROM audit.seal_blocks WHERE ids @> %s::bigint", (held,))
+    tamper(su, held, f"UPDATE audit.events SET actor_id = 'x' WHERE id = {held}")
+    assert findings(su) == [(block, "edited", [held])]
+
+
+def test_erasure_keeps_the_chain_consistent(su: Conn) -> None:
+    run(su, "CREATE TABLE public.orders (id int PRIMARY KEY, email text)",
+        "SELECT audit.attach('public.orders')",
+        "INSERT INTO public.orders VALUES (1, 'a@example.com'), (2, 'b@example.com')",
+        "UPDATE public.orders SET email = 'c@example.com' WHERE id = 1")
+    seal(su)
+    before = su.execute("SELECT block, hash FROM audit.seal_head").fetchone()
+    assert scalar(su, "SELECT audit.erase('public.orders', '1', NULL, 'asked')") == 2
+    # Erased before sealing, and erased a second time: the first digests stay.
+    su.execute("INSERT INTO public.orders VALUES (3, 'd@example.com')")
+    assert scalar(su, "SELECT audit.erase('public.orders', '3', ARRAY['email'], 'asked')") == 1
+    assert scalar(su, "SELECT audit.erase('public.orders', '1', ARRAY['email'], 'again')") == 0
+    seal(su)
+    assert findings(su) == []
+    # Nothing already sealed was re-sealed: the old head is still a block.
+    assert su.execute("SELECT hash FROM audit.seal_blocks WHERE block = %s",
+                      (before["block"],)).fetchone()["hash"] == before["hash"]
+    assert scalar(su, "SELECT count(*) FROM audit.seal_erasures") == 3
+    # An erased event's other columns are still committed.
+    erased = scalar(su, "SELECT min(event_id) FROM audit.seal_erasures")
+    tamper(su, erased, f"UPDATE audit.events SET action = 'deleted' WHERE id = {erased}")
+    assert [k for _, k, _ in findings(su)] == ["edited"]
