@@ -17,6 +17,8 @@ RETURNS TABLE (blocks integer, events bigint, sealed_to bigint)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- A window of events sorts in memory.
+SET work_mem = '64MB'
 AS $fn$
 DECLARE
     v_fresh  boolean := pg_current_xact_id_if_assigned() IS NULL;
@@ -29,7 +31,13 @@ DECLARE
     v_hi     bigint;
     v_block  bigint;
     v_prev   bytea;
-    v_group  record;
+    v_rels    text[];
+    v_ns      integer[];
+    v_firsts  timestamptz[];
+    v_lasts   timestamptz[];
+    v_idsets  int8multirange[];
+    v_bodies  bytea[];
+    v_hashes  bytea[];
     v_blocks integer := 0;
     v_events bigint := 0;
 BEGIN
@@ -74,38 +82,40 @@ BEGIN
     -- one window.
     WHILE v_lo < v_to LOOP
         v_hi := least(v_lo + 20 * p_block_size, v_to);
-        FOR v_group IN
-            WITH hashed AS (
-                SELECT e.id, e.occurred_at,
-                       e.tableoid::regclass::text AS rel,
-                       CASE WHEN e.tableoid = {{ ((schema | ident) ~ '.events_default') | literal }}::regclass
-                            THEN date_trunc('month', e.occurred_at AT TIME ZONE 'UTC') END AS month,
-                       {{ seal_event_hash('e', 'x') | indent(23) }} AS h
-                FROM {{ schema | ident }}.events AS e
-                LEFT JOIN {{ schema | ident }}.seal_erasures AS x ON x.event_id = e.id
-                WHERE e.id > v_lo AND e.id <= v_hi
-            ), chunked AS (
-                SELECT h.*, (row_number() OVER (PARTITION BY h.rel, h.month ORDER BY h.id) - 1) / p_block_size AS chunk
-                FROM hashed AS h
-            )
-            SELECT c.rel, min(c.id) AS first_id, count(*)::integer AS n,
-                   min(c.occurred_at) AS first_at, max(c.occurred_at) AS last_at,
-                   range_agg(int8range(c.id, c.id, '[]')) AS ids,
-                   string_agg(int8send(c.id) || c.h, ''::bytea ORDER BY c.id) AS body,
-                   string_agg(c.h, ''::bytea ORDER BY c.id) AS hashes
-            FROM chunked AS c
-            GROUP BY c.rel, c.month, c.chunk
-            ORDER BY min(c.id)
-        LOOP
+        -- One statement, not a cursor loop, so that the hashing can run in
+        -- parallel workers; OFFSET 0 keeps it once per event, not once per
+        -- aggregate that reads it. A block is at most p_block_size ids of
+        -- one partition.
+        SELECT array_agg(g.rel ORDER BY g.first_id), array_agg(g.n ORDER BY g.first_id),
+               array_agg(g.first_at ORDER BY g.first_id), array_agg(g.last_at ORDER BY g.first_id),
+               array_agg(g.ids ORDER BY g.first_id), array_agg(g.body ORDER BY g.first_id),
+               array_agg(g.hashes ORDER BY g.first_id)
+          INTO v_rels, v_ns, v_firsts, v_lasts, v_idsets, v_bodies, v_hashes
+        FROM (SELECT c.rel::regclass::text AS rel, min(c.id) AS first_id, count(*)::integer AS n,
+                     min(c.occurred_at) AS first_at, max(c.occurred_at) AS last_at,
+                     range_agg(int8range(c.id, c.id, '[]')) AS ids,
+                     string_agg(int8send(c.id) || c.h, ''::bytea ORDER BY c.id) AS body,
+                     string_agg(c.h, ''::bytea ORDER BY c.id) AS hashes
+              FROM (SELECT e.id, e.occurred_at, e.tableoid AS rel,
+                           CASE WHEN e.tableoid = {{ ((schema | ident) ~ '.events_default') | literal }}::regclass
+                                THEN date_trunc('month', e.occurred_at AT TIME ZONE 'UTC') END AS month,
+                           (e.id - v_lo - 1) / p_block_size AS chunk,
+                           {{ seal_event_hash('e', 'x') | indent(27) }} AS h
+                    FROM {{ schema | ident }}.events AS e
+                    LEFT JOIN {{ schema | ident }}.seal_erasures AS x ON x.event_id = e.id
+                    WHERE e.id > v_lo AND e.id <= v_hi
+                    OFFSET 0) AS c
+              GROUP BY c.rel, c.month, c.chunk) AS g;
+        FOR i IN 1 .. coalesce(cardinality(v_rels), 0) LOOP
             v_block := v_block + 1;
-            v_head.hash := {{ seal_block_hash('v_prev', 'v_block', 'v_group.first_at', 'v_group.last_at', 'v_group.body') }};
+            v_head.hash := {{ seal_block_hash('v_prev', 'v_block', 'v_firsts[i]', 'v_lasts[i]', 'v_bodies[i]') }};
             INSERT INTO {{ schema | ident }}.seal_blocks
                 (block, ids, events, first_at, last_at, partition, hashes, prev_hash, hash)
-            VALUES (v_block, v_group.ids, v_group.n, v_group.first_at, v_group.last_at,
-                    v_group.rel, v_group.hashes, v_prev, v_head.hash);
+            VALUES (v_block, v_idsets[i], v_ns[i], v_firsts[i], v_lasts[i],
+                    v_rels[i], v_hashes[i], v_prev, v_head.hash);
             v_prev := v_head.hash;
             v_blocks := v_blocks + 1;
-            v_events := v_events + v_group.n;
+            v_events := v_events + v_ns[i];
         END LOOP;
         v_lo := v_hi;
     END LOOP;
