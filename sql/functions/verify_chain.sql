@@ -11,7 +11,6 @@ STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_zero    bytea := decode(repeat('00', 32), 'hex');
     v_prev    bytea := decode(repeat('00', 32), 'hex');
     v_expect  bigint := 0;
     v_b       record;

@@ -54,8 +54,3 @@ DROP FUNCTION IF EXISTS {{ schema | ident }}.place_hold(text, text, text);
 -- (events_entity_id_idx, created by tables/events.sql when missing).
 DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_idx;
 DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_hash;
-
--- The hash chain (seal_head, seal_blocks, seal_erasures, seal_retired) is
--- new in 0.2.0 and has no 0.1.0 form: the install script creates its
--- tables when missing, and the first seal() covers every event 0.1.0
--- recorded, from id 1.

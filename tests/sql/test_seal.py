@@ -236,3 +236,17 @@ def test_erasure_keeps_the_chain_consistent(su: Conn) -> None:
     erased = scalar(su, "SELECT min(event_id) FROM audit.seal_erasures")
     tamper(su, erased, f"UPDATE audit.events SET action = 'deleted' WHERE id = {erased}")
     assert [k for _, k, _ in findings(su)] == ["edited"]
+
+
+def test_events_moved_out_of_the_default_partition_still_verify(su: Conn) -> None:
+    su.execute("INSERT INTO audit.events (category, action, occurred_at)"
+               " SELECT 'app', 'x', t FROM unnest(ARRAY['2031-01-05 00:00+00',"
+               " '2031-02-05 00:00+00']::timestamptz[]) AS t")
+    seal(su)
+    spans = su.execute("SELECT partition, events FROM audit.seal_blocks"
+                       " WHERE partition = 'audit.events_default'").fetchall()
+    assert [r["events"] for r in spans] == [1, 1]  # one block per month
+    su.execute("SELECT * FROM audit.maintain(0)")
+    assert scalar(su, "SELECT count(*) FROM audit.events_default") == 0
+    seal(su)
+    assert findings(su) == []
