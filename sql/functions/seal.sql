@@ -81,7 +81,7 @@ BEGIN
     -- In windows of ids, so that a long backlog needs no more memory than
     -- one window.
     WHILE v_lo < v_to LOOP
-        v_hi := least(v_lo + 20 * p_block_size, v_to);
+        v_hi := least(v_lo + greatest(p_block_size, least(20 * p_block_size, 200000)), v_to);
         -- One statement, not a cursor loop, so that the hashing can run in
         -- parallel workers; OFFSET 0 keeps it once per event, not once per
         -- aggregate that reads it. A block is at most p_block_size ids of
