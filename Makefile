@@ -6,7 +6,7 @@ PG_DIR := .pg
 PG_VERSIONS := 14.23.0 16.15.0 17.11.0 18.6.0
 PYTEST_ARGS ?=
 
-.PHONY: venv pg-binaries test test-quick demo bench bench-quick bench-retention bench-integrations bench-query clean distclean
+.PHONY: venv pg-binaries test test-quick demo bench bench-quick bench-retention bench-integrations bench-query bench-integrity clean distclean
 
 venv: $(VENV_STAMP)
 
@@ -66,6 +66,12 @@ bench-integrations: venv pg-binaries
 BENCH_QUERY_ARGS ?=
 bench-query: venv pg-binaries
 	$(VPY) -m scripts.bench_query $(BENCH_QUERY_ARGS)
+
+# The hash chain alone: sealing and verifying 10 million events
+# (BENCH_INTEGRITY_ARGS="--events 1000000" for a short run).
+BENCH_INTEGRITY_ARGS ?=
+bench-integrity: venv pg-binaries
+	$(VPY) -m scripts.bench_integrity $(BENCH_INTEGRITY_ARGS)
 
 clean:
 	rm -rf .pytest_cache .hypothesis build dist report.xml

@@ -27,12 +27,13 @@ from types import TracebackType
 import psycopg
 
 from auditsql import __version__, catalog, checks, cron, db, erasure, errors, holds, installer
-from auditsql import reading
+from auditsql import integrity as integrity_, reading
 from auditsql import partitions as parts_
 from auditsql import retention as retention_
 from auditsql.cron import DEFAULT_CRON, CronJob, CronStatus
 from auditsql.fingerprint import ObjectState, classify
 from auditsql.holds import Hold, Placed
+from auditsql.integrity import DEFAULT_BLOCK_SIZE, Digest, Sealed
 from auditsql.partitions import Due, Partitions
 from auditsql.reading import Change, Event, Progress, Row
 from auditsql.render import Settings, install_definitions
@@ -215,14 +216,25 @@ class Audit:
                 classify(script, catalog.fingerprinted_objects(cur, self.schema), __version__))
 
     def verify(self, *, expect: Iterable[str] = (), all_tables: bool = False,
-               exclude: Iterable[str] = ()) -> Report:
+               exclude: Iterable[str] = (), integrity: bool = False,
+               digests: Iterable[Digest] = ()) -> Report:
         """Run every check of docs/verify.md, reading only. ``expect`` names
         tables that must be audited; ``all_tables`` asks that every table
-        be, but those matching ``exclude``."""
+        be, but those matching ``exclude``. ``integrity`` recomputes the
+        hash chain over the log (docs/integrity.md), and compares it with
+        ``digests``, chain heads kept from earlier runs."""
+        kept = list(digests)
+        if kept and not integrity:
+            raise errors.InvalidValue("digests are compared only when the chain is verified "
+                                      "(integrity=True)")
+        for found in kept:
+            if found.schema != self.schema:
+                raise errors.InvalidValue(
+                    f"a digest of schema {found.schema!r} cannot check schema {self.schema!r}")
         with db.transaction(self.connection, read_only=True) as cur:
             expected = [_expected(cur, name) for name in expect]
             ctx = checks.Context(cur, self.schema, expected, all_tables, list(exclude),
-                                 dsn=self.dsn)
+                                 dsn=self.dsn, integrity=integrity, digests=kept)
             results = checks.run(ctx)
             try:
                 installed: str | None = ctx.installation.version
@@ -265,6 +277,18 @@ class Audit:
         committed batch at a time (``progress`` gets the rows so far after
         each); returns the rows recorded."""
         return reading.snapshot(self.connection, self.schema, table, batch_size, progress)
+
+    # -- tamper evidence ---------------------------------------------------
+
+    def seal(self, block_size: int = DEFAULT_BLOCK_SIZE) -> Sealed:
+        """Hash the committed events not sealed yet into blocks of the chain
+        (docs/integrity.md); safe to run at any time, alongside writers and
+        other runs."""
+        return integrity_.seal(self.connection, self.schema, block_size)
+
+    def digest(self) -> Digest:
+        """The chain head, to keep outside the database."""
+        return integrity_.digest(self.connection, self.schema)
 
     # -- retention ---------------------------------------------------------
 

@@ -24,7 +24,7 @@ from functools import cached_property
 
 import psycopg
 
-from auditsql import __version__, catalog, cron, errors, partitions, retention, upgrades
+from auditsql import __version__, catalog, cron, errors, integrity, partitions, retention, upgrades
 from auditsql.fingerprint import (
     EVENT_TRIGGER,
     FUNCTION,
@@ -138,6 +138,9 @@ class Context:
     # The DSN verify connected with: pg_cron's job is read from pg_cron's
     # database, which may be another one of the same server (see cron.status).
     dsn: str | None = None
+    # --integrity: recompute the hash chain; --digest: earlier chain heads.
+    integrity: bool = False
+    digests: list[integrity.Digest] = field(default_factory=list)
 
     @cached_property
     def installation(self) -> catalog.Installation:
@@ -655,6 +658,47 @@ def tables_all(ctx: Context) -> Result | None:
                       tuple(untracked))
     excluded_note = f" ({_n(len(ctx.exclude), 'pattern')} excluded)" if ctx.exclude else ""
     return Result.passed("tables.all", f"all {_n(len(candidates), 'table')} audited{excluded_note}")
+
+@check("integrity.chain", "with --integrity: every sealed event is as it was sealed")
+def integrity_chain(ctx: Context) -> Result | None:
+    if not ctx.integrity:
+        return None
+    found = integrity.verify_chain(ctx.cur, ctx.schema)
+    now = integrity.head(ctx.cur, ctx.schema)
+    if found:
+        first = found[0]
+        ids = f" (ids {_ids(first.ids)})" if first.ids else ""
+        return Result("integrity.chain", FAIL,
+                      f"block {first.block} does not match: {first.kind}{ids}; "
+                      f"{_n(len(found), 'finding')} in all",
+                      "compare with a backup and the digests kept outside the database; "
+                      "see docs/integrity.md",
+                      tuple(f"block {f.block}: {f.kind}"
+                            + (f" ids {_ids(f.ids)}" if f.ids else "") + f": {f.detail}"
+                            for f in found))
+    return Result.passed("integrity.chain",
+                         f"{_n(now.block, 'block')} match, sealed up to id {now.last_id}")
+
+
+@check("integrity.digests", "with --digest: the chain still holds the blocks earlier digests name")
+def integrity_digests(ctx: Context) -> Result | None:
+    if not ctx.digests:
+        return None
+    found = integrity.compare_digests(ctx.cur, ctx.schema, ctx.digests)
+    if found:
+        first = found[0]
+        return Result("integrity.digests", FAIL,
+                      f"block {first.block}: {first.kind}; {_n(len(found), 'digest')} do not match",
+                      "the chain was rebuilt or cut: restore the log from a backup and "
+                      "compare; see docs/integrity.md",
+                      tuple(f"block {f.block}: {f.kind}: {f.detail}" for f in found))
+    return Result.passed("integrity.digests",
+                         f"{_n(len(ctx.digests), 'digest')} match the chain")
+
+
+def _ids(ids: tuple[int, ...]) -> str:
+    shown = ", ".join(str(i) for i in ids[:MAX_LISTED * 3])
+    return shown + (f" and {len(ids) - MAX_LISTED * 3} more" if len(ids) > MAX_LISTED * 3 else "")
 
 
 def excluded(schema: str, name: str, patterns: list[str]) -> bool:

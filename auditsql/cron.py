@@ -125,11 +125,14 @@ def job_name(database: str, schema: str) -> str:
 
 
 def job_command(schema: str, months_ahead: int = retention.DEFAULT_MONTHS_AHEAD) -> str:
-    """The job's SQL: maintenance and retention, each in its own transaction,
-    so that one's locks are gone before the other takes its own."""
+    """The job's SQL: sealing, maintenance and retention, each in its own
+    transaction, so that one's locks are gone before the other takes its
+    own. Sealing goes first: retention failing must not keep events
+    unsealed, and what retention drops is sealed before (docs/integrity.md)."""
     retention.validate_months_ahead(months_ahead)
     return sql.SQL(
-        "BEGIN; SELECT {s}.maintain({n}); COMMIT; BEGIN; SELECT {s}.apply_retention(); COMMIT;"
+        "BEGIN; SELECT {s}.seal(); COMMIT;"
+        " BEGIN; SELECT {s}.maintain({n}); COMMIT; BEGIN; SELECT {s}.apply_retention(); COMMIT;"
     ).format(s=sql.Identifier(schema), n=sql.Literal(months_ahead)).as_string(None)
 
 

@@ -24,6 +24,10 @@ within each repetition and reporting medians:
                 it records nothing of the database session, guards nothing,
                 and keeps whole before images.
 
+The hash chain is measured alongside (scripts/bench_integrity.py): tpcb-like
+on the audited database with a session sealing every few seconds against
+none, sealing throughput, and verifying a large log.
+
 Run with ``make bench`` (or ``make bench-quick`` for a reduced run).
 """
 
@@ -36,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +49,7 @@ import psycopg
 
 from auditsql import installer
 from auditsql.render import Settings
-from scripts import benchtools
+from scripts import bench_integrity, benchtools
 from tests.harness import pgcluster
 
 PGBENCH_TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
@@ -164,6 +169,8 @@ class Plan:
     clients: int = 4
     threads: int = 2
     row_mode_bulk: bool = True  # also time the bulk statements in row mode
+    seal_every: float = 2.0  # seconds between sealing runs in the sealing round
+    verify_events: int = 10_000_000  # events in the log verified by bench_integrity
 
 
 @dataclass
@@ -289,6 +296,42 @@ class Bench:
             self.results.add(label, config, tps)
             log(f"  {label:<28} {config:<9} {tps:10.0f} tps")
 
+    def sealing_round(self, rep: int) -> None:
+        """tpcb-like on the audited database, with a session running
+        audit.seal() every seal_every seconds and without; which goes first
+        alternates. What earlier rounds wrote is sealed first, untimed."""
+        db = "b_auditsql"
+        p = self.plan
+        for sealing in ((False, True) if rep % 2 == 0 else (True, False)):
+            self.execute(db, "SELECT audit.seal()")
+            self.execute(db, "SELECT audit.seal()")
+            self.execute(db, "VACUUM pgbench_branches, pgbench_tellers")
+            stop = threading.Event()
+            runs: list[float] = []
+
+            def sealer(stop: threading.Event = stop, runs: list[float] = runs) -> None:
+                with psycopg.connect(self.dsn(db), autocommit=True) as conn:
+                    while not stop.wait(p.seal_every):
+                        started = time.perf_counter()
+                        conn.execute("SELECT audit.seal()")
+                        runs.append(time.perf_counter() - started)
+
+            thread = threading.Thread(target=sealer)
+            if sealing:
+                thread.start()
+            args = ["-n", "-c", str(p.clients), "-j", str(p.threads), "-T", str(p.seconds),
+                    "-b", "tpcb-like"]
+            try:
+                tps = run_pgbench(self.cluster.bindir, self.pgbench_conn_args(db), args)
+            finally:
+                stop.set()
+                if sealing:
+                    thread.join()
+            label = "tpcb-like, sealing" if sealing else "tpcb-like, not sealing"
+            self.results.add(label, "auditsql", tps)
+            extra = f" ({len(runs)} seals, longest {max(runs, default=0):.2f} s)" if sealing else ""
+            log(f"  {label:<28} {'auditsql':<9} {tps:10.0f} tps{extra}")
+
     def bulk_round(self) -> None:
         """Bulk INSERT, UPDATE and DELETE of bulk_rows rows, per configuration."""
         n = self.plan.bulk_rows
@@ -360,7 +403,8 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a is not None and b else "-"
 
 
-def report(bench: Bench, storage: tuple[float, float, float], head: str) -> str:
+def report(bench: Bench, storage: tuple[float, float, float], head: str,
+           integrity: list[str] | None = None) -> str:
     r = bench.results
     lines = [head, ""]
     lines.append(f"{'measure':<34}{'no audit':>11}{'auditsql':>11}{'ratio':>8}{'row-min':>9}"
@@ -396,6 +440,12 @@ def report(bench: Bench, storage: tuple[float, float, float], head: str) -> str:
                 f"{added(audited) / added(rowmin):>7.2f}x{'':>19}"
                 f"{added(reqmin) / added(rowmin):>8.2f}x  <= 1.2x"
             )
+    sealing = r.median("tpcb-like, sealing", "auditsql")
+    not_sealing = r.median("tpcb-like, not sealing", "auditsql")
+    if sealing and not_sealing:
+        lines.append(f"{'sealing every ' + format(bench.plan.seal_every, 'g') + ' s / not (tps)':<34}"
+                     f"{not_sealing:>11.0f}{sealing:>11.0f}{ratio(sealing, not_sealing):>8}"
+                     f"{'':>19}  ~ 1.00")
     context = r.median("tpcb-like, context set", "auditsql")
     no_context = r.median("tpcb-like, context not set", "auditsql")
     if context and no_context:
@@ -429,6 +479,15 @@ def report(bench: Bench, storage: tuple[float, float, float], head: str) -> str:
     events, heap, index = storage
     lines.append(f"storage: {heap:.0f} B heap + {index:.0f} B indexes = {heap + index:.0f} B per event "
                  f"({events:,} pgbench_accounts update events; target <= 400 B)")
+    if integrity:
+        lines += integrity
+        audited = r.median("tpcb-like", "auditsql")
+        rate = re.search(r"seal: [0-9.]+ s, ([0-9,]+) events/s", "\n".join(integrity))
+        if audited and rate:
+            # A tpcb-like transaction records four events: three updates, one insert.
+            sealed = float(rate.group(1).replace(",", ""))
+            lines.append(f"  sealing / tpcb-like event rate ({audited * 4:,.0f} events/s):"
+                         f" {sealed / (audited * 4):.1f}x  target >= 10x")
     return "\n".join(lines)
 
 
@@ -438,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-version", type=int, default=15, help="PostgreSQL major version")
     parser.add_argument("--reps", type=int, default=None, help="repetitions (at least 3)")
     args = parser.parse_args(argv)
-    plan = Plan(reps=3, seconds=1, bulk_rows=100_000, row_mode_bulk=False) if args.quick else Plan(
+    plan = Plan(reps=3, seconds=1, bulk_rows=100_000, row_mode_bulk=False,
+                seal_every=0.3, verify_events=100_000) if args.quick else Plan(
         reps=3, seconds=20, bulk_rows=1_000_000)
     if args.reps:
         plan.reps = max(3, args.reps)
@@ -476,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
             bench.pgbench_round("tpcb-like, context not set", None, str(placeholder_script),
                                 {"auditsql": "b_ctx"})
             bench.pgbench_round("wide 50 cols, 1-col update", None, str(wide_script), triple)
+            bench.sealing_round(rep)
             bench.bulk_round()
         bench.execute("postgres", "ALTER SYSTEM SET synchronous_commit = on")
         bench.execute("postgres", "SELECT pg_reload_conf()")
@@ -483,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"synchronous_commit = on, repetition {rep + 1} of {plan.reps}")
             bench.pgbench_round("tpcb-like, sync commit on", "tpcb-like", None, triple)
         storage = bench.storage()
-        print(report(bench, storage, header(cluster, plan, settings)))
+        integrity = bench_integrity.measure(cluster, plan.verify_events)
+        print(report(bench, storage, header(cluster, plan, settings), integrity))
     finally:
         cluster.stop()
     return 0

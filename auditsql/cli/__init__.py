@@ -10,6 +10,7 @@ from auditsql import __version__
 from auditsql.cli import retention
 from auditsql.cli.erase import erase
 from auditsql.cli.install import install, upgrade
+from auditsql.cli.integrity import digest, seal
 from auditsql.cli.status import status
 from auditsql.cli.tables import attach, detach
 from auditsql.cli.uninstall import uninstall
@@ -49,6 +50,8 @@ app.command()(attach)
 app.command()(detach)
 app.command()(status)
 app.command()(verify)
+app.command()(seal)
+app.command()(digest)
 app.command()(erase)
 app.command()(uninstall)
 app.add_typer(retention.app)

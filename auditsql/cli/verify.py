@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from auditsql import __version__, checks
+from auditsql import __version__, checks, integrity
 from auditsql.audit import Audit
 from auditsql.cli.options import Dsn, Json, Schema
 from auditsql.cli.output import EXIT_FAILURE, EXIT_USAGE, err, out, reported
@@ -50,6 +50,21 @@ def verify(
             show_default=False,
         ),
     ] = None,
+    check_integrity: Annotated[
+        bool,
+        typer.Option("--integrity",
+                     help="Also recompute the hash chain over the log (docs/integrity.md)."),
+    ] = False,
+    digest: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--digest",
+            metavar="FILE",
+            help="With --integrity, a chain head kept by `auditsql digest`; repeat for more.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
     as_json: Json = False,
     junit: Annotated[
         Path | None,
@@ -61,15 +76,21 @@ def verify(
 
     Runs every check (see docs/verify.md): installed version, object
     fingerprints, roles, ownership, privileges, capture triggers, guards,
-    event triggers, and the tables named with --expect or --all-tables.
-    Exits 0 when nothing fails (warnings allowed), 1 when a check fails, 2
-    on usage or connection errors.
+    event triggers, the tables named with --expect or --all-tables, and
+    with --integrity the hash chain over the log. Exits 0 when nothing
+    fails (warnings allowed), 1 when a check fails, 2 on usage or
+    connection errors.
     """
     if exclude and not all_tables:
         raise typer.BadParameter("--exclude needs --all-tables", param_hint="'--exclude'")
+    if digest and not check_integrity:
+        raise typer.BadParameter("--digest needs --integrity", param_hint="'--digest'")
+    with reported():
+        digests = [integrity.load_digest(path) for path in digest or []]
     with reported(), Audit(dsn, schema=schema) as audit:
         found = audit.verify(expect=expect or [], all_tables=all_tables,
-                             exclude=exclude or [])
+                             exclude=exclude or [], integrity=check_integrity,
+                             digests=digests)
         results = found.results
         report = {
             "format": JSON_FORMAT,

@@ -68,6 +68,12 @@ BEGIN
                   AND e.occurred_at >= v_part.lo AND e.occurred_at < v_part.hi) AS h;
         END IF;
         EXECUTE format('DROP TABLE %s', v_part.rel);
+        -- Sealed events of this range are gone by policy: verification
+        -- tells them from deletions by this row.
+        INSERT INTO {{ schema | ident }}.seal_retired
+            (partition, range_from, range_to, rows_removed, rows_kept, last_block, last_hash)
+        SELECT v_part.name, v_part.lo, v_part.hi, v_part.removed, v_part.kept, h.block, h.hash
+        FROM {{ schema | ident }}.seal_head AS h;
         IF v_part.kept > 0 THEN
             v_rel := {{ schema | ident }}.create_partition(v_part.name, v_part.lo, v_part.hi);
             EXECUTE format('INSERT INTO %s SELECT * FROM unnest($1)', v_rel) USING v_held;

@@ -75,6 +75,20 @@ BEGIN
         EXECUTE format('ALTER TABLE %s DISABLE TRIGGER auditsql_guard_statement,'
                        ' DISABLE TRIGGER auditsql_guard_row', v_part.rel);
         EXECUTE format('GRANT UPDATE ON %s TO %I', v_part.rel, {{ owner | literal }});
+        -- The chain commits to each image through its digest: the digests
+        -- of the first erasure stay, and sealing uses them, before or after
+        -- this, so that no lock on the chain is needed.
+        EXECUTE format(
+            'INSERT INTO %I.seal_erasures (event_id, before_sha256, after_sha256)'
+            ' SELECT e.id, sha256(convert_to(e.before::text, ''UTF8'')), sha256(convert_to(e.after::text, ''UTF8''))'
+            ' FROM %s AS e'
+            ' WHERE e.entity_type = $1 AND ($2 IS NULL OR e.entity_id = $2)'
+            '   AND e.category IN (''data'', ''auth'')'
+            '   AND (%s.erased(e.before, $3, $4, $5) IS DISTINCT FROM e.before'
+            '        OR %s.erased(e.after, $3, $4, $5) IS DISTINCT FROM e.after)'
+            ' ON CONFLICT (event_id) DO NOTHING',
+            {{ schema | literal }}, v_part.rel, quote_ident({{ schema | literal }}), quote_ident({{ schema | literal }}))
+            USING p_entity_type, v_id, p_columns, coalesce(v_keys, '{}'), v_marker;
         EXECUTE format(
             'UPDATE %s AS e SET before = %s.erased(e.before, $3, $4, $5),'
             '                  after = %s.erased(e.after, $3, $4, $5)'

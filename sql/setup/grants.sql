@@ -34,8 +34,12 @@ GRANT SELECT ON {{ schema | ident }}.events, {{ schema | ident }}.history, {{ sc
                 {{ schema | ident }}.changes,
                 {{ schema | ident }}.tables, {{ schema | ident }}.settings,
                 {{ schema | ident }}.installation, {{ schema | ident }}.retention,
-                {{ schema | ident }}.legal_holds, {{ schema | ident }}.events_default
+                {{ schema | ident }}.legal_holds, {{ schema | ident }}.events_default,
+                {{ schema | ident }}.seal_blocks, {{ schema | ident }}.seal_head,
+                {{ schema | ident }}.seal_erasures, {{ schema | ident }}.seal_retired
              TO {{ reader | ident }};
+-- Recomputes the chain from what a reader may read.
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.verify_chain() TO {{ reader | ident }};
 -- For status and health checks; it reads the catalog only.
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.event_partitions() TO {{ reader | ident }};
 
@@ -63,6 +67,7 @@ GRANT EXECUTE ON FUNCTION
     {{ schema | ident }}.apply_retention(timestamptz),
     {{ schema | ident }}.maintain(integer),
     {{ schema | ident }}.maintain_preview(integer),
+    {{ schema | ident }}.seal(integer),
     {{ schema | ident }}.place_hold(text, text, text, boolean),
     {{ schema | ident }}.release_hold(text, text, text),
     {{ schema | ident }}.configure(text[], boolean),
@@ -92,3 +97,7 @@ GRANT EXECUTE ON PROCEDURE {{ schema | ident }}.snapshot(regclass, integer) TO {
 -- The owner role created the log, and so would hold these.
 REVOKE UPDATE, DELETE, TRUNCATE ON {{ schema | ident }}.events, {{ schema | ident }}.events_default
     FROM {{ owner | ident }};
+REVOKE UPDATE, DELETE, TRUNCATE ON {{ schema | ident }}.seal_blocks, {{ schema | ident }}.seal_erasures,
+                                   {{ schema | ident }}.seal_retired
+    FROM {{ owner | ident }};
+REVOKE DELETE, TRUNCATE ON {{ schema | ident }}.seal_head FROM {{ owner | ident }};

@@ -7,6 +7,10 @@
     {"kind": "trigger", "name": "auditsql_guard_statement", "table": "retention"},
     {"kind": "trigger", "name": "auditsql_record", "table": "legal_holds"},
     {"kind": "trigger", "name": "auditsql_guard_statement", "table": "legal_holds"},
+    {"kind": "trigger", "name": "auditsql_guard_statement", "table": "seal_blocks"},
+    {"kind": "trigger", "name": "auditsql_guard_statement", "table": "seal_erasures"},
+    {"kind": "trigger", "name": "auditsql_guard_statement", "table": "seal_retired"},
+    {"kind": "trigger", "name": "auditsql_guard_statement", "table": "seal_head"},
 ] %}
 -- The guards. Statement triggers refuse even when no row matches, but are
 -- not cloned onto partitions; the row trigger on the parent is, and so also
@@ -52,5 +56,20 @@ CREATE TRIGGER auditsql_guard_statement
     FOR EACH STATEMENT EXECUTE FUNCTION {{ schema | ident }}.record_hold();
 ALTER TABLE {{ schema | ident }}.legal_holds
     ENABLE ALWAYS TRIGGER auditsql_record, ENABLE ALWAYS TRIGGER auditsql_guard_statement;
+
+-- The chain is kept like the log; its head row only moves forward, by
+-- seal() (docs/integrity.md).
+{%- for table in ["seal_blocks", "seal_erasures", "seal_retired"] %}
+DROP TRIGGER IF EXISTS auditsql_guard_statement ON {{ schema | ident }}.{{ table | ident }};
+CREATE TRIGGER auditsql_guard_statement
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON {{ schema | ident }}.{{ table | ident }}
+    FOR EACH STATEMENT EXECUTE FUNCTION {{ schema | ident }}.guard();
+ALTER TABLE {{ schema | ident }}.{{ table | ident }} ENABLE ALWAYS TRIGGER auditsql_guard_statement;
+{%- endfor %}
+DROP TRIGGER IF EXISTS auditsql_guard_statement ON {{ schema | ident }}.seal_head;
+CREATE TRIGGER auditsql_guard_statement
+    BEFORE DELETE OR TRUNCATE ON {{ schema | ident }}.seal_head
+    FOR EACH STATEMENT EXECUTE FUNCTION {{ schema | ident }}.guard();
+ALTER TABLE {{ schema | ident }}.seal_head ENABLE ALWAYS TRIGGER auditsql_guard_statement;
 
 SELECT {{ schema | ident }}.ensure_partitions(pg_catalog.now(), 2);

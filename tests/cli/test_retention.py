@@ -26,7 +26,7 @@ from tests.harness.databases import unique_name
 from tests.harness.roles import MakeRole
 from tests.harness.server import Server
 
-JOB_COMMAND = 'BEGIN; SELECT "audit".maintain(3); COMMIT; BEGIN; SELECT "audit".apply_retention(); COMMIT;'
+JOB_COMMAND = 'BEGIN; SELECT "audit".seal(); COMMIT; BEGIN; SELECT "audit".maintain(3); COMMIT; BEGIN; SELECT "audit".apply_retention(); COMMIT;'
 CANARY = "CREATE TABLE canary (x int); INSERT INTO canary VALUES (1);"
 
 

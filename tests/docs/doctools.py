@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parents[2]
 RUN_BY = {
     "sh": "tests/docs/test_docs_shell.py",
     "cron": "tests/docs/test_docs_shell.py",
-    "yaml": "tests/docs/test_docs_shell.py (docs/ci.md's job)",
+    "yaml": "tests/docs/test_docs_shell.py (docs/ci.md's job), "
+            "tests/docs/test_docs_integrity.py (docs/integrity.md's)",
     "sql": "tests/docs/test_docs_sql.py",
 }
 NOT_RUN = {
@@ -47,7 +48,8 @@ NOT_RUN = {
               "the same calls are tested in tests/sql/test_context.py (audit_context) and "
               "tests/sql/test_log_event.py (log_event), and the framework integrations of "
               "docs/integrations/ in real apps in tests/integrations/; docs/library.md's "
-              "blocks are run by tests/docs/test_docs_library.py",
+              "blocks are run by tests/docs/test_docs_library.py, docs/integrity.md's script "
+              "by tests/docs/test_docs_integrity.py",
     "ts": "TypeScript in an application (docs/integrations/typescript.md); the SQL it "
           "sends is the ```sql block beside it, run by tests/docs/test_docs_sql.py",
     "": "unlabelled blocks: formulas and figures",

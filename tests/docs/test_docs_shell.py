@@ -197,6 +197,11 @@ SHELL: list[Registered[Shell]] = [
     Registered("docs/retention.md", "auditsql retention run --dsn", Shell(
         setup=("auditsql install --retention saas",),
     )),
+    Registered("docs/integrity.md", "auditsql seal --dsn", Shell(
+        setup=(ORDERS, "auditsql install", "auditsql attach orders",
+               "INSERT INTO orders (id) VALUES (1), (2)"),
+        prints={"auditsql seal": "sealed "},
+    )),
     Registered("docs/verify.md", "auditsql verify --dsn", Shell(
         setup=(ORDERS, USERS, DJANGO, SCRATCH, "auditsql install --retention saas",
                "auditsql attach orders users"),
@@ -310,7 +315,10 @@ CI_STEPS: dict[str, str | Callable[[Ctx, dict[str, Any]], None]] = {
 
 
 def ci_job() -> tuple[Block, dict[str, Any]]:
-    found, problems = match([Registered("docs/ci.md", "jobs:", None)], ("yaml",), MODULE)
+    # docs/integrity.md's job is run by tests/docs/test_docs_integrity.py.
+    found, problems = match([Registered("docs/ci.md", "jobs:", None),
+                             Registered("docs/integrity.md", "audit-digests", None)],
+                            ("yaml",), MODULE)
     assert problems == []
     block = next(iter(found.values()))
     return block, yaml.safe_load(block.text)["jobs"][CI_JOB]

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.rows import tuple_row
 
-from auditsql import checks
+from auditsql import checks, integrity
 from tests.harness.databases import unique_name
 from tests.harness.roles import MakeRole
 from tests.harness.server import Server
@@ -299,5 +300,82 @@ def test_someone_with_a_backup(pg: Server, su: Conn, orders: str, installed_db: 
             assert scalar(conn, "SELECT after ->> 'status' FROM audit.events"
                                 " WHERE action = 'updated'") == "void"
         assert {r.status for r in verify(restored).values()} <= {"pass", "warn"}
+    finally:
+        pg.admin().execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident(copy)))
+
+
+
+def verify_integrity(conn: Conn, digests: list | None = None) -> dict[str, checks.Result]:
+    """What `auditsql verify --integrity [--digest ...]` would report, by
+    check id, seen from `conn` (inside its transaction, if it is in one)."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        ctx = checks.Context(cur, "audit", integrity=True, digests=digests or [])
+        found = (checks.REGISTRY[c].run(ctx) for c in ("integrity.chain", "integrity.digests"))
+        return {r.id: r for r in found if r is not None}
+
+
+def test_a_superuser_once_events_are_sealed(su: Conn, orders: str, app_conn: Conn) -> None:
+    app_conn.execute("UPDATE public.orders SET status = 'paid'")
+    su.execute("SELECT audit.log_event('login', 'user', g::text) FROM generate_series(1, 4) AS g")
+    su.execute("SELECT audit.seal(2)")
+    with su.cursor(row_factory=tuple_row) as cur:
+        kept = integrity.head(cur, "audit")
+    assert verify_integrity(su, [kept])["integrity.chain"].status == "pass"
+    partition = month_partition(su)
+    ids = [r["id"] for r in su.execute("SELECT id FROM audit.events ORDER BY id LIMIT 4")]
+    lift = (f"ALTER TABLE {partition} DISABLE TRIGGER auditsql_guard_statement,"
+            " DISABLE TRIGGER auditsql_guard_row",
+            "ALTER TABLE audit.events DISABLE TRIGGER auditsql_guard_statement")
+    put_back = (f"ALTER TABLE {partition} ENABLE ALWAYS TRIGGER auditsql_guard_statement,"
+                " ENABLE ALWAYS TRIGGER auditsql_guard_row",
+                "ALTER TABLE audit.events ENABLE ALWAYS TRIGGER auditsql_guard_statement")
+    for change, kind in (
+            (f"UPDATE audit.events SET actor_id = 'edited' WHERE id = {ids[0]}", "edited"),
+            (f"DELETE FROM audit.events WHERE id = {ids[1]}", "deleted"),
+            (f"INSERT INTO audit.events (id, category, action) VALUES ({ids[2]}, 'app', 'x')",
+             "inserted"),
+            (f"UPDATE audit.events SET id = CASE id WHEN {ids[2]} THEN {ids[3]} ELSE {ids[2]} END"
+             f" WHERE id IN ({ids[2]}, {ids[3]})", "reordered")):
+        with su.transaction():
+            quiet_ddl(su, *lift, change, *put_back)
+            found = verify_integrity(su)["integrity.chain"]
+            assert found.status == "fail" and f": {kind}" in found.message, found
+            raise psycopg.Rollback()
+    assert verify_integrity(su)["integrity.chain"].status == "pass"
+    # The chain rebuilt over an edit is consistent in itself; the digest tells.
+    quiet_ddl(su, *lift, f"UPDATE audit.events SET actor_id = 'edited' WHERE id = {ids[0]}",
+              *put_back,
+              "ALTER TABLE audit.seal_blocks DISABLE TRIGGER auditsql_guard_statement",
+              "DELETE FROM audit.seal_blocks", "UPDATE audit.seal_head SET block = 0,"
+              " hash = decode(repeat('00', 32), 'hex'), sealed_to = 0",
+              "ALTER TABLE audit.seal_blocks ENABLE ALWAYS TRIGGER auditsql_guard_statement")
+    su.execute("SELECT audit.seal(2)")
+    assert verify_integrity(su)["integrity.chain"].status == "pass"
+    assert verify_integrity(su, [kept])["integrity.digests"].status == "fail"
+
+
+def test_someone_with_a_backup_once_events_are_sealed(pg: Server, su: Conn, orders: str,
+                                                      installed_db: str, app_conn: Conn) -> None:
+    """Edited in a dump and restored, a sealed event no longer matches its block."""
+    if pg.cluster is None or shutil.which("pg_dump", path=str(pg.cluster.bindir)) is None:
+        pytest.skip("needs the server's own pg_dump and psql (a throwaway cluster)")
+    app_conn.execute("UPDATE public.orders SET status = 'paid'")
+    su.execute("SELECT audit.seal()")
+    bindir = pg.cluster.bindir
+    dump = subprocess.run([str(bindir / "pg_dump"), "--dbname", installed_db],
+                          capture_output=True, text=True, check=True).stdout
+    edited = dump.replace('"status": "paid"', '"status": "void"')
+    assert edited != dump
+    copy = unique_name("auditsql_t")
+    pg.admin().execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(ident(copy)))
+    try:
+        restored = pg.dsn(copy)
+        done = subprocess.run([str(bindir / "psql"), "--dbname", restored, "-q",
+                               "-v", "ON_ERROR_STOP=1"], input=edited,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        with connect(restored) as conn:
+            found = verify_integrity(conn)["integrity.chain"]
+        assert found.status == "fail" and ": edited" in found.message, found
     finally:
         pg.admin().execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident(copy)))

@@ -65,7 +65,11 @@ def test_install_script_defines_what_sql_holds(version: int, event_trigger: bool
                       ("auditsql_guard_statement", "events_default"),
                       ("auditsql_guard_statement", "retention"), ("auditsql_record", "retention"),
                       ("auditsql_guard_statement", "legal_holds"),
-                      ("auditsql_record", "legal_holds")}
+                      ("auditsql_record", "legal_holds"),
+                      ("auditsql_guard_statement", "seal_blocks"),
+                      ("auditsql_guard_statement", "seal_head"),
+                      ("auditsql_guard_statement", "seal_erasures"),
+                      ("auditsql_guard_statement", "seal_retired")}
     tables = {d.name for d in parsed.definitions if d.kind == "table"}
     assert tables == sql_files("tables") | {"events_default"}
     assert {d.name for d in parsed.definitions if d.kind == "view"} == sql_files("views")

@@ -15,7 +15,8 @@ from auditsql import checks
 
 REPO = Path(__file__).resolve().parents[2]
 VERIFY_MD = REPO / "docs" / "verify.md"
-ON_REQUEST = ("tables.expected", "tables.all")  # run only with --expect / --all-tables
+ON_REQUEST = ("tables.expected", "tables.all",  # run only with --expect / --all-tables
+              "integrity.chain", "integrity.digests")  # and --integrity / --digest
 ALWAYS = [c for c in checks.REGISTRY if c not in ON_REQUEST]
 RETENTION = [c for c in checks.REGISTRY if c.startswith("retention.")]
 

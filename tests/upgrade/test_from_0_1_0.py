@@ -196,6 +196,11 @@ def test_upgrade_from_0_1_0_ends_as_a_fresh_install(installed_0_1_0: str, fresh:
     assert rows(old, "SELECT after ->> 'secret' FROM audit.events WHERE action = 'created'"
                      " AND entity_type = 'public.orders' AND entity_id = '10'") == [
         ("[redacted]",)]
+    # The events 0.1.0 recorded are sealed like any other, and verify.
+    assert rows(old, "SELECT block FROM audit.seal_head") == [(0,)]
+    assert rows(old, "SELECT events = (SELECT count(*) FROM audit.events) FROM audit.seal()") == [
+        (True,)]
+    assert rows(old, "SELECT count(*) FROM audit.verify_chain()") == [(0,)]
     # Upgrading again changes nothing.
     again = upgrade(old)
     assert again.up_to_date, again

@@ -1,0 +1,132 @@
+{% from "fragments/seal.sql" import seal_event_hash, seal_block_hash, seal_micros %}
+-- seal: hashes committed events into blocks of the chain
+-- (docs/integrity.md#sealing).
+--
+-- Why the bound is safe: every path that records an event has its
+-- transaction's id before it draws an event id (a capture trigger runs
+-- after its row was written; the functions read txid_current() first).
+-- This run reads the sequence before its own transaction id exists, so a
+-- transaction with a later id draws event ids above that value; once no
+-- transaction older than ours is running, every id up to the value is
+-- committed, visible, or never will be. A run whose older transactions are
+-- still running leaves the value as a mark, sealed by a later run.
+-- Only the head row is locked: sealers take turns on it; writers never
+-- wait on it, and the log is only read.
+CREATE OR REPLACE FUNCTION {{ schema | ident }}.seal(p_block_size integer DEFAULT 10000)
+RETURNS TABLE (blocks integer, events bigint, sealed_to bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+-- A window of events sorts in memory.
+SET work_mem = '64MB'
+AS $fn$
+DECLARE
+    v_fresh  boolean := pg_current_xact_id_if_assigned() IS NULL;
+    v_seq    bigint;
+    v_xid    bigint;
+    v_head   {{ schema | ident }}.seal_head;
+    v_snap   pg_snapshot;
+    v_to     bigint;
+    v_lo     bigint;
+    v_hi     bigint;
+    v_block  bigint;
+    v_prev   bytea;
+    v_rels    text[];
+    v_ns      integer[];
+    v_firsts  timestamptz[];
+    v_lasts   timestamptz[];
+    v_idsets  int8multirange[];
+    v_bodies  bytea[];
+    v_hashes  bytea[];
+    v_blocks integer := 0;
+    v_events bigint := 0;
+BEGIN
+    IF p_block_size IS NULL OR p_block_size NOT BETWEEN 1 AND 100000 THEN
+        RAISE EXCEPTION 'auditsql: seal: the block size must be between 1 and 100000 events, not %', coalesce(p_block_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_fresh THEN
+        SELECT CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END INTO v_seq
+        FROM {{ schema | ident }}.events_id_seq AS s;
+    END IF;
+    -- Takes this transaction's id, after the sequence was read.
+    SELECT * INTO v_head FROM {{ schema | ident }}.seal_head FOR UPDATE;
+    v_xid := pg_current_xact_id()::text::bigint;
+    v_snap := pg_current_snapshot();
+    v_to := v_head.sealed_to;
+    IF v_head.mark_xid IS NOT NULL
+       AND pg_snapshot_xmax(v_snap)::text::bigint >= v_head.mark_xid
+       AND NOT EXISTS (SELECT FROM pg_snapshot_xip(v_snap) AS t(xid)
+                       WHERE t.xid::text::bigint < v_head.mark_xid) THEN
+        v_to := greatest(v_to, v_head.mark_id);
+        v_head.mark_id := NULL;
+        v_head.mark_xid := NULL;
+    END IF;
+    IF v_fresh THEN
+        IF pg_snapshot_xmax(v_snap)::text::bigint >= v_xid
+           AND NOT EXISTS (SELECT FROM pg_snapshot_xip(v_snap) AS t(xid)
+                           WHERE t.xid::text::bigint < v_xid) THEN
+            v_to := greatest(v_to, v_seq);
+            v_head.mark_id := NULL;
+            v_head.mark_xid := NULL;
+        ELSIF v_head.mark_xid IS NULL AND v_seq > v_to THEN
+            v_head.mark_id := v_seq;
+            v_head.mark_xid := v_xid;
+        END IF;
+    END IF;
+
+    v_block := v_head.block;
+    v_prev := v_head.hash;
+    v_lo := v_head.sealed_to;
+    -- In windows of ids, so that a long backlog needs no more memory than
+    -- one window.
+    WHILE v_lo < v_to LOOP
+        v_hi := least(v_lo + greatest(p_block_size, least(20 * p_block_size, 200000)), v_to);
+        -- One statement, not a cursor loop, so that the hashing can run in
+        -- parallel workers; OFFSET 0 keeps it once per event, not once per
+        -- aggregate that reads it. A block is at most p_block_size ids of
+        -- one partition.
+        SELECT array_agg(g.rel ORDER BY g.first_id), array_agg(g.n ORDER BY g.first_id),
+               array_agg(g.first_at ORDER BY g.first_id), array_agg(g.last_at ORDER BY g.first_id),
+               array_agg(g.ids ORDER BY g.first_id), array_agg(g.body ORDER BY g.first_id),
+               array_agg(g.hashes ORDER BY g.first_id)
+          INTO v_rels, v_ns, v_firsts, v_lasts, v_idsets, v_bodies, v_hashes
+        FROM (SELECT c.rel::regclass::text AS rel, min(c.id) AS first_id, count(*)::integer AS n,
+                     min(c.occurred_at) AS first_at, max(c.occurred_at) AS last_at,
+                     range_agg(int8range(c.id, c.id, '[]')) AS ids,
+                     string_agg(int8send(c.id) || c.h, ''::bytea ORDER BY c.id) AS body,
+                     string_agg(c.h, ''::bytea ORDER BY c.id) AS hashes
+              FROM (SELECT e.id, e.occurred_at, e.tableoid AS rel,
+                           CASE WHEN e.tableoid = {{ ((schema | ident) ~ '.events_default') | literal }}::regclass
+                                THEN date_trunc('month', e.occurred_at AT TIME ZONE 'UTC') END AS month,
+                           (e.id - v_lo - 1) / p_block_size AS chunk,
+                           {{ seal_event_hash('e', 'x') | indent(27) }} AS h
+                    FROM {{ schema | ident }}.events AS e
+                    LEFT JOIN {{ schema | ident }}.seal_erasures AS x ON x.event_id = e.id
+                    WHERE e.id > v_lo AND e.id <= v_hi
+                    OFFSET 0) AS c
+              GROUP BY c.rel, c.month, c.chunk) AS g;
+        FOR i IN 1 .. coalesce(cardinality(v_rels), 0) LOOP
+            v_block := v_block + 1;
+            v_head.hash := {{ seal_block_hash('v_prev', 'v_block', 'v_firsts[i]', 'v_lasts[i]', 'v_bodies[i]') }};
+            INSERT INTO {{ schema | ident }}.seal_blocks
+                (block, ids, events, first_at, last_at, partition, hashes, prev_hash, hash)
+            VALUES (v_block, v_idsets[i], v_ns[i], v_firsts[i], v_lasts[i],
+                    v_rels[i], v_hashes[i], v_prev, v_head.hash);
+            v_prev := v_head.hash;
+            v_blocks := v_blocks + 1;
+            v_events := v_events + v_ns[i];
+        END LOOP;
+        v_lo := v_hi;
+    END LOOP;
+
+    UPDATE {{ schema | ident }}.seal_head AS h
+       SET block = v_block, hash = v_prev, sealed_to = v_to,
+           mark_id = v_head.mark_id, mark_xid = v_head.mark_xid,
+           sealed_at = CASE WHEN v_blocks > 0 THEN now() ELSE h.sealed_at END;
+    blocks := v_blocks;
+    events := v_events;
+    sealed_to := v_to;
+    RETURN NEXT;
+END
+$fn$;

@@ -1,0 +1,252 @@
+"""Sealing and chain verification (docs/integrity.md): every kind of
+change a superuser can make to sealed events, found at its block."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.sql.sqltools import Conn, expect_error, quiet_ddl, run, scalar
+
+
+def log(conn: Conn, n: int, action: str = "login") -> None:
+    run(conn, f"SELECT audit.log_event('{action}', 'user', g::text) FROM generate_series(1, {n}) AS g")
+
+
+def seal(conn: Conn, block_size: int = 10000) -> tuple[int, int, int]:
+    row = conn.execute("SELECT blocks, events, sealed_to FROM audit.seal(%s)", (block_size,)).fetchone()
+    assert row is not None
+    return row["blocks"], row["events"], row["sealed_to"]
+
+
+def findings(conn: Conn) -> list[tuple[int, str, list[int] | None]]:
+    return [(r["block"], r["kind"], r["ids"]) for r in
+            conn.execute("SELECT * FROM audit.verify_chain() ORDER BY 1, 2").fetchall()]
+
+
+def partition_of(conn: Conn, event_id: int) -> str:
+    return str(scalar(conn, "SELECT tableoid::regclass::text FROM audit.events WHERE id = %s",
+                      (event_id,)))
+
+
+def tamper(conn: Conn, event_id: int, statement: str) -> None:
+    """Run `statement` with the guards of the partition holding the event lifted."""
+    part = partition_of(conn, event_id)
+    quiet_ddl(conn, "ALTER TABLE audit.events DISABLE TRIGGER auditsql_guard_statement,"
+                    " DISABLE TRIGGER auditsql_guard_row",
+              f"ALTER TABLE {part} DISABLE TRIGGER auditsql_guard_statement",
+              statement,
+              f"ALTER TABLE {part} ENABLE ALWAYS TRIGGER auditsql_guard_statement",
+              "ALTER TABLE audit.events ENABLE ALWAYS TRIGGER auditsql_guard_statement,"
+              " ENABLE ALWAYS TRIGGER auditsql_guard_row")
+
+
+@pytest.fixture
+def sealed(su: Conn) -> Iterator[Conn]:
+    """Thirty events sealed in blocks of ten."""
+    log(su, 30)
+    seal(su, 10)
+    yield su
+
+
+def test_seal_covers_every_committed_event_once(su: Conn) -> None:
+    log(su, 25)
+    blocks, events, sealed_to = seal(su, 10)
+    total = scalar(su, "SELECT count(*) FROM audit.events")
+    assert (blocks, events) == (3, total)
+    assert sealed_to == scalar(su, "SELECT max(id) FROM audit.events")
+    assert seal(su, 10) == (0, 0, sealed_to)
+    assert findings(su) == []
+    ids = scalar(su, "SELECT range_agg(r)::text FROM audit.seal_blocks, unnest(ids) AS r")
+    assert ids == f"{{[1,{sealed_to + 1})}}"
+
+
+def test_a_rollback_leaves_a_gap_that_is_not_a_deletion(su: Conn) -> None:
+    log(su, 3)
+    with pytest.raises(RuntimeError):
+        with su.transaction():
+            log(su, 2)
+            raise RuntimeError
+    log(su, 3)
+    seal(su)
+    assert findings(su) == []
+    assert scalar(su, "SELECT count(*) FROM unnest((SELECT ids FROM audit.seal_blocks WHERE block = 1))") == 2
+
+
+def test_an_edited_column_is_found_at_its_block(sealed: Conn) -> None:
+    tamper(sealed, 15, "UPDATE audit.events SET actor_email = 'x@example.com' WHERE id = 15")
+    assert findings(sealed) == [(2, "edited", [15])]
+
+
+def test_an_edited_image_is_found(sealed: Conn) -> None:
+    tamper(sealed, 3, """UPDATE audit.events SET after = '{"a": 1}' WHERE id = 3""")
+    assert findings(sealed) == [(1, "edited", [3])]
+
+
+def test_a_deleted_event_is_found(sealed: Conn) -> None:
+    tamper(sealed, 22, "DELETE FROM audit.events WHERE id = 22")
+    assert findings(sealed) == [(3, "deleted", [22])]
+
+
+def test_a_forged_event_in_a_sealed_gap_is_found(su: Conn) -> None:
+    log(su, 3)
+    with pytest.raises(RuntimeError):
+        with su.transaction():
+            log(su, 2)
+            raise RuntimeError
+    log(su, 3)
+    seal(su)
+    gap = scalar(su, "SELECT min(g) FROM generate_series(1, 8) AS g"
+                     " WHERE NOT EXISTS (SELECT FROM audit.events WHERE id = g)")
+    su.execute("INSERT INTO audit.events (id, category, action) VALUES (%s, 'app', 'forged')", (gap,))
+    assert findings(su) == [(1, "inserted", [gap])]
+
+
+def test_a_forged_copy_of_a_sealed_id_is_found(sealed: Conn) -> None:
+    sealed.execute("INSERT INTO audit.events (id, category, action) VALUES (12, 'app', 'forged')")
+    assert findings(sealed) == [(2, "inserted", [12])]
+
+
+def test_two_swapped_events_are_found_reordered(sealed: Conn) -> None:
+    tamper(sealed, 5, "UPDATE audit.events SET id = CASE id WHEN 5 THEN 6 ELSE 5 END WHERE id IN (5, 6)")
+    assert findings(sealed) == [(1, "reordered", [5, 6])]
+
+
+def test_an_altered_block_is_found(sealed: Conn) -> None:
+    quiet_ddl(sealed, "ALTER TABLE audit.seal_blocks DISABLE TRIGGER auditsql_guard_statement",
+              "UPDATE audit.seal_blocks SET last_at = last_at + interval '1 day' WHERE block = 2",
+              "ALTER TABLE audit.seal_blocks ENABLE ALWAYS TRIGGER auditsql_guard_statement")
+    assert findings(sealed) == [(2, "altered", None)]
+
+
+def test_resealing_from_scratch_is_consistent_without_a_digest(sealed: Conn) -> None:
+    tamper(sealed, 15, "UPDATE audit.events SET action = 'logout' WHERE id = 15")
+    quiet_ddl(sealed, "ALTER TABLE audit.seal_blocks DISABLE TRIGGER auditsql_guard_statement",
+              "ALTER TABLE audit.seal_head DISABLE TRIGGER auditsql_guard_statement",
+              "DELETE FROM audit.seal_blocks", "DELETE FROM audit.seal_head",
+              "INSERT INTO audit.seal_head DEFAULT VALUES",
+              "ALTER TABLE audit.seal_blocks ENABLE ALWAYS TRIGGER auditsql_guard_statement",
+              "ALTER TABLE audit.seal_head ENABLE ALWAYS TRIGGER auditsql_guard_statement")
+    seal(sealed, 10)
+    # Only a digest kept elsewhere tells (tests/cli/test_integrity.py).
+    assert findings(sealed) == []
+
+
+def test_the_chain_tables_refuse_changes(sealed: Conn) -> None:
+    for statement in ("UPDATE audit.seal_blocks SET events = events",
+                      "DELETE FROM audit.seal_blocks",
+                      "TRUNCATE audit.seal_blocks",
+                      "DELETE FROM audit.seal_head",
+                      "TRUNCATE audit.seal_erasures",
+                      "DELETE FROM audit.seal_retired"):
+        expect_error(sealed, statement, sqlstate="42501", contains="append-only")
+
+
+def test_the_block_size_is_checked(su: Conn) -> None:
+    expect_error(su, "SELECT audit.seal(0)", sqlstate="22023", contains="block size")
+
+
+T = "public.orders"
+
+
+def old_events(conn: Conn, months: list[str], entity_id: str = "1") -> None:
+    """Two events in each month (written straight into the log, as a
+    superuser may), with partitions for them and a 3-year policy."""
+    run(conn, "SELECT audit.ensure_partitions('2019-12-01 00:00+00', 4)",
+        "SELECT audit.set_retention('saas')")
+    for month in months:
+        conn.execute(
+            "INSERT INTO audit.events (category, action, occurred_at, entity_type, entity_id, after)"
+            " SELECT 'data', 'created', t, %s, %s, jsonb_build_object('at', t)"
+            " FROM unnest(ARRAY[%s::timestamptz, %s::timestamptz + interval '10 days']) AS t",
+            (T, entity_id, f"{month}-01 00:00+00", f"{month}-01 00:00+00"))
+
+
+def test_blocks_never_span_partitions(su: Conn) -> None:
+    old_events(su, ["2019-12", "2020-01", "2020-02"])
+    log(su, 2)
+    seal(su)
+    spans = su.execute("SELECT partition, events FROM audit.seal_blocks"
+                       " WHERE first_at < '2021-01-01' ORDER BY block").fetchall()
+    assert [(r["partition"], r["events"]) for r in spans] == [
+        ("audit.events_2019_12", 2), ("audit.events_2020_01", 2), ("audit.events_2020_02", 2)]
+
+
+def test_retention_leaves_the_chain_verifiable(su: Conn) -> None:
+    old_events(su, ["2019-12", "2020-01", "2020-02"])
+    log(su, 3)
+    seal(su)
+    head = su.execute("SELECT block, hash FROM audit.seal_head").fetchone()
+    removed = su.execute("SELECT * FROM audit.apply_retention('2023-02-01')").fetchall()
+    assert [r["partition"] for r in removed] == ["events_2019_12", "events_2020_01"]
+    retired = su.execute("SELECT partition, last_block, last_hash FROM audit.seal_retired"
+                         " ORDER BY range_from").fetchall()
+    assert [(r["partition"], r["last_block"], r["last_hash"]) for r in retired] == [
+        ("events_2019_12", head["block"], head["hash"]),
+        ("events_2020_01", head["block"], head["hash"])]
+    seal(su)  # the retention_applied event
+    assert findings(su) == []
+
+
+def test_a_partition_dropped_outside_retention_is_a_deletion(su: Conn) -> None:
+    old_events(su, ["2019-12", "2020-01"])
+    seal(su)
+    quiet_ddl(su, "ALTER TABLE audit.events DETACH PARTITION audit.events_2019_12",
+              "DROP TABLE audit.events_2019_12")
+    gone = su.execute("SELECT block, ids::text FROM audit.seal_blocks"
+                      " WHERE partition = 'audit.events_2019_12'").fetchone()
+    first, last = (int(x) for x in gone["ids"].strip("{[)}").split(","))
+    assert findings(su) == [(gone["block"], "deleted", list(range(first, last)))]
+
+
+def test_held_events_stay_verifiable_after_retention(su: Conn) -> None:
+    old_events(su, ["2019-12"], entity_id="1001")
+    old_events(su, ["2019-12"], entity_id="1002")
+    seal(su)
+    su.execute("SELECT audit.place_hold(%s, '1001', 'case 7')", (T,))
+    removed = su.execute("SELECT * FROM audit.apply_retention('2023-02-01')").fetchall()
+    assert [(r["rows_removed"], r["rows_kept"]) for r in removed if r["rows_kept"]] == [(2, 2)]
+    assert findings(su) == []
+    held = scalar(su, "SELECT min(id) FROM audit.events WHERE entity_id = '1001'")
+    block = scalar(su, "SELECT block FROM audit.seal_blocks WHERE ids @> %s::bigint", (held,))
+    tamper(su, held, f"UPDATE audit.events SET actor_id = 'x' WHERE id = {held}")
+    assert findings(su) == [(block, "edited", [held])]
+
+
+def test_erasure_keeps_the_chain_consistent(su: Conn) -> None:
+    run(su, "CREATE TABLE public.orders (id int PRIMARY KEY, email text)",
+        "SELECT audit.attach('public.orders')",
+        "INSERT INTO public.orders VALUES (1, 'a@example.com'), (2, 'b@example.com')",
+        "UPDATE public.orders SET email = 'c@example.com' WHERE id = 1")
+    seal(su)
+    before = su.execute("SELECT block, hash FROM audit.seal_head").fetchone()
+    assert scalar(su, "SELECT audit.erase('public.orders', '1', NULL, 'asked')") == 2
+    # Erased before sealing, and erased a second time: the first digests stay.
+    su.execute("INSERT INTO public.orders VALUES (3, 'd@example.com')")
+    assert scalar(su, "SELECT audit.erase('public.orders', '3', ARRAY['email'], 'asked')") == 1
+    assert scalar(su, "SELECT audit.erase('public.orders', '1', ARRAY['email'], 'again')") == 0
+    seal(su)
+    assert findings(su) == []
+    # Nothing already sealed was re-sealed: the old head is still a block.
+    assert su.execute("SELECT hash FROM audit.seal_blocks WHERE block = %s",
+                      (before["block"],)).fetchone()["hash"] == before["hash"]
+    assert scalar(su, "SELECT count(*) FROM audit.seal_erasures") == 3
+    # An erased event's other columns are still committed.
+    erased = scalar(su, "SELECT min(event_id) FROM audit.seal_erasures")
+    tamper(su, erased, f"UPDATE audit.events SET action = 'deleted' WHERE id = {erased}")
+    assert [k for _, k, _ in findings(su)] == ["edited"]
+
+
+def test_events_moved_out_of_the_default_partition_still_verify(su: Conn) -> None:
+    su.execute("INSERT INTO audit.events (category, action, occurred_at)"
+               " SELECT 'app', 'x', t FROM unnest(ARRAY['2031-01-05 00:00+00',"
+               " '2031-02-05 00:00+00']::timestamptz[]) AS t")
+    seal(su)
+    spans = su.execute("SELECT partition, events FROM audit.seal_blocks"
+                       " WHERE partition = 'audit.events_default'").fetchall()
+    assert [r["events"] for r in spans] == [1, 1]  # one block per month
+    su.execute("SELECT * FROM audit.maintain(0)")
+    assert scalar(su, "SELECT count(*) FROM audit.events_default") == 0
+    seal(su)
+    assert findings(su) == []
