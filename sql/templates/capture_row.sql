@@ -10,7 +10,7 @@
     use costs nothing, and each write is one INSERT ... SELECT (see
     docs/performance.md). -#}
 {%- from "templates/capture_slots.sql" import slot -%}
-{%- from "templates/capture_macros.sql" import declarations, prologue, epilogue, row_context,
+{%- from "templates/capture_macros.sql" import declarations, prologue, epilogue, row_context, row_app,
     json_casts_checked, generic_before, insert_created, insert_updated, insert_admin_updated,
     insert_deleted with context -%}
 {#- Whether the row has only the columns of attach time is asked of its
@@ -24,20 +24,20 @@ CASE WHEN (s.nj OPERATOR(pg_catalog.-) {{ slot('columns') }}::pg_catalog.text[])
 {{ prologue() }}
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
         {{ insert_created(row_context, slot('entity_type')) }}
-        FROM (SELECT pg_catalog.to_jsonb(NEW){{ slot('image_suffix') }} AS nj
+        FROM (SELECT pg_catalog.to_jsonb(NEW){{ slot('image_suffix') }} AS nj{{ row_app }}
               WHERE {{ json_casts_checked }}
               OFFSET 0) AS s;
     ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
         IF NOT (OLD OPERATOR(pg_catalog.*=) NEW) THEN
             IF v_admin THEN
                 {{ insert_admin_updated(row_context, slot('entity_type'), none) }}
-                FROM (SELECT pg_catalog.to_jsonb(OLD) AS oj, pg_catalog.to_jsonb(NEW) AS nj
+                FROM (SELECT pg_catalog.to_jsonb(OLD) AS oj, pg_catalog.to_jsonb(NEW) AS nj{{ row_app }}
                       WHERE {{ json_casts_checked }}
                       OFFSET 0) AS s{{ slot('admin_on_change') }};
             ELSE
                 {{ insert_updated(row_context, slot('entity_type'), row_before) }}
                 FROM (SELECT pg_catalog.to_jsonb(OLD){{ slot('image_suffix') }} AS oj,
-                             pg_catalog.to_jsonb(NEW){{ slot('image_suffix') }} AS nj
+                             pg_catalog.to_jsonb(NEW){{ slot('image_suffix') }} AS nj{{ row_app }}
                       WHERE {{ json_casts_checked }}
                       OFFSET 0) AS s
                 WHERE {{ slot('update_filter') }}{{ slot('on_change') }};
@@ -45,7 +45,7 @@ CASE WHEN (s.nj OPERATOR(pg_catalog.-) {{ slot('columns') }}::pg_catalog.text[])
         END IF;
     ELSE
         {{ insert_deleted(row_context, slot('entity_type')) }}
-        FROM (SELECT pg_catalog.to_jsonb(OLD){{ slot('image_suffix') }} AS oj
+        FROM (SELECT pg_catalog.to_jsonb(OLD){{ slot('image_suffix') }} AS oj{{ row_app }}
               WHERE {{ json_casts_checked }}
               OFFSET 0) AS s;
     END IF;
