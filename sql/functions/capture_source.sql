@@ -20,6 +20,7 @@ DECLARE
     v_diff_list    text;
     v_changed_list text;
     v_returning    text;
+    v_guarded      boolean;
     -- One variable per slot of the templates, each named for its slot.
 {%- for name, what in capture_slots.items() %}
     {{ '%-18s' | format('v_' ~ name) }} text;  -- {{ what }}
@@ -92,7 +93,17 @@ BEGIN
     v_admin_roles := quote_literal(v_settings.admin_roles);
     v_redact_columns := quote_literal(v_table.redact);
 
-    IF v_kind = 'p' THEN
+    -- Where the event triggers are in force, every ALTER TABLE or ALTER
+    -- SCHEMA that renames an audited table refreshes its capture function
+    -- (ddl_guard), which can then hold the table's name as a constant.
+    v_guarded := EXISTS (SELECT FROM pg_event_trigger AS t
+                         WHERE t.evtname = {{ ddl_trigger | literal }} AND t.evtevent = 'ddl_command_end'
+                           AND t.evtenabled = 'A');
+    IF v_guarded THEN
+        v_entity_type := (SELECT quote_literal(format('%I.%I', n.nspname, c.relname)) || '::pg_catalog.text'
+                          FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                          WHERE c.oid = p_table);
+    ELSIF v_kind = 'p' THEN
         -- Row triggers fire on the partition that holds the row; events name
         -- the root, looked up by oid so that a rename is followed.
         v_entity_type := format(
@@ -150,9 +161,7 @@ BEGIN
     -- type that an ordinary role's function implements as it is made
     -- (ddl_guard), so only one made before them needs it; verify reports a
     -- capture function that no longer matches this choice.
-    IF EXISTS (SELECT FROM pg_event_trigger AS t
-               WHERE t.evtname = {{ ddl_trigger | literal }} AND t.evtevent = 'ddl_command_end'
-                 AND t.evtenabled = 'A')
+    IF v_guarded
        AND NOT EXISTS (SELECT FROM pg_cast AS c
                        JOIN pg_proc AS p ON p.oid = c.castfunc
                        JOIN pg_roles AS r ON r.oid = p.proowner

@@ -124,6 +124,14 @@ BEGIN
                                          JOIN {{ capture_trigger_forms('g') }} ON g.name = o.tgname
                                          WHERE o.tgrelid = t.tgrelid AND f.capture <> 'any'
                                            AND g.capture NOT IN ('any', f.capture))))), '{}');
+            ELSIF v_command.classid = 'pg_namespace'::regclass
+                  AND v_command.command_tag = 'ALTER SCHEMA' THEN
+                -- A renamed schema renames its audited tables: their capture
+                -- functions hold the names (capture_source).
+                v_touched := v_touched || ARRAY(
+                    SELECT c.oid FROM pg_class AS c
+                    WHERE c.relnamespace = v_command.objid AND NOT c.oid = ANY (v_touched)
+                      AND to_regprocedure(format('%I.%I()', {{ schema | literal }}, 'capture_' || c.oid)) IS NOT NULL);
             ELSIF v_command.classid = 'pg_class'::regclass
                   AND v_command.command_tag IN ('ALTER TABLE', 'CREATE TABLE') THEN
                 v_flagged := v_flagged || coalesce((

@@ -13,6 +13,7 @@ import re
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 from tests.harness.roles import MakeRole
 from tests.sql.sqltools import (
@@ -390,12 +391,12 @@ def test_json_cast_made_before_the_event_triggers_is_still_refused(
     attach(su, "public.moods", capture=capture)
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="refusing to capture"):
         run(app_conn, "INSERT INTO public.moods VALUES (1, 'calm')")
-    with su.cursor() as cur:
+    with su.cursor(row_factory=tuple_row) as cur:
         result = checks.capture_json_casts(checks.Context(cur, "audit"))
-    assert result.status == checks.FAIL and "public.mood -> json" in result.message
+    assert result.status == checks.FAIL and "mood -> json (function mood_json(mood)" in result.message
     assert_no_code_ran_as_owner(su, app)
     run(app_conn, "DROP CAST (public.mood AS json)")
-    with su.cursor() as cur:
+    with su.cursor(row_factory=tuple_row) as cur:
         assert checks.capture_json_casts(checks.Context(cur, "audit")).status == checks.PASS
 
 
