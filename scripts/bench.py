@@ -338,19 +338,25 @@ class Bench:
                     log(f"  bulk {op:<23} {config:<9} {elapsed:10.2f} s")
                 conn.execute("DROP TABLE bulk")
 
-    def storage(self) -> tuple[float, float, float]:
-        """Heap (with TOAST) and index bytes per event for accounts updates."""
+    def storage(self, context: bool = False) -> tuple[float, float, float]:
+        """Heap (with TOAST) and index bytes per event for accounts updates;
+        with ``context``, set by set_context in the same transaction."""
         n = min(self.plan.bulk_rows, 100_000)
-        self.execute("postgres", "CREATE DATABASE b_storage")
+        db = "b_storage_ctx" if context else "b_storage"
+        self.execute("postgres", f"CREATE DATABASE {db}")
         subprocess.run(
             [str(self.cluster.bindir / "pgbench"), "-i", "-q", "-s", "1",
-             *self.pgbench_conn_args("b_storage")],
+             *self.pgbench_conn_args(db)],
             capture_output=True, text=True, check=True,
         )
-        with psycopg.connect(self.dsn("b_storage"), autocommit=True) as conn:
+        with psycopg.connect(self.dsn(db), autocommit=True) as conn:
             installer.install(conn, Settings())
             conn.execute("SELECT audit.attach('pgbench_accounts')")
-            conn.execute(f"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= {n}")
+            with conn.transaction():
+                if context:
+                    conn.execute("SELECT audit.set_context('u-42', 'user42@example.com', 'member', "
+                                 "'203.0.113.9', 'bench/1.0', 'req-42')")
+                conn.execute(f"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= {n}")
             conn.execute("VACUUM ANALYZE audit.events")
             row = conn.execute(
                 "SELECT count(*) FILTER (WHERE e.action = 'updated'), "
@@ -375,7 +381,8 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a is not None and b else "-"
 
 
-def report(bench: Bench, storage: tuple[float, float, float], head: str) -> str:
+def report(bench: Bench, storage: tuple[float, float, float],
+           storage_context: tuple[float, float, float], head: str) -> str:
     r = bench.results
     lines = [head, ""]
     lines.append(f"{'measure':<34}{'no audit':>11}{'auditsql':>11}{'ratio':>8}{'row-min':>9}"
@@ -449,6 +456,9 @@ def report(bench: Bench, storage: tuple[float, float, float], head: str) -> str:
     events, heap, index = storage
     lines.append(f"storage: {heap:.0f} B heap + {index:.0f} B indexes = {heap + index:.0f} B per event "
                  f"({events:,} pgbench_accounts update events; target <= 400 B)")
+    events, heap, index = storage_context
+    lines.append(f"  context set: {heap:.0f} B heap + {index:.0f} B indexes = {heap + index:.0f} B "
+                 f"per event (the same, after set_context; target <= 350 B)")
     return "\n".join(lines)
 
 
@@ -512,7 +522,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"synchronous_commit = on, repetition {rep + 1} of {plan.reps}")
             bench.pgbench_round("tpcb-like, sync commit on", "tpcb-like", None, triple)
         storage = bench.storage()
-        print(report(bench, storage, header(cluster, plan, settings)))
+        storage_context = bench.storage(context=True)
+        print(report(bench, storage, storage_context, header(cluster, plan, settings)))
     finally:
         cluster.stop()
     return 0

@@ -1,6 +1,6 @@
 {% from "fragments/macros.sql" import context_setting %}
 -- settings_context: the context the six settings auditsql.actor_id ..
--- auditsql.request_id describe, as they are stored: blanks as NULL, values
+-- auditsql.request_id and application_name describe, as they are stored: blanks as NULL, values
 -- cut, the IP address parsed or kept as text (as inet_or_null does: it is
 -- the helpers' caller's, who may not execute that). The helpers store it in
 -- auditsql.context; capture reads it here only when that setting is unset.
@@ -37,6 +37,7 @@ BEGIN
                {{ context_setting('auditsql.actor_role') }},
                v_ip, CASE WHEN v_ip IS NULL THEN v_ip_raw END,
                {{ context_setting('auditsql.user_agent') }},
-               {{ context_setting('auditsql.request_id') }})::{{ schema | ident }}.context;
+               {{ context_setting('auditsql.request_id') }},
+               {{ context_setting('application_name') }})::{{ schema | ident }}.context;
 END
 $fn$;

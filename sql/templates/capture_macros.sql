@@ -29,28 +29,17 @@
 {%- macro event_context_columns() -%}
 category, {{ event_context | join(', ') }}
 {%- endmacro -%}
-{#- Row level: the context's fields (v_c, read by the prologue), and
-    application_name and the client address, which belong to the session
-    and are read for each event. s.app is application_name, read once in
-    the subquery s; a value that must be cut goes through context_value(),
-    a call each event prepares but only a long value runs. -#}
+{#- Row level: the context's fields (v_c, read by the prologue), and the
+    client address, which the session cannot name. -#}
 {%- macro row_context() -%}
 'data', v_admin, v_c.actor_id, v_c.actor_email, v_c.actor_role, v_c.ip_address, v_c.ip_address_raw,
-                   v_c.user_agent, v_c.request_id,
-                   CASE WHEN s.app OPERATOR(pg_catalog.=) '' THEN NULL
-                        WHEN pg_catalog.octet_length(s.app) OPERATOR(pg_catalog.<=) 1024 THEN s.app
-                        ELSE {{ S() }}.context_value(s.app) END,
-                   pg_catalog.inet_client_addr()
+                   v_c.user_agent, v_c.request_id, v_c.application_name, pg_catalog.inet_client_addr()
 {%- endmacro -%}
-{#- What the subquery s of a row capture INSERT adds for row_context. -#}
-{%- set row_app -%}
-, pg_catalog.current_setting('application_name') AS app
-{%- endset -%}
 {#- Statement level: read once into variables (declared in
     capture_statement.sql), constant for every row. -#}
 {%- macro statement_context() -%}
 'data', v_admin, v_c.actor_id, v_c.actor_email, v_c.actor_role, v_c.ip_address, v_c.ip_address_raw,
-                   v_c.user_agent, v_c.request_id, v_application_name, v_client_addr
+                   v_c.user_agent, v_c.request_id, v_c.application_name, v_client_addr
 {%- endmacro -%}
 
 {#- True, or an error: no cast to json or jsonb of a user-defined type whose
@@ -87,7 +76,8 @@ DECLARE
     helpers store it whole, validated and cut (current_context() reads it
     the same way). Where no helper was called in the transaction, the six
     settings are read raw, and settings_context() makes them a context only
-    when one of them is set: with none set, every field stays NULL. -#}
+    when one of them is set: with none set, every field but
+    application_name stays NULL. -#}
 {%- macro prologue() -%}
 BEGIN
     -- Every capture trigger of the table and its partitions calls this
@@ -105,6 +95,12 @@ BEGIN
                             pg_catalog.current_setting('auditsql.user_agent', true),
                             pg_catalog.current_setting('auditsql.request_id', true)) OPERATOR(pg_catalog.<>) '' THEN
         v_c := {{ S() }}.settings_context();
+    ELSE
+        v_c.application_name := pg_catalog.current_setting('application_name');
+        IF v_c.application_name OPERATOR(pg_catalog.=) ''
+           OR pg_catalog.octet_length(v_c.application_name) OPERATOR(pg_catalog.>) 1024 THEN
+            v_c.application_name := {{ S() }}.context_value(v_c.application_name);
+        END IF;
     END IF;
     v_admin := COALESCE(v_c.actor_role OPERATOR(pg_catalog.=) ANY ({{ slot('admin_roles') }}::pg_catalog.text[]), false);
     {{ slot('checks') }}

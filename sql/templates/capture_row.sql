@@ -10,7 +10,7 @@
     use costs nothing, and each write is one INSERT ... SELECT (see
     docs/performance.md). -#}
 {%- from "templates/capture_slots.sql" import slot -%}
-{%- from "templates/capture_macros.sql" import declarations, prologue, epilogue, row_context, row_app,
+{%- from "templates/capture_macros.sql" import declarations, prologue, epilogue, row_context,
     json_casts_checked, generic_before, insert_created, insert_updated, insert_admin_updated,
     insert_deleted with context -%}
 {#- Whether the row has only the columns of attach time is asked of its
@@ -27,13 +27,13 @@ CASE WHEN (s.nj OPERATOR(pg_catalog.-) {{ slot('columns') }}::pg_catalog.text[])
         IF NOT (OLD OPERATOR(pg_catalog.*=) NEW) THEN
             IF v_admin THEN
                 {{ insert_admin_updated(row_context, slot('entity_type'), none) }}
-                FROM (SELECT pg_catalog.to_jsonb(OLD) AS oj, pg_catalog.to_jsonb(NEW) AS nj{{ row_app }}
+                FROM (SELECT pg_catalog.to_jsonb(OLD) AS oj, pg_catalog.to_jsonb(NEW) AS nj
                       WHERE {{ json_casts_checked }}
                       OFFSET 0) AS s{{ slot('admin_on_change') }};
             ELSE
                 {{ insert_updated(row_context, slot('entity_type'), row_before) }}
                 FROM (SELECT pg_catalog.to_jsonb(OLD){{ slot('image_suffix') }} AS oj,
-                             pg_catalog.to_jsonb(NEW){{ slot('image_suffix') }} AS nj{{ row_app }}
+                             pg_catalog.to_jsonb(NEW){{ slot('image_suffix') }} AS nj
                       WHERE {{ json_casts_checked }}
                       OFFSET 0) AS s
                 WHERE {{ slot('update_filter') }}{{ slot('on_change') }};
@@ -41,12 +41,12 @@ CASE WHEN (s.nj OPERATOR(pg_catalog.-) {{ slot('columns') }}::pg_catalog.text[])
         END IF;
     ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
         {{ insert_created(row_context, slot('entity_type')) }}
-        FROM (SELECT pg_catalog.to_jsonb(NEW){{ slot('image_suffix') }} AS nj{{ row_app }}
+        FROM (SELECT pg_catalog.to_jsonb(NEW){{ slot('image_suffix') }} AS nj
               WHERE {{ json_casts_checked }}
               OFFSET 0) AS s;
     ELSE
         {{ insert_deleted(row_context, slot('entity_type')) }}
-        FROM (SELECT pg_catalog.to_jsonb(OLD){{ slot('image_suffix') }} AS oj{{ row_app }}
+        FROM (SELECT pg_catalog.to_jsonb(OLD){{ slot('image_suffix') }} AS oj
               WHERE {{ json_casts_checked }}
               OFFSET 0) AS s;
     END IF;

@@ -6,7 +6,7 @@
 CREATE OR REPLACE VIEW {{ schema | ident }}.context AS
 SELECT NULL::text AS actor_id, NULL::text AS actor_email, NULL::text AS actor_role,
        NULL::inet AS ip_address, NULL::text AS ip_address_raw,
-       NULL::text AS user_agent, NULL::text AS request_id
+       NULL::text AS user_agent, NULL::text AS request_id, NULL::text AS application_name
 WHERE false;
 
 COMMENT ON VIEW {{ schema | ident }}.context IS 'auditsql: the shape of a transaction''s context (the setting auditsql.context); no rows';

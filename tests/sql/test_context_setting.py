@@ -38,7 +38,8 @@ def test_set_context_stores_the_whole_context_in_one_setting(su: Conn, notes: st
         assert dict(row) == {
             "actor_id": "u-1", "actor_email": "u1@example.com", "actor_role": "member",
             "ip_address": ipaddress.ip_address("203.0.113.9"), "ip_address_raw": None,
-            "user_agent": "x" * 1023 + "\u2026", "request_id": None}
+            "user_agent": "x" * 1023 + "\u2026", "request_id": None,
+            "application_name": scalar(su, "SHOW application_name")}
         write(su, "one")
     [event] = events(su, notes)
     assert event["user_agent"] == row["user_agent"]
@@ -90,3 +91,21 @@ def test_a_context_set_by_hand_that_is_no_context_row_fails_the_write(
         with pytest.raises(psycopg.errors.InvalidTextRepresentation):
             write(su, "refused")
     assert actors(su, notes) == []
+
+
+def test_application_name_is_stored_with_the_context(su: Conn, notes: str) -> None:
+    """As the last helper found it; where none ran, as it is at the write,
+    blank as NULL."""
+    with su.transaction():
+        run(su, "SET LOCAL application_name = 'at-helper'",
+            "SELECT audit.set_context('u-1')",
+            "SET LOCAL application_name = 'after-helper'")
+        write(su, "helper")
+    with su.transaction():
+        run(su, "SET LOCAL application_name = 'no-helper'")
+        write(su, "none")
+    with su.transaction():
+        run(su, "SET LOCAL application_name = ''")
+        write(su, "blank")
+    assert [(e["after"]["body"], e["application_name"]) for e in events(su, notes)] == [
+        ("helper", "at-helper"), ("none", "no-helper"), ("blank", None)]
