@@ -1,6 +1,6 @@
 {% from "fragments/macros.sql" import context_value %}
 -- context_value: a context value as it is stored (fragments/macros.sql,
--- context_value), for capture, which calls it only for a blank or long
+-- context_value), for capture, which calls it only for a long
 -- application_name: a call costs the event that prepares it less than the
 -- expression does.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.context_value(p_value text)

@@ -97,8 +97,9 @@ BEGIN
         v_c := {{ S() }}.settings_context();
     ELSE
         v_c.application_name := pg_catalog.current_setting('application_name');
-        IF v_c.application_name OPERATOR(pg_catalog.=) ''
-           OR pg_catalog.octet_length(v_c.application_name) OPERATOR(pg_catalog.>) 1024 THEN
+        IF v_c.application_name OPERATOR(pg_catalog.=) '' THEN
+            v_c.application_name := NULL;
+        ELSIF pg_catalog.octet_length(v_c.application_name) OPERATOR(pg_catalog.>) 1024 THEN
             v_c.application_name := {{ S() }}.context_value(v_c.application_name);
         END IF;
     END IF;
