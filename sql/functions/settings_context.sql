@@ -18,19 +18,15 @@ BEGIN
         -- A dotted quad needs no subtransaction to be parsed.
         IF v_ip_raw ~ '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$' THEN
             v_ip := v_ip_raw::inet;
-{%- if server_version_num >= 160000 %}
-        ELSIF pg_input_is_valid(v_ip_raw, 'inet') THEN
-            v_ip := v_ip_raw::inet;
-        END IF;
-{%- else %}
         ELSE
+            -- The same body on every server version: a script rendered for
+            -- one installs unchanged on another.
             BEGIN
                 v_ip := v_ip_raw::inet;
             EXCEPTION WHEN invalid_text_representation OR invalid_parameter_value THEN
                 v_ip := NULL;
             END;
         END IF;
-{%- endif %}
     END IF;
     RETURN ROW({{ context_setting('auditsql.actor_id') }},
                {{ context_setting('auditsql.actor_email') }},
