@@ -109,3 +109,20 @@ def test_application_name_is_stored_with_the_context(su: Conn, notes: str) -> No
         write(su, "blank")
     assert [(e["after"]["body"], e["application_name"]) for e in events(su, notes)] == [
         ("helper", "at-helper"), ("none", "no-helper"), ("blank", None)]
+
+
+@pytest.mark.parametrize("arguments", [
+    ("u-1", "u1@example.com", "member", "203.0.113.9", "UA/1", "req-1"),
+    ("u-1", "", None, None, "", "req-1"),
+    ("u-1", None, None, "2001:db8::1", None, None),
+    ("u-1", None, None, "not an address", None, None),
+    ("é" * 600, None, None, "203.0.113.9", None, None),
+    ("x" * 1100, None, None, None, None, None),
+])
+def test_set_context_stores_what_the_settings_describe(su: Conn, arguments: tuple) -> None:
+    """Short values and a dotted quad or none are stored from the
+    arguments; the rest from the settings: the same context either way."""
+    with su.transaction():
+        su.execute("SELECT audit.set_context(%s, %s, %s, %s, %s, %s)", arguments)
+        stored = scalar(su, "SELECT current_setting('auditsql.context')")
+        assert stored == scalar(su, "SELECT audit.settings_context()::text")
