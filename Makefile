@@ -6,7 +6,7 @@ PG_DIR := .pg
 PG_VERSIONS := 14.23.0 16.15.0 17.11.0 18.6.0
 PYTEST_ARGS ?=
 
-.PHONY: venv pg-binaries test test-quick demo bench bench-quick bench-retention bench-integrations bench-query bench-integrity clean distclean
+.PHONY: venv pg-binaries test test-quick demo bench bench-quick bench-instructions bench-retention bench-integrations bench-query bench-integrity clean distclean
 
 venv: $(VENV_STAMP)
 
@@ -47,6 +47,10 @@ bench: venv pg-binaries
 
 bench-quick: venv pg-binaries
 	$(VPY) -m scripts.bench --quick
+
+# Instructions per audited single-row UPDATE, under callgrind (docs/performance.md).
+bench-instructions: venv pg-binaries
+	$(VPY) -m scripts.bench_instructions
 
 # Retention and partition maintenance at 1, 10 and 30 million events
 # (BENCH_RETENTION_ARGS="--sizes 0.2,1" for a short run).

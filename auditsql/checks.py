@@ -517,6 +517,35 @@ def capture_functions(ctx: Context) -> Result:
                          f"{_n(current, 'capture function')}, each as attach makes it now")
 
 
+# The casts capture must never run: to json or jsonb, of a user-defined
+# type, by a function an ordinary role owns (check_json_casts).
+_UNSAFE_JSON_CASTS = """
+SELECT format('%s -> %s (function %s, owned by %s)', c.castsource::regtype, c.casttarget::regtype,
+              c.castfunc::regprocedure, r.rolname)
+FROM pg_catalog.pg_cast AS c
+JOIN pg_catalog.pg_proc AS p ON p.oid = c.castfunc
+JOIN pg_catalog.pg_roles AS r ON r.oid = p.proowner
+WHERE c.casttarget IN ('pg_catalog.json'::pg_catalog.regtype, 'pg_catalog.jsonb'::pg_catalog.regtype)
+  AND c.castsource >= 16384 AND NOT r.rolsuper
+ORDER BY 1
+"""
+
+
+@check("capture.json_casts", "no cast to json of a user-defined type runs an ordinary role's code")
+def capture_json_casts(ctx: Context) -> Result:
+    """The event triggers refuse such a cast as it is made, and capture
+    then does not look for one on each write; a cast made before them, or
+    whose function's owner stopped being a superuser, is found here."""
+    casts = [str(row[0]) for row in ctx.cur.execute(_UNSAFE_JSON_CASTS).fetchall()]
+    if casts:
+        return Result("capture.json_casts", FAIL,
+                      _summary(casts, _n(len(casts), "unsafe cast to json")),
+                      "drop the cast, or have a superuser own its function; capture refuses "
+                      "writes to the tables it would run for", tuple(casts))
+    return Result.passed("capture.json_casts",
+                         "no cast to json or jsonb of a user-defined type runs an ordinary role's code")
+
+
 @check("triggers.guards", "the log and each partition refuse UPDATE, DELETE and TRUNCATE")
 def triggers_guards(ctx: Context) -> Result:
     problems = catalog.guard_problems(ctx.cur, ctx.schema)

@@ -1,8 +1,8 @@
-{% from "fragments/macros.sql" import column_signature, context_setting, redaction_marker %}
+{% from "fragments/macros.sql" import column_signature, redaction_marker %}
 {%- from "fragments/type_lists.sql" import type_oids, jsonb_comparable_types, setting_free_types,
    typed_types, typed_collated_types, typed_text_types %}
 {%- from "templates/capture_slots.sql" import capture_slots %}
-{%- from "templates/capture_macros.sql" import event_context with context %}
+{%- from "templates/capture_macros.sql" import event_context, json_casts_probe with context %}
 -- capture_source: the body of a table's capture function, from its row in
 -- audit.tables and audit.settings (slots: templates/capture_slots.sql).
 -- Every piece taken from the catalog or the tables is quoted here, by
@@ -20,6 +20,7 @@ DECLARE
     v_diff_list    text;
     v_changed_list text;
     v_returning    text;
+    v_guarded      boolean;
     -- One variable per slot of the templates, each named for its slot.
 {%- for name, what in capture_slots.items() %}
     {{ '%-18s' | format('v_' ~ name) }} text;  -- {{ what }}
@@ -92,7 +93,17 @@ BEGIN
     v_admin_roles := quote_literal(v_settings.admin_roles);
     v_redact_columns := quote_literal(v_table.redact);
 
-    IF v_kind = 'p' THEN
+    -- Where the event triggers are in force, every ALTER TABLE or ALTER
+    -- SCHEMA that renames an audited table refreshes its capture function
+    -- (ddl_guard), which can then hold the table's name as a constant.
+    v_guarded := EXISTS (SELECT FROM pg_event_trigger AS t
+                         WHERE t.evtname = {{ ddl_trigger | literal }} AND t.evtevent = 'ddl_command_end'
+                           AND t.evtenabled = 'A');
+    IF v_guarded THEN
+        v_entity_type := (SELECT quote_literal(format('%I.%I', n.nspname, c.relname)) || '::pg_catalog.text'
+                          FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                          WHERE c.oid = p_table);
+    ELSIF v_kind = 'p' THEN
         -- Row triggers fire on the partition that holds the row; events name
         -- the root, looked up by oid so that a rename is followed.
         v_entity_type := format(
@@ -126,8 +137,7 @@ BEGIN
 
     v_checks := '';
     IF v_table.require_actor OR v_settings.require_actor THEN
-        -- In parentheses: PL/pgSQL takes an IF condition to end at the first THEN.
-        v_checks := 'IF (' || {{ context_setting('auditsql.actor_id') | literal }} || ') IS NULL THEN
+        v_checks := 'IF v_c.actor_id IS NULL THEN
         RAISE EXCEPTION ''auditsql: % on % needs an actor: this table accepts attributed writes only'', TG_OP, TG_TABLE_NAME
             USING ERRCODE = ''invalid_authorization_specification'',
                   HINT = ' || quote_literal(format('Name the actor in the same transaction first: SELECT %I.set_actor(...).',
@@ -144,6 +154,22 @@ BEGIN
             || E'\n        RAISE EXCEPTION ''auditsql: this capture function records %%, not %%'', %L, TG_TABLE_NAME'
             || E'\n            USING ERRCODE = ''insufficient_privilege'';'
             || E'\n    END IF;', p_table::oid, p_table::text);
+    END IF;
+
+    -- The probe costs each event a subquery and a call. Where the event
+    -- triggers are in force they refuse a cast to json of a user-defined
+    -- type that an ordinary role's function implements as it is made
+    -- (ddl_guard), so only one made before them needs it; verify reports a
+    -- capture function that no longer matches this choice.
+    IF v_guarded
+       AND NOT EXISTS (SELECT FROM pg_cast AS c
+                       JOIN pg_proc AS p ON p.oid = c.castfunc
+                       JOIN pg_roles AS r ON r.oid = p.proowner
+                       WHERE c.casttarget IN ('json'::regtype, 'jsonb'::regtype)
+                         AND c.castsource >= 16384 AND NOT r.rolsuper) THEN
+        v_casts_checked := 'true';
+    ELSE
+        v_casts_checked := {{ json_casts_probe(schema | ident) | literal }};
     END IF;
 
     v_on_change_with := '';

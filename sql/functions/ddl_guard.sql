@@ -23,6 +23,7 @@ DECLARE
     v_touched    oid[] := ARRAY[]::oid[];
     v_root       oid;
     v_leaf       record;
+    v_cast       text;
 BEGIN
     -- The flag counts for a superuser's session (install runs under SET ROLE
     -- to the owner), or for the owner role reached through its SECURITY
@@ -71,6 +72,29 @@ BEGIN
         END IF;
     ELSE
         FOR v_command IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
+            -- to_jsonb() runs a cast to json of a column's type inside
+            -- capture, as the owner role: none may run an ordinary role's
+            -- code. Refused for everyone, so that capture need not probe
+            -- for such casts on each write where these triggers are in
+            -- force (capture_source).
+            IF v_command.classid IN ('pg_cast'::regclass, 'pg_proc'::regclass) THEN
+                SELECT format('%s -> %s (function %s)', c.castsource::regtype, c.casttarget::regtype,
+                              c.castfunc::regprocedure)
+                  INTO v_cast
+                FROM pg_cast AS c
+                JOIN pg_proc AS p ON p.oid = c.castfunc
+                JOIN pg_roles AS r ON r.oid = p.proowner
+                WHERE CASE WHEN v_command.classid = 'pg_cast'::regclass THEN c.oid ELSE c.castfunc END
+                          = v_command.objid
+                  AND c.casttarget IN ('json'::regtype, 'jsonb'::regtype)
+                  AND c.castsource >= 16384 AND NOT r.rolsuper
+                LIMIT 1;
+                IF v_cast IS NOT NULL THEN
+                    RAISE EXCEPTION 'auditsql: % refused: the cast % would run an ordinary role''s function with audit rights', TG_TAG, v_cast
+                        USING ERRCODE = 'insufficient_privilege',
+                              HINT = 'Have a superuser own the cast''s function.';
+                END IF;
+            END IF;
             IF v_command.schema_name = ANY (v_guarded)
                OR (v_command.classid = 'pg_namespace'::regclass
                    AND v_command.objid = ANY (v_guarded_oids)) THEN
@@ -100,6 +124,14 @@ BEGIN
                                          JOIN {{ capture_trigger_forms('g') }} ON g.name = o.tgname
                                          WHERE o.tgrelid = t.tgrelid AND f.capture <> 'any'
                                            AND g.capture NOT IN ('any', f.capture))))), '{}');
+            ELSIF v_command.classid = 'pg_namespace'::regclass
+                  AND v_command.command_tag = 'ALTER SCHEMA' THEN
+                -- A renamed schema renames its audited tables: their capture
+                -- functions hold the names (capture_source).
+                v_touched := v_touched || ARRAY(
+                    SELECT c.oid FROM pg_class AS c
+                    WHERE c.relnamespace = v_command.objid AND NOT c.oid = ANY (v_touched)
+                      AND to_regprocedure(format('%I.%I()', {{ schema | literal }}, 'capture_' || c.oid)) IS NOT NULL);
             ELSIF v_command.classid = 'pg_class'::regclass
                   AND v_command.command_tag IN ('ALTER TABLE', 'CREATE TABLE') THEN
                 v_flagged := v_flagged || coalesce((

@@ -21,5 +21,7 @@ BEGIN
             set_config('auditsql.user_agent', coalesce(v_saved ->> 'user_agent', ''), true),
             set_config('auditsql.request_id', coalesce(v_saved ->> 'request_id', ''), true),
             set_config('auditsql.context_stack', (v_stack - 0)::text, true);
+    -- Capture reads the whole context from this one setting.
+    PERFORM set_config('auditsql.context', {{ schema | ident }}.settings_context()::text, true);
 END
 $fn$;

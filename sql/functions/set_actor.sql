@@ -13,5 +13,7 @@ BEGIN
     PERFORM set_config('auditsql.actor_id', coalesce({{ context_value('set_actor.actor_id') }}, ''), true),
             set_config('auditsql.actor_email', coalesce({{ context_value('set_actor.email') }}, ''), true),
             set_config('auditsql.actor_role', coalesce({{ context_value('set_actor.role') }}, ''), true);
+    -- Capture reads the whole context from this one setting.
+    PERFORM set_config('auditsql.context', {{ schema | ident }}.settings_context()::text, true);
 END
 $fn$;

@@ -13,5 +13,7 @@ BEGIN
     PERFORM set_config('auditsql.ip_address', coalesce({{ context_value('set_request.ip_address') }}, ''), true),
             set_config('auditsql.user_agent', coalesce({{ context_value('set_request.user_agent') }}, ''), true),
             set_config('auditsql.request_id', coalesce({{ context_value('set_request.request_id') }}, ''), true);
+    -- Capture reads the whole context from this one setting.
+    PERFORM set_config('auditsql.context', {{ schema | ident }}.settings_context()::text, true);
 END
 $fn$;

@@ -13,6 +13,8 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {{ schema | ident }} FROM PUBLIC;
     ("function", "set_context", "text, text, text, text, text, text"),
     ("function", "push_context", "text, text, text, text, text, text"),
     ("function", "pop_context", ""),
+    ("function", "settings_context", ""),
+    ("function", "current_context", ""),
     ("function", "attach", "regclass, text[], text, text[], text[], jsonb, boolean, boolean, boolean"),
     ("function", "detach", "regclass"),
     ("function", "erase", "text, text, text[], text"),

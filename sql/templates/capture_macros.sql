@@ -12,7 +12,6 @@
     CASE, LIKE, JOIN ... USING) are not used. tests/sql/test_hijack.py plants
     look-alikes of everything used here ahead of pg_catalog, and reads the
     generated bodies for bare operators. -#}
-{%- from "fragments/macros.sql" import context_setting -%}
 {%- from "fragments/type_lists.sql" import type_oids, json_types -%}
 {%- from "templates/capture_slots.sql" import slot -%}
 
@@ -30,23 +29,17 @@
 {%- macro event_context_columns() -%}
 category, {{ event_context | join(', ') }}
 {%- endmacro -%}
-{#- Row level: the settings are read inside the INSERT, once per row. -#}
+{#- Row level: the context's fields (v_c, read by the prologue), and the
+    client address, which the session cannot name. -#}
 {%- macro row_context() -%}
-'data', v_admin,
-                   {{ context_setting('auditsql.actor_id') }},
-                   {{ context_setting('auditsql.actor_email') }},
-                   {{ context_setting('auditsql.actor_role') }},
-                   v_ip, CASE WHEN v_ip IS NULL THEN v_ip_raw END,
-                   {{ context_setting('auditsql.user_agent') }},
-                   {{ context_setting('auditsql.request_id') }},
-                   {{ context_setting('application_name') }},
-                   pg_catalog.inet_client_addr()
+'data', v_admin, v_c.actor_id, v_c.actor_email, v_c.actor_role, v_c.ip_address, v_c.ip_address_raw,
+                   v_c.user_agent, v_c.request_id, v_c.application_name, pg_catalog.inet_client_addr()
 {%- endmacro -%}
 {#- Statement level: read once into variables (declared in
     capture_statement.sql), constant for every row. -#}
 {%- macro statement_context() -%}
-'data', v_admin, v_actor_id, v_actor_email, v_actor_role, v_ip, CASE WHEN v_ip IS NULL THEN v_ip_raw END,
-                   v_user_agent, v_request_id, v_application_name, v_client_addr
+'data', v_admin, v_c.actor_id, v_c.actor_email, v_c.actor_role, v_c.ip_address, v_c.ip_address_raw,
+                   v_c.user_agent, v_c.request_id, v_c.application_name, v_client_addr
 {%- endmacro -%}
 
 {#- True, or an error: no cast to json or jsonb of a user-defined type whose
@@ -54,26 +47,37 @@ category, {{ event_context | join(', ') }}
     evaluates it once per statement, before any row image is built. The
     EXISTS is a cheap index probe that finds no row in most databases;
     where casts of user-defined types to json exist (extensions such as
-    hstore define some), check_json_casts() decides, and raises when it must. -#}
-{%- set json_casts_checked -%}
+    hstore define some), check_json_casts() decides, and raises when it must.
+    capture_source puts it in the slot casts_checked only where the event
+    triggers do not refuse such casts as they are made (or one exists);
+    elsewhere the slot is true. `schema` is the audit schema as it is
+    written there. -#}
+{%- macro json_casts_probe(schema_sql) -%}
 (NOT EXISTS (SELECT FROM pg_catalog.pg_cast AS c
                                WHERE c.castsource OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
                                  AND c.casttarget OPERATOR(pg_catalog.=) ANY ({{ type_oids(json_types) }}::pg_catalog.oid[]))
-                   OR {{ S() }}.check_json_casts())
+                   OR {{ schema_sql }}.check_json_casts())
+{%- endmacro -%}
+{%- set json_casts_checked -%}
+{{ slot('casts_checked') }}
 {%- endset -%}
 
 {#- The declarations of both bodies; capture_statement.sql adds its own. -#}
 {%- macro declarations() -%}
 DECLARE
     v_saved            pg_catalog.text[];
-    v_ip_raw           pg_catalog.text;
-    v_ip               pg_catalog.inet;
-    v_admin            pg_catalog.bool := COALESCE(
-        {{ context_setting('auditsql.actor_role') }} OPERATOR(pg_catalog.=) ANY ({{ slot('admin_roles') }}::pg_catalog.text[]), false);
+    v_context          pg_catalog.text := pg_catalog.current_setting('auditsql.context', true);
+    v_c                {{ S() }}.context;
+    v_admin            pg_catalog.bool;
 {%- endmacro -%}
 
-{#- What both bodies do first: TRUNCATE, the checks, the row-image
-    settings, the IP address. -#}
+{#- What both bodies do first: TRUNCATE, the context, the checks, the
+    row-image settings. The context is one setting read and cast: the
+    helpers store it whole, validated and cut (current_context() reads it
+    the same way). Where no helper was called in the transaction, the six
+    settings are read raw, and settings_context() makes them a context only
+    when one of them is set: with none set, every field but
+    application_name stays NULL. -#}
 {%- macro prologue() -%}
 BEGIN
     -- Every capture trigger of the table and its partitions calls this
@@ -82,18 +86,27 @@ BEGIN
         PERFORM {{ S() }}.capture_truncate(TG_RELID, {{ slot('table_oid') }}::pg_catalog.oid);
         RETURN NULL;
     END IF;
+    IF v_context OPERATOR(pg_catalog.<>) '' THEN
+        v_c := v_context::{{ S() }}.context;
+    ELSIF pg_catalog.concat(pg_catalog.current_setting('auditsql.actor_id', true),
+                            pg_catalog.current_setting('auditsql.actor_email', true),
+                            pg_catalog.current_setting('auditsql.actor_role', true),
+                            pg_catalog.current_setting('auditsql.ip_address', true),
+                            pg_catalog.current_setting('auditsql.user_agent', true),
+                            pg_catalog.current_setting('auditsql.request_id', true)) OPERATOR(pg_catalog.<>) '' THEN
+        v_c := {{ S() }}.settings_context();
+    ELSE
+        v_c.application_name := pg_catalog.current_setting('application_name');
+        IF v_c.application_name OPERATOR(pg_catalog.=) '' THEN
+            v_c.application_name := NULL;
+        ELSIF pg_catalog.octet_length(v_c.application_name) OPERATOR(pg_catalog.>) 1024 THEN
+            v_c.application_name := {{ S() }}.context_value(v_c.application_name);
+        END IF;
+    END IF;
+    v_admin := COALESCE(v_c.actor_role OPERATOR(pg_catalog.=) ANY ({{ slot('admin_roles') }}::pg_catalog.text[]), false);
     {{ slot('checks') }}
     IF {{ slot('pin_when') }} THEN
         v_saved := {{ S() }}.pin_image_settings();
-    END IF;
-    v_ip_raw := {{ context_setting('auditsql.ip_address') }};
-    IF v_ip_raw IS NOT NULL THEN
-        -- A dotted quad is the common case: no function call for it.
-        IF v_ip_raw OPERATOR(pg_catalog.~) '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$' THEN
-            v_ip := v_ip_raw::pg_catalog.inet;
-        ELSE
-            v_ip := {{ S() }}.inet_or_null(v_ip_raw);
-        END IF;
     END IF;
 {%- endmacro -%}
 

@@ -37,6 +37,7 @@
     'typed_new':      "the same from the new rows (', auditsql_new.x AS nN' each), or ''",
     'signature':      "statement capture: the table's columns at generation (column_signature), as a text[] literal",
     'table_oid':      "the audited table's oid",
+    'casts_checked':  "a condition true before any row image is built, or an error when a cast to json of a user-defined type could run as the owner role: 'true' where the event triggers refuse such casts, else the probe of capture_macros.sql",
 } -%}
 
 {#- The format() placeholder of the slot `name`; an error for a name that is

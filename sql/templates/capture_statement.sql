@@ -2,7 +2,7 @@
     EACH STATEMENT triggers over the transition tables auditsql_old and
     auditsql_new, for bulk writers): the other mode of capture_row.sql,
     whose notes apply. -#}
-{%- from "fragments/macros.sql" import column_signature, context_setting -%}
+{%- from "fragments/macros.sql" import column_signature -%}
 {%- from "templates/capture_slots.sql" import slot -%}
 {%- from "templates/capture_macros.sql" import declarations, prologue, epilogue, statement_context,
     json_casts_checked, generic_before, insert_created, insert_updated, insert_admin_updated,
@@ -29,12 +29,6 @@
                         OFFSET 0) AS p)
 {%- endmacro -%}
 {{ declarations() }}
-    v_actor_id         pg_catalog.text := {{ context_setting('auditsql.actor_id') }};
-    v_actor_email      pg_catalog.text := {{ context_setting('auditsql.actor_email') }};
-    v_actor_role       pg_catalog.text := {{ context_setting('auditsql.actor_role') }};
-    v_user_agent       pg_catalog.text := {{ context_setting('auditsql.user_agent') }};
-    v_request_id       pg_catalog.text := {{ context_setting('auditsql.request_id') }};
-    v_application_name pg_catalog.text := {{ context_setting('application_name') }};
     v_client_addr      pg_catalog.inet := pg_catalog.inet_client_addr();
     v_entity_type      pg_catalog.text := {{ slot('entity_type') }};
     v_exact            pg_catalog.bool;

@@ -390,3 +390,24 @@ def test_without_a_superuser_nothing_is_refused(plain_install: tuple[str, str]) 
         attach(installer, "app.mine", capture="statement")
         run(installer, "ALTER TABLE app.mine DISABLE TRIGGER auditsql_capture_insert")
         assert ("auditsql_capture_insert", "D") in triggers(su, "app.mine")
+
+
+@pytest.mark.parametrize("capture", ["row", "statement"])
+def test_without_a_superuser_capture_still_refuses_a_json_cast(
+        plain_install: tuple[str, str], capture: str) -> None:
+    """No event trigger refuses the cast as it is made: capture keeps
+    looking for one on each write, and refuses while it exists."""
+    su_dsn, installer_dsn = plain_install
+    with connect(su_dsn) as su, connect(installer_dsn) as installer:
+        run(installer, "CREATE SCHEMA app", "CREATE TYPE app.mood AS ENUM ('calm')",
+            "CREATE FUNCTION app.mood_json(app.mood) RETURNS json LANGUAGE sql"
+            " AS $$ SELECT to_json($1::text) $$",
+            "CREATE TABLE app.moods (id int PRIMARY KEY, m app.mood)")
+        attach(installer, "app.moods", capture=capture)
+        run(installer, "INSERT INTO app.moods VALUES (1, 'calm')",
+            "CREATE CAST (app.mood AS json) WITH FUNCTION app.mood_json(app.mood)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="refusing to capture"):
+            run(installer, "INSERT INTO app.moods VALUES (2, 'calm')")
+        run(installer, "DROP CAST (app.mood AS json)", "INSERT INTO app.moods VALUES (2, 'calm')")
+        assert scalar(su, "SELECT count(*) FROM audit.events WHERE entity_type = 'app.moods'"
+                      " AND action = 'created'") == 2

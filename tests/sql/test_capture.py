@@ -836,3 +836,25 @@ def test_session_settings_do_not_change_row_images(su: Conn) -> None:
     after = events(su, "public.shapes")[0]["after"]
     assert after == {"id": 1, "b": "\\x00ff", "f": 0.30000000000000004,
                      "i": "-1 days -02:03:04"}
+
+
+@pytest.mark.parametrize("capture, partitioned", [("row", False), ("statement", False),
+                                                  ("row", True)])
+def test_events_follow_a_renamed_table_and_schema(su: Conn, capture: str,
+                                                  partitioned: bool) -> None:
+    """The capture function holds the table's name where the event triggers
+    refresh it: renaming the table, or its schema, refreshes it."""
+    run(su, "CREATE SCHEMA shop")
+    if partitioned:
+        run(su, "CREATE TABLE shop.items (id int PRIMARY KEY) PARTITION BY RANGE (id)",
+            "CREATE TABLE shop.items_1 PARTITION OF shop.items FOR VALUES FROM (0) TO (100)")
+    else:
+        run(su, "CREATE TABLE shop.items (id int PRIMARY KEY)")
+    attach(su, "shop.items", capture=capture)
+    run(su, "INSERT INTO shop.items VALUES (1)",
+        "ALTER TABLE shop.items RENAME TO goods",
+        "INSERT INTO shop.goods VALUES (2)",
+        "ALTER SCHEMA shop RENAME TO store",
+        "INSERT INTO store.goods VALUES (3)")
+    assert [(e["entity_type"], e["entity_id"]) for e in events(su, None, ["created"])] == [
+        ("shop.items", "1"), ("shop.goods", "2"), ("store.goods", "3")]

@@ -13,6 +13,7 @@ import re
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 from tests.harness.roles import MakeRole
 from tests.sql.sqltools import (
@@ -305,10 +306,16 @@ def assert_no_code_ran_as_owner(su: Conn, app: AppRole) -> None:
                   (app.name,)) is False
 
 
-@pytest.mark.parametrize("capture", ["row", "statement"])
-def test_json_cast_of_a_column_type_never_runs_as_owner(
-        su: Conn, app: AppRole, app_conn: Conn, capture: str) -> None:
-    """to_jsonb() would call the cast as the owner: capture refuses, loudly."""
+EVENT_TRIGGERS = ("auditsql_ddl_audit", "auditsql_drop_audit")
+
+
+def without_event_triggers(su: Conn) -> None:
+    """What capture_source sees in an install without event triggers."""
+    for name in EVENT_TRIGGERS:
+        run(su, sql.SQL("ALTER EVENT TRIGGER {} DISABLE").format(sql.Identifier(name)))
+
+
+def mood_cast_table(app_conn: Conn) -> None:
     run(
         app_conn, *SPY_TABLE,
         "CREATE TYPE public.mood AS ENUM ('calm', 'angry')",
@@ -316,9 +323,49 @@ def test_json_cast_of_a_column_type_never_runs_as_owner(
             {SPY_BODY} RETURN to_json($1::text); END $$""",
         "CREATE TABLE public.moods (id int PRIMARY KEY, m public.mood)",
     )
+
+
+CAST_MOOD = "CREATE CAST (public.mood AS json) WITH FUNCTION public.mood_json(public.mood)"
+
+
+@pytest.mark.parametrize("capture", ["row", "statement"])
+def test_json_cast_of_a_column_type_is_refused_as_it_is_made(
+        su: Conn, app: AppRole, app_conn: Conn, capture: str) -> None:
+    """With the event triggers the cast cannot be made, by anyone; capture
+    then looks for none on each write."""
+    mood_cast_table(app_conn)
+    attach(su, "public.moods", capture=capture)
+    assert "check_json_casts" not in scalar(
+        su, "SELECT prosrc FROM pg_proc WHERE pronamespace = 'audit'::regnamespace"
+            " AND proname = 'capture_' || 'public.moods'::regclass::oid")
+    for conn in (app_conn, su):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="CREATE CAST refused"):
+            run(conn, CAST_MOOD)
+    # Nor may a superuser's cast function pass to an ordinary role.
+    run(su, "CREATE FUNCTION public.mood_json2(public.mood) RETURNS json LANGUAGE sql"
+            " AS $$ SELECT to_json($1::text) $$",
+        "CREATE CAST (public.mood AS json) WITH FUNCTION public.mood_json2(public.mood)")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="ALTER FUNCTION refused"):
+        run(su, sql.SQL("ALTER FUNCTION public.mood_json2(public.mood) OWNER TO {}").format(
+            sql.Identifier(app.name)))
+    run(su, "DROP CAST (public.mood AS json)")
+    for statement in ("INSERT INTO public.moods VALUES (2, 'calm')",
+                      "UPDATE public.moods SET m = 'angry'",
+                      "DELETE FROM public.moods"):
+        run(app_conn, statement)
+    assert_no_code_ran_as_owner(su, app)
+
+
+@pytest.mark.parametrize("capture", ["row", "statement"])
+def test_json_cast_of_a_column_type_never_runs_as_owner(
+        su: Conn, app: AppRole, app_conn: Conn, capture: str) -> None:
+    """Without event triggers, to_jsonb() would call the cast as the owner:
+    capture refuses, loudly."""
+    mood_cast_table(app_conn)
+    without_event_triggers(su)
     attach(su, "public.moods", capture=capture)
     run(app_conn, "INSERT INTO public.moods VALUES (1, 'calm')")
-    run(app_conn, "CREATE CAST (public.mood AS json) WITH FUNCTION public.mood_json(public.mood)")
+    run(app_conn, CAST_MOOD)
     for statement in ("INSERT INTO public.moods VALUES (2, 'calm')",
                       "UPDATE public.moods SET m = 'angry'",
                       "DELETE FROM public.moods",
@@ -331,6 +378,30 @@ def test_json_cast_of_a_column_type_never_runs_as_owner(
     run(app_conn, "DROP CAST (public.mood AS json)")
     run(app_conn, "UPDATE public.moods SET m = 'angry'")
     assert [e["action"] for e in events(su, "public.moods")] == ["created", "updated"]
+
+
+@pytest.mark.parametrize("capture", ["row", "statement"])
+def test_json_cast_made_before_the_event_triggers_is_still_refused(
+        su: Conn, app: AppRole, app_conn: Conn, capture: str) -> None:
+    """A cast made while the event triggers were not in force: capture made
+    afterwards keeps the check, and verify reports the cast."""
+    from auditsql import checks
+
+    mood_cast_table(app_conn)
+    without_event_triggers(su)
+    run(app_conn, CAST_MOOD)
+    for name in EVENT_TRIGGERS:
+        run(su, sql.SQL("ALTER EVENT TRIGGER {} ENABLE ALWAYS").format(sql.Identifier(name)))
+    attach(su, "public.moods", capture=capture)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="refusing to capture"):
+        run(app_conn, "INSERT INTO public.moods VALUES (1, 'calm')")
+    with su.cursor(row_factory=tuple_row) as cur:
+        result = checks.capture_json_casts(checks.Context(cur, "audit"))
+    assert result.status == checks.FAIL and "mood -> json (function mood_json(mood)" in result.message
+    assert_no_code_ran_as_owner(su, app)
+    run(app_conn, "DROP CAST (public.mood AS json)")
+    with su.cursor(row_factory=tuple_row) as cur:
+        assert checks.capture_json_casts(checks.Context(cur, "audit")).status == checks.PASS
 
 
 def test_json_cast_of_another_superuser_is_trusted(

@@ -38,7 +38,8 @@ SEQUENCE_PRIVILEGES = ("SELECT", "UPDATE", "USAGE")
 EVENT_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 CONTEXT_HELPERS = {"audit.set_actor(text,text,text)", "audit.set_request(text,text,text)",
                    "audit.set_context(text,text,text,text,text,text)",
-                   "audit.push_context(text,text,text,text,text,text)", "audit.pop_context()"}
+                   "audit.push_context(text,text,text,text,text,text)", "audit.pop_context()",
+                   "audit.settings_context()", "audit.current_context()"}
 # What any role may call besides: attach and detach check the operator role
 # themselves, and refresh only records what the catalog says.
 PUBLIC_FUNCTIONS = CONTEXT_HELPERS | {

@@ -122,18 +122,28 @@ def test_context_values_are_stored_exactly(su: Conn, writer: Conn, value: str) -
 def test_over_long_values_are_cut_by_the_helpers_and_in_capture(
         su: Conn, writer: Conn) -> None:
     """Context is never refused: cut to 1023 characters and a marker, by the
-    helpers and, for a value set with set_config, by capture."""
+    helpers (a value set with set_config before one of them included) and,
+    for a value set with set_config where no helper ran, by capture."""
     run(su, "CREATE TABLE notes (id int PRIMARY KEY)")
     attach(su, "notes")
     su.execute("GRANT INSERT ON notes TO auditsql_writer")
     exact, long = "é" * 1024, "é" * 1025
     with writer.transaction():
-        writer.execute("SELECT audit.set_actor(%s, %s)", (long, exact))
         writer.execute("SELECT audit.set_request(NULL, %s)", (long,))
         writer.execute("SELECT set_config('auditsql.request_id', %s, true)", ("ü" * 3000,))
+        writer.execute("SELECT audit.set_actor(%s, %s)", (long, exact))
         log(writer, "login", None, None, None)
         writer.execute("INSERT INTO notes VALUES (1)")
-    for event in events(su, None, actions=["login", "created"]):
+    with writer.transaction():
+        writer.execute("SELECT set_config('auditsql.actor_id', %s, true)", (long,))
+        writer.execute("SELECT set_config('auditsql.actor_email', %s, true)", (exact,))
+        writer.execute("SELECT set_config('auditsql.user_agent', %s, true)", (long,))
+        writer.execute("SELECT set_config('auditsql.request_id', %s, true)", ("ü" * 3000,))
+        log(writer, "logout", None, None, None)
+        writer.execute("INSERT INTO notes VALUES (2)")
+    found = events(su, None, actions=["login", "logout", "created"])
+    assert len(found) == 4
+    for event in found:
         assert event["actor_id"] == "é" * 1023 + "…"
         assert event["actor_email"] == exact
         assert event["user_agent"] == "é" * 1023 + "…"

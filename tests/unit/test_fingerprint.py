@@ -84,7 +84,8 @@ def test_install_script_defines_what_sql_holds(version: int, event_trigger: bool
     assert len(keys) == len(set(keys)), "an object defined twice"
     assert {("function", "set_actor"), ("function", "set_request"),
             ("function", "set_context"), ("function", "push_context"),
-            ("function", "pop_context"), ("function", "attach"),
+            ("function", "pop_context"), ("function", "settings_context"),
+            ("function", "current_context"), ("function", "attach"),
             ("function", "detach"), ("function", "erase"), ("function", "refresh"),
             ("schema", "audit")} == parsed.public_grants
 

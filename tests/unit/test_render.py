@@ -367,9 +367,19 @@ def test_context_is_read_through_context_setting_only() -> None:
     """Every function that records context, capture included, reads it with
     context_setting (fragments/macros.sql), so that all of them store the same
     value and decide admin and a missing actor on it. push_context reads the
-    settings as they were set, to restore them so (pop_context)."""
+    settings as they were set, to restore them so (pop_context); capture
+    reads them raw only to learn whether any is set before it calls
+    settings_context(), which reads them with context_setting; set_context
+    stores application_name as it is only where every value is short (else
+    settings_context() stores the context), and blank as NULL."""
     readers = {name for name in _sql_files() if CONTEXT_READ.search(_sql_source(name))}
-    assert readers == {"functions/push_context.sql"}
+    assert readers == {"functions/push_context.sql", "templates/capture_macros.sql",
+                       "functions/set_context.sql"}
+    set_context = _sql_source("functions/set_context.sql")
+    assert "nullif(v_app, '')" in set_context and "<= 1024" in set_context
+    macros = _sql_source("templates/capture_macros.sql")
+    assert macros.count("pg_catalog.current_setting('auditsql.") == 7  # auditsql.context and the six
+    assert "settings_context()" in macros
     assert "macro context_setting(name)" in _sql_source("fragments/macros.sql")
 
 

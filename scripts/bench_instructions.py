@@ -1,0 +1,175 @@
+"""Instructions per single-row UPDATE of pgbench_accounts, per trigger.
+
+The method of docs/performance.md ("Where the time goes"): one throwaway
+PostgreSQL cluster holds a database per configuration; it is stopped, and
+for each configuration a single-user backend runs under
+``valgrind --tool=callgrind`` from a fresh copy of the data directory,
+first 200 and then 600 single-row ``UPDATE pgbench_accounts`` statements,
+each its own transaction. The difference of the two totals divided by 400
+is what one statement costs: exact, and repeatable to the instruction.
+
+Configurations: ``none`` (no trigger), ``row-min`` (the bench's bare row
+trigger), ``auditsql`` (row mode) without context, and ``auditsql`` with
+context set for the session: through the six settings, and (where the
+installed auditsql has it) through ``auditsql.context`` as set_context
+stores it.
+
+Run with ``python -m scripts.bench_instructions`` (a few minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+from auditsql import installer
+from auditsql.render import Settings
+from scripts.bench import MINLOG_SQL
+from tests.harness import pgcluster
+
+VALGRIND = "/usr/bin/valgrind"
+
+# The context of the bench's "context set" runs, set for the session so that
+# only what capture does with it is counted.
+SIX_SETTINGS = {
+    "auditsql.actor_id": "u-42", "auditsql.actor_email": "user42@example.com",
+    "auditsql.actor_role": "member", "auditsql.ip_address": "203.0.113.9",
+    "auditsql.user_agent": "bench/1.0", "auditsql.request_id": "req-42",
+}
+
+
+def session_six() -> str:
+    return "".join(f"SELECT pg_catalog.set_config('{k}', '{v}', false);\n"
+                   for k, v in SIX_SETTINGS.items())
+
+
+def session_context() -> str:
+    """auditsql.context as set_context stores it, kept for the session."""
+    return ("SELECT audit.set_context('u-42', 'user42@example.com', 'member', '203.0.113.9', "
+            "'bench/1.0', 'req-42'), pg_catalog.set_config('auditsql.context', "
+            "pg_catalog.current_setting('auditsql.context'), false);\n")
+
+
+CONFIGS: dict[str, tuple[str, str]] = {
+    # name: (database, statements run before the counted ones)
+    "none": ("i_none", ""),
+    "row-min": ("i_rowmin", ""),
+    "auditsql": ("i_audit", ""),
+    "auditsql, context in the six settings": ("i_audit", session_six()),
+    "auditsql, context by set_context": ("i_audit", session_context()),
+}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def updates(n: int) -> str:
+    return "".join(f"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = {i % 100000 + 1};\n"
+                   for i in range(n))
+
+
+def prepare(cluster: pgcluster.Cluster) -> None:
+    for db in ("i_none", "i_rowmin", "i_audit"):
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {db}")
+        subprocess.run([str(cluster.bindir / "pgbench"), "-i", "-q", "-s", "1", "-h",
+                        str(cluster.sockdir), "-p", str(cluster.port), "-U", cluster.superuser, db],
+                       check=True, capture_output=True)
+    with psycopg.connect(cluster.dsn("i_rowmin"), autocommit=True) as conn:
+        conn.execute(MINLOG_SQL)
+        conn.execute("CREATE TRIGGER minlog AFTER INSERT OR UPDATE OR DELETE ON pgbench_accounts "
+                     "FOR EACH ROW EXECUTE FUNCTION minlog_row()")
+    with psycopg.connect(cluster.dsn("i_audit")) as conn:
+        installer.install(conn, Settings())
+        installer.attach(conn, ["pgbench_accounts"], Settings())
+    for db in ("i_none", "i_rowmin", "i_audit"):
+        with psycopg.connect(cluster.dsn(db), autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+            conn.execute("CHECKPOINT")
+
+
+def count(cluster: pgcluster.Cluster, source: Path, work: Path, db: str, script: str) -> int:
+    """Instructions callgrind counts for a single-user backend running *script*."""
+    data = work / "data"
+    if data.exists():
+        shutil.rmtree(data)
+    shutil.copytree(source, data, symlinks=True)
+    uid, gid = cluster.run_as.uid, cluster.run_as.gid
+    if uid is not None:
+        for root, dirs, files in os.walk(work):
+            for name in (*dirs, *files):
+                os.chown(os.path.join(root, name), uid, gid if gid is not None else -1)
+    out = work / "callgrind.out"
+    proc = subprocess.run(
+        [VALGRIND, "--tool=callgrind", f"--callgrind-out-file={out}",
+         str(cluster.bindir / "postgres"), "--single", "-D", str(data), "-c", "jit=off", db],
+        input=script, capture_output=True, text=True, cwd=work,
+        user=uid, group=gid, extra_groups=None if uid is None else [],
+        env={k: v for k, v in os.environ.items() if not k.startswith("PG")} | {"LC_ALL": "C"})
+    if proc.returncode != 0 or "ERROR" in proc.stdout or "ERROR" in proc.stderr:
+        raise RuntimeError(f"single-user run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    match = re.search(r"^summary: (\d+)", out.read_text(), re.M)
+    if not match:
+        raise RuntimeError("no summary in the callgrind output")
+    out.unlink()
+    return int(match.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pg-version", type=int, default=15)
+    parser.add_argument("--only", action="append", help="configuration(s) to count")
+    args = parser.parse_args(argv)
+    bindir = pgcluster.find_bindir(args.pg_version)
+    if bindir is None:
+        log(f"no PostgreSQL {args.pg_version} binaries")
+        return 1
+    os.environ.setdefault(pgcluster.ENV_TMPDIR, tempfile.gettempdir())
+    cluster = pgcluster.start_cluster(bindir, settings={"fsync": "off"})
+    try:
+        log("preparing databases ...")
+        prepare(cluster)
+        subprocess.run([str(cluster.bindir / "pg_ctl"), "stop", "-D", str(cluster.datadir), "-m",
+                        "fast", "-w"], check=True, capture_output=True, user=cluster.run_as.uid,
+                       group=cluster.run_as.gid, cwd=cluster.sockdir)
+        work = cluster.sockdir / "work"
+        work.mkdir()
+        if cluster.run_as.uid is not None:
+            os.chown(work, cluster.run_as.uid, cluster.run_as.gid or -1)
+        results: dict[str, float] = {}
+        for name, (db, pre) in CONFIGS.items():
+            if args.only and name not in args.only:
+                continue
+            try:
+                low = count(cluster, cluster.datadir, work, db, pre + updates(200))
+                high = count(cluster, cluster.datadir, work, db, pre + updates(600))
+            except RuntimeError as exc:
+                log(f"{name}: {str(exc).strip().splitlines()[-1]}")
+                continue
+            results[name] = (high - low) / 400
+            log(f"{name}: {results[name]:,.0f}")
+        none = results.get("none")
+        rowmin = results.get("row-min")
+        print(f"{'trigger':<42}{'per statement':>15}{'added':>10}{'/ row-min':>11}")
+        for name, value in results.items():
+            added = value - none if none is not None else None
+            ratio = (added / (rowmin - none)) if added is not None and rowmin and none else None
+            print(f"{name:<42}{value:>15,.0f}"
+                  f"{'' if added is None or name == 'none' else f'{added:,.0f}':>10}"
+                  f"{'' if ratio is None or name == 'none' else f'{ratio:.2f}':>11}")
+    finally:
+        cluster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""The context in one setting: the helpers store it whole in
+auditsql.context, every event reads it there when it is set, and the six
+settings only when it is not (docs/sql.md, "How the context is read")."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import psycopg
+import pytest
+
+from tests.sql.sqltools import Conn, attach, events, run, scalar
+
+@pytest.fixture(params=["row", "statement"])
+def notes(su: Conn, request: pytest.FixtureRequest) -> str:
+    run(su, "CREATE TABLE notes (id int PRIMARY KEY, body text)")
+    attach(su, "notes", capture=request.param)
+    return "public.notes"
+
+
+def write(conn: Conn, body: str) -> None:
+    run(conn, f"INSERT INTO notes VALUES ((SELECT coalesce(max(id), 0) + 1 FROM notes), '{body}')")
+
+
+def actors(conn: Conn, table: str) -> list[tuple[str, str | None]]:
+    return [(e["after"]["body"], e["actor_id"]) for e in events(conn, table)]
+
+
+def test_set_context_stores_the_whole_context_in_one_setting(su: Conn, notes: str) -> None:
+    with su.transaction():
+        run(su, "SELECT audit.set_context('u-1', 'u1@example.com', 'member', '203.0.113.9',"
+                " repeat('x', 2000), '')")
+        stored = scalar(su, "SELECT current_setting('auditsql.context')")
+        # One cast gives every field, validated, blank as NULL and cut.
+        row = su.execute("SELECT (c).* FROM (SELECT %s::audit.context AS c) AS s",
+                         (stored,)).fetchone()
+        assert row is not None
+        assert dict(row) == {
+            "actor_id": "u-1", "actor_email": "u1@example.com", "actor_role": "member",
+            "ip_address": ipaddress.ip_address("203.0.113.9"), "ip_address_raw": None,
+            "user_agent": "x" * 1023 + "\u2026", "request_id": None,
+            "application_name": scalar(su, "SHOW application_name")}
+        write(su, "one")
+    [event] = events(su, notes)
+    assert event["user_agent"] == row["user_agent"]
+    assert [event[f] for f in ("actor_id", "actor_email", "actor_role", "request_id")] == [
+        "u-1", "u1@example.com", "member", None]
+
+
+def test_mixing_the_setting_and_set_config_in_one_transaction(su: Conn, notes: str) -> None:
+    """set_config alone is read; once a helper ran, what it stored wins over
+    a later set_config until a helper runs again or the setting is cleared;
+    a set_config before a helper counts."""
+    with su.transaction():
+        run(su, "SELECT set_config('auditsql.actor_id', 'raw-1', true)")
+        write(su, "raw only")
+        run(su, "SELECT set_config('auditsql.user_agent', 'ua-raw', true)",
+            "SELECT audit.set_actor('helper-1')")
+        write(su, "helper after raw")
+        run(su, "SELECT set_config('auditsql.actor_id', 'raw-2', true)")
+        write(su, "raw after helper")
+        assert scalar(su, "SELECT (audit.current_context()).actor_id") == "helper-1"
+        run(su, "SELECT set_config('auditsql.context', '', true)")
+        write(su, "stored context cleared")
+        run(su, "SELECT audit.set_request('198.51.100.4')")
+        write(su, "helper again")
+        run(su, "SELECT audit.log_event('viewed')")
+    assert actors(su, notes) == [("raw only", "raw-1"), ("helper after raw", "helper-1"),
+                                 ("raw after helper", "helper-1"),
+                                 ("stored context cleared", "raw-2"),
+                                 ("helper again", "raw-2")]
+    found = events(su, notes)
+    assert found[1]["user_agent"] == "ua-raw"
+    assert str(found[4]["ip_address"]) == "198.51.100.4"
+    [logged] = events(su, actions=["viewed"])
+    assert (logged["actor_id"], str(logged["ip_address"])) == ("raw-2", "198.51.100.4")
+
+
+def test_the_stored_context_ends_with_the_transaction(su: Conn, notes: str) -> None:
+    with su.transaction():
+        run(su, "SELECT audit.set_context('u-1')")
+    write(su, "after")
+    assert scalar(su, "SELECT current_setting('auditsql.context', true)") == ""
+    assert actors(su, notes) == [("after", None)]
+
+
+def test_a_context_set_by_hand_that_is_no_context_row_fails_the_write(
+        su: Conn, notes: str) -> None:
+    with su.transaction():
+        run(su, "SELECT set_config('auditsql.context', 'not a row', true)")
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            write(su, "refused")
+    assert actors(su, notes) == []
+
+
+def test_application_name_is_stored_with_the_context(su: Conn, notes: str) -> None:
+    """As the last helper found it; where none ran, as it is at the write,
+    blank as NULL."""
+    with su.transaction():
+        run(su, "SET LOCAL application_name = 'at-helper'",
+            "SELECT audit.set_context('u-1')",
+            "SET LOCAL application_name = 'after-helper'")
+        write(su, "helper")
+    with su.transaction():
+        run(su, "SET LOCAL application_name = 'no-helper'")
+        write(su, "none")
+    with su.transaction():
+        run(su, "SET LOCAL application_name = ''")
+        write(su, "blank")
+    assert [(e["after"]["body"], e["application_name"]) for e in events(su, notes)] == [
+        ("helper", "at-helper"), ("none", "no-helper"), ("blank", None)]
+
+
+@pytest.mark.parametrize("arguments", [
+    ("u-1", "u1@example.com", "member", "203.0.113.9", "UA/1", "req-1"),
+    ("u-1", "", None, None, "", "req-1"),
+    ("u-1", None, None, "2001:db8::1", None, None),
+    ("u-1", None, None, "not an address", None, None),
+    ("é" * 600, None, None, "203.0.113.9", None, None),
+    ("x" * 1100, None, None, None, None, None),
+])
+def test_set_context_stores_what_the_settings_describe(su: Conn, arguments: tuple) -> None:
+    """Short values and a dotted quad or none are stored from the
+    arguments; the rest from the settings: the same context either way."""
+    with su.transaction():
+        su.execute("SELECT audit.set_context(%s, %s, %s, %s, %s, %s)", arguments)
+        stored = scalar(su, "SELECT current_setting('auditsql.context')")
+        assert stored == scalar(su, "SELECT audit.settings_context()::text")
