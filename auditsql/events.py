@@ -3,6 +3,7 @@ and time, one event by its id, and a stream of events for export."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -169,26 +170,51 @@ def event(conn: psycopg.Connection, schema: str, event_id: int) -> Event:
     return found
 
 
-# What export writes for each event: the history view's columns, times in
-# the zone the session is set to.
+# What export writes: each event as stored in the events table (an update's
+# before holds the old values of the changed columns only; the whole old row
+# is after || before). Reading the history view instead costs more than
+# half the throughput, for what the stored event already says.
 EXPORT_FORMATS = ("jsonl", "csv")
+EXPORT_COLUMNS = ["id", "occurred_at", "txid", "category", "action", "admin", "entity_type",
+                  "entity_id", "previous_entity_id", "caused_by", "actor_id", "actor_email",
+                  "actor_role", "ip_address", "ip_address_raw", "client_addr", "user_agent",
+                  "request_id", "db_user", "application_name", "changed_columns", "before",
+                  "after"]
+# Columns whose text form is already JSON (numbers, booleans, jsonb).
+_JSON_AS_TEXT = {"id", "txid", "caused_by", "admin", "before", "after"}
+
+
+def _json_line() -> sql.Composed:
+    """One JSON object per event, built by concatenation: several times
+    faster than row_to_json, which looks up each column's type for every
+    row. Keys in EXPORT_COLUMNS order, id first."""
+    parts = []
+    for i, column in enumerate(EXPORT_COLUMNS):
+        value = (sql.SQL("h.{}::text") if column in _JSON_AS_TEXT
+                 else sql.SQL("to_json(h.{})::text")).format(sql.Identifier(column))
+        key = ("{" if i == 0 else ",") + json.dumps(column) + ":"
+        parts.append(sql.SQL("{} || coalesce({}, 'null')").format(sql.Literal(key), value))
+    return sql.SQL(" || ").join(parts) + sql.SQL(" || '}'")
 
 
 def export_query(cur: psycopg.Cursor, schema: str, chosen: Filter, fmt: str) -> sql.Composed:
     """The COPY statement streaming the events ``chosen`` picks, in id order.
 
-    jsonl: one JSON object a line. COPY's text format would escape every
-    backslash of the JSON again; its csv format with a quote and delimiter
-    no JSON text holds unescaped (JSON escapes every control character)
-    copies the text as it is."""
+    jsonl: COPY's text format would escape every backslash of the JSON
+    again; its csv format, with a quote and a delimiter that JSON text never
+    holds unescaped (JSON escapes every control character), copies the text
+    as it is."""
     if fmt not in EXPORT_FORMATS:
         raise errors.InvalidValue(f"unknown export format {fmt!r}: use jsonl or csv")
-    inner = _select(schema) + _where(cur, schema, chosen) + sql.SQL(" ORDER BY h.id")
+    source = sql.SQL(" FROM {}.events AS h").format(sql.Identifier(schema)) + _where(
+        cur, schema, chosen) + sql.SQL(" ORDER BY h.id")
     if fmt == "jsonl":
-        return sql.SQL("COPY (SELECT row_to_json(e)::text FROM ({}) AS e) TO STDOUT "
-                       "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')").format(inner)
-    return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER {})").format(
-        inner, sql.SQL("false" if chosen.after_id is not None else "true"))
+        return sql.SQL("COPY (SELECT {}{}) TO STDOUT "
+                       "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')").format(
+            _json_line(), source)
+    return sql.SQL("COPY (SELECT {}{}) TO STDOUT (FORMAT csv, HEADER {})").format(
+        sql.SQL(", ").join(sql.SQL("h.{}").format(sql.Identifier(c)) for c in EXPORT_COLUMNS),
+        source, sql.SQL("false" if chosen.after_id is not None else "true"))
 
 
 @dataclass(frozen=True)
@@ -217,6 +243,5 @@ def export(conn: psycopg.Connection, schema: str, chosen: Filter, fmt: str,
 def last_id(chunk: bytes, fmt: str) -> int:
     """The event id a chunk of ``export`` holds."""
     if fmt == "jsonl":
-        import json
         return int(json.loads(chunk)["id"])
     return int(chunk.split(b",", 1)[0])

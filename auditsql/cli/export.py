@@ -53,8 +53,7 @@ def export(
                                until=view.when(until, zone), after_id=after_id)
         events.check(chosen)
         with Audit(dsn, schema=schema) as audit:
-            sink = (output.open("ab" if after_id is not None else "wb") if output
-                    else sys.stdout.buffer)
+            sink = _open(output, append=after_id is not None) if output else sys.stdout.buffer
             try:
                 done = _write(events.export(audit.connection, schema, chosen, fmt, zone.key),
                               sink, fmt, header=fmt == "csv" and after_id is None)
@@ -66,6 +65,13 @@ def export(
     last = done.last_id if done.last_id is not None else after_id
     err.print(f"exported {done.events} events" + (f"; last id {last}" if last is not None
                                                   else ""), markup=False)
+
+
+def _open(path: Path, *, append: bool) -> BinaryIO:
+    try:
+        return path.open("ab" if append else "wb")
+    except OSError as exc:
+        raise errors.InvalidValue(f"cannot write to {path}: {exc.strerror}") from None
 
 
 def _write(chunks: object, sink: BinaryIO, fmt: str, *, header: bool) -> events.Exported:
@@ -81,7 +87,7 @@ def _write(chunks: object, sink: BinaryIO, fmt: str, *, header: bool) -> events.
                 continue
             count += 1
             last = chunk
-            if progress and not count % 10000 and time.monotonic() - shown > PROGRESS_EVERY:
+            if progress and not count % 1000 and time.monotonic() - shown >= PROGRESS_EVERY:
                 shown = time.monotonic()
                 err.file.write(f"\rexported {count} events")
                 err.file.flush()
