@@ -6,7 +6,7 @@ PG_DIR := .pg
 PG_VERSIONS := 14.23.0 16.15.0 17.11.0 18.6.0
 PYTEST_ARGS ?=
 
-.PHONY: venv pg-binaries test test-quick demo bench bench-quick bench-retention bench-export clean distclean
+.PHONY: venv pg-binaries test test-quick demo bench bench-quick bench-retention bench-query bench-export clean distclean
 
 venv: $(VENV_STAMP)
 
@@ -56,6 +56,13 @@ bench-export: venv pg-binaries
 
 bench-retention: venv pg-binaries
 	$(VPY) -m scripts.bench_retention $(BENCH_RETENTION_ARGS)
+
+# Reading the log on a generated log of 10 million events
+# (BENCH_QUERY_ARGS="--events 1000000" for a short run, "--index-cost" for
+# the write cost of the indexes reading uses).
+BENCH_QUERY_ARGS ?=
+bench-query: venv pg-binaries
+	$(VPY) -m scripts.bench_query $(BENCH_QUERY_ARGS)
 
 clean:
 	rm -rf .pytest_cache .hypothesis build dist report.xml

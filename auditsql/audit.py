@@ -29,12 +29,14 @@ import psycopg
 from auditsql import __version__, catalog, checks, cron, db, erasure, errors, holds, installer
 from auditsql import events as events_
 from auditsql import revert as revert_
+from auditsql import reading
 from auditsql import partitions as parts_
 from auditsql import retention as retention_
 from auditsql.cron import DEFAULT_CRON, CronJob, CronStatus
 from auditsql.fingerprint import ObjectState, classify
 from auditsql.holds import Hold, Placed
 from auditsql.partitions import Due, Partitions
+from auditsql.reading import Change, Event, Progress, Row
 from auditsql.render import Settings, install_definitions
 from auditsql.retention import DEFAULT_MONTHS_AHEAD, Moved, Policy, PolicySet, Removed, RunResult
 
@@ -229,6 +231,42 @@ class Audit:
             except errors.AuditsqlError:
                 installed = None
         return Report(self.schema, installed, results)
+
+    # -- reading the log ---------------------------------------------------
+
+    def history(self, table: str, entity_id: str) -> list[Event]:
+        """Every event of one row, oldest first, under each key it has had."""
+        return reading.history(self.connection, self.schema, table, entity_id)
+
+    def row_at(self, table: str, entity_id: str, at: datetime) -> Row | None:
+        """The row as the log says it was at ``at`` (None: no row had the
+        key then); excluded columns absent, redacted ones as the marker."""
+        return reading.row_at(self.connection, self.schema, table, entity_id, at)
+
+    def table_at(self, table: str, at: datetime) -> dict[str, Row]:
+        """Every row as the log says it was at ``at``: entity id -> row."""
+        return reading.table_at(self.connection, self.schema, table, at)
+
+    def changes(self, table: str, entity_id: str | None = None,
+                column: str | None = None) -> list[Change]:
+        """The columns the table's data events changed, one ``Change`` each
+        (of one row, of one column), oldest first."""
+        return reading.changes(self.connection, self.schema, table, entity_id, column)
+
+    def events(self, *, request_id: str | None = None, txid: int | None = None,
+               actor_id: str | None = None, since: datetime | None = None,
+               until: datetime | None = None, limit: int = 1000) -> list[Event]:
+        """The events of one request, of one transaction, or of one actor
+        from ``since`` up to ``until`` (at most ``limit``), oldest first."""
+        return reading.events(self.connection, self.schema, request_id=request_id, txid=txid,
+                              actor_id=actor_id, since=since, until=until, limit=limit)
+
+    def snapshot(self, table: str, batch_size: int = 10_000,
+                 progress: Progress | None = None) -> int:
+        """Record every row of an audited table as a ``snapshot`` event, a
+        committed batch at a time (``progress`` gets the rows so far after
+        each); returns the rows recorded."""
+        return reading.snapshot(self.connection, self.schema, table, batch_size, progress)
 
     # -- retention ---------------------------------------------------------
 

@@ -100,3 +100,13 @@ class RevertConflict(AuditsqlError):
     def __init__(self, message: str, conflicts: Sequence[object] = ()) -> None:
         super().__init__(message)
         self.conflicts = list(conflicts)
+
+
+class NotAudited(AuditsqlError):
+    """The table exists but is not audited, so the log cannot say what its
+    rows were."""
+
+
+class InvalidEntityId(InvalidValue):
+    """An entity id that cannot be one of the table's: not a value of its
+    key's type, or a composite key not given as a JSON array of its values."""

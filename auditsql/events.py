@@ -1,5 +1,6 @@
 """Reading the log: events chosen by table, entity, actor, action, request
-and time, one event by its id, and a stream of events for export."""
+and time (``auditsql log``), one event by its id, and a stream of events for
+export. Events are :class:`auditsql.reading.Event`, as a row's history."""
 
 from __future__ import annotations
 
@@ -14,36 +15,9 @@ import psycopg.rows
 from psycopg import sql
 
 from auditsql import catalog, db, errors
+from auditsql.reading import Event
 
 MAX_LIMIT = 1_000_000
-
-
-@dataclass(frozen=True)
-class Event:
-    """One event as the history view has it: an update's ``before`` is the
-    whole old row, and ``changed_columns`` names what it changed."""
-
-    id: int
-    occurred_at: datetime
-    txid: int
-    category: str
-    action: str
-    admin: bool
-    entity_type: str | None
-    entity_id: str | None
-    previous_entity_id: str | None
-    caused_by: int | None
-    actor_id: str | None
-    actor_email: str | None
-    actor_role: str | None
-    ip_address: str | None
-    user_agent: str | None
-    request_id: str | None
-    db_user: str
-    application_name: str | None
-    changed_columns: list[str] | None
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
 
 
 COLUMNS = [f.name for f in fields(Event)]
@@ -66,9 +40,8 @@ class Filter:
 
 def _select(schema: str) -> sql.Composed:
     """The event columns from the history view, the address as text."""
-    cols = [sql.SQL("coalesce(host(h.ip_address), h.ip_address_raw) AS ip_address")
-            if c == "ip_address"
-            else sql.SQL("h.{}::text AS category" if c == "category" else "h.{}").format(
+    cols = [sql.SQL("host(h.{0}) AS {0}" if c in ("ip_address", "client_addr")
+                    else "h.{0}::text AS {0}" if c == "category" else "h.{0}").format(
                 sql.Identifier(c)) for c in COLUMNS]
     return sql.SQL("SELECT {} FROM {}.history AS h").format(
         sql.SQL(", ").join(cols), sql.Identifier(schema))

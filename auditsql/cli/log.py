@@ -100,7 +100,7 @@ def history(
         style = view.fmt(as_json, as_csv)
         zone = times.zone(tz)
         with Audit(dsn, schema=schema) as audit:
-            found = audit.log(table=table, entity_id=entity_id, newest_first=False)
+            found = audit.history(table, entity_id)
     view.print_events(found, zone, style)
 
 
@@ -124,7 +124,9 @@ def diff(
     with reported():
         zone = times.zone(tz)
         with Audit(dsn, schema=schema) as audit:
-            found = audit.log(table=table, entity_id=entity_id, since=view.when(since, zone),
-                              until=view.when(until, zone), newest_first=False)
-    view.print_diffs([e for e in found if e.category == "data"], zone,
+            start, end = view.when(since, zone), view.when(until, zone)
+            found = [e for e in audit.history(table, entity_id) if e.category == "data"
+                     and (start is None or e.occurred_at >= start)
+                     and (end is None or e.occurred_at < end)]
+    view.print_diffs(found, zone,
                      "json" if as_json else "text", all_columns)

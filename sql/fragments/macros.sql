@@ -84,7 +84,7 @@ ARRAY(SELECT ROW(a.attnum, a.atttypid, a.attcollation, a.attname)::pg_catalog.te
 {#- Event actions. Data actions are written by capture, system actions by
     auditsql about itself: applications may log neither (action_category).
     Auth actions are the ones log_event files under category 'auth'. -#}
-{% set data_actions = ['created', 'updated', 'deleted', 'truncated'] %}
+{% set data_actions = ['created', 'updated', 'deleted', 'truncated', 'snapshot'] %}
 {% set system_actions = ['attached', 'detached', 'configured', 'retention_policy_set',
                          'retention_applied', 'default_rows_moved', 'legal_hold_placed',
                          'legal_hold_released', 'audit_ddl', 'partition_detached',

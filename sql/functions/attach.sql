@@ -1,4 +1,7 @@
--- attach: start auditing a table, or change how it is audited.
+-- attach: start auditing a table, or change how it is audited; with
+-- p_baseline, also record the rows it has (snapshot), in this transaction.
+-- Before 0.2.0 had p_baseline: CREATE OR REPLACE would add an overload.
+DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[], text, text[], text[], jsonb, boolean, boolean);
 -- Not SECURITY DEFINER: the table side (its triggers, the owner role's
 -- SELECT) needs the rights of the table's owner, and attaching must give
 -- nobody rights over the log; the audit side runs as the owner role in
@@ -11,7 +14,8 @@ CREATE OR REPLACE FUNCTION {{ schema | ident }}.attach(
     p_redact           text[]  DEFAULT NULL,
     p_on_change        jsonb   DEFAULT NULL,
     p_require_actor    boolean DEFAULT NULL,
-    p_trust_id_columns boolean DEFAULT NULL)
+    p_trust_id_columns boolean DEFAULT NULL,
+    p_baseline         boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -21,6 +25,7 @@ DECLARE
     v_member    record;
     v_granted   boolean := false;
     v_usage     oid[] := '{}'::oid[];
+    v_after     jsonb;
 BEGIN
     IF NOT pg_has_role(current_user, {{ operator | literal }}, 'MEMBER') THEN
         RAISE EXCEPTION 'auditsql: role % may not attach tables: it must be a member of %', current_user, {{ operator | literal }}
@@ -56,5 +61,14 @@ BEGIN
         END IF;
     END LOOP;
     PERFORM {{ schema | ident }}.attach_complete(p_table, v_granted, v_usage);
+    IF p_baseline THEN
+        -- One transaction: creating the capture triggers locked the table
+        -- against writes until it ends anyway (audit.snapshot, in committed
+        -- batches, is for a table already attached).
+        LOOP
+            SELECT b.next_after INTO v_after FROM {{ schema | ident }}.snapshot_batch(p_table, v_after, 10000) AS b;
+            EXIT WHEN v_after IS NULL;
+        END LOOP;
+    END IF;
 END
 $fn$;

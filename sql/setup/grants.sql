@@ -13,7 +13,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {{ schema | ident }} FROM PUBLIC;
     ("function", "set_context", "text, text, text, text, text, text"),
     ("function", "push_context", "text, text, text, text, text, text"),
     ("function", "pop_context", ""),
-    ("function", "attach", "regclass, text[], text, text[], text[], jsonb, boolean, boolean"),
+    ("function", "attach", "regclass, text[], text, text[], text[], jsonb, boolean, boolean, boolean"),
     ("function", "detach", "regclass"),
     ("function", "erase", "text, text, text[], text"),
     ("function", "refresh", "regclass"),
@@ -31,6 +31,7 @@ GRANT USAGE ON SCHEMA {{ schema | ident }} TO {{ reader | ident }};
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.capture_source(regclass),
                           {{ schema | ident }}.key_expression(text, text[]) TO {{ reader | ident }};
 GRANT SELECT ON {{ schema | ident }}.events, {{ schema | ident }}.history, {{ schema | ident }}.envelope,
+                {{ schema | ident }}.changes,
                 {{ schema | ident }}.tables, {{ schema | ident }}.settings,
                 {{ schema | ident }}.installation, {{ schema | ident }}.retention,
                 {{ schema | ident }}.legal_holds, {{ schema | ident }}.events_default
@@ -69,6 +70,24 @@ GRANT EXECUTE ON FUNCTION
     TO {{ admin | ident }};
 -- Entity ids read as the log spells them: for whoever reads the log.
 GRANT EXECUTE ON FUNCTION {{ schema | ident }}.normalize_entity_id(text, text) TO {{ reader | ident }};
+-- The reading functions run with the caller's rights, over what a reader
+-- may select.
+GRANT EXECUTE ON FUNCTION
+    {{ schema | ident }}.audited_entity(regclass, text),
+    {{ schema | ident }}.entity_history(regclass, text),
+    {{ schema | ident }}.row_at(regclass, text, timestamptz),
+    {{ schema | ident }}.table_at(regclass, timestamptz),
+    {{ schema | ident }}.request_events(text),
+    {{ schema | ident }}.transaction_events(bigint),
+    {{ schema | ident }}.actor_events(text, timestamptz, timestamptz, integer)
+    TO {{ reader | ident }};
+-- A snapshot is taken by the table's owner, who must attach it too; the
+-- events are written as the owner role (snapshot_rows).
+GRANT EXECUTE ON FUNCTION {{ schema | ident }}.audited_entity(regclass, text),
+                          {{ schema | ident }}.snapshot_rows(regclass, jsonb),
+                          {{ schema | ident }}.snapshot_batch(regclass, jsonb, integer)
+    TO {{ operator | ident }};
+GRANT EXECUTE ON PROCEDURE {{ schema | ident }}.snapshot(regclass, integer) TO {{ operator | ident }};
 
 -- The owner role created the log, and so would hold these.
 REVOKE UPDATE, DELETE, TRUNCATE ON {{ schema | ident }}.events, {{ schema | ident }}.events_default

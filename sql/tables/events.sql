@@ -6,6 +6,9 @@
     {"kind": "index", "name": "events_entity_id_idx", "table": "events"},
     {"kind": "index", "name": "events_actor_idx", "table": "events"},
     {"kind": "index", "name": "events_time_id_brin", "table": "events"},
+    {"kind": "index", "name": "events_request_id_idx", "table": "events"},
+    {"kind": "index", "name": "events_txid_idx", "table": "events"},
+    {"kind": "index", "name": "events_previous_entity_id_idx", "table": "events"},
 ] %}
 -- events: the audit log. The default partition keeps an insert from failing
 -- for want of a partition. Fixed-width columns first, for compact rows. The
@@ -64,11 +67,20 @@ CREATE INDEX IF NOT EXISTS events_actor_idx
 -- ranges.
 CREATE INDEX IF NOT EXISTS events_time_id_brin
     ON {{ schema | ident }}.events USING brin (occurred_at, id);
+-- "Everything this request did" and "everything this transaction did".
+CREATE INDEX IF NOT EXISTS events_request_id_idx
+    ON {{ schema | ident }}.events (request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_txid_idx
+    ON {{ schema | ident }}.events (txid);
+-- Key changes are rare: a row's later keys are found from its earlier ones
+-- at the cost of a predicate check for every other event.
+CREATE INDEX IF NOT EXISTS events_previous_entity_id_idx
+    ON {{ schema | ident }}.events (previous_entity_id) WHERE previous_entity_id IS NOT NULL;
 
 COMMENT ON TABLE {{ schema | ident }}.events IS 'auditsql: the append-only audit log';
 COMMENT ON COLUMN {{ schema | ident }}.events.id IS 'increasing event id; replay order';
 COMMENT ON COLUMN {{ schema | ident }}.events.txid IS 'id of the writing transaction (txid_current())';
-COMMENT ON COLUMN {{ schema | ident }}.events.action IS 'data: created, updated, deleted, truncated; system: attached, detached, configured, retention_policy_set, retention_applied, default_rows_moved, legal_hold_placed, legal_hold_released; auth and app: the action given to log_event or an on-change policy';
+COMMENT ON COLUMN {{ schema | ident }}.events.action IS 'data: created, updated, deleted, truncated, snapshot; system: attached, detached, configured, retention_policy_set, retention_applied, default_rows_moved, legal_hold_placed, legal_hold_released; auth and app: the action given to log_event or an on-change policy';
 COMMENT ON COLUMN {{ schema | ident }}.events.category IS 'data, auth, app or system';
 COMMENT ON COLUMN {{ schema | ident }}.events.admin IS 'the actor role was one of the admin roles (audit.settings): before and after are whole rows, whatever the column policies except redaction';
 COMMENT ON COLUMN {{ schema | ident }}.events.caused_by IS 'for an event an on-change policy wrote: the id of the data event that caused it';

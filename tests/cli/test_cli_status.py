@@ -179,7 +179,7 @@ def test_status_compares_objects_with_their_fingerprints(attached: str) -> None:
     assert {o["state"] for o in everything} == {"installed"}
     assert {"kind", "identity", "state", "reason"} == set(everything[0])
     identities = {(o["kind"], o["identity"]) for o in everything}
-    attach_fn = "audit.attach(regclass,text[],text,text[],text[],jsonb,boolean,boolean)"
+    attach_fn = "audit.attach(regclass,text[],text,text[],text[],jsonb,boolean,boolean,boolean)"
     assert ("function", attach_fn) in identities
     assert ("table", "audit.events") in identities
     assert ("trigger", "auditsql_guard_row on audit.events") in identities

@@ -263,7 +263,7 @@ TAMPERINGS = [
               ("objects.fingerprints", "functions.security_definer"), both=True),
     Tampering("drop a function's fingerprint",
               "COMMENT ON FUNCTION audit.attach(regclass, text[], text, text[], text[], jsonb,"
-              " boolean, boolean) IS NULL",
+              " boolean, boolean, boolean) IS NULL",
               ("objects.fingerprints",)),
     Tampering("disable a trigger", "ALTER TABLE app.orders DISABLE TRIGGER auditsql_capture_insert",
               ("triggers.capture",),

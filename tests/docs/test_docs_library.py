@@ -37,11 +37,18 @@ def test_the_example_runs(ctx: Ctx) -> None:  # noqa: F811
     with psycopg.connect(ctx.dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE orders (id int PRIMARY KEY, total numeric, updated_at timestamptz)")
         conn.execute("CREATE TABLE users (id int PRIMARY KEY, updated_at timestamptz)")
-    [example] = page_blocks("python")
+    example, reading = page_blocks("python")
     exec(compile(example, f"{PAGE}:example", "exec"), {"DSN": ctx.dsn})  # noqa: S102
     with Audit(ctx.dsn) as audit:
         assert [t.entity_type for t in audit.tables()] == ["public.orders", "public.users"]
         assert audit.policy() is not None
+    # The reading example: the three orders become snapshot events.
+    with psycopg.connect(ctx.dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO orders SELECT g, g, NULL FROM generate_series(1, 3) AS g")
+    exec(compile(reading, f"{PAGE}:reading", "exec"), {"DSN": ctx.dsn})  # noqa: S102
+    with psycopg.connect(ctx.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM audit.events WHERE action = 'snapshot'"
+                            ).fetchone() == (3,)
 
 
 def test_every_method_is_in_the_table_and_every_row_is_a_method() -> None:

@@ -166,17 +166,73 @@ EXAMPLES: list[Registered[Sql]] = [
             "-- Which admin changed the user's role?": [
                 (ANY, "u-42", "ada@example.com", "member", "owner"),
             ],
+            # The on-change policy adds the auth event between the two updates.
+            "-- What did actor u-42 do": [
+                (ANY, "updated", "public.users", "7"),
+                (ANY, "role_changed", "public.users", "7"),
+                (ANY, "updated", "public.users", "7"),
+            ],
         },
     )),
-    Registered("README.md", "changed_columns @> '{role}'", Sql(
-        # Without the on-change policy: the admin's email change, whose
-        # `before` in audit.events is the whole row and so has a role key,
-        # is not returned; neither is the member's role change.
+    Registered("README.md", "WHERE action = 'role_changed' AND admin", Sql(
+        setup=(USERS, "auditsql install", "auditsql attach users --on-change role=role_changed",
+               *USER_7),
+        returns={"role_changed": [(ANY, "u-42", "ada@example.com", "member", "owner")]},
+    )),
+    Registered("README.md", "-- What did row 7 look like yesterday?", Sql(
+        # A row created two days ago, as the log recorded it then.
+        setup=(USERS, "auditsql install", "auditsql attach users",
+               "INSERT INTO audit.events (category, action, occurred_at, entity_type, entity_id, after)"
+               " VALUES ('data', 'created', now() - interval '2 days', 'public.users', '7', '"
+               + user_7("eve@example.com", "member") + "')",
+               "INSERT INTO users (id, email, role) VALUES (8, 'x@example.com', 'member')"),
+        returns={"row_at": [(user_7("eve@example.com", "member"),)]},
+    )),
+    Registered("docs/reading.md", "-- Every change to user 7's role", Sql(
         setup=(USERS, "auditsql install", "auditsql attach users", *USER_7),
-        returns={"changed_columns @> '{role}'": [(ANY, "u-42", "ada@example.com", "member",
-                                                  "owner")]},
-        then=[("SELECT count(*) FROM audit.events"
-               " WHERE action = 'updated' AND admin AND before ? 'role'", [("2",)])],
+        returns={"FROM audit.changes": [
+            ("u-1", "t", "created", None, "member"),
+            ("u-42", "t", "updated", "member", "owner"),
+            ("u-9", "f", "updated", "owner", "auditor"),
+            ("u-1", "t", "deleted", "auditor", None),
+        ]},
+    )),
+    Registered("docs/reading.md", "FROM audit.entity_history('orders', '1002')", Sql(
+        setup=(ORDERS, "auditsql install", "auditsql attach orders",
+               written_by(ADA, "INSERT INTO orders VALUES (1001, 'new')"),
+               written_by(ADA, "UPDATE orders SET id = 1002 WHERE id = 1001")),
+        returns={"entity_history": [("created", "1001", None, "u-42"),
+                                    ("updated", "1002", "1001", "u-42")]},
+    )),
+    Registered("docs/reading.md", "SELECT audit.row_at('orders', '1001'", Sql(
+        # Order 1001 as the log recorded it a day ago; nothing since.
+        setup=(ORDERS, "auditsql install", "auditsql attach orders",
+               "INSERT INTO audit.events (category, action, occurred_at, entity_type, entity_id, after)"
+               " VALUES ('data', 'created', now() - interval '1 day', 'public.orders', '1001',"
+               " '{\"id\": 1001, \"status\": \"shipped\"}')"),
+        returns={"row_at": [('{"id": 1001, "status": "shipped"}',)]},
+    )),
+    Registered("docs/reading.md", "jsonb_populate_record(NULL::orders, t.row)", Sql(
+        setup=(ORDERS, "auditsql install", "auditsql attach orders",
+               "INSERT INTO orders VALUES (1001, 'shipped')",
+               "UPDATE orders SET id = 1002 WHERE id = 1001",
+               "INSERT INTO orders VALUES (1003, 'new')"),
+        returns={"table_at": [("1002", "shipped"), ("1003", "new")]},
+    )),
+    Registered("docs/reading.md", "-- Everything request req-del did", Sql(
+        setup=(USERS, "auditsql install", "auditsql attach users", *USER_7),
+        returns={"request_events": [("deleted", "public.users", "7", "u-1")],
+                 "transaction_events": [("deleted", "7")],
+                 "actor_events": [("updated", "public.users", "7"),
+                                  ("updated", "public.users", "7")]},
+    )),
+    Registered("docs/reading.md", "p_baseline => true", Sql(
+        setup=(ORDERS, "INSERT INTO orders VALUES (1001, 'paid'), (1002, 'new')",
+               "auditsql install"),
+        then=[("SELECT action, count(*) FROM audit.events WHERE entity_type = 'public.orders'"
+               " AND category = 'data' GROUP BY 1", [("snapshot", "4")]),
+              ("SELECT row FROM audit.table_at('orders', now()) WHERE entity_id = '1001'",
+               [('{"id": 1001, "status": "paid"}',)])],
     )),
     Registered("docs/retention.md", "SELECT audit.set_retention('medical');", Sql(
         setup=("auditsql install",),

@@ -42,7 +42,7 @@ CONTEXT_HELPERS = {"audit.set_actor(text,text,text)", "audit.set_request(text,te
 # What any role may call besides: attach and detach check the operator role
 # themselves, and refresh only records what the catalog says.
 PUBLIC_FUNCTIONS = CONTEXT_HELPERS | {
-    "audit.attach(regclass,text[],text,text[],text[],jsonb,boolean,boolean)",
+    "audit.attach(regclass,text[],text,text[],text[],jsonb,boolean,boolean,boolean)",
     "audit.detach(regclass)", "audit.erase(text,text,text[],text)", "audit.refresh(regclass)"}
 
 

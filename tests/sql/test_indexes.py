@@ -84,7 +84,10 @@ def test_install_replaces_the_entity_btree_of_earlier_versions(
                              " WHERE h.inhparent = 'audit.events'::regclass ORDER BY 1")
     assert definitions == ["brin (occurred_at, id)",
                            "btree (actor_id, occurred_at) WHERE (actor_id IS NOT NULL)",
-                           "btree (entity_id)"]
+                           "btree (entity_id)",
+                           "btree (previous_entity_id) WHERE (previous_entity_id IS NOT NULL)",
+                           "btree (request_id) WHERE (request_id IS NOT NULL)",
+                           "btree (txid)"]
 
 
 def test_everything_one_actor_did_uses_the_actor_index(busy_log: Conn) -> None:

@@ -72,7 +72,9 @@ def test_install_script_defines_what_sql_holds(version: int, event_trigger: bool
     assert {d.name for d in parsed.definitions if d.kind == "view"} == sql_files("views")
     assert {(d.name, d.table) for d in parsed.definitions if d.kind in ("index", "sequence")} == {
         ("events_id_seq", None), ("events_entity_id_idx", "events"),
-        ("events_actor_idx", "events"), ("events_time_id_brin", "events")}
+        ("events_actor_idx", "events"), ("events_time_id_brin", "events"),
+        ("events_request_id_idx", "events"), ("events_txid_idx", "events"),
+        ("events_previous_entity_id_idx", "events")}
     events = {d.name for d in parsed.definitions if d.kind == "event trigger"}
     assert events == ({"auditsql_ddl_audit", "auditsql_drop_audit"} if event_trigger else set())
     keys = [(d.kind, d.name, d.table) for d in parsed.definitions]
@@ -90,7 +92,7 @@ def test_each_function_file_creates_the_function_it_is_named_after() -> None:
     ctx = context()
     for name in sql_files("functions"):
         text = str(render.template_module(f"functions/{name}.sql", ctx))
-        created = re.findall(r"^CREATE (?:OR REPLACE )?FUNCTION ([^(\s]+)\(", text, re.M)
+        created = re.findall(r"^CREATE (?:OR REPLACE )?(?:FUNCTION|PROCEDURE) ([^(\s]+)\(", text, re.M)
         schema = "auditsql_guard_audit" if name == "ddl_guard" else "audit"
         assert created == [f'"{schema}".{name}'], name
 

@@ -93,8 +93,9 @@ def split_top_level(toks: list[Token]) -> list[list[Token]]:
     return [p for p in parts if p]
 
 
-def parse_signature(toks: list[Token]) -> Signature:
-    """From ``[schema.]name(params) RETURNS ...`` onwards."""
+def parse_signature(toks: list[Token], procedure: bool = False) -> Signature:
+    """From ``[schema.]name(params) RETURNS ...`` onwards (a procedure
+    returns nothing: no RETURNS)."""
     at = next(i for i, t in enumerate(toks) if t.kind == "punct" and t.value == "(")
     name = toks[at - 1].value
     depth, close = 0, at
@@ -105,6 +106,9 @@ def parse_signature(toks: list[Token]) -> Signature:
                 break
     params = tuple(tuple(p) for p in split_top_level(toks[at + 1:close]))
     rest = toks[close + 1:]
+    if procedure:
+        assert not rest or rest[0].value != "returns", f"{name}: a procedure with RETURNS"
+        return Signature(name, params, ())
     assert rest and rest[0].value == "returns", f"{name}: no RETURNS"
     returns: list[Token] = []
     depth = 0
@@ -132,9 +136,10 @@ def defined() -> dict[str, Signature]:
         if d.kind != "function":
             continue
         header = str(render.template_module(f"functions/{d.name}.sql", context)).split("$fn$")[0]
-        create = re.search(r"^CREATE (?:OR REPLACE )?FUNCTION ", header, re.MULTILINE)
+        create = re.search(r"^CREATE (?:OR REPLACE )?(?:FUNCTION|PROCEDURE) ", header, re.MULTILINE)
         assert create, d.name
-        signature = parse_signature(list(tokens(header[create.end():])))
+        signature = parse_signature(list(tokens(header[create.end():])),
+                                    procedure="PROCEDURE" in create[0])
         assert signature.name == d.name
         found[signature.name] = signature
     return found
@@ -142,7 +147,7 @@ def defined() -> dict[str, Signature]:
 
 def test_every_function_file_is_in_the_install_script(defined: dict[str, Signature]) -> None:
     for path in sorted((REPO / "sql" / "functions").glob("*.sql")):
-        names = re.findall(r"CREATE (?:OR REPLACE )?FUNCTION \{\{ \w+ \| ident \}\}\.(\w+)\(",
+        names = re.findall(r"CREATE (?:OR REPLACE )?(?:FUNCTION|PROCEDURE) \{\{ \w+ \| ident \}\}\.(\w+)\(",
                            read(path))
         assert names and set(names) <= set(defined), path.name
 
@@ -151,7 +156,7 @@ def documented_public() -> dict[str, tuple[str, str]]:
     """``### `audit.name(...) RETURNS ...` `` headings: name -> (signature, body)."""
     text = read(SQL_MD)
     found: dict[str, tuple[str, str]] = {}
-    for m in re.finditer(r"^### `audit\.(\w+)(\([^\n]*\) RETURNS [^\n`]*)`\n(.*?)(?=^#|\Z)", text,
+    for m in re.finditer(r"^### `(?:CALL )?audit\.(\w+)(\([^\n]*\)(?: RETURNS [^\n`]*)?)`\n(.*?)(?=^#|\Z)", text,
                          re.MULTILINE | re.DOTALL):
         assert m[1] not in found, f"{m[1]} documented twice"
         found[m[1]] = (f"{m[1]}{m[2]}", m[3])
@@ -183,11 +188,16 @@ def test_every_function_is_documented_once(defined: dict[str, Signature]) -> Non
         "docs/sql.md documents functions the install script does not define")
 
 
+def real_returns(name: str, defined: dict[str, Signature]) -> bool:
+    """Whether the install script declares a RETURNS (a procedure has none)."""
+    return bool(defined[name].returns)
+
+
 def test_public_functions_have_their_signature_and_a_line_per_parameter(
         defined: dict[str, Signature]) -> None:
     problems = []
     for name, (heading, body) in documented_public().items():
-        documented = parse_signature(list(tokens(heading)))
+        documented = parse_signature(list(tokens(heading)), procedure=not real_returns(name, defined))
         real = defined[name]
         if [words(p) for p in documented.params] != [words(p) for p in real.params]:
             problems.append(f"{name}: the parameters differ from the install script's")

