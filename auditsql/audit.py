@@ -19,7 +19,7 @@ belongs to the application's own connection (:func:`auditsql.set_actor`,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -372,6 +372,16 @@ class Audit:
     def event(self, event_id: int) -> events_.Event:
         """One event by its id (NoSuchEvent when there is none)."""
         return events_.event(self.connection, self.schema, event_id)
+
+    def export(self, fmt: str = "jsonl", *, since: datetime | None = None,
+               until: datetime | None = None, after_id: int | None = None,
+               zone: str = "UTC") -> Iterator[bytes]:
+        """The events as stored, in id order, streamed with COPY: one event
+        per chunk (``csv``: the header first, unless ``after_id``), times
+        in ``zone``. Memory stays flat however many."""
+        return events_.export(self.connection, self.schema,
+                              events_.Filter(since=since, until=until, after_id=after_id),
+                              fmt, zone)
 
     def revert_sql(self, table: str | None = None, entity_id: str | None = None, *,
                    to: datetime | None = None, request_id: str | None = None,

@@ -55,7 +55,8 @@ def export(
         with Audit(dsn, schema=schema) as audit:
             sink = _open(output, append=after_id is not None) if output else sys.stdout.buffer
             try:
-                done = _write(events.export(audit.connection, schema, chosen, fmt, zone.key),
+                done = _write(audit.export(fmt, since=chosen.since, until=chosen.until,
+                                           after_id=after_id, zone=zone.key),
                               sink, fmt, header=fmt == "csv" and after_id is None)
             finally:
                 if output:

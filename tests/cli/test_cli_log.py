@@ -223,3 +223,17 @@ def test_diff_highlights_on_a_terminal(shop: str) -> None:
              env={"FORCE_COLOR": "1", "TTY_COMPATIBLE": "1", "COLUMNS": "120"},
              subprocess_only=True)
     assert "\x1b[" in res.stdout and "* " not in res.stdout
+
+
+def test_a_hundred_events_unless_limit(installed_db: str) -> None:
+    execute(installed_db, "CREATE TABLE t (id int PRIMARY KEY)")
+    ok("attach", "--dsn", installed_db, "t")
+    execute(installed_db, "INSERT INTO t SELECT generate_series(1, 120)")
+    assert len(ok("log", "--dsn", installed_db, "--json").stdout.splitlines()) == 100
+    assert len(ok("log", "--dsn", installed_db, "--json", "--limit", "500")
+               .stdout.splitlines()) == 121
+
+
+def test_the_zone_from_the_environment(shop: str) -> None:
+    res = ok("log", "--dsn", shop, "--json", "--limit", "1", env={"AUDITSQL_TZ": "Asia/Tokyo"})
+    assert json.loads(res.stdout)["occurred_at"].endswith("+09:00")

@@ -316,3 +316,61 @@ def test_from_python(hostile: str) -> None:
                                              "created", "updated"]
         assert audit.event(found[0].id) == found[0]
         assert found[0].occurred_at <= datetime.now(timezone.utc)
+
+
+def test_identity_columns_come_back_with_their_values(installed_db: str) -> None:
+    db = installed_db
+    execute(db, "CREATE TABLE ids (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)")
+    ok("attach", "--dsn", db, "ids")
+    execute(db, "INSERT INTO ids (v) VALUES ('a'), ('b')")
+    before = rows(db, "ids")
+    run_as(db, "r1", "DELETE FROM ids WHERE id = 2")
+    script = ok("revert", "--dsn", db, "--request-id", "r1").stdout
+    assert "OVERRIDING SYSTEM VALUE" in script
+    ok("revert", "--dsn", db, "--request-id", "r1", "--apply", "--actor", "ops")
+    assert rows(db, "ids") == before
+
+
+def test_a_column_dropped_since_cannot_be_set_back(installed_db: str) -> None:
+    db = installed_db
+    execute(db, "CREATE TABLE t (id int PRIMARY KEY, gone text, kept text)")
+    ok("attach", "--dsn", db, "t")
+    execute(db, "INSERT INTO t VALUES (1, 'a', 'a')")
+    run_as(db, "r1", "UPDATE t SET gone = 'b'")
+    execute(db, "ALTER TABLE t DROP COLUMN gone")
+    error_line(run("revert", "--dsn", db, "--request-id", "r1"), 1,
+               "column gone of public.t, which no longer exists")
+
+
+def test_a_key_taken_again_is_a_conflict(installed_db: str) -> None:
+    db = installed_db
+    execute(db, "CREATE TABLE t (id int PRIMARY KEY, v text)")
+    ok("attach", "--dsn", db, "t")
+    execute(db, "INSERT INTO t VALUES (1, 'a')")
+    run_as(db, "r1", "DELETE FROM t")
+    run_as(db, "r2", "INSERT INTO t VALUES (1, 'new')")
+    res = run("revert", "--dsn", db, "--request-id", "r1")
+    assert res.code == 1 and "(created) after event" in res.stderr, str(res)
+
+
+def test_a_revert_is_itself_reverted_by_its_transaction(hostile: str) -> None:
+    hostile_workload(hostile, "req-4")
+    after_workload = rows(hostile)
+    done = ok("revert", "--dsn", hostile, "--request-id", "req-4", "--apply", "--actor", "ops")
+    txid = done.stderr.split()[-1]
+    ok("revert", "--dsn", hostile, "--txid", txid, "--apply", "--actor", "ops")
+    assert rows(hostile) == after_workload
+
+
+def test_the_python_example_of_the_docs_runs(installed_db: str, capsys) -> None:  # noqa: ANN001
+    from tests.docs.doctools import REPO, blocks
+    page = REPO / "docs" / "revert.md"
+    [example] = [b.text for b in blocks([page]) if b.lang == "python"]
+    execute(installed_db, "CREATE TABLE orders (id int PRIMARY KEY)")
+    ok("attach", "--dsn", installed_db, "orders")
+    run_as(installed_db, "req-7f3a", "INSERT INTO orders VALUES (1001)")
+    exec(compile(example, f"{page}:python", "exec"), {"DSN": installed_db})  # noqa: S102
+    assert query(installed_db, "SELECT * FROM orders") == []
+    assert query(installed_db, "SELECT actor_id, actor_email FROM audit.events "
+                               "WHERE action = 'deleted'") == [("ops-7", "ops@example.com")]
+    assert "DELETE FROM" in capsys.readouterr().out
