@@ -106,15 +106,15 @@ class Plan:
         if self.context:
             lines.append(self.context + ";")
         for step in self.steps:
-            lines.append(f"-- event {step.event_id}: {step.action} {step.entity_type} "
-                         f"{_comment(step.entity_id)}")
+            lines.append(_comment(f"-- event {step.event_id}: {step.action} "
+                                  f"{step.entity_type} {step.entity_id}"))
             lines.append(step.statement + ";")
         lines.append("COMMIT;")
         return "\n".join(lines) + "\n"
 
 
 def _comment(text: str) -> str:
-    """Text safe inside a -- comment: one line."""
+    """A -- comment kept on one line: names and ids may hold line breaks."""
     return " ".join(text.split())
 
 

@@ -21,7 +21,8 @@ from auditsql.events import COLUMNS, Event
 Tz = Annotated[
     str | None,
     typer.Option("--tz", metavar="ZONE", envvar="AUDITSQL_TZ", show_envvar=True,
-                 help="Show times in this zone (UTC, Europe/Paris); default: your own.",
+                 help="Read and show times in this zone (UTC, Europe/Paris); default: "
+                      "your own.",
                  show_default=False),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]

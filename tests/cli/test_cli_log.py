@@ -237,3 +237,8 @@ def test_a_hundred_events_unless_limit(installed_db: str) -> None:
 def test_the_zone_from_the_environment(shop: str) -> None:
     res = ok("log", "--dsn", shop, "--json", "--limit", "1", env={"AUDITSQL_TZ": "Asia/Tokyo"})
     assert json.loads(res.stdout)["occurred_at"].endswith("+09:00")
+
+
+@pytest.mark.parametrize("args", [("history", "orders", "abc"), ("diff", "orders", "abc")])
+def test_an_id_the_table_cannot_have(shop: str, args: tuple[str, ...]) -> None:
+    error_line(run(*args[:1], "--dsn", shop, *args[1:]), 2, "abc")

@@ -16,8 +16,8 @@ from tests.cli.clitools import error_line, execute, ok, query, run, scalar
 
 # A schema, table and columns named to break hand-built SQL.
 SCHEMA = 'we"ird'
-TABLE = "Robert'); DROP TABLE x; --"
-QUALIFIED = "\"we\"\"ird\".\"Robert'); DROP TABLE x; --\""
+TABLE = "Robert'); DROP TABLE x; --\nDROP TABLE y; --"
+QUALIFIED = "\"we\"\"ird\".\"Robert'); DROP TABLE x; --\nDROP TABLE y; --\""
 HOSTILE = f"""
 CREATE SCHEMA "we""ird";
 CREATE TABLE {QUALIFIED} (
