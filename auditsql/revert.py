@@ -9,7 +9,6 @@ function; names and values are quoted by psycopg.sql."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -106,16 +105,11 @@ class Plan:
         if self.context:
             lines.append(self.context + ";")
         for step in self.steps:
-            lines.append(_comment(f"-- event {step.event_id}: {step.action} "
+            lines.append(one_line(f"-- event {step.event_id}: {step.action} "
                                   f"{step.entity_type} {step.entity_id}"))
             lines.append(step.statement + ";")
         lines.append("COMMIT;")
         return "\n".join(lines) + "\n"
-
-
-def _comment(text: str) -> str:
-    """A -- comment kept on one line: names and ids may hold line breaks."""
-    return " ".join(text.split())
 
 
 @dataclass(frozen=True)
@@ -158,19 +152,21 @@ def _table(cur: psycopg.Cursor, schema: str, entity_type: str) -> _Table:
                   list(keys), set(exclude), set(redact), bool(erased))
 
 
-def _row(table: _Table, image: dict[str, Any], columns: list[str]) -> sql.Composed:
-    """``(SELECT r.c1, r.c2 FROM jsonb_populate_record(NULL::t, '{...}') AS r)``."""
-    values = json.dumps({c: image.get(c) for c in columns}, ensure_ascii=False)
+def _row(table: _Table, image: str, columns: list[str]) -> sql.Composed:
+    """``(SELECT r.c1, r.c2 FROM jsonb_populate_record(NULL::t, '{...}') AS r)``.
+
+    ``image`` is the log's own jsonb text: a number loaded into Python and
+    written back would lose its scale (0.00 becoming 0.0)."""
     return sql.SQL("(SELECT {} FROM jsonb_populate_record(NULL::{}, {}::jsonb) AS r)").format(
         sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(c)) for c in columns),
-        table.name, sql.Literal(values))
+        table.name, sql.Literal(image))
 
 
 def _names(columns: list[str]) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(c) for c in columns)
 
 
-def _key_match(table: _Table, image: dict[str, Any]) -> sql.Composed:
+def _key_match(table: _Table, image: str) -> sql.Composed:
     return sql.SQL("({}) = {}").format(_names(table.keys), _row(table, image, table.keys))
 
 
@@ -200,14 +196,25 @@ def _restorable(table: _Table, event: events_.Event, image: dict[str, Any],
 _MISSING = object()
 
 
-def _undo(cur: psycopg.Cursor, table: _Table, event: events_.Event) -> Step:
+def _images(cur: psycopg.Cursor, schema: str,
+            chosen: list[events_.Event]) -> dict[int, tuple[str | None, str | None]]:
+    """Each event's before and after, as the log's jsonb text."""
+    cur.execute(sql.SQL("SELECT id, before::text, after::text FROM {}.history "
+                        "WHERE id = ANY(%s)").format(sql.Identifier(schema)),
+                ([e.id for e in chosen],))
+    return {int(i): (b, a) for i, b, a in cur.fetchall()}
+
+
+def _undo(cur: psycopg.Cursor, table: _Table, event: events_.Event,
+          texts: tuple[str | None, str | None]) -> Step:
     """The statement undoing one event."""
+    before_text, after_text = texts
     if event.action == "created":
-        assert event.after is not None
+        assert after_text is not None
         stmt = sql.SQL("DELETE FROM {} WHERE {}").format(
-            table.name, _key_match(table, event.after))
+            table.name, _key_match(table, after_text))
     elif event.action in ("deleted", "truncated"):
-        assert event.before is not None
+        assert event.before is not None and before_text is not None
         image = event.before
         columns = [c for c, (generated, _) in table.columns.items()
                    if not generated and (c in image or c in table.exclude)]
@@ -216,15 +223,15 @@ def _undo(cur: psycopg.Cursor, table: _Table, event: events_.Event) -> Step:
         stmt = sql.SQL("INSERT INTO {} ({}){} SELECT * FROM {} AS v").format(
             table.name, _names(columns),
             sql.SQL(" OVERRIDING SYSTEM VALUE" if overriding else ""),
-            _row(table, image, columns))
+            _row(table, before_text, columns))
     else:
-        assert event.before is not None and event.after is not None
+        assert event.before is not None and before_text is not None and after_text is not None
         changed = [c for c in (event.changed_columns or [])
                    if not table.columns.get(c, (False, False))[0]]
         _restorable(table, event, event.before, changed)
         stmt = sql.SQL("UPDATE {} SET ({}) = {} WHERE {}").format(
-            table.name, _names(changed), _row(table, event.before, changed),
-            _key_match(table, event.after))
+            table.name, _names(changed), _row(table, before_text, changed),
+            _key_match(table, after_text))
     return Step(event.id, event.action, table.entity_type, event.entity_id or "",
                 stmt.as_string(cur.connection))
 
@@ -307,12 +314,13 @@ def _plan(conn: psycopg.Connection, cur: psycopg.Cursor, schema: str, target: Ta
     catalog.require_installed(cur, schema)
     chosen = _choose(conn, cur, schema, target)
     tables: dict[str, _Table] = {}
+    texts = _images(cur, schema, chosen) if chosen else {}
     steps = []
     for event in chosen:
         assert event.entity_type is not None
         if event.entity_type not in tables:
             tables[event.entity_type] = _table(cur, schema, event.entity_type)
-        steps.append(_undo(cur, tables[event.entity_type], event))
+        steps.append(_undo(cur, tables[event.entity_type], event, texts[event.id]))
     conflicts = [] if target.to is not None else _conflicts(cur, schema, chosen)
     context = _context(cur, schema, actor)
     return Plan(steps, conflicts, context.as_string(conn) if context else None)
@@ -370,5 +378,10 @@ def conflict_error(conflicts: list[Conflict]) -> errors.RevertConflict:
     first = conflicts[0]
     more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
     return errors.RevertConflict(
-        f"{first.entity_type} {first.entity_id}: {first.reason}{more}; nothing reverted "
-        "(--force overwrites)", conflicts)
+        one_line(f"{first.entity_type} {first.entity_id}: {first.reason}{more}; nothing "
+                 "reverted (--force overwrites)"), conflicts)
+
+
+def one_line(text: str) -> str:
+    """A message kept on one line: names and ids may hold line breaks."""
+    return " ".join(text.split())

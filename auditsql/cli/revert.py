@@ -12,7 +12,7 @@ from auditsql.audit import Audit
 from auditsql.cli import eventview as view
 from auditsql.cli.options import Dsn, Schema
 from auditsql.cli.output import err, reported
-from auditsql.revert import Actor, Conflict
+from auditsql.revert import Actor, Conflict, one_line
 
 
 def revert(
@@ -99,4 +99,5 @@ def _conflicts(found: list[Conflict]) -> errors.RevertConflict:
 def _list(found: list[object]) -> None:
     for c in found:
         assert isinstance(c, Conflict)
-        err.print(f"conflict: {c.entity_type} {c.entity_id}: {c.reason}", markup=False)
+        err.print(one_line(f"conflict: {c.entity_type} {c.entity_id}: {c.reason}"),
+                  markup=False)

@@ -174,7 +174,7 @@ def test_a_conflict_is_refused_unless_forced(hostile: str) -> None:
         res = run("revert", "--dsn", hostile, "--request-id", "r1", *args)
         assert res.code == 1 and res.stdout == "", str(res)
         lines = res.stderr.splitlines()
-        assert lines[0].startswith(f"conflict: {QUALIFIED} 1: "
+        assert lines[0].startswith(f"conflict: {' '.join(QUALIFIED.split())} 1: "
                                    f"changed again by event {later} (updated) after event ")
         assert lines[1].startswith("error: ") and "nothing reverted" in lines[1]
         assert len(lines) == 2
@@ -374,3 +374,14 @@ def test_the_python_example_of_the_docs_runs(installed_db: str, capsys) -> None:
     assert query(installed_db, "SELECT actor_id, actor_email FROM audit.events "
                                "WHERE action = 'deleted'") == [("ops-7", "ops@example.com")]
     assert "DELETE FROM" in capsys.readouterr().out
+
+
+def test_numbers_keep_their_scale(installed_db: str) -> None:
+    db = installed_db
+    execute(db, "CREATE TABLE m (id int PRIMARY KEY, n numeric, f float8)")
+    ok("attach", "--dsn", db, "m")
+    execute(db, "INSERT INTO m VALUES (1, 0.00, 0.1), (2, 1.50, 1e300), (3, 12345678901234567890.10, -0.0)")
+    before = rows(db, "m")
+    run_as(db, "r1", "UPDATE m SET n = NULL, f = NULL WHERE id = 1", "DELETE FROM m WHERE id > 1")
+    ok("revert", "--dsn", db, "--request-id", "r1", "--apply", "--actor", "ops")
+    assert rows(db, "m") == before
