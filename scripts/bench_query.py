@@ -11,6 +11,9 @@ at random; one update in a thousand changes the row's key; three events per
 transaction, six per request, 1,000 actors. Then each query runs on random
 entities, actors, requests and times, and the report gives median, p95 and
 worst, with the plan of one run of each (auto_explain, nested statements).
+Each query counts its rows rather than sending them: the times are the
+server's work and one round trip, not the client's decoding of the rows.
+A round trip of ``SELECT 1`` is timed alongside, for the machine's noise.
 
 ``--index-cost`` measures instead what each index added for reading costs
 every event written: the time of inserting 200,000 events with all the
@@ -179,21 +182,22 @@ class Bench:
     def measure(self) -> list[tuple[str, list[float]]]:
         last_week = self.end - timedelta(days=7)
         results = [
-            self.time("entity_history", "SELECT * FROM audit.entity_history(%s, %s)",
+            self.time("SELECT 1 (round trip)", "SELECT 1", lambda r: ()),
+            self.time("entity_history", "SELECT count(*) FROM audit.entity_history(%s, %s)",
                       lambda r: self.entity(r)),
             self.time("row_at", "SELECT audit.row_at(%s, %s, %s)",
                       lambda r: (*self.entity(r), self.moment(r))),
             self.time("actor_events (last week, <= 1000)",
-                      "SELECT * FROM audit.actor_events(%s, %s, NULL, 1000)",
+                      "SELECT count(*) FROM audit.actor_events(%s, %s, NULL, 1000)",
                       lambda r: (f"u-{r.randrange(ACTORS)}", last_week)),
-            self.time("request_events", "SELECT * FROM audit.request_events(%s)",
+            self.time("request_events", "SELECT count(*) FROM audit.request_events(%s)",
                       lambda r: (f"req-{r.randint(1, self.total // 6)}",)),
-            self.time("transaction_events", "SELECT * FROM audit.transaction_events(%s)",
+            self.time("transaction_events", "SELECT count(*) FROM audit.transaction_events(%s)",
                       lambda r: (1_000_000 + r.randint(1, self.total // 3),)),
             self.time("changes (one row, one column)",
-                      "SELECT * FROM audit.changes WHERE entity_type = %s AND entity_id = %s"
+                      "SELECT count(*) FROM audit.changes WHERE entity_type = %s AND entity_id = %s"
                       " AND column_name = 'status'",
-                      lambda r: (f"public.{self.entity(r)[0]}", self.entity(r)[1])),
+                      lambda r: (lambda t: (f"public.{t[0]}", t[1]))(self.entity(r))),
         ]
         events_t01 = self.conn.execute(
             "SELECT count(*) FROM audit.events WHERE entity_type = 'public.t01'").fetchone()
