@@ -6,7 +6,7 @@ PG_DIR := .pg
 PG_VERSIONS := 14.23.0 16.15.0 17.11.0 18.6.0
 PYTEST_ARGS ?=
 
-.PHONY: venv pg-binaries test test-quick demo bench bench-quick bench-instructions bench-retention bench-integrations bench-query bench-integrity clean distclean
+.PHONY: venv pg-binaries test test-quick demo bench bench-quick bench-instructions bench-retention bench-integrations bench-query bench-integrity bench-export clean distclean
 
 venv: $(VENV_STAMP)
 
@@ -55,6 +55,9 @@ bench-instructions: venv pg-binaries
 # Retention and partition maintenance at 1, 10 and 30 million events
 # (BENCH_RETENTION_ARGS="--sizes 0.2,1" for a short run).
 BENCH_RETENTION_ARGS ?=
+bench-export: venv pg-binaries
+	$(VPY) -m scripts.bench_export $(BENCH_EXPORT_ARGS)
+
 bench-retention: venv pg-binaries
 	$(VPY) -m scripts.bench_retention $(BENCH_RETENTION_ARGS)
 

@@ -19,7 +19,7 @@ belongs to the application's own connection (:func:`auditsql.set_actor`,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -27,7 +27,10 @@ from types import TracebackType
 import psycopg
 
 from auditsql import __version__, catalog, checks, cron, db, erasure, errors, holds, installer
-from auditsql import integrity as integrity_, reading
+from auditsql import events as events_
+from auditsql import integrity as integrity_
+from auditsql import reading
+from auditsql import revert as revert_
 from auditsql import partitions as parts_
 from auditsql import retention as retention_
 from auditsql.cron import DEFAULT_CRON, CronJob, CronStatus
@@ -374,6 +377,55 @@ class Audit:
         key. Returns how many events changed; recorded as an ``erased`` event."""
         return erasure.erase(self.connection, self.schema, entity_type, entity_id, columns,
                              reason)
+
+
+    # -- reading the log and undoing changes ---------------------------------
+
+    def log(self, *, table: str | None = None, entity_id: str | None = None,
+            actor: str | None = None, action: str | None = None,
+            request_id: str | None = None, txid: int | None = None,
+            since: datetime | None = None, until: datetime | None = None,
+            after_id: int | None = None, limit: int | None = None,
+            newest_first: bool = True) -> list[events_.Event]:
+        """The events matching every condition given, newest first (``since``
+        inclusive, ``until`` exclusive; ``entity_id`` also matches the key a
+        row had before a key change)."""
+        return events_.select(self.connection, self.schema, events_.Filter(
+            table, entity_id, actor, action, request_id, txid, since, until, after_id),
+            limit=limit, newest_first=newest_first)
+
+    def event(self, event_id: int) -> events_.Event:
+        """One event by its id (NoSuchEvent when there is none)."""
+        return events_.event(self.connection, self.schema, event_id)
+
+    def export(self, fmt: str = "jsonl", *, since: datetime | None = None,
+               until: datetime | None = None, after_id: int | None = None,
+               zone: str = "UTC") -> Iterator[bytes]:
+        """The events as stored, in id order, streamed with COPY: one event
+        per chunk (``csv``: the header first, unless ``after_id``), times
+        in ``zone``. Memory stays flat however many."""
+        return events_.export(self.connection, self.schema,
+                              events_.Filter(since=since, until=until, after_id=after_id),
+                              fmt, zone)
+
+    def revert_sql(self, table: str | None = None, entity_id: str | None = None, *,
+                   to: datetime | None = None, request_id: str | None = None,
+                   txid: int | None = None,
+                   actor: revert_.Actor | None = None) -> revert_.Plan:
+        """What undoing a row back to ``to``, a request or a transaction would
+        run (``Plan.script``) and the conflicts found, changing nothing."""
+        return revert_.plan(self.connection, self.schema,
+                            revert_.Target(table, entity_id, to, request_id, txid), actor)
+
+    def revert(self, table: str | None = None, entity_id: str | None = None, *,
+               to: datetime | None = None, request_id: str | None = None,
+               txid: int | None = None, actor: revert_.Actor,
+               force: bool = False) -> revert_.Plan:
+        """Undo it in one transaction recorded as ``actor``'s changes;
+        RevertConflict (nothing changed) on a conflict unless ``force``."""
+        return revert_.apply(self.connection, self.schema,
+                             revert_.Target(table, entity_id, to, request_id, txid), actor,
+                             force=force)
 
 
 def _expected(cur: psycopg.Cursor, name: str) -> checks.Expected:

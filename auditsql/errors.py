@@ -84,6 +84,24 @@ class HeldEntity(AuditsqlError):
     """The entity is under legal hold: its events may not be erased."""
 
 
+class NoSuchEvent(AuditsqlError):
+    """No event has the id given."""
+
+
+class CannotRevert(AuditsqlError):
+    """A change cannot be undone from the log: it holds no value to restore
+    (an excluded, redacted or erased column), or the table is not audited."""
+
+
+class RevertConflict(AuditsqlError):
+    """A row to restore was changed again after the changes being undone;
+    ``conflicts`` lists them (``auditsql.revert.Conflict``)."""
+
+    def __init__(self, message: str, conflicts: Sequence[object] = ()) -> None:
+        super().__init__(message)
+        self.conflicts = list(conflicts)
+
+
 class NotAudited(AuditsqlError):
     """The table exists but is not audited, so the log cannot say what its
     rows were."""

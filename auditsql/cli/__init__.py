@@ -9,6 +9,9 @@ import typer
 from auditsql import __version__
 from auditsql.cli import retention
 from auditsql.cli.erase import erase
+from auditsql.cli.export import export
+from auditsql.cli.log import diff, history, log, show
+from auditsql.cli.revert import revert
 from auditsql.cli.install import install, upgrade
 from auditsql.cli.integrity import digest, seal
 from auditsql.cli.status import status
@@ -50,6 +53,12 @@ app.command()(attach)
 app.command()(detach)
 app.command()(status)
 app.command()(verify)
+app.command()(log)
+app.command()(show)
+app.command()(history)
+app.command()(diff)
+app.command()(export)
+app.command()(revert)
 app.command()(seal)
 app.command()(digest)
 app.command()(erase)

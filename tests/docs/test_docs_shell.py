@@ -153,7 +153,39 @@ def assert_junit_passed(path: Path) -> ET.Element:
     return suite
 
 
+# User 7, created and changed by actor u-42 under a request.
+USER_7 = ("SELECT audit.set_context(actor_id => 'u-42', request_id => 'req-1');"
+          " INSERT INTO users (id, email, role) VALUES (7, 'ada@example.com', 'member');"
+          " UPDATE users SET role = 'admin' WHERE id = 7")
+# Order 1001, created under request req-7f3a.
+ORDER_1001_REQUEST = ("SELECT audit.set_context(actor_id => 'app', request_id => 'req-7f3a');"
+                      " INSERT INTO orders (id) VALUES (1001)")
+
+
+def assert_exported(ctx: Ctx) -> None:
+    lines = (ctx.workdir / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [str(json.loads(x)["id"]) for x in lines] == [
+        r[0] for r in ctx.rows("SELECT id FROM audit.events ORDER BY id")]
+
+
+def assert_reverted(ctx: Ctx) -> None:
+    assert ctx.rows("SELECT * FROM orders") == []
+    assert ctx.rows("SELECT action, entity_id, actor_id, actor_email FROM audit.events"
+                    " WHERE actor_id = 'ops-7'") == [
+        ("deleted", "1001", "ops-7", "ops@example.com")]
+
+
 SHELL: list[Registered[Shell]] = [
+    Registered("README.md", "auditsql log --dsn", Shell(
+        setup=(USERS, "auditsql install", "auditsql attach users", USER_7),
+        prints={"auditsql history": "u-42", "auditsql diff": '"member"'},
+        then=assert_exported,
+    )),
+    Registered("docs/revert.md", "auditsql revert --dsn", Shell(
+        setup=(ORDERS, "auditsql install", "auditsql attach orders", ORDER_1001_REQUEST),
+        prints={"auditsql revert --dsn $DATABASE_URL orders": "DELETE FROM"},
+        then=assert_reverted,
+    )),
     Registered("README.md", "make demo", Shell(
         skip={"make demo": DEMO, "make test": SUITE},
     )),

@@ -1,0 +1,149 @@
+"""`auditsql export`: JSON lines and CSV streamed with COPY, resumed after
+the last id, progress and errors."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from auditsql import events
+from auditsql.cli.output import err
+from tests.cli.clitools import error_line, execute, ok, query, run, scalar
+
+# The module (the package exports the command by the same name).
+export_cli = importlib.import_module("auditsql.cli.export")
+SINCE = ("--since", "2000-01-01", "--tz", "UTC")
+
+
+@pytest.fixture
+def logged(installed_db: str) -> str:
+    db = installed_db
+    execute(db, "CREATE TABLE t (id int PRIMARY KEY, v text, doc jsonb)")
+    ok("attach", "--dsn", db, "t")
+    with psycopg.connect(db) as conn:
+        conn.execute("SELECT audit.set_context(actor_id => 'a', request_id => 'r',"
+                     " ip_address => '10.0.0.1')")
+        conn.execute("INSERT INTO t VALUES (1, e'back\\\\slash \"q\" \\x01 tab\\t nl\\n', "
+                     "'{\"k\": \"\\\\\\\\\"}'), (2, 'naïve ☃', NULL)")
+        conn.execute("UPDATE t SET v = 'x,y' WHERE id = 2")
+        conn.execute("DELETE FROM t WHERE id = 1")
+    return db
+
+
+def stored(db: str) -> list[dict[str, object]]:
+    """Every event as the events table holds it, in id order, as JSON."""
+    return [r[0] for r in query(db, "SELECT to_jsonb(e) FROM audit.events AS e ORDER BY id")]
+
+
+def test_jsonl_is_the_stored_log(logged: str) -> None:
+    res = ok("export", "--dsn", logged, *SINCE)
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [list(x) for x in lines] == [events.EXPORT_COLUMNS] * len(lines)
+    expected = stored(logged)
+    assert len(lines) == len(expected)
+    for got, want in zip(lines, expected):
+        assert got["occurred_at"].endswith("+00:00")
+        got = {**got, "occurred_at": None}
+        assert got == {**want, "occurred_at": None}  # type: ignore[arg-type]
+    assert lines[1]["after"]["v"] == 'back\\slash "q" \x01 tab\t nl\n'
+    assert lines[1]["ip_address"] == "10.0.0.1"
+    last = lines[-1]["id"]
+    assert res.stderr == f"exported {len(lines)} events; last id {last}\n"
+
+
+def test_csv(logged: str) -> None:
+    res = ok("export", "--dsn", logged, *SINCE, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert list(rows[0]) == events.EXPORT_COLUMNS
+    assert [int(r["id"]) for r in rows] == [e["id"] for e in stored(logged)]
+    created = [r for r in rows if r["action"] == "created"]
+    assert json.loads(created[0]["after"])["v"] == 'back\\slash "q" \x01 tab\t nl\n'
+
+
+def test_times_in_the_zone(logged: str) -> None:
+    res = ok("export", "--dsn", logged, "--since", "1h", "--tz", "Asia/Kolkata")
+    assert all(json.loads(x)["occurred_at"].endswith("+05:30") for x in res.stdout.splitlines())
+
+
+def test_since_and_until(logged: str) -> None:
+    assert ok("export", "--dsn", logged, "--since", "1h", "--until", "30m").stdout == ""
+    assert ok("export", "--dsn", logged, "--since", "2999-01-01").stderr == "exported 0 events\n"
+
+
+def test_resume_after_the_last_id(logged: str, tmp_path: Path) -> None:
+    target = tmp_path / "events.jsonl"
+    first = ok("export", "--dsn", logged, *SINCE, "--output", str(target))
+    assert first.stdout == ""
+    last = int(first.stderr.split()[-1])
+    execute(logged, "INSERT INTO t VALUES (3, 'later')")
+    again = ok("export", "--dsn", logged, *SINCE, "--output", str(target), "--after-id",
+               str(last))
+    assert again.stderr.startswith("exported 1 events; last id ")
+    assert [json.loads(x)["id"] for x in target.read_text().splitlines()] == [
+        e["id"] for e in stored(logged)]
+    # CSV: the resumed part comes without a second header.
+    target = tmp_path / "events.csv"
+    ok("export", "--dsn", logged, *SINCE, "--format", "csv", "--output", str(target),
+       "--until", "2999-01-01")
+    middle = scalar(logged, "SELECT id FROM audit.events ORDER BY id OFFSET 2 LIMIT 1")
+    target.write_text("".join(target.read_text().splitlines(keepends=True)[:4]))
+    ok("export", "--dsn", logged, *SINCE, "--format", "csv", "--output", str(target),
+       "--after-id", str(middle))
+    assert [int(r["id"]) for r in csv.DictReader(target.open())] == [
+        e["id"] for e in stored(logged)]
+
+
+def test_an_interrupted_export_says_where_to_resume(logged: str, capsys) -> None:  # noqa: ANN001
+    with psycopg.connect(logged) as conn:
+        chunks = list(events.export(conn, "audit", events.Filter(), "jsonl", "UTC"))
+
+    def broken():  # noqa: ANN202
+        yield from chunks[:2]
+        raise KeyboardInterrupt
+    sink = io.BytesIO()
+    with pytest.raises(KeyboardInterrupt):
+        export_cli._write(broken(), sink, "jsonl", header=False)
+    written = [json.loads(x) for x in sink.getvalue().splitlines()]
+    assert len(written) == 2
+    assert f"interrupted after 2 events; last id {written[-1]['id']}: resume with " \
+           f"--after-id {written[-1]['id']}" in capsys.readouterr().err
+
+
+def test_progress_on_a_terminal(installed_db: str, monkeypatch, capsys) -> None:  # noqa: ANN001
+    execute(installed_db, "CREATE TABLE t (id int PRIMARY KEY)")
+    ok("attach", "--dsn", installed_db, "t")
+    execute(installed_db, "INSERT INTO t SELECT generate_series(1, 2500)")
+    monkeypatch.setattr(export_cli, "PROGRESS_EVERY", 0)
+    monkeypatch.setattr(err, "_force_terminal", True)
+    with psycopg.connect(installed_db) as conn:
+        done = export_cli._write(events.export(conn, "audit", events.Filter(), "jsonl", "UTC"),
+                                 io.BytesIO(), "jsonl", header=False)
+    assert done.events == 2501
+    shown = capsys.readouterr().err
+    assert "\rexported 1000 events" in shown and "\rexported 2000 events" in shown
+
+
+def test_no_progress_off_a_terminal(logged: str) -> None:
+    assert "\r" not in ok("export", "--dsn", logged, *SINCE).stderr
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (("--since", "soon"), ("invalid time 'soon'",)),
+    (("--since", "1d", "--format", "xml"), ("unknown export format 'xml'",)),
+    (("--since", "1d", "--after-id", "-3"), ("invalid event id -3",)),
+    (("--since", "1d", "--tz", "Nowhere/Land"), ("unknown time zone",)),
+    (("--since", "1d", "--output", "/nonexistent/dir/x.jsonl"), ("cannot write",)),
+])
+def test_bad_values(logged: str, args: tuple[str, ...], needles: tuple[str, ...]) -> None:
+    error_line(run("export", "--dsn", logged, *args), 2, *needles)
+
+
+def test_since_is_required(logged: str) -> None:
+    res = run("export", "--dsn", logged)
+    assert res.code == 2 and "--since" in res.stderr
