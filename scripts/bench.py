@@ -34,7 +34,6 @@ Run with ``make bench`` (or ``make bench-quick`` for a reduced run).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import subprocess
@@ -532,17 +531,14 @@ def main(argv: list[str] | None = None) -> int:
         reps=3, seconds=20, bulk_rows=1_000_000)
     if args.reps:
         plan.reps = max(3, args.reps)
-    bindir = pgcluster.find_bindir(args.pg_version)
-    if bindir is None:
-        log(f"no PostgreSQL {args.pg_version} binaries: run `make pg-binaries` or set AUDITSQL_PG_BIN")
-        return 1
     settings = {
         "fsync": "on", "full_page_writes": "on", "synchronous_commit": "off",
         "shared_buffers": "512MB", "max_wal_size": "8GB", "checkpoint_timeout": "30min",
     }
     # On disk, not in memory: commit costs must be real for the sync-commit figures.
-    os.environ.setdefault(pgcluster.ENV_TMPDIR, tempfile.gettempdir())
-    cluster = pgcluster.start_cluster(bindir, settings=settings)
+    cluster = benchtools.start_cluster(args.pg_version, settings)
+    if cluster is None:
+        return 1
     try:
         bench = Bench(cluster, plan)
         log("setting up databases ...")

@@ -27,7 +27,6 @@ import psycopg
 from auditsql import installer
 from auditsql.render import Settings
 from scripts import benchtools
-from tests.harness import pgcluster
 
 FILL = """
 INSERT INTO audit.events (occurred_at, txid, category, action, entity_type, entity_id,
@@ -39,7 +38,7 @@ SELECT now() - interval '1 day' + g * interval '1 millisecond', 1000 + g / 10, '
        jsonb_build_object('status', 'new', 'total', g * 1.5),
        jsonb_build_object('id', g %% 50000, 'status', 'shipped', 'total', g * 1.5,
                           'customer', 'Customer "' || (g %% 977) || '"', 'note', 'ok\\tnow')
-FROM generate_series(%(first)s, %(last)s) AS g
+FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g
 """
 
 
@@ -72,13 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-version", type=int, default=18, help="PostgreSQL major version")
     args = parser.parse_args(argv)
     sizes = [int(float(s) * 1_000_000) for s in args.sizes.split(",")]
-    bindir = pgcluster.find_bindir(args.pg_version)
-    if bindir is None:
-        log(f"no PostgreSQL {args.pg_version} binaries: run `make pg-binaries`")
-        return 1
     settings = {"shared_buffers": "512MB", "max_wal_size": "4GB", "synchronous_commit": "off"}
-    os.environ.setdefault(pgcluster.ENV_TMPDIR, tempfile.gettempdir())
-    cluster = pgcluster.start_cluster(bindir, settings=settings)
+    cluster = benchtools.start_cluster(args.pg_version, settings)
+    if cluster is None:
+        return 1
     lines = [benchtools.describe(cluster.dsn(), settings), "",
              "| events | format | seconds | events/s | max RSS (MiB) | output (MiB) |",
              "|---:|---|---:|---:|---:|---:|"]

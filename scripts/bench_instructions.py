@@ -25,13 +25,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import psycopg
 
 from auditsql import installer
 from auditsql.render import Settings
+from scripts import benchtools
 from scripts.bench import MINLOG_SQL
 from tests.harness import pgcluster
 
@@ -129,12 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-version", type=int, default=15)
     parser.add_argument("--only", action="append", help="configuration(s) to count")
     args = parser.parse_args(argv)
-    bindir = pgcluster.find_bindir(args.pg_version)
-    if bindir is None:
-        log(f"no PostgreSQL {args.pg_version} binaries")
+    cluster = benchtools.start_cluster(args.pg_version, {"fsync": "off"})
+    if cluster is None:
         return 1
-    os.environ.setdefault(pgcluster.ENV_TMPDIR, tempfile.gettempdir())
-    cluster = pgcluster.start_cluster(bindir, settings={"fsync": "off"})
     try:
         log("preparing databases ...")
         prepare(cluster)

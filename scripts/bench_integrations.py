@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -408,14 +406,10 @@ def main(argv: list[str] | None = None) -> int:
               "--latency-ms not negative",
               file=sys.stderr)
         return 2
-    bindir = pgcluster.find_bindir(args.pg_version)
-    if bindir is None:
-        print("bench_integrations: no PostgreSQL binaries: run `make pg-binaries`",
-              file=sys.stderr)
-        return 1
     settings = {"fsync": "on", "synchronous_commit": "off", "shared_buffers": "256MB"}
-    os.environ.setdefault(pgcluster.ENV_TMPDIR, tempfile.gettempdir())
-    cluster = pgcluster.start_cluster(bindir, settings=settings)
+    cluster = benchtools.start_cluster(args.pg_version, settings)
+    if cluster is None:
+        return 1
     counter = Relay((pgcluster.TCP_HOST, cluster.port))
     delayed = Relay((pgcluster.TCP_HOST, cluster.port), latency=args.latency_ms / 1000)
     try:

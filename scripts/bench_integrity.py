@@ -183,13 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000_000, help="events in the log")
     parser.add_argument("--pg-version", type=int, default=15, help="PostgreSQL major version")
     args = parser.parse_args(argv)
-    bindir = pgcluster.find_bindir(args.pg_version)
-    if bindir is None:
-        log(f"no PostgreSQL {args.pg_version} binaries: run `make pg-binaries` or set AUDITSQL_PG_BIN")
-        return 1
     settings = {"shared_buffers": "512MB", "max_wal_size": "8GB", "synchronous_commit": "off"}
-    os.environ.setdefault(pgcluster.ENV_TMPDIR, tempfile.gettempdir())
-    cluster = pgcluster.start_cluster(bindir, settings=settings)
+    cluster = benchtools.start_cluster(args.pg_version, settings)
+    if cluster is None:
+        return 1
     try:
         lines = measure(cluster, args.events)
         print(benchtools.describe(cluster.dsn(), settings))

@@ -26,11 +26,9 @@ Run with ``make bench-query`` (10 million events), or for example
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -278,17 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="repetitions for --index-cost")
     parser.add_argument("--pg-version", type=int, default=18, help="PostgreSQL major version")
     args = parser.parse_args(argv)
-    bindir = pgcluster.find_bindir(args.pg_version)
-    if bindir is None:
-        log(f"no PostgreSQL {args.pg_version} binaries: run `make pg-binaries` or set AUDITSQL_PG_BIN")
-        return 1
     settings = {
         "fsync": "on", "synchronous_commit": "on", "shared_buffers": "1GB",
         "max_wal_size": "16GB", "checkpoint_timeout": "30min", "maintenance_work_mem": "256MB",
         "work_mem": "64MB",
     }
-    os.environ.setdefault(pgcluster.ENV_TMPDIR, tempfile.gettempdir())
-    cluster = pgcluster.start_cluster(bindir, settings=settings)
+    cluster = benchtools.start_cluster(args.pg_version, settings)
+    if cluster is None:
+        return 1
     started = time.monotonic()
     try:
         head = benchtools.describe(cluster.dsn(), settings)

@@ -27,10 +27,8 @@ for example ``python -m scripts.bench_retention --sizes 0.2,1 --month-rows 50000
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -273,18 +271,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-version", type=int, default=17, help="PostgreSQL major version")
     args = parser.parse_args(argv)
     sizes = [int(float(s) * 1_000_000) for s in args.sizes.split(",")]
-    bindir = pgcluster.find_bindir(args.pg_version)
-    if bindir is None:
-        log(f"no PostgreSQL {args.pg_version} binaries: run `make pg-binaries` or set AUDITSQL_PG_BIN")
-        return 1
     settings = {
         "fsync": "on", "full_page_writes": "on", "synchronous_commit": "on",
         "shared_buffers": "1GB", "max_wal_size": "16GB", "checkpoint_timeout": "30min",
         "maintenance_work_mem": "256MB",
     }
     # On disk, not in memory: tens of millions of events do not belong in /dev/shm.
-    os.environ.setdefault(pgcluster.ENV_TMPDIR, tempfile.gettempdir())
-    cluster = pgcluster.start_cluster(bindir, settings=settings)
+    cluster = benchtools.start_cluster(args.pg_version, settings)
+    if cluster is None:
+        return 1
     started = time.monotonic()
     try:
         bench = Bench(cluster, args.month_rows)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
+import tempfile
 from pathlib import Path
 
 import psycopg
+
+from tests.harness import pgcluster
 
 
 def describe(dsn: str, settings: dict[str, str]) -> str:
@@ -25,3 +29,16 @@ def describe(dsn: str, settings: dict[str, str]) -> str:
     shown = ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
     return (f"machine: {os.cpu_count()} cores, {cpu}, {platform.machine()}, "
             f"Linux {platform.release()}\nPostgreSQL {version}; {shown}")
+
+
+def start_cluster(pg_version: int, settings: dict[str, str]) -> pgcluster.Cluster | None:
+    """A throwaway cluster of that major version with ``settings``, its data
+    on disk (under the system's temporary folder, not /dev/shm), so that
+    commits cost what they cost; None, said on stderr, without binaries."""
+    bindir = pgcluster.find_bindir(pg_version)
+    if bindir is None:
+        print(f"no PostgreSQL {pg_version} binaries: run `make pg-binaries` or set "
+              "AUDITSQL_PG_BIN", file=sys.stderr)
+        return None
+    os.environ.setdefault(pgcluster.ENV_TMPDIR, tempfile.gettempdir())
+    return pgcluster.start_cluster(bindir, settings=settings)

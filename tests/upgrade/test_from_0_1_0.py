@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-import pytest
 
 from auditsql import __version__, catalog, installer
 from auditsql.fingerprint import INSTALLED, classify
-from auditsql.render import Settings, install_definitions
+from auditsql.render import install_definitions
 
 # --------------------------------------------------------------------------
 # What to compare
