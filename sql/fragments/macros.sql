@@ -33,6 +33,12 @@ CASE WHEN {{ value }} OPERATOR(pg_catalog.<>) '' THEN CASE WHEN pg_catalog.lengt
 {{ context_value("pg_catalog.current_setting('" ~ name ~ "', true)") }}
 {%- endmacro %}
 
+{#- A dotted-quad IPv4 address: text that the cast to inet always accepts,
+    so the helpers parse it without a subtransaction. -#}
+{% macro dotted_quad() -%}
+'^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$'
+{%- endmacro %}
+
 {#- What ends a cut context value: '…' (U+2026). Written as its UTF-8 bytes
     so the install script stays ASCII, and converted at run time, only when
     a value is cut: chr(8230) would be folded into a constant when the

@@ -1,4 +1,4 @@
-{% from "fragments/macros.sql" import context_value %}
+{% from "fragments/macros.sql" import context_value, dotted_quad %}
 -- set_context: sets the whole actor and request context in one statement.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.set_context(
     actor_id   text DEFAULT NULL,
@@ -21,7 +21,7 @@ BEGIN
     -- arguments, with a fraction of the expressions of the general case.
     IF octet_length(concat(set_context.actor_id, set_context.email, set_context.role, set_context.ip_address, set_context.user_agent, set_context.request_id, v_app)) <= 1024
        AND (set_context.ip_address IS NULL
-            OR set_context.ip_address ~ '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$') THEN
+            OR set_context.ip_address ~ {{ dotted_quad() }}) THEN
         v_ip := nullif(set_context.ip_address, '')::inet;
         PERFORM set_config('auditsql.actor_id', coalesce(set_context.actor_id, ''), true),
                 set_config('auditsql.actor_email', coalesce(set_context.email, ''), true),

@@ -1,4 +1,4 @@
-{% from "fragments/macros.sql" import context_setting %}
+{% from "fragments/macros.sql" import context_setting, dotted_quad %}
 -- settings_context: the context the six settings auditsql.actor_id ..
 -- auditsql.request_id and application_name describe, as they are stored: blanks as NULL, values
 -- cut, the IP address parsed or kept as text (as inet_or_null does: it is
@@ -16,7 +16,7 @@ DECLARE
 BEGIN
     IF v_ip_raw IS NOT NULL THEN
         -- A dotted quad needs no subtransaction to be parsed.
-        IF v_ip_raw ~ '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$' THEN
+        IF v_ip_raw ~ {{ dotted_quad() }} THEN
             v_ip := v_ip_raw::inet;
         ELSE
             -- The same body on every server version: a script rendered for
