@@ -47,7 +47,7 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _call(schema: str, function: str, args: Sequence[sql.Composable] = ()) -> sql.Composed:
+def call_sql(schema: str, function: str, args: Sequence[sql.Composable] = ()) -> sql.Composed:
     """``SELECT schema.function(args)``."""
     return sql.SQL("SELECT {}.{}({})").format(
         sql.Identifier(schema), sql.Identifier(function), sql.SQL(", ").join(args))
@@ -62,7 +62,7 @@ def _with(schema: str, function: str,
           values: Sequence[object]) -> tuple[sql.Composed, list[str | None]]:
     """A call of *function* with *values* as text parameters."""
     args, params = _texts(values)
-    return _call(schema, function, args), params
+    return call_sql(schema, function, args), params
 
 
 def set_actor(
@@ -125,7 +125,7 @@ def push_context(
 
 def pop_context(cur: psycopg.Cursor[Any], *, schema: str = DEFAULT_SCHEMA) -> None:
     """Restore the context the last ``push_context`` saved (``audit.pop_context``)."""
-    cur.execute(_call(schema, "pop_context"))
+    cur.execute(call_sql(schema, "pop_context"))
 
 
 def _in_transaction(conn: psycopg.Connection[Any]) -> bool:
@@ -213,11 +213,11 @@ def log_event(
                 else:
                     args += [sql.SQL("pg_catalog.current_setting({}, true)").format(
                         sql.Literal(name)) for name in names]
-            cur.execute(_call(schema, "push_context" if nested else "set_context", args),
+            cur.execute(call_sql(schema, "push_context" if nested else "set_context", args),
                         params)
         args, params = _texts((action, entity_type, entity_id))
         cur.execute(
-            _call(schema, "log_event", [*args, sql.SQL("%s::jsonb")]),
+            call_sql(schema, "log_event", [*args, sql.SQL("%s::jsonb")]),
             [*params, None if details is None else Jsonb(details)],
         )
         row = cur.fetchone()

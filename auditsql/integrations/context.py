@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from psycopg import sql
 
-from auditsql.context import DEFAULT_SCHEMA
+from auditsql.context import DEFAULT_SCHEMA, call_sql
 
 
 @dataclass(frozen=True)
@@ -122,10 +122,8 @@ def set_context_sql(context: AuditContext | None, schema: str = DEFAULT_SCHEMA,
 @lru_cache(maxsize=256)
 def _render(context: AuditContext, schema: str, function: str) -> str:
     values = context.values()
-    return sql.SQL("SELECT {}.{}({})").format(
-        sql.Identifier(schema), sql.Identifier(function),
-        sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Literal(v)) for v in values),
-    ).as_string(None)
+    return call_sql(schema, function,
+                    [sql.SQL("{}::text").format(sql.Literal(v)) for v in values]).as_string(None)
 
 
 def begin_sql(context: AuditContext | None, schema: str = DEFAULT_SCHEMA,
@@ -137,7 +135,7 @@ def begin_sql(context: AuditContext | None, schema: str = DEFAULT_SCHEMA,
 
 def pop_context_sql(schema: str = DEFAULT_SCHEMA) -> str:
     """``SELECT schema.pop_context()``."""
-    return sql.SQL("SELECT {}.pop_context()").format(sql.Identifier(schema)).as_string(None)
+    return call_sql(schema, "pop_context").as_string(None)
 
 
 class _Unknown:
