@@ -1,5 +1,6 @@
 -- attach: start auditing a table, or change how it is audited; with
--- p_baseline, also record the rows it has (snapshot), in this transaction.
+-- baseline, also record the rows it has (snapshot), in this transaction.
+-- baseline has no p_ prefix: callers write attach('t', baseline => true).
 -- Before 0.2.0 had p_baseline: CREATE OR REPLACE would add an overload.
 DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[], text, text[], text[], jsonb, boolean, boolean);
 -- Not SECURITY DEFINER: the table side (its triggers, the owner role's
@@ -15,7 +16,7 @@ CREATE OR REPLACE FUNCTION {{ schema | ident }}.attach(
     p_on_change        jsonb   DEFAULT NULL,
     p_require_actor    boolean DEFAULT NULL,
     p_trust_id_columns boolean DEFAULT NULL,
-    p_baseline         boolean DEFAULT false)
+    baseline           boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -61,7 +62,7 @@ BEGIN
         END IF;
     END LOOP;
     PERFORM {{ schema | ident }}.attach_complete(p_table, v_granted, v_usage);
-    IF p_baseline THEN
+    IF attach.baseline THEN
         -- One transaction: creating the capture triggers locked the table
         -- against writes until it ends anyway (audit.snapshot, in committed
         -- batches, is for a table already attached).

@@ -243,7 +243,7 @@ EXAMPLES: list[Registered[Sql]] = [
                  "actor_events": [("updated", "public.users", "7"),
                                   ("updated", "public.users", "7")]},
     )),
-    Registered("docs/reading.md", "p_baseline => true", Sql(
+    Registered("docs/reading.md", "baseline => true", Sql(
         setup=(ORDERS, "INSERT INTO orders VALUES (1001, 'paid'), (1002, 'new')",
                "auditsql install"),
         then=[("SELECT action, count(*) FROM audit.events WHERE entity_type = 'public.orders'"
