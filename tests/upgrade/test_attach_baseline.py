@@ -1,6 +1,6 @@
-"""Upgrading from 0.2.0, whose attach called its last parameter
-p_baseline: afterwards there is one attach, whose last parameter is
-baseline, with the rights a fresh install gives it."""
+"""Upgrading an installation made by an earlier build, whose attach called
+its last parameter p_baseline: afterwards there is one attach, whose last
+parameter is baseline, with the rights a fresh install gives it."""
 
 from __future__ import annotations
 
@@ -35,9 +35,9 @@ def fresh_acl(db: str) -> str:
 
 @pytest.fixture
 def installed_0_2_0(db: str, fresh_acl: str) -> str:
-    """This version installed, then made what 0.2.0 left: attach with
-    p_baseline (its definition otherwise the same, owned by the owner
-    role, with no rights granted), and 0.2.0 the version installed."""
+    """This version installed, then made what the earlier build left:
+    attach with p_baseline (its definition otherwise the same, owned by the
+    owner role, with no rights granted)."""
     with psycopg.connect(db) as conn:
         (definition,), = conn.execute(
             "SELECT pg_get_functiondef(p.oid) FROM pg_proc AS p"
@@ -51,9 +51,6 @@ def installed_0_2_0(db: str, fresh_acl: str) -> str:
                      " boolean, boolean, boolean)")
         conn.execute(old.encode())
         conn.execute("RESET ROLE")
-        conn.execute("INSERT INTO audit.installation (version, settings)"
-                     " SELECT '0.2.0', settings FROM audit.installation"
-                     " ORDER BY installed_at DESC LIMIT 1")
     [(names, _, _, _)] = rows(db, ATTACH)
     assert names[-1] == "p_baseline"
     return db
