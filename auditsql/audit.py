@@ -274,12 +274,18 @@ class Audit:
         return reading.events(self.connection, self.schema, request_id=request_id, txid=txid,
                               actor_id=actor_id, since=since, until=until, limit=limit)
 
-    def snapshot(self, table: str, batch_size: int = 10_000,
+    def snapshot(self, table: str, batch_size: int = reading.DEFAULT_BATCH_SIZE,
                  progress: Progress | None = None) -> int:
         """Record every row of an audited table as a ``snapshot`` event, a
         committed batch at a time (``progress`` gets the rows so far after
         each); returns the rows recorded."""
         return reading.snapshot(self.connection, self.schema, table, batch_size, progress)
+
+    def require_audited(self, *tables: str) -> list[str]:
+        """The qualified names of ``tables``; NoSuchTable or NotAudited for
+        the first that does not exist or is not audited. To check every
+        table before snapshotting any."""
+        return reading.require_audited(self.connection, self.schema, list(tables))
 
     # -- tamper evidence ---------------------------------------------------
 

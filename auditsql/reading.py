@@ -196,14 +196,42 @@ def events(conn: psycopg.Connection, schema: str, *, request_id: str | None = No
 
 Progress = Callable[[int], None]
 
+DEFAULT_BATCH_SIZE = 10_000
+# The most rows a batch may lock: snapshot_batch takes an integer.
+MAX_BATCH_SIZE = 2_147_483_647
 
-def snapshot(conn: psycopg.Connection, schema: str, table: str, batch_size: int = 10_000,
-             progress: Progress | None = None) -> int:
+
+def check_batch_size(batch_size: int) -> int:
+    """``batch_size``, or InvalidValue when it is no positive number of rows
+    a batch can hold."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) \
+            or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise errors.InvalidValue(f"invalid batch size {batch_size}: give a positive number "
+                                  f"of rows, at most {MAX_BATCH_SIZE}")
+    return batch_size
+
+
+def require_audited(conn: psycopg.Connection, schema: str, tables: list[str]) -> list[str]:
+    """The schema-qualified names of ``tables``, once every one is known to
+    exist (NoSuchTable) and to be audited (NotAudited), so that a snapshot
+    of several tables starts only when each can be taken."""
+    names = []
+    with db.transaction(conn, read_only=True, errors_as=_TABLE_ERRORS) as cur:
+        catalog.require_installed(cur, schema)
+        for table in tables:
+            oid, qualified = catalog.resolve_table(cur, table)
+            cur.execute(sql.SQL("SELECT FROM {}.audited_entity(%s::oid::regclass, NULL)").format(
+                sql.Identifier(schema)), (oid,))
+            names.append(qualified)
+    return names
+
+
+def snapshot(conn: psycopg.Connection, schema: str, table: str,
+             batch_size: int = DEFAULT_BATCH_SIZE, progress: Progress | None = None) -> int:
     """Record every row of an audited table as a snapshot event, one
     committed batch at a time; ``progress`` is called with the rows recorded
     so far after each batch. Returns the rows recorded."""
-    if batch_size < 1:
-        raise errors.InvalidValue(f"invalid batch size {batch_size}: give a positive number of rows")
+    check_batch_size(batch_size)
     after: Any = None
     total = 0
     while True:

@@ -17,7 +17,7 @@ within each repetition and reporting medians:
                 must carry: row-min plus the entity type and id, the six
                 context settings (read as they are, with no check), and the
                 index auditsql keeps for the history of an entity (a btree
-                on entity_id), the only index of its table (auditsql's log
+                on the id and the type's hash), the only index of its table (auditsql's log
                 has no primary key either); a row trigger on the pgbench and
                 wide tables, a statement trigger (context read once per
                 statement) on the bulk table. It is a floor, not a product:
@@ -82,7 +82,7 @@ REQMIN_SQL = """
 CREATE TABLE reqlog (id bigserial, entity_type text COLLATE "C",
     entity_id text COLLATE "C", old_row jsonb, new_row jsonb, actor_id text,
     actor_email text, actor_role text, ip_address text, user_agent text, request_id text);
-CREATE INDEX ON reqlog (entity_id);
+CREATE INDEX ON reqlog (entity_id, hashtext(entity_type));
 CREATE FUNCTION reqlog_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO reqlog (entity_type, entity_id, old_row, new_row, actor_id, actor_email,

@@ -12,6 +12,7 @@ from auditsql.cli.erase import erase
 from auditsql.cli.export import export
 from auditsql.cli.log import diff, history, log, show
 from auditsql.cli.revert import revert
+from auditsql.cli.snapshot import snapshot
 from auditsql.cli.install import install, upgrade
 from auditsql.cli.integrity import digest, seal
 from auditsql.cli.status import status
@@ -51,6 +52,7 @@ app.command()(install)
 app.command()(upgrade)
 app.command()(attach)
 app.command()(detach)
+app.command()(snapshot)
 app.command()(status)
 app.command()(verify)
 app.command()(log)

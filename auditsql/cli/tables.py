@@ -12,6 +12,8 @@ from auditsql.audit import Audit
 from auditsql.cli import options
 from auditsql.cli.options import Dsn, Schema, Tables, NoRequireActor, Strict
 from auditsql.cli.output import err, reported
+from auditsql.cli.snapshot import BatchSize, print_recorded, take
+from auditsql.reading import DEFAULT_BATCH_SIZE, check_batch_size
 
 
 class Capture(str, Enum):
@@ -93,6 +95,13 @@ def attach(
                      help="Drop the table's column policies and --require-actor first; the other "
                      "policy options then apply. Without it, policies not named are kept."),
     ] = False,
+    baseline: Annotated[
+        bool,
+        typer.Option("--baseline",
+                     help="Then record every row the tables have as a snapshot event, in "
+                     "committed batches (as `auditsql snapshot` does)."),
+    ] = False,
+    batch_size: BatchSize = None,
 ) -> None:
     """Start auditing tables. Safe to run again; all tables or none.
 
@@ -102,9 +111,18 @@ def attach(
     Column policies (--exclude, --redact, --on-change, --require-actor)
     apply to every table named; each one given replaces what the table had,
     the others stay.
+
+    With --baseline, the tables are attached in one transaction, then each
+    is snapshotted a batch at a time, so that writers wait for one batch at
+    most; writes in between are captured. The rows recorded per table go
+    to stdout. Should the snapshot stop, the tables stay attached: run
+    `auditsql snapshot` for them.
     """
     required = options.require_actor(require_actor, no_require_actor, strict)
     with reported():
+        if batch_size is not None and not baseline:
+            raise errors.InvalidValue("--batch-size applies only with --baseline")
+        size = check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
         if primary_key and id_columns is not None:
             raise errors.InvalidValue("--primary-key and --id-columns exclude each other")
         columns = [] if primary_key else installer.parse_id_columns(id_columns)
@@ -120,10 +138,13 @@ def attach(
                 require_actor=required if required is not None else False if cleared else None,
                 trust_id_columns=trust_id_columns or None,
             )
-    for name in done.names:
-        err.print(f"attached {name}", markup=False)
-    for warning in done.warnings:
-        err.print(f"warning: {warning}", markup=False)
+            for name in done.names:
+                err.print(f"attached {name}", markup=False)
+            for warning in done.warnings:
+                err.print(f"warning: {warning}", markup=False)
+            recorded = take(audit, done.names, size) if baseline else None
+    if recorded is not None:
+        print_recorded(recorded)
 
 
 def detach(tables: Tables, dsn: Dsn, schema: Schema = "audit") -> None:

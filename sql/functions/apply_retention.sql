@@ -1,3 +1,4 @@
+{% from "fragments/macros.sql" import is_entity %}
 -- apply_retention: removes the partitions the retention policy no longer
 -- keeps, rebuilding those that hold events under legal hold. Events leave
 -- only with a whole table, never by DELETE, so the guards stay in force.
@@ -64,7 +65,7 @@ BEGIN
             FROM {{ schema | ident }}.legal_holds AS l
             CROSS JOIN LATERAL (
                 SELECT e FROM {{ schema | ident }}.events AS e
-                WHERE e.entity_type = l.entity_type AND e.entity_id = l.entity_id
+                WHERE {{ is_entity('e', 'l.entity_type', 'l.entity_id') }}
                   AND e.occurred_at >= v_part.lo AND e.occurred_at < v_part.hi) AS h;
         END IF;
         EXECUTE format('DROP TABLE %s', v_part.rel);

@@ -1,7 +1,25 @@
 -- attach: start auditing a table, or change how it is audited; with
--- p_baseline, also record the rows it has (snapshot), in this transaction.
--- Before 0.2.0 had p_baseline: CREATE OR REPLACE would add an overload.
+-- baseline, also record the rows it has (snapshot), in this transaction.
+-- baseline has no p_ prefix: callers write attach('t', baseline => true).
+-- Builds of 0.2.0 before it had a baseline lack the last parameter, and
+-- CREATE OR REPLACE would add an overload; later ones called it p_baseline,
+-- and CREATE OR REPLACE cannot rename a parameter. Both go first (the
+-- latter found by the old name, not to drop this one).
 DROP FUNCTION IF EXISTS {{ schema | ident }}.attach(regclass, text[], text, text[], text[], jsonb, boolean, boolean);
+DO $drop$
+DECLARE
+    v_function regprocedure;
+BEGIN
+    FOR v_function IN
+        SELECT p.oid::regprocedure
+          FROM pg_catalog.pg_proc AS p JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+         WHERE n.nspname = {{ schema | literal }} AND p.proname = 'attach'
+           AND 'p_baseline' = ANY (p.proargnames)
+    LOOP
+        EXECUTE pg_catalog.format('DROP FUNCTION %s', v_function);
+    END LOOP;
+END
+$drop$;
 -- Not SECURITY DEFINER: the table side (its triggers, the owner role's
 -- SELECT) needs the rights of the table's owner, and attaching must give
 -- nobody rights over the log; the audit side runs as the owner role in
@@ -15,7 +33,7 @@ CREATE OR REPLACE FUNCTION {{ schema | ident }}.attach(
     p_on_change        jsonb   DEFAULT NULL,
     p_require_actor    boolean DEFAULT NULL,
     p_trust_id_columns boolean DEFAULT NULL,
-    p_baseline         boolean DEFAULT false)
+    baseline           boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -61,7 +79,7 @@ BEGIN
         END IF;
     END LOOP;
     PERFORM {{ schema | ident }}.attach_complete(p_table, v_granted, v_usage);
-    IF p_baseline THEN
+    IF attach.baseline THEN
         -- One transaction: creating the capture triggers locked the table
         -- against writes until it ends anyway (audit.snapshot, in committed
         -- batches, is for a table already attached).

@@ -1,3 +1,4 @@
+{% from "fragments/macros.sql" import is_entity %}
 -- normalize_entity_id: an entity id as the log spells it, from the way a
 -- person typed it (docs/retention.md#how-entity-ids-are-read). Runs with the
 -- caller's rights: it reads only audit.tables and the log.
@@ -87,9 +88,9 @@ BEGIN
         IF v_norm IS NOT NULL THEN
             IF v_norm <> p_entity_id
                AND NOT EXISTS (SELECT FROM {{ schema | ident }}.events AS e
-                               WHERE e.entity_type = p_entity_type AND e.entity_id = v_norm)
+                               WHERE {{ is_entity('e', 'p_entity_type', 'v_norm') }})
                AND EXISTS (SELECT FROM {{ schema | ident }}.events AS e
-                           WHERE e.entity_type = p_entity_type AND e.entity_id = p_entity_id) THEN
+                           WHERE {{ is_entity('e', 'p_entity_type', 'p_entity_id') }}) THEN
                 RETURN p_entity_id;
             END IF;
             RETURN v_norm;
@@ -97,7 +98,7 @@ BEGIN
     END IF;
 
     IF EXISTS (SELECT FROM {{ schema | ident }}.events AS e
-               WHERE e.entity_type = p_entity_type AND e.entity_id = p_entity_id) THEN
+               WHERE {{ is_entity('e', 'p_entity_type', 'p_entity_id') }}) THEN
         RETURN p_entity_id;
     END IF;
     BEGIN

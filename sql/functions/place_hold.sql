@@ -1,3 +1,4 @@
+{% from "fragments/macros.sql" import is_entity %}
 -- place_hold: puts an entity under legal hold, so that retention keeps its
 -- events.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.place_hold(
@@ -45,7 +46,7 @@ BEGIN
     -- The records of earlier holds are not events the hold would hold.
     IF NOT coalesce(p_future, false)
        AND NOT EXISTS (SELECT FROM {{ schema | ident }}.events AS e
-                       WHERE e.entity_type = p_entity_type AND e.entity_id = v_id
+                       WHERE {{ is_entity('e', 'p_entity_type', 'v_id') }}
                          AND e.action NOT IN ('legal_hold_placed', 'legal_hold_released')) THEN
         RAISE EXCEPTION 'auditsql: no event in the log has entity type % and entity id %, so the hold would hold nothing; pass p_future => true to hold its future events',
             p_entity_type, quote_literal(v_id)

@@ -1,3 +1,4 @@
+{% from "fragments/macros.sql" import is_entity %}
 -- record_hold: trigger on legal_holds recording every hold placed or
 -- released, by hand too; UPDATE and TRUNCATE would change or lose a hold
 -- unrecorded. A release's reason comes in the setting auditsql.release_reason:
@@ -13,7 +14,7 @@ BEGIN
     IF TG_OP = 'INSERT' THEN
         -- Counted as place_hold counts: the records of earlier holds aside.
         SELECT count(*) INTO v_count FROM {{ schema | ident }}.events AS e
-        WHERE e.entity_type = NEW.entity_type AND e.entity_id = NEW.entity_id
+        WHERE {{ is_entity('e', 'NEW.entity_type', 'NEW.entity_id') }}
           AND e.action NOT IN ('legal_hold_placed', 'legal_hold_released');
         PERFORM {{ schema | ident }}.record_system_event('legal_hold_placed', NEW.entity_type, NEW.entity_id,
             jsonb_build_object('reason', NEW.reason, 'events', v_count));

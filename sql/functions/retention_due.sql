@@ -1,3 +1,4 @@
+{% from "fragments/macros.sql" import is_entity %}
 -- retention_due: the due partitions, with the events each loses and keeps.
 -- The one place this is decided, so that apply_retention and
 -- retention_preview cannot disagree. With p_lock each partition is locked
@@ -50,7 +51,7 @@ BEGIN
         FROM {{ schema | ident }}.legal_holds AS l
         CROSS JOIN LATERAL (
             SELECT FROM {{ schema | ident }}.events AS e
-            WHERE e.entity_type = l.entity_type AND e.entity_id = l.entity_id
+            WHERE {{ is_entity('e', 'l.entity_type', 'l.entity_id') }}
               AND e.occurred_at >= v_part.lo AND e.occurred_at < v_part.hi) AS h;
         CONTINUE WHEN v_total > 0 AND v_kept = v_total;
         rel := v_part.rel; partition := v_part.name; range_from := v_part.lo; range_to := v_part.hi;

@@ -50,10 +50,12 @@ DROP FUNCTION IF EXISTS {{ schema | ident }}.set_retention(text);
 DROP FUNCTION IF EXISTS {{ schema | ident }}.place_hold(text, text, text);
 
 -- Builds before 0.1.0 indexed entity ids with a two-column btree, or a hash
--- index; 0.1.0 and later with a btree on entity_id alone
--- (events_entity_id_idx, created by tables/events.sql when missing).
+-- index; 0.1.0 with a btree on entity_id alone; 0.2.0 with a btree on the
+-- id and the hash of the type (events_entity_idx, created by
+-- tables/events.sql when missing).
 DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_idx;
 DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_hash;
+DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_id_idx;
 
 -- Reading the log (docs/reading.md): a request's and a transaction's
 -- events, and a row's later keys from its earlier ones. Building them reads

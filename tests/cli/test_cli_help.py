@@ -9,8 +9,8 @@ import typer.main
 from auditsql.cli import app
 from tests.cli.clitools import VERSION, ok, run, run_parallel, usage_error
 
-COMMANDS = ["install", "upgrade", "attach", "detach", "status", "verify", "log", "show",
-            "history", "diff", "export", "revert", "seal", "digest", "erase", "uninstall",
+COMMANDS = ["install", "upgrade", "attach", "detach", "snapshot", "status", "verify", "log",
+            "show", "history", "diff", "export", "revert", "seal", "digest", "erase", "uninstall",
             "retention"]
 RETENTION_COMMANDS = ["set", "status", "hold", "release", "schedule", "unschedule", "run"]
 # Every command that runs something (groups only list their subcommands).

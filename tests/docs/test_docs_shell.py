@@ -119,6 +119,12 @@ def assert_column_policies(ctx: Ctx) -> None:
          '{"role": "role_changed", "password_hash": "password_changed"}', "t")]
 
 
+def assert_snapshots(ctx: Ctx, expected: dict[str, int]) -> None:
+    found = ctx.rows("SELECT entity_type, count(*) FROM audit.events"
+                     " WHERE action = 'snapshot' GROUP BY 1 ORDER BY 1")
+    assert {table: int(n) for table, n in found} == expected
+
+
 def assert_policy(policy: str, keep: str) -> Callable[[Ctx], None]:
     def then(ctx: Ctx) -> None:
         assert ctx.rows("SELECT policy, keep FROM audit.retention") == [(policy, keep)]
@@ -197,6 +203,13 @@ SHELL: list[Registered[Shell]] = [
     Registered("README.md", "auditsql attach users --exclude updated_at", Shell(
         setup=(USERS, "auditsql install"),
         then=assert_column_policies,
+    )),
+    Registered("docs/reading.md", "auditsql attach orders users --baseline", Shell(
+        setup=(ORDERS, USERS, "INSERT INTO orders VALUES (1001, 'paid'), (1002, 'new')",
+               "INSERT INTO users VALUES (7, 'a@x', 'member')", "auditsql install"),
+        prints={"auditsql attach": "recorded 2 rows of public.orders",
+                "auditsql snapshot": "recorded 2 rows of public.orders"},
+        then=lambda ctx: assert_snapshots(ctx, {"public.orders": 4, "public.users": 1}),
     )),
     Registered("README.md", "auditsql retention schedule --dsn", Shell(
         setup=(ORDERS, "auditsql install", "auditsql attach orders", ORDER_1001, with_pg_cron),

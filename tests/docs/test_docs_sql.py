@@ -215,6 +215,12 @@ EXAMPLES: list[Registered[Sql]] = [
         returns={"entity_history": [("created", "1001", None, "u-42"),
                                     ("updated", "1002", "1001", "u-42")]},
     )),
+    Registered("docs/reading.md", "AND hashtext(entity_type) = hashtext('public.orders')", Sql(
+        setup=(ORDERS, "auditsql install", "auditsql attach orders",
+               written_by(ADA, "INSERT INTO orders VALUES (1001, 'new')"),
+               written_by(ADA, "UPDATE orders SET id = 1002 WHERE id = 1001")),
+        returns={"FROM audit.events": [("updated", "1001", "u-42")]},
+    )),
     Registered("docs/reading.md", "SELECT audit.row_at('orders', '1001'", Sql(
         # Order 1001 as the log recorded it a day ago; nothing since.
         setup=(ORDERS, "auditsql install", "auditsql attach orders",
@@ -237,7 +243,7 @@ EXAMPLES: list[Registered[Sql]] = [
                  "actor_events": [("updated", "public.users", "7"),
                                   ("updated", "public.users", "7")]},
     )),
-    Registered("docs/reading.md", "p_baseline => true", Sql(
+    Registered("docs/reading.md", "baseline => true", Sql(
         setup=(ORDERS, "INSERT INTO orders VALUES (1001, 'paid'), (1002, 'new')",
                "auditsql install"),
         then=[("SELECT action, count(*) FROM audit.events WHERE entity_type = 'public.orders'"

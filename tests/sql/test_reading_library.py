@@ -75,4 +75,11 @@ def test_reading_errors_are_typed(users: Conn, installed_db: str) -> None:
             audit.events(actor_id="u-42")
         with pytest.raises(errors.InvalidValue):
             audit.snapshot("users", batch_size=0)
+        with pytest.raises(errors.InvalidValue, match="^invalid batch size 2147483648: "):
+            audit.snapshot("users", batch_size=2**31)
+        assert audit.require_audited("users", "public.users") == ["public.users"] * 2
+        with pytest.raises(errors.NotAudited, match="^table public.plain is not audited"):
+            audit.require_audited("users", "plain")
+        with pytest.raises(errors.NoSuchTable, match="^table missing does not exist$"):
+            audit.require_audited("users", "missing")
     assert scalar(users, "SELECT count(*) FROM audit.events WHERE action = 'snapshot'") == 0

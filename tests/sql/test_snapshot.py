@@ -121,12 +121,27 @@ def test_attach_with_a_baseline(su: Conn) -> None:
     run(su, "CREATE TABLE items (id int PRIMARY KEY, name text, secret text, hidden text)",
         "INSERT INTO items SELECT g, 'i' || g, 's', 'h' FROM generate_series(1, 25000) AS g")
     su.execute("SELECT audit.attach('items', p_exclude => '{hidden}', p_redact => '{secret}',"
-               " p_baseline => true)")
+               " baseline => true)")
     assert scalar(su, "SELECT count(*) FROM audit.events WHERE action = 'snapshot'") == 25000
     assert scalar(su, "SELECT audit.row_at('items', '20001', now())") == {
         "id": 20001, "name": "i20001", "secret": "[redacted]"}
     su.execute("SELECT audit.attach('items')")  # no baseline: nothing more
     assert scalar(su, "SELECT count(*) FROM audit.events WHERE action = 'snapshot'") == 25000
+
+
+def test_baseline_is_named_as_callers_write_it(su: Conn) -> None:
+    """attach('t', baseline => true): the one attach, its last parameter
+    baseline; the old name p_baseline is no parameter of it."""
+    run(su, "CREATE TABLE named (id int PRIMARY KEY, baseline boolean)",
+        "INSERT INTO named VALUES (1, false), (2, true)")
+    su.execute("SELECT audit.attach('named', baseline => true)")
+    assert scalar(su, "SELECT count(*) FROM audit.events"
+                      " WHERE entity_type = 'public.named' AND action = 'snapshot'") == 2
+    assert scalar(su, "SELECT array_agg(p.proargnames[pg_catalog.array_length(p.proargnames, 1)])"
+                      " FROM pg_proc AS p"
+                      " WHERE p.pronamespace = 'audit'::regnamespace AND p.proname = 'attach'") == [
+        "baseline"]
+    expect_error(su, "SELECT audit.attach('named', p_baseline => true)", sqlstate="42883")
 
 
 def test_snapshot_refusals(accounts: Conn, app_conn: Conn) -> None:

@@ -98,12 +98,14 @@ def test_every_command_and_option_has_help_text() -> None:
             f"{name} {p.name}" for p in cmd.params if not (getattr(p, "help", "") or "").strip()
         ]
     assert missing == []
-    assert list(root.commands) == ["install", "upgrade", "attach", "detach", "status", "verify",
-                                   "log", "show", "history", "diff", "export", "revert",
-                                   "seal", "digest", "erase", "uninstall", "retention"]
+    assert list(root.commands) == ["install", "upgrade", "attach", "detach", "snapshot",
+                                   "status", "verify", "log", "show", "history", "diff",
+                                   "export", "revert", "seal", "digest", "erase", "uninstall",
+                                   "retention"]
     assert list(all_commands()) == [
-        "install", "upgrade", "attach", "detach", "status", "verify", "log", "show", "history",
-        "diff", "export", "revert", "seal", "digest", "erase", "uninstall", "retention",
+        "install", "upgrade", "attach", "detach", "snapshot", "status", "verify", "log", "show",
+        "history", "diff", "export", "revert", "seal", "digest", "erase", "uninstall",
+        "retention",
         *(f"retention {c}" for c in
           ("set", "status", "hold", "release", "schedule", "unschedule", "run")),
     ]
