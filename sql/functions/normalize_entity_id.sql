@@ -29,11 +29,17 @@ BEGIN
     IF p_entity_id IS NULL THEN
         RETURN NULL;
     END IF;
+    -- The table found by its name through the catalog's index, not by
+    -- spelling the name of every table: only text shaped as format('%I.%I')
+    -- spells it can name one, and to_regclass reads that shape without
+    -- error on every version.
     SELECT t.relid, t.id_columns INTO v_relid, v_keys
     FROM {{ schema | ident }}.tables AS t
     JOIN pg_class AS c ON c.oid = t.relid
     JOIN pg_namespace AS n ON n.oid = c.relnamespace
-    WHERE format('%I.%I', n.nspname, c.relname) = p_entity_type;
+    WHERE t.relid = CASE WHEN p_entity_type ~ '^("([^"]|"")+"|[a-z_][a-z0-9_]*)[.]("([^"]|"")+"|[a-z_][a-z0-9_]*)$'
+                         THEN to_regclass(p_entity_type) END
+      AND format('%I.%I', n.nspname, c.relname) = p_entity_type;
     IF FOUND THEN
         BEGIN
             v_given := CASE WHEN cardinality(v_keys) = 1 THEN jsonb_build_array(p_entity_id)

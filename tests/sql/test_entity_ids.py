@@ -10,6 +10,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 
 from tests.sql.sqltools import Conn, attach, column, expect_error, run, scalar
 from .test_retention import add_events, apply, system_events
@@ -307,3 +308,30 @@ def test_any_spelling_of_a_logged_key_finds_it(su: Conn, keys: list[tuple[int, i
 def test_null_in_null_out(su: Conn) -> None:
     assert normalize(su, ITEMS, None) is None
     assert normalize(su, None, "[1,2]") == "[1, 2]"
+
+
+NAMES = st.text(alphabet=st.characters(exclude_characters="\x00", exclude_categories=("Cs",)),
+                min_size=1, max_size=20).filter(
+    lambda s: not s.startswith("pg_") and s not in ("public", "audit", "information_schema"))
+
+
+@given(NAMES, NAMES)
+@HYPOTHESIS
+def test_a_table_of_any_name_is_found_by_its_entity_type(su: Conn, schema: str, table: str) -> None:
+    """The table is looked up by the name its entity type spells (through
+    the catalog's index): quotes, dots, capitals and keywords in the name
+    find it, and the same name spelled any other way finds nothing."""
+    with su.transaction(force_rollback=True):
+        name = sql.Identifier(schema, table)
+        run(su, sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)),
+            sql.SQL("CREATE TABLE {} (id int PRIMARY KEY)").format(name),
+            sql.SQL("SELECT audit.attach({}::regclass)").format(sql.Literal(name.as_string(su))),
+            sql.SQL("INSERT INTO {} VALUES (7)").format(name))
+        entity_type = scalar(su, "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class AS c"
+                                 " JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+                                 " WHERE c.oid = %s::regclass", (name.as_string(su),))
+        # Found, '007' is read as the integer key it spells.
+        assert normalize(su, entity_type, "007") == "7"
+        for other in {f"{schema}.{table}", f'"{schema}"."{table}"', entity_type.upper(),
+                      f" {entity_type}"} - {entity_type}:
+            assert normalize(su, other, "007") == "007"
