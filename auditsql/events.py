@@ -159,40 +159,45 @@ _JSON_AS_TEXT = {"id", "txid", "caused_by", "admin", "before", "after"}
 _JSON_QUOTED = {"category"}
 
 
-def _json_line() -> sql.Composed:
+def _json_line() -> sql.Composable:
     """One JSON object per event and its line end, built by concatenation:
     several times faster than row_to_json, which looks up each column's
-    type for every row. Keys in EXPORT_COLUMNS order, id first."""
-    parts = []
+    type for every row. Keys in EXPORT_COLUMNS order, id first. The pieces
+    are joined pairwise, ((a || b) || (c || d)), rather than in one chain,
+    which would copy the line built so far at each of some forty steps."""
+    parts: list[sql.Composable] = []
     for i, column in enumerate(EXPORT_COLUMNS):
         value = (sql.SQL("h.{}::text") if column in _JSON_AS_TEXT
                  else sql.SQL("'\"' || h.{}::text || '\"'") if column in _JSON_QUOTED
                  else sql.SQL("to_json(h.{})::text")).format(sql.Identifier(column))
         key = ("{" if i == 0 else ",") + json.dumps(column) + ":"
-        parts.append(sql.SQL("{} || coalesce({}, 'null')").format(sql.Literal(key), value))
-    return sql.SQL(" || ").join(parts) + sql.SQL(" || E'}\\n'")
+        parts.append(sql.SQL("({} || coalesce({}, 'null'))").format(sql.Literal(key), value))
+    parts.append(sql.SQL("E'}\\n'"))
+    while len(parts) > 1:
+        parts = [sql.SQL("({} || {})").format(*parts[i:i + 2]) if i + 1 < len(parts)
+                 else parts[i] for i in range(0, len(parts), 2)]
+    return parts[0]
 
 
 def export_query(cur: psycopg.Cursor, schema: str, chosen: Filter, fmt: str) -> sql.Composed:
     """The COPY statement streaming the events ``chosen`` picks, in id order.
 
-    jsonl: the stored columns are sorted first and each line built after
-    the sort, so that the sort carries the row rather than its longer JSON
-    text (which spills about twice as much); and the lines are sent in
-    COPY's binary format, which copies each one as it is, where the text
-    and csv formats scan every byte for characters to escape or quote.
-    ``export`` takes the line out of each binary row."""
+    jsonl: each line is one text value, sent in COPY's binary format, which
+    copies it as it is, where the text and csv formats scan every byte for
+    characters to escape or quote; ``export`` takes the line out of each
+    binary row. The lines are built before the sort, which lets parallel
+    workers build them; building them after a sort of the stored columns
+    spills half as much but leaves all of the building to one process, for
+    the same CPU time in all and a longer wait."""
     if fmt not in EXPORT_FORMATS:
         raise errors.InvalidValue(f"unknown export format {fmt!r}: use jsonl or csv")
-    columns = sql.SQL(", ").join(sql.SQL("h.{}").format(sql.Identifier(c))
-                                 for c in EXPORT_COLUMNS)
-    source = sql.SQL("SELECT {} FROM {}.events AS h").format(
-        columns, sql.Identifier(schema)) + _where(cur, schema, chosen) + sql.SQL(" ORDER BY h.id")
+    source = sql.SQL(" FROM {}.events AS h").format(sql.Identifier(schema)) + _where(
+        cur, schema, chosen) + sql.SQL(" ORDER BY h.id")
     if fmt == "jsonl":
-        # OFFSET 0 keeps the subquery, and its sort, below the projection.
-        return sql.SQL("COPY (SELECT {} FROM ({} OFFSET 0) AS h ORDER BY h.id) TO STDOUT "
-                       "(FORMAT binary)").format(_json_line(), source)
-    return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER {})").format(
+        return sql.SQL("COPY (SELECT {}{}) TO STDOUT (FORMAT binary)").format(
+            _json_line(), source)
+    return sql.SQL("COPY (SELECT {}{}) TO STDOUT (FORMAT csv, HEADER {})").format(
+        sql.SQL(", ").join(sql.SQL("h.{}").format(sql.Identifier(c)) for c in EXPORT_COLUMNS),
         source, sql.SQL("false" if chosen.after_id is not None else "true"))
 
 
