@@ -5,13 +5,14 @@ export. Events are :class:`auditsql.reading.Event`, as a row's history."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
 
 import psycopg
 import psycopg.rows
 from psycopg import sql
+from psycopg.abc import Buffer
 
 from auditsql import catalog, db, errors
 from auditsql.reading import Event
@@ -208,7 +209,7 @@ _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _HEADER = len(_SIGNATURE) + 8
 
 
-def _binary_lines(copy: Iterator[memoryview]) -> Iterator[memoryview]:
+def _binary_lines(copy: Iterable[Buffer]) -> Iterator[Buffer]:
     """The one field of each row of a binary COPY of one text column."""
     first = True
     for data in copy:
