@@ -4,9 +4,13 @@ Starts a throwaway cluster, installs auditsql, and fills the log with data
 events (written straight into the events table with generate_series: this
 measures export, not capture), each with an actor, a request and before
 and after rows of a few columns. At each size it runs the real command,
-`auditsql export --format jsonl|csv --output FILE`, in a child process and
-reports its wall time, events per second and peak memory (max RSS): the
-memory should not grow with the number of events.
+`auditsql export --format jsonl|csv --output FILE`, in a child process,
+after one warm-up run, ``--runs`` times (the two formats in turn), and
+reports the median wall time, events per second, the process's CPU time
+(user and system, the server's not included), its peak memory (max RSS,
+which should not grow with the number of events) and the load average
+when the runs ended: the machine is shared, and the figures follow the
+CPU left to the export.
 
 Run with ``make bench-export``, or for example
 ``python -m scripts.bench_export --sizes 0.1,1`` (from the repository root).
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,8 +51,9 @@ def log(message: str) -> None:
     print(f"[bench-export] {message}", file=sys.stderr, flush=True)
 
 
-def export(dsn: str, fmt: str, target: Path) -> tuple[float, int, int]:
-    """Run the command; returns seconds, events exported and max RSS in KiB."""
+def export(dsn: str, fmt: str, target: Path) -> tuple[float, int, int, float]:
+    """Run the command; returns seconds, events exported, max RSS in KiB
+    and CPU seconds of the process."""
     script = Path(sys.executable).with_name("auditsql")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "auditsql"]
     started = time.monotonic()
@@ -61,13 +67,15 @@ def export(dsn: str, fmt: str, target: Path) -> tuple[float, int, int]:
     if proc.returncode != 0:
         raise RuntimeError(f"export failed: {stderr}")
     events = int(stderr.split()[1])
-    return seconds, events, usage.ru_maxrss
+    return seconds, events, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="0.1,1",
                         help="log sizes, in millions of events (default 0.1,1)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs of each format at each size; the median is reported")
     parser.add_argument("--pg-version", type=int, default=18, help="PostgreSQL major version")
     args = parser.parse_args(argv)
     sizes = [int(float(s) * 1_000_000) for s in args.sizes.split(",")]
@@ -76,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     if cluster is None:
         return 1
     lines = [benchtools.describe(cluster.dsn(), settings), "",
-             "| events | format | seconds | events/s | max RSS (MiB) | output (MiB) |",
-             "|---:|---|---:|---:|---:|---:|"]
+             "| events | format | seconds | events/s | client CPU (s) | max RSS (MiB) "
+             "| output (MiB) | load |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|"]
     try:
         with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
             admin.execute("CREATE DATABASE export")
@@ -92,14 +101,23 @@ def main(argv: list[str] | None = None) -> int:
                     conn.execute(FILL, {"first": held + 1, "last": size})
                     conn.execute("VACUUM ANALYZE audit.events")
                 held = size
-                for fmt in ("jsonl", "csv"):
-                    target = Path(tmp) / f"events.{fmt}"
-                    export(dsn, fmt, target)  # warm the cache
-                    seconds, events, rss = export(dsn, fmt, target)
-                    assert events >= size, (events, size)
+                runs: dict[str, list[tuple[float, int, int, float]]] = {"jsonl": [], "csv": []}
+                for fmt in runs:  # warm the cache
+                    export(dsn, fmt, Path(tmp) / f"events.{fmt}")
+                for _ in range(args.runs):
+                    for fmt in runs:
+                        runs[fmt].append(export(dsn, fmt, Path(tmp) / f"events.{fmt}"))
+                load = os.getloadavg()[0]
+                for fmt, done in runs.items():
+                    seconds = statistics.median(r[0] for r in done)
+                    events = done[0][1]
+                    assert all(r[1] == events for r in done) and events >= size, (done, size)
                     lines.append(f"| {events:,} | {fmt} | {seconds:.2f} | "
-                                 f"{events / seconds:,.0f} | {rss / 1024:.0f} | "
-                                 f"{target.stat().st_size / 2**20:.0f} |")
+                                 f"{events / seconds:,.0f} | "
+                                 f"{statistics.median(r[3] for r in done):.2f} | "
+                                 f"{max(r[2] for r in done) / 1024:.0f} | "
+                                 f"{(Path(tmp) / f'events.{fmt}').stat().st_size / 2**20:.0f} | "
+                                 f"{load:.1f} |")
                     log(lines[-1])
     finally:
         cluster.stop()

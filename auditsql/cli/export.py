@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -17,6 +18,9 @@ from auditsql.cli.output import err, reported
 
 # How often progress is redrawn on a terminal, in seconds.
 PROGRESS_EVERY = 0.5
+# The output file's buffer: a write per megabyte rather than per 8 KiB
+# costs the process about a tenth less system time.
+BUFFER = 1 << 20
 
 
 def export(
@@ -70,28 +74,44 @@ def export(
 
 def _open(path: Path, *, append: bool) -> BinaryIO:
     try:
-        return path.open("ab" if append else "wb")
+        return path.open("ab" if append else "wb", buffering=BUFFER)
     except OSError as exc:
         raise errors.InvalidValue(f"cannot write to {path}: {exc.strerror}") from None
 
 
-def _write(chunks: object, sink: BinaryIO, fmt: str, *, header: bool) -> events.Exported:
-    """Copy every chunk to ``sink``; on an interruption, say where to resume."""
+def _write(chunks: Iterable[bytes], sink: BinaryIO, fmt: str, *,
+           header: bool) -> events.Exported:
+    """Copy every chunk to ``sink``; on an interruption, say where to resume.
+
+    The loop does as little as it can per event: at a few hundred thousand
+    events a second, each Python operation in it shows."""
     count, last = 0, b""
-    progress = err.is_terminal
-    shown = time.monotonic()
+    chunks = iter(chunks)
+    write = sink.write
     try:
-        for chunk in chunks:  # type: ignore[attr-defined]
-            sink.write(chunk)
-            if header:
-                header = False
-                continue
-            count += 1
-            last = chunk
-            if progress and not count % 1000 and time.monotonic() - shown >= PROGRESS_EVERY:
-                shown = time.monotonic()
-                err.file.write(f"\rexported {count} events")
-                err.file.flush()
+        if header:
+            for chunk in chunks:
+                write(chunk)
+                break
+        if not err.is_terminal:
+            for chunk in chunks:
+                write(chunk)
+                last = chunk
+                count += 1
+        else:
+            shown = time.monotonic()
+            check = 1000
+            for chunk in chunks:
+                write(chunk)
+                last = chunk
+                count += 1
+                if count == check:
+                    check += 1000
+                    if time.monotonic() - shown >= PROGRESS_EVERY:
+                        shown = time.monotonic()
+                        err.file.write(f"\rexported {count} events")
+                        err.file.flush()
+            err.file.write("\r")
     except BaseException:
         sink.flush()
         if last:
@@ -99,6 +119,4 @@ def _write(chunks: object, sink: BinaryIO, fmt: str, *, header: bool) -> events.
                       f"{events.last_id(last, fmt)}: resume with --after-id "
                       f"{events.last_id(last, fmt)}", markup=False)
         raise
-    if progress:
-        err.file.write("\r")
     return events.Exported(count, events.last_id(last, fmt) if last else None)

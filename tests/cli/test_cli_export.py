@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from auditsql import events
+from auditsql import errors, events
 from auditsql.cli.output import err
 from tests.cli.clitools import error_line, execute, ok, query, run, scalar
 
@@ -147,3 +147,46 @@ def test_bad_values(logged: str, args: tuple[str, ...], needles: tuple[str, ...]
 def test_since_is_required(logged: str) -> None:
     res = run("export", "--dsn", logged)
     assert res.code == 2 and "--since" in res.stderr
+
+
+def test_jsonl_lines_are_exactly_row_to_json(logged: str) -> None:
+    # The bytes of each line, not only what they parse to: row_to_json of
+    # the stored columns, in the same order and the same zone.
+    execute(logged, "SELECT audit.log_event('signed_in', 'session', E'a\\\\b\\n', "
+                    "'{\"m\": \"\\u00e9\"}')")
+    res = ok("export", "--dsn", logged, *SINCE)
+    cols = ", ".join(events.EXPORT_COLUMNS)
+    with psycopg.connect(logged) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        want = [r[0] for r in conn.execute(
+            f"SELECT row_to_json(e)::text FROM (SELECT {cols} FROM audit.events ORDER BY id) e")]
+    assert res.stdout.encode() == "".join(f"{line}\n" for line in want).encode()
+    assert {json.loads(line)["category"] for line in want} == {"data", "system", "app"}
+    assert '"entity_id":"a\\\\b\\n"' in res.stdout
+
+
+def copy_messages(rows: list[bytes], *, extension: bytes = b"",
+                  split_header: bool = False) -> list[memoryview]:
+    """A binary COPY of one text column as the server sends it."""
+    header = b"PGCOPY\n\xff\r\n\x00" + bytes(4) + len(extension).to_bytes(4, "big") + extension
+    tuples = [b"\x00\x01" + len(r).to_bytes(4, "big") + r for r in rows]
+    messages = [header] + tuples if split_header else (
+        [header + tuples[0]] + tuples[1:] if tuples else [header])
+    messages.append(b"\xff\xff")
+    if not rows and not split_header:
+        messages = [header + b"\xff\xff"]
+    return [memoryview(m) for m in messages]
+
+
+@pytest.mark.parametrize("split_header", [False, True])
+@pytest.mark.parametrize("extension", [b"", b"ext!"])
+@pytest.mark.parametrize("rows", [[], [b'{"id":1}\n'], [b'{"id":1}\n', b"", b'{"id":3}\n']])
+def test_binary_copy_lines(rows: list[bytes], extension: bytes, split_header: bool) -> None:
+    got = events._binary_lines(iter(copy_messages(rows, extension=extension,
+                                                  split_header=split_header)))
+    assert [bytes(x) for x in got] == rows
+
+
+def test_binary_copy_without_its_header() -> None:
+    with pytest.raises(errors.DatabaseError, match="binary header"):
+        list(events._binary_lines(iter([memoryview(b"\x00\x01\x00\x00\x00\x01x")])))
