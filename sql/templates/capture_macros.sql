@@ -105,16 +105,12 @@ BEGIN
     END IF;
     v_admin := COALESCE(v_c.actor_role OPERATOR(pg_catalog.=) ANY ({{ slot('admin_roles') }}::pg_catalog.text[]), false);
     {{ slot('checks') }}
-    IF {{ slot('pin_when') }} THEN
-        v_saved := {{ S() }}.pin_image_settings();
-    END IF;
+    {{ slot('pin') }}
 {%- endmacro -%}
 
 {#- What both bodies do last. -#}
 {%- macro epilogue() -%}
-    IF v_saved IS NOT NULL THEN
-        PERFORM {{ S() }}.restore_image_settings(v_saved);
-    END IF;
+    {{ slot('restore') }}
     RETURN NULL;
 END
 {%- endmacro -%}

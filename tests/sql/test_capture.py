@@ -806,6 +806,21 @@ def test_setting_free_types_need_no_pin(su: Conn) -> None:
         su, "SELECT prosrc FROM pg_proc WHERE proname = 'capture_' || 'free'::regclass::oid")
 
 
+def test_capture_without_setting_dependent_types_has_no_pin_statement(su: Conn) -> None:
+    """The row-image settings are pinned and put back by statements that only
+    a table with a column whose image depends on them gets: for the others
+    the body holds neither (each statement costs every transaction)."""
+    run(su, "CREATE TABLE plain_types (id int PRIMARY KEY, t text, d date)",
+        "CREATE TABLE float_types (id int PRIMARY KEY, f float8)")
+    attach(su, "plain_types")
+    attach(su, "float_types")
+    source = "SELECT prosrc FROM pg_proc WHERE proname = 'capture_' || %s::regclass::oid"
+    plain = scalar(su, source, ("plain_types",))
+    assert "pin_image_settings" not in plain and "restore_image_settings" not in plain
+    floats = scalar(su, source, ("float_types",))
+    assert "pin_image_settings" in floats and "restore_image_settings" in floats
+
+
 def test_admin_is_decided_on_the_actor_role_as_stored(su: Conn, orders: str) -> None:
     """Capture reads the actor role as every other path does: a role set
     directly, longer than 1024 characters, is stored cut, and whether the
