@@ -71,21 +71,22 @@ DECLARE
     v_admin            pg_catalog.bool;
 {%- endmacro -%}
 
-{#- What both bodies do first: TRUNCATE, the context, the checks, the
-    row-image settings. The context is one setting read and cast: the
-    helpers store it whole, validated and cut (current_context() reads it
-    the same way). Where no helper was called in the transaction, the six
-    settings are read raw, and settings_context() makes them a context only
-    when one of them is set: with none set, every field but
-    application_name stays NULL. -#}
-{%- macro prologue() -%}
-BEGIN
-    -- Every capture trigger of the table and its partitions calls this
-    -- function, the TRUNCATE ones too, so that dropping it drops them all.
-    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
-        PERFORM {{ S() }}.capture_truncate(TG_RELID, {{ slot('table_oid') }}::pg_catalog.oid);
+{#- TRUNCATE: every capture trigger of the table and its partitions calls
+    the function, the TRUNCATE ones too, so that dropping it drops them
+    all; capture_truncate records it, with its own checks. -#}
+{%- macro truncate() -%}
+PERFORM {{ S() }}.capture_truncate(TG_RELID, {{ slot('table_oid') }}::pg_catalog.oid);
         RETURN NULL;
-    END IF;
+{%- endmacro -%}
+
+{#- What both bodies do for a row or statement they record, before
+    anything else: the context, the checks, the row-image settings. The
+    context is one setting read and cast: the helpers store it whole,
+    validated and cut (current_context() reads it the same way). Where no
+    helper was called in the transaction, the six settings are read raw,
+    and settings_context() makes them a context only when one of them is
+    set: with none set, every field but application_name stays NULL. -#}
+{%- macro prologue() -%}
     IF v_context OPERATOR(pg_catalog.<>) '' THEN
         v_c := v_context::{{ S() }}.context;
     ELSIF pg_catalog.concat(pg_catalog.current_setting('auditsql.actor_id', true),

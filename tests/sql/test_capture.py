@@ -821,6 +821,22 @@ def test_capture_without_setting_dependent_types_has_no_pin_statement(su: Conn) 
     assert "pin_image_settings" in floats and "restore_image_settings" in floats
 
 
+def test_row_capture_asks_for_update_before_anything_else(su: Conn, orders: str,
+                                                        capture: str) -> None:
+    """Each condition of the body is compiled once per transaction: row
+    capture tests TG_OP for UPDATE first, so that an OLTP update pays one
+    test, and reads the context only for what it records (TRUNCATE is
+    capture_truncate's)."""
+    if capture != "row":
+        pytest.skip("statement capture tests TG_OP once per statement")
+    source = scalar(su, "SELECT prosrc FROM pg_proc WHERE proname = 'capture_' || 'orders'::regclass::oid")
+    body = source[source.index("BEGIN"):]
+    tests = re.findall(r"TG_OP OPERATOR\(pg_catalog\.=\) '(\w+)'", body)
+    assert tests == ["UPDATE", "TRUNCATE", "INSERT"]
+    assert body.index("IF v_context") > body.index("'UPDATE'")
+    assert "v_context" not in body[body.index("'TRUNCATE'"):body.index("RETURN NULL")]
+
+
 def test_admin_is_decided_on_the_actor_role_as_stored(su: Conn, orders: str) -> None:
     """Capture reads the actor role as every other path does: a role set
     directly, longer than 1024 characters, is stored cut, and whether the
