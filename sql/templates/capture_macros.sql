@@ -65,7 +65,7 @@ category, {{ event_context | join(', ') }}
 {#- The declarations of both bodies; capture_statement.sql adds its own. -#}
 {%- macro declarations() -%}
 DECLARE
-    v_saved            pg_catalog.text[];
+    {{ slot('pin_declare') }}
     v_context          pg_catalog.text := pg_catalog.current_setting('auditsql.context', true);
     v_c                {{ S() }}.context;
     v_admin            pg_catalog.bool;

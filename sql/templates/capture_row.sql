@@ -14,9 +14,9 @@
     json_casts_checked, generic_before, insert_created, insert_updated, insert_admin_updated,
     insert_deleted with context -%}
 {#- Whether the row has only the columns of attach time is asked of its
-    image. -#}
+    image (slot known), where it must be: see capture_source. -#}
 {%- set row_before -%}
-CASE WHEN (s.nj OPERATOR(pg_catalog.-) {{ slot('columns') }}::pg_catalog.text[]) OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb
+CASE WHEN {{ slot('known') }}
                         THEN {{ slot('diff') }}
                         ELSE {{ generic_before }} END
 {%- endset -%}
