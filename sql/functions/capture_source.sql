@@ -21,6 +21,8 @@ DECLARE
     v_changed_list text;
     v_returning    text;
     v_guarded      boolean;
+    v_pin_when     text;
+    v_columns      text;
     -- One variable per slot of the templates, each named for its slot.
 {%- for name, what in capture_slots.items() %}
     {{ '%-18s' | format('v_' ~ name) }} text;  -- {{ what }}
@@ -114,6 +116,35 @@ BEGIN
         -- One function call: each call in a statement the capture runs per
         -- event costs that statement a lookup when it starts.
         v_entity_type := 'pg_catalog.format(''%I.%I'', TG_TABLE_SCHEMA, TG_TABLE_NAME)';
+    END IF;
+
+    -- The settings are pinned only for a table with a column whose image
+    -- depends on them; the others get no statement at all, since every
+    -- statement of the body costs each transaction a compiled expression.
+    v_pin_declare := '';
+    v_pin := '';
+    v_restore := '';
+    IF v_pin_when <> 'false' THEN
+        v_pin_declare := 'v_saved            pg_catalog.text[];';
+        v_pin := format(E'IF %s THEN\n        v_saved := %I.pin_image_settings();\n    END IF;',
+                        v_pin_when, {{ schema | literal }});
+        v_restore := format(E'IF v_saved IS NOT NULL THEN\n        PERFORM %I.restore_image_settings(v_saved);\n    END IF;',
+                            {{ schema | literal }});
+    END IF;
+
+    -- The comparison generated below knows the columns of attach time; an
+    -- update of a row with others is compared generically. Where the event
+    -- triggers refresh capture after every ALTER TABLE, the function always
+    -- knows the table's columns, and the planner drops the generic branch
+    -- with the test. Should one not be refreshed (the DDL was let through
+    -- by auditsql.permit_ddl, or the refresh failed, which ddl_guard warns
+    -- of and verify reports), a column added or renamed since is never
+    -- subtracted from `before`: it is stored whether it changed or not.
+    IF v_guarded THEN
+        v_known := 'true';
+    ELSE
+        v_known := format('(s.nj OPERATOR(pg_catalog.-) %s::pg_catalog.text[]) OPERATOR(pg_catalog.=) ''{}''::pg_catalog.jsonb',
+                          v_columns);
     END IF;
 
     v_redaction := '';

@@ -65,27 +65,28 @@ category, {{ event_context | join(', ') }}
 {#- The declarations of both bodies; capture_statement.sql adds its own. -#}
 {%- macro declarations() -%}
 DECLARE
-    v_saved            pg_catalog.text[];
+    {{ slot('pin_declare') }}
     v_context          pg_catalog.text := pg_catalog.current_setting('auditsql.context', true);
     v_c                {{ S() }}.context;
     v_admin            pg_catalog.bool;
 {%- endmacro -%}
 
-{#- What both bodies do first: TRUNCATE, the context, the checks, the
-    row-image settings. The context is one setting read and cast: the
-    helpers store it whole, validated and cut (current_context() reads it
-    the same way). Where no helper was called in the transaction, the six
-    settings are read raw, and settings_context() makes them a context only
-    when one of them is set: with none set, every field but
-    application_name stays NULL. -#}
-{%- macro prologue() -%}
-BEGIN
-    -- Every capture trigger of the table and its partitions calls this
-    -- function, the TRUNCATE ones too, so that dropping it drops them all.
-    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
-        PERFORM {{ S() }}.capture_truncate(TG_RELID, {{ slot('table_oid') }}::pg_catalog.oid);
+{#- TRUNCATE: every capture trigger of the table and its partitions calls
+    the function, the TRUNCATE ones too, so that dropping it drops them
+    all; capture_truncate records it, with its own checks. -#}
+{%- macro truncate() -%}
+PERFORM {{ S() }}.capture_truncate(TG_RELID, {{ slot('table_oid') }}::pg_catalog.oid);
         RETURN NULL;
-    END IF;
+{%- endmacro -%}
+
+{#- What both bodies do for a row or statement they record, before
+    anything else: the context, the checks, the row-image settings. The
+    context is one setting read and cast: the helpers store it whole,
+    validated and cut (current_context() reads it the same way). Where no
+    helper was called in the transaction, the six settings are read raw,
+    and settings_context() makes them a context only when one of them is
+    set: with none set, every field but application_name stays NULL. -#}
+{%- macro prologue() -%}
     IF v_context OPERATOR(pg_catalog.<>) '' THEN
         v_c := v_context::{{ S() }}.context;
     ELSIF pg_catalog.concat(pg_catalog.current_setting('auditsql.actor_id', true),
@@ -105,16 +106,12 @@ BEGIN
     END IF;
     v_admin := COALESCE(v_c.actor_role OPERATOR(pg_catalog.=) ANY ({{ slot('admin_roles') }}::pg_catalog.text[]), false);
     {{ slot('checks') }}
-    IF {{ slot('pin_when') }} THEN
-        v_saved := {{ S() }}.pin_image_settings();
-    END IF;
+    {{ slot('pin') }}
 {%- endmacro -%}
 
 {#- What both bodies do last. -#}
 {%- macro epilogue() -%}
-    IF v_saved IS NOT NULL THEN
-        PERFORM {{ S() }}.restore_image_settings(v_saved);
-    END IF;
+    {{ slot('restore') }}
     RETURN NULL;
 END
 {%- endmacro -%}

@@ -4,7 +4,7 @@
     whose notes apply. -#}
 {%- from "fragments/macros.sql" import column_signature -%}
 {%- from "templates/capture_slots.sql" import slot -%}
-{%- from "templates/capture_macros.sql" import declarations, prologue, epilogue, statement_context,
+{%- from "templates/capture_macros.sql" import declarations, truncate, prologue, epilogue, statement_context,
     json_casts_checked, generic_before, insert_created, insert_updated, insert_admin_updated,
     insert_deleted with context -%}
 {#- The old and new images of each updated row, paired by position, rows
@@ -32,7 +32,11 @@
     v_client_addr      pg_catalog.inet := pg_catalog.inet_client_addr();
     v_entity_type      pg_catalog.text := {{ slot('entity_type') }};
     v_exact            pg_catalog.bool;
-{{ prologue() }}
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        {{ truncate() }}
+    END IF;
+    {{ prologue() }}
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
         {{ insert_created(statement_context, 'v_entity_type') }}
         FROM (SELECT pg_catalog.to_jsonb(auditsql_new.*){{ slot('image_suffix') }} AS nj FROM auditsql_new

@@ -167,6 +167,35 @@ def test_column_type_changed_after_attach_until_attach_runs_again(su: Conn, orde
                   (event["id"],)) == "1.0"
 
 
+def test_row_capture_asks_images_for_their_columns_only_without_event_triggers(
+        su: Conn, orders: str, capture: str) -> None:
+    """Where the event triggers refresh capture after every ALTER TABLE, row
+    capture does not ask each update's image whether the table still has the
+    columns of attach time; a function that was not refreshed stores a
+    column added since in `before` whether it changed or not. Without the
+    event triggers each image is asked, and the generic comparison names
+    exactly the changed columns."""
+    if capture != "row":
+        pytest.skip("statement capture asks the catalog once per statement")
+    # An admin's update asks the image in any case (what it stores differs).
+    check = "(s.nj OPERATOR(pg_catalog.-) '{id,status,amount,note}'::pg_catalog.text[])"
+    assert scalar(su, "SELECT audit.capture_source('orders')").count(check) == 1
+    quiet_ddl(su, "ALTER TABLE orders ADD COLUMN extra text DEFAULT 'e'")
+    su.execute("UPDATE orders SET status = 'paid' WHERE id = 1")
+    [stored] = events(su, orders, source="audit.events")
+    assert stored["before"] == {"status": "new", "extra": "e"}
+    run(su, "ALTER EVENT TRIGGER auditsql_ddl_audit DISABLE")
+    try:
+        attach(su, "orders")
+        check = check.replace("note}", "note,extra}")
+        assert scalar(su, "SELECT audit.capture_source('orders')").count(check) == 2
+        su.execute("UPDATE orders SET status = 'sent' WHERE id = 1")
+        [_, stored] = events(su, orders, source="audit.events")
+        assert stored["before"] == {"status": "paid"}
+    finally:
+        run(su, "ALTER EVENT TRIGGER auditsql_ddl_audit ENABLE ALWAYS")
+
+
 def test_alter_table_brings_capture_up_to_date_at_once(su: Conn, app_conn: Conn) -> None:
     """With the event triggers, ALTER TABLE by the table's owner (no audit
     role) is followed by refresh(): the capture function matches the table
@@ -804,6 +833,37 @@ def test_setting_free_types_need_no_pin(su: Conn) -> None:
     attach(su, "free")
     assert "extra_float_digits" not in scalar(
         su, "SELECT prosrc FROM pg_proc WHERE proname = 'capture_' || 'free'::regclass::oid")
+
+
+def test_capture_without_setting_dependent_types_has_no_pin_statement(su: Conn) -> None:
+    """The row-image settings are pinned and put back by statements that only
+    a table with a column whose image depends on them gets: for the others
+    the body holds neither (each statement costs every transaction)."""
+    run(su, "CREATE TABLE plain_types (id int PRIMARY KEY, t text, d date)",
+        "CREATE TABLE float_types (id int PRIMARY KEY, f float8)")
+    attach(su, "plain_types")
+    attach(su, "float_types")
+    source = "SELECT prosrc FROM pg_proc WHERE proname = 'capture_' || %s::regclass::oid"
+    plain = scalar(su, source, ("plain_types",))
+    assert "pin_image_settings" not in plain and "restore_image_settings" not in plain
+    floats = scalar(su, source, ("float_types",))
+    assert "pin_image_settings" in floats and "restore_image_settings" in floats
+
+
+def test_row_capture_asks_for_update_before_anything_else(su: Conn, orders: str,
+                                                        capture: str) -> None:
+    """Each condition of the body is compiled once per transaction: row
+    capture tests TG_OP for UPDATE first, so that an OLTP update pays one
+    test, and reads the context only for what it records (TRUNCATE is
+    capture_truncate's)."""
+    if capture != "row":
+        pytest.skip("statement capture tests TG_OP once per statement")
+    source = scalar(su, "SELECT prosrc FROM pg_proc WHERE proname = 'capture_' || 'orders'::regclass::oid")
+    body = source[source.index("BEGIN"):]
+    tests = re.findall(r"TG_OP OPERATOR\(pg_catalog\.=\) '(\w+)'", body)
+    assert tests == ["UPDATE", "TRUNCATE", "INSERT"]
+    assert body.index("IF v_context") > body.index("'UPDATE'")
+    assert "v_context" not in body[body.index("'TRUNCATE'"):body.index("RETURN NULL")]
 
 
 def test_admin_is_decided_on_the_actor_role_as_stored(su: Conn, orders: str) -> None:
