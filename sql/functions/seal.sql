@@ -19,6 +19,12 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 -- A window of events sorts in memory.
 SET work_mem = '64MB'
+-- The encoding's text is UTF-8 through the binary send functions
+-- (fragments/seal.sql), which write the client encoding; parallel workers
+-- would write the database's, so none are used (a SELECT INTO runs without
+-- them anyway).
+SET client_encoding = 'UTF8'
+SET max_parallel_workers_per_gather = 0
 AS $fn$
 DECLARE
     v_fresh  boolean := pg_current_xact_id_if_assigned() IS NULL;
