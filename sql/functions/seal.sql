@@ -25,6 +25,8 @@ SET work_mem = '64MB'
 -- them anyway).
 SET client_encoding = 'UTF8'
 SET max_parallel_workers_per_gather = 0
+-- A window costs little to plan and nothing to gain from compiling.
+SET jit = off
 AS $fn$
 DECLARE
     v_fresh  boolean := pg_current_xact_id_if_assigned() IS NULL;
