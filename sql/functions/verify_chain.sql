@@ -51,7 +51,9 @@ DECLARE
     v_n       bigint;
     -- Ids of the blocks read so far that may still reach above v_from: the
     -- only ones an event at or above v_from can be covered by, since each
-    -- block starts above the one before it.
+    -- block starts above the one before it (sealing writes them so). Ids
+    -- this misses are looked up in every block before they are reported,
+    -- so a chain whose blocks were moved reports no covered id.
     v_open    int8multirange := '{}';
     v_from    bigint := -9223372036854775808;
     v_ids     bigint[];
