@@ -188,8 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     if cluster is None:
         return 1
     try:
+        before = os.getloadavg()[0]
         lines = measure(cluster, args.events)
         print(benchtools.describe(cluster.dsn(), settings))
+        # Other work on the machine moves every figure: say how much there was.
+        print(f"load average (1 min): {before:.2f} before, {os.getloadavg()[0]:.2f} after")
         print("\n".join(lines))
     finally:
         cluster.stop()
