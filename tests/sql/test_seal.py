@@ -280,7 +280,7 @@ def specified_hashes(conn: psycopg.Connection) -> dict[int, bytes]:
         "SELECT id, (extract(epoch FROM occurred_at) * 1000000)::bigint::text, "
         + ", ".join(f"{c}::text" for c in TEXTS) + ", before::text, after::text"
         " FROM audit.events ORDER BY id").fetchall()
-    found = {}
+    found: dict[int, bytes] = {}
     for row in rows:
         values = list(row.values()) if isinstance(row, dict) else list(row)
         encoded = b"".join(_field(None if v is None else v.encode("utf-8")) for v in values[1:-2])
@@ -293,7 +293,7 @@ def specified_hashes(conn: psycopg.Connection) -> dict[int, bytes]:
 
 def sealed_hashes(conn: psycopg.Connection) -> dict[int, bytes]:
     """Each sealed id and the hash its block keeps for it."""
-    found = {}
+    found: dict[int, bytes] = {}
     for row in conn.execute("SELECT ids::text, hashes FROM audit.seal_blocks").fetchall():
         ids_text, hashes = row.values() if isinstance(row, dict) else row
         ids = [i for lo, hi in re.findall(r"\[(\d+),(\d+)\)", ids_text)
