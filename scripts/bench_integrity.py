@@ -64,14 +64,26 @@ def build(dsn: str, events: int) -> float:
     return time.perf_counter() - started
 
 
-def seal_rate(dsn: str) -> tuple[int, float]:
-    """Seal everything: (events sealed, seconds)."""
+def _cpu_seconds(pid: int) -> float:
+    """A server process's CPU time so far (user and system): what the work
+    cost, whatever else the machine was doing."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def seal_rate(dsn: str) -> tuple[int, float, float]:
+    """Seal everything: (events sealed, seconds, CPU seconds of the backend)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        pid = int(row[0])
+        cpu = _cpu_seconds(pid)
         started = time.perf_counter()
         row = conn.execute("SELECT events FROM audit.seal()").fetchone()
         elapsed = time.perf_counter() - started
+        cpu = _cpu_seconds(pid) - cpu
     assert row is not None
-    return int(row[0]), elapsed
+    return int(row[0]), elapsed, cpu
 
 
 def _private_mib(pid: int) -> float:
@@ -159,7 +171,7 @@ def measure(cluster: pgcluster.Cluster, events: int) -> list[str]:
     log(f"integrity: writing {events:,} events ...")
     built = build(dsn, events)
     log("integrity: sealing ...")
-    sealed, seal_seconds = seal_rate(dsn)
+    sealed, seal_seconds, seal_cpu = seal_rate(dsn)
     log("integrity: verifying in SQL ...")
     in_sql = verify_in_sql(dsn)
     log("integrity: verifying with auditsql verify --integrity ...")
@@ -168,7 +180,9 @@ def measure(cluster: pgcluster.Cluster, events: int) -> list[str]:
     script = verify_script(dsn)
     return [
         f"integrity, {sealed:,} events (written in {built:.0f} s, {sealed / built:,.0f} events/s):",
-        f"  seal: {seal_seconds:.1f} s, {sealed / seal_seconds:,.0f} events/s",
+        f"  seal: {seal_seconds:.1f} s, {sealed / seal_seconds:,.0f} events/s;"
+        f" the backend's CPU time {seal_cpu:.1f} s, {sealed / max(seal_cpu, 0.01):,.0f} events"
+        " per CPU second",
         f"  verify_chain() in SQL: {in_sql.seconds:.1f} s"
         f" ({sealed / in_sql.seconds:,.0f} events/s), backend peak private memory {in_sql.max_rss_mib:.0f} MiB",
         f"  auditsql verify --integrity: {cli.seconds:.1f} s, client peak RSS"
@@ -188,8 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     if cluster is None:
         return 1
     try:
+        before = os.getloadavg()[0]
         lines = measure(cluster, args.events)
         print(benchtools.describe(cluster.dsn(), settings))
+        # Other work on the machine moves every figure: say how much there was.
+        print(f"load average (1 min): {before:.2f} before, {os.getloadavg()[0]:.2f} after")
         print("\n".join(lines))
     finally:
         cluster.stop()

@@ -19,6 +19,14 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 -- A window of events sorts in memory.
 SET work_mem = '64MB'
+-- The encoding's text is UTF-8 through the binary send functions
+-- (fragments/seal.sql), which write the client encoding; parallel workers
+-- would write the database's, so none are used (a SELECT INTO launches
+-- none anyway).
+SET client_encoding = 'UTF8'
+SET max_parallel_workers_per_gather = 0
+-- A window costs little to plan and nothing to gain from compiling.
+SET jit = off
 AS $fn$
 DECLARE
     v_fresh  boolean := pg_current_xact_id_if_assigned() IS NULL;
@@ -82,10 +90,9 @@ BEGIN
     -- one window.
     WHILE v_lo < v_to LOOP
         v_hi := least(v_lo + greatest(p_block_size, least(20 * p_block_size, 200000)), v_to);
-        -- One statement, not a cursor loop, so that the hashing can run in
-        -- parallel workers; OFFSET 0 keeps it once per event, not once per
-        -- aggregate that reads it. A block is at most p_block_size ids of
-        -- one partition.
+        -- One statement, not a cursor loop; OFFSET 0 keeps the hashing once
+        -- per event, not once per aggregate that reads it. A block is at
+        -- most p_block_size ids of one partition.
         SELECT array_agg(g.rel ORDER BY g.first_id), array_agg(g.n ORDER BY g.first_id),
                array_agg(g.first_at ORDER BY g.first_id), array_agg(g.last_at ORDER BY g.first_id),
                array_agg(g.ids ORDER BY g.first_id), array_agg(g.body ORDER BY g.first_id),

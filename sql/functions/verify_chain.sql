@@ -1,29 +1,72 @@
 {% from "fragments/seal.sql" import seal_event_hash, seal_block_hash %}
+{#- The ids a block covers (`ids`, its multirange), each with its place
+    in the block's hashes (`ord`, from 0): a span's ids follow the ids of
+    the spans before it. -#}
+{% macro sealed_ids(ids) -%}
+(SELECT g.id, sp.base + (g.id - sp.lo) AS ord
+ FROM (SELECT lower(r.span) AS lo, upper(r.span) AS hi,
+              (sum(upper(r.span) - lower(r.span)) OVER (ORDER BY lower(r.span))
+               - (upper(r.span) - lower(r.span)))::bigint AS base
+       FROM unnest({{ ids }}) AS r(span)) AS sp
+ CROSS JOIN LATERAL generate_series(sp.lo, sp.hi - 1) AS g(id))
+{%- endmacro %}
+{#- The events with ids from `lo` up to `hi` (excluded) outside the
+    multirange `open` that no block covers, in an array (NULL: none). The
+    blocks are searched only for the ids `open` misses, which are rare. -#}
+{% macro unsealed(lo, hi, open) -%}
+(WITH outside AS MATERIALIZED (
+     SELECT e.id FROM {{ schema | ident }}.events AS e
+     WHERE e.id >= {{ lo }} AND e.id < {{ hi }} AND NOT e.id <@ {{ open }}
+ )
+ SELECT array_agg(o.id ORDER BY o.id) FROM outside AS o
+ WHERE NOT EXISTS (SELECT FROM {{ schema | ident }}.seal_blocks AS b
+                   WHERE lower(b.ids) <= o.id AND o.id < upper(b.ids) AND o.id <@ b.ids))
+{%- endmacro %}
 -- verify_chain: recomputes the chain and each sealed event's hash, and
 -- returns what does not match, by block (docs/integrity.md#verifying). No
 -- rows: the log is as it was sealed, but for what retention removed.
--- Runs with the caller's rights: a reader of the log. One block in memory
--- at a time.
+-- Runs with the caller's rights: a reader of the log. Reads the blocks with
+-- a cursor and the log a block at a time, so that memory does not grow
+-- with the chain (docs/performance.md#the-hash-chain).
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.verify_chain()
 RETURNS TABLE (block bigint, kind text, ids bigint[], detail text)
 LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, pg_temp
+-- As in seal(): the encoding's text is UTF-8 through the send functions,
+-- which write the client encoding, and parallel workers would not.
+SET client_encoding = 'UTF8'
+SET max_parallel_workers_per_gather = 0
+-- Two small statements per block: compiling them costs more than it saves
+-- (with it, verifying took ten times as long and its memory grew).
+SET jit = off
 AS $fn$
 DECLARE
     v_prev    bytea := decode(repeat('00', 32), 'hex');
     v_expect  bigint := 0;
     v_b       record;
+    v_last    bigint;
     v_head    {{ schema | ident }}.seal_head;
     v_body    bytea;
     v_n       bigint;
-    v_all     int8multirange := '{}';
+    -- Ids of the blocks read so far that may still reach above v_from: the
+    -- only ones an event at or above v_from can be covered by, since each
+    -- block starts above the one before it (sealing writes them so). Ids
+    -- this misses are looked up in every block before they are reported,
+    -- so a chain whose blocks were moved reports no covered id.
+    v_open    int8multirange := '{}';
+    v_from    bigint := -9223372036854775808;
+    v_ids     bigint[];
     v_retired boolean;
     v_find    record;
 BEGIN
     SELECT * INTO v_head FROM {{ schema | ident }}.seal_head;
+    -- The hashes are read whole, once: a stored value is fetched in
+    -- slices at each substring otherwise, once per event.
     FOR v_b IN
-        SELECT b.* FROM {{ schema | ident }}.seal_blocks AS b ORDER BY b.block
+        SELECT b.block, b.ids, b.events, b.first_at, b.last_at, b.prev_hash, b.hash,
+               b.hashes || ''::bytea AS hashes
+        FROM {{ schema | ident }}.seal_blocks AS b ORDER BY b.block
     LOOP
         v_expect := v_expect + 1;
         IF v_b.block <> v_expect THEN
@@ -32,13 +75,27 @@ BEGIN
             RETURN NEXT;
             v_expect := v_b.block;
         END IF;
+        -- Events below this block's first id that no block read so far
+        -- covers were added since sealing (a later block starts higher).
+        IF lower(v_b.ids) > v_from THEN
+            v_ids := {{ unsealed('v_from', 'lower(v_b.ids)', 'v_open') | indent(12) }};
+            IF v_ids IS NOT NULL THEN
+                RETURN QUERY SELECT coalesce(v_last, 1), 'inserted'::text, v_ids,
+                    format('block %s: %s event%s added under ids sealing found unused',
+                           coalesce(v_last, 1), cardinality(v_ids),
+                           CASE WHEN cardinality(v_ids) = 1 THEN '' ELSE 's' END);
+            END IF;
+            v_from := lower(v_b.ids);
+            v_open := v_open * int8multirange(int8range(v_from, NULL));
+        END IF;
+        v_open := v_open + v_b.ids;
+        v_last := v_b.block;
+
         -- The block as stored: its link, and its hash over what it says.
-        SELECT string_agg(int8send(i.id) || substring(v_b.hashes FROM 32 * (i.ord - 1)::integer + 1 FOR 32),
-                          ''::bytea ORDER BY i.ord), count(*)
+        SELECT string_agg(int8send(s.id) || substring(v_b.hashes FROM (32 * s.ord)::integer + 1 FOR 32),
+                          ''::bytea ORDER BY s.id), count(*)
           INTO v_body, v_n
-        FROM (SELECT g.id, row_number() OVER (ORDER BY g.id) AS ord
-              FROM unnest(v_b.ids) AS r(span)
-              CROSS JOIN LATERAL generate_series(lower(r.span), upper(r.span) - 1) AS g(id)) AS i;
+        FROM {{ sealed_ids('v_b.ids') | indent(13) }} AS s;
         IF v_b.prev_hash <> v_prev OR v_n <> v_b.events
            OR v_b.hash <> {{ seal_block_hash('v_prev', 'v_b.block', 'v_b.first_at', 'v_b.last_at', "coalesce(v_body, ''::bytea)") }} THEN
             block := v_b.block; kind := 'altered'; ids := NULL;
@@ -46,32 +103,33 @@ BEGIN
             RETURN NEXT;
         END IF;
         v_prev := v_b.hash;
-        v_all := v_all + v_b.ids;
 
         v_retired := EXISTS (SELECT FROM {{ schema | ident }}.seal_retired AS r
                              WHERE r.range_from <= v_b.first_at AND v_b.last_at < r.range_to);
-        -- Each sealed id against the event that has it now.
+        -- Each sealed id against the events that have it now: one per id,
+        -- so a left join from the sealed ids finds every kind.
         FOR v_find IN
             WITH sealed AS (
-                SELECT g.id, substring(v_b.hashes FROM 32 * (row_number() OVER (ORDER BY g.id) - 1)::integer + 1 FOR 32) AS h
-                FROM unnest(v_b.ids) AS r(span)
-                CROSS JOIN LATERAL generate_series(lower(r.span), upper(r.span) - 1) AS g(id)
+                SELECT s.id, substring(v_b.hashes FROM (32 * s.ord)::integer + 1 FOR 32) AS h
+                FROM {{ sealed_ids('v_b.ids') | indent(13) }} AS s
             ), present AS (
-                SELECT e.id, {{ seal_event_hash('e', 'x') | indent(27) }} AS h
-                FROM {{ schema | ident }}.events AS e
-                LEFT JOIN {{ schema | ident }}.seal_erasures AS x ON x.event_id = e.id
-                WHERE e.id >= lower(v_b.ids) AND e.id < upper(v_b.ids) AND e.id <@ v_b.ids
+                SELECT p.id, count(*) AS n, (array_agg(p.h))[1] AS h
+                FROM (SELECT e.id, {{ seal_event_hash('e', 'x') | indent(30) }} AS h
+                      FROM {{ schema | ident }}.events AS e
+                      LEFT JOIN {{ schema | ident }}.seal_erasures AS x ON x.event_id = e.id
+                      WHERE e.id >= lower(v_b.ids) AND e.id < upper(v_b.ids) AND e.id <@ v_b.ids) AS p
+                GROUP BY p.id
             ), judged AS (
-                SELECT coalesce(s.id, p.id) AS id,
-                       CASE WHEN p.id IS NULL THEN CASE WHEN v_retired THEN 'retired' ELSE 'deleted' END
-                            WHEN count(*) OVER (PARTITION BY p.id) > 1 THEN 'inserted'
+                SELECT s.id,
+                       CASE WHEN p.id IS NULL THEN CASE WHEN v_retired THEN NULL ELSE 'deleted' END
+                            WHEN p.n > 1 THEN 'inserted'
                             WHEN p.h = s.h THEN NULL
-                            WHEN EXISTS (SELECT FROM sealed AS o WHERE o.h = p.h) THEN 'reordered'
+                            WHEN p.h IN (SELECT o.h FROM sealed AS o) THEN 'reordered'
                             ELSE 'edited' END AS kind
-                FROM sealed AS s FULL JOIN present AS p ON p.id = s.id
+                FROM sealed AS s LEFT JOIN present AS p ON p.id = s.id
             )
-            SELECT j.kind, array_agg(DISTINCT j.id ORDER BY j.id) AS ids
-            FROM judged AS j WHERE j.kind IS NOT NULL AND j.kind <> 'retired'
+            SELECT j.kind, array_agg(j.id ORDER BY j.id) AS ids
+            FROM judged AS j WHERE j.kind IS NOT NULL
             GROUP BY j.kind
         LOOP
             block := v_b.block; kind := v_find.kind; ids := v_find.ids;
@@ -93,19 +151,15 @@ BEGIN
         RETURN NEXT;
     END IF;
 
-    -- Events below the sealed bound that no block covers were added since.
-    FOR v_find IN
-        SELECT (SELECT max(b.block) FROM {{ schema | ident }}.seal_blocks AS b
-                WHERE lower(b.ids) <= e.id) AS block,
-               array_agg(e.id ORDER BY e.id) AS ids
-        FROM {{ schema | ident }}.events AS e
-        WHERE e.id <= v_head.sealed_to AND NOT e.id <@ v_all
-        GROUP BY 1 ORDER BY 1 NULLS FIRST
-    LOOP
-        block := coalesce(v_find.block, 1); kind := 'inserted'; ids := v_find.ids;
-        detail := format('block %s: %s event%s added under ids sealing found unused', block,
-                         cardinality(v_find.ids), CASE WHEN cardinality(v_find.ids) = 1 THEN '' ELSE 's' END);
-        RETURN NEXT;
-    END LOOP;
+    -- The rest of the sealed bound, after the last block's first id.
+    IF v_head.sealed_to >= v_from THEN
+        v_ids := {{ unsealed('v_from', 'v_head.sealed_to + 1', 'v_open') | indent(8) }};
+        IF v_ids IS NOT NULL THEN
+            block := coalesce(v_last, 1); kind := 'inserted'; ids := v_ids;
+            detail := format('block %s: %s event%s added under ids sealing found unused', block,
+                             cardinality(v_ids), CASE WHEN cardinality(v_ids) = 1 THEN '' ELSE 's' END);
+            RETURN NEXT;
+        END IF;
+    END IF;
 END
 $fn$;

@@ -3,11 +3,20 @@ change a superuser can make to sealed events, found at its block."""
 
 from __future__ import annotations
 
+import hashlib
+import re
+import struct
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+from psycopg import sql
 
-from tests.sql.sqltools import Conn, expect_error, quiet_ddl, run, scalar
+from auditsql.installer import install
+from auditsql.render import Settings
+from tests.harness.databases import unique_name
+from tests.harness.server import Server
+from tests.sql.sqltools import Conn, connect, expect_error, quiet_ddl, run, scalar
 
 
 def log(conn: Conn, n: int, action: str = "login") -> None:
@@ -250,3 +259,117 @@ def test_events_moved_out_of_the_default_partition_still_verify(su: Conn) -> Non
     assert scalar(su, "SELECT count(*) FROM audit.events_default") == 0
     seal(su)
     assert findings(su) == []
+
+
+# -- the encoding, from its specification (docs/integrity.md#encoding) ------------------
+
+TEXTS = ("txid", "caused_by", "category", "admin", "ip_address", "client_addr", "action",
+         "entity_type", "entity_id", "previous_entity_id", "actor_id", "actor_email",
+         "actor_role", "user_agent", "request_id", "ip_address_raw", "db_user",
+         "application_name", "changed_columns")
+
+
+def _field(data: bytes | None) -> bytes:
+    return b"\xff\xff\xff\xff" if data is None else struct.pack(">i", len(data)) + data
+
+
+def specified_hashes(conn: psycopg.Connection) -> dict[int, bytes]:
+    """Each event's hash as docs/integrity.md specifies it, from the text of
+    its columns (read in whatever client encoding the session has)."""
+    rows = conn.execute(
+        "SELECT id, (extract(epoch FROM occurred_at) * 1000000)::bigint::text, "
+        + ", ".join(f"{c}::text" for c in TEXTS) + ", before::text, after::text"
+        " FROM audit.events ORDER BY id").fetchall()
+    found: dict[int, bytes] = {}
+    for row in rows:
+        values = list(row.values()) if isinstance(row, dict) else list(row)
+        encoded = b"".join(_field(None if v is None else v.encode("utf-8")) for v in values[1:-2])
+        for image in values[-2:]:
+            encoded += _field(None if image is None
+                              else hashlib.sha256(image.encode("utf-8")).digest())
+        found[values[0]] = hashlib.sha256(encoded).digest()
+    return found
+
+
+def sealed_hashes(conn: psycopg.Connection) -> dict[int, bytes]:
+    """Each sealed id and the hash its block keeps for it."""
+    found: dict[int, bytes] = {}
+    for row in conn.execute("SELECT ids::text, hashes FROM audit.seal_blocks").fetchall():
+        ids_text, hashes = row.values() if isinstance(row, dict) else row
+        ids = [i for lo, hi in re.findall(r"\[(\d+),(\d+)\)", ids_text)
+               for i in range(int(lo), int(hi))]
+        found.update({i: bytes(hashes[32 * k:32 * k + 32]) for k, i in enumerate(ids)})
+    return found
+
+
+def non_ascii_events(conn: psycopg.Connection) -> None:
+    conn.execute("SELECT audit.log_event('login', 'user', 'é€', %s::jsonb)",
+                 ('{"note": "café €", "n": 1}',))
+    conn.execute("INSERT INTO audit.events (category, action, actor_email, before, changed_columns)"
+                 " VALUES ('app', 'noted', 'zoë@example.com', %s::jsonb, ARRAY['naïve', 'a b'])",
+                 ('{"é": ["€", null, 1.50]}',))
+
+
+def test_sealing_writes_the_specified_utf8_whatever_the_client_encoding(su: Conn) -> None:
+    non_ascii_events(su)
+    su.execute("SET client_encoding = 'LATIN9'")
+    seal(su)
+    su.execute("SET client_encoding = 'UTF8'")
+    assert sealed_hashes(su) == specified_hashes(su)
+    su.execute("SET client_encoding = 'LATIN9'")
+    assert findings(su) == []
+    su.execute("RESET client_encoding")
+
+
+@pytest.fixture
+def latin1_db(pg: Server) -> Iterator[str]:
+    """DSN of a fresh database in LATIN9 (LATIN1 with '€'), auditsql installed."""
+    name = unique_name("auditsql_t")
+    pg.admin().execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'LATIN9'"
+                               " LC_COLLATE 'C' LC_CTYPE 'C'").format(sql.Identifier(name)))
+    try:
+        with psycopg.connect(pg.dsn(name), autocommit=True) as conn:
+            install(conn, Settings())
+        yield pg.dsn(name)
+    finally:
+        pg.admin().execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_a_database_not_in_utf8_seals_the_utf8_of_its_text(latin1_db: str) -> None:
+    with connect(latin1_db) as conn:
+        non_ascii_events(conn)
+        seal(conn)
+        assert sealed_hashes(conn) == specified_hashes(conn)
+        assert findings(conn) == []
+        tamper(conn, 1, "UPDATE audit.events SET actor_email = 'x' WHERE id = 1")
+        assert findings(conn) == [(1, "edited", [1])]
+
+
+# -- blocks of one run whose ids interleave -----------------------------------------------
+
+def test_ids_no_block_covers_are_found_between_interleaved_blocks(su: Conn) -> None:
+    """Events alternate between two partitions, so the blocks of one run
+    cover interleaved ids: an id of one block is not unsealed for lying
+    inside the other's range, and an unused id between them is found."""
+    su.execute("INSERT INTO audit.events (category, action, occurred_at)"
+               " SELECT 'app', 'x', CASE WHEN g % 2 = 0 THEN timestamptz '2020-01-05 00:00+00'"
+               "                         ELSE timestamptz '2020-02-05 00:00+00' END"
+               " FROM generate_series(1, 20) AS g")
+    with pytest.raises(RuntimeError):
+        with su.transaction():
+            su.execute("INSERT INTO audit.events (category, action, occurred_at)"
+                       " VALUES ('app', 'x', '2020-01-06 00:00+00')")
+            raise RuntimeError
+    su.execute("INSERT INTO audit.events (category, action, occurred_at)"
+               " SELECT 'app', 'x', timestamptz '2020-02-06 00:00+00' + g * interval '1 s'"
+               " FROM generate_series(1, 4) AS g")
+    seal(su)
+    spans = su.execute("SELECT block, ids::text FROM audit.seal_blocks ORDER BY block").fetchall()
+    assert len(spans) >= 2 and all("," in r["ids"] for r in spans)
+    assert findings(su) == []
+    unused = scalar(su, "SELECT min(g) FROM generate_series(1, (SELECT sealed_to FROM audit.seal_head)) AS g"
+                        " WHERE NOT EXISTS (SELECT FROM audit.events WHERE id = g)")
+    su.execute("INSERT INTO audit.events (id, category, action, occurred_at)"
+               " VALUES (%s, 'app', 'forged', '2020-01-07 00:00+00')", (unused,))
+    block = scalar(su, "SELECT max(block) FROM audit.seal_blocks WHERE lower(ids) <= %s", (unused,))
+    assert findings(su) == [(block, "inserted", [unused])]
