@@ -16,6 +16,7 @@ import pytest
 from auditsql.cli.output import err
 from tests.cli.clitools import (
     error_line, execute, ok, query, run, run_inprocess, scalar, tracked, usage_error)
+from tests.sql.sqltools import churn_accounts
 
 TABLES = """
 CREATE TABLE orders (id int PRIMARY KEY, status text);
@@ -175,20 +176,9 @@ def test_attach_with_a_baseline_while_writers_write(db: str) -> None:
         try:
             with psycopg.connect(db, autocommit=True) as conn:
                 while not stop.is_set():
-                    i, kind = rng.randint(1, 3200), rng.random()
                     try:
-                        if kind < 0.5:
-                            conn.execute("UPDATE accounts SET balance = balance + 1"
-                                         " WHERE id = %s", (i,))
-                        elif kind < 0.65:
-                            conn.execute("DELETE FROM accounts WHERE id = %s", (i,))
-                        elif kind < 0.8:
-                            conn.execute("INSERT INTO accounts VALUES (%s, 1)"
-                                         " ON CONFLICT (id) DO NOTHING", (i,))
-                        else:
-                            conn.execute("UPDATE accounts SET id = %s WHERE id = %s",
-                                         (rng.randint(3200, 9000), i))
-                    except (psycopg.errors.UniqueViolation, psycopg.errors.LockNotAvailable):
+                        churn_accounts(conn, rng, "1")
+                    except psycopg.errors.LockNotAvailable:
                         pass
                     time.sleep(0.001)
         except BaseException as exc:  # noqa: BLE001 - reported below

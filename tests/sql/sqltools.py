@@ -146,3 +146,23 @@ def quiet_ddl(conn: Conn, *statements: Query) -> None:
     with conn.transaction():
         conn.execute("SET LOCAL auditsql.permit_ddl = on")
         run(conn, *statements)
+
+
+def churn_accounts(conn: psycopg.Connection[Any], rng: Any, new_row: str) -> None:
+    """One random write to the test table `accounts (id int PRIMARY KEY,
+    ...)` of 3,200 ids: half updates, then deletes, inserts (`new_row` the
+    columns after id) and key changes to ids beyond them. A key taken by
+    another writer meanwhile is no failure."""
+    i, kind = rng.randint(1, 3200), rng.random()
+    try:
+        if kind < 0.5:
+            conn.execute("UPDATE accounts SET balance = balance + 1 WHERE id = %s", (i,))
+        elif kind < 0.65:
+            conn.execute("DELETE FROM accounts WHERE id = %s", (i,))
+        elif kind < 0.8:
+            conn.execute(f"INSERT INTO accounts VALUES (%s, {new_row}) ON CONFLICT (id) DO NOTHING",
+                         (i,))
+        else:
+            conn.execute("UPDATE accounts SET id = %s WHERE id = %s", (rng.randint(3200, 9000), i))
+    except psycopg.errors.UniqueViolation:
+        pass

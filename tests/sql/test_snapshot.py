@@ -8,10 +8,9 @@ import random
 import threading
 import time
 
-import psycopg
 import pytest
 
-from tests.sql.sqltools import Conn, attach, connect, expect_error, run, scalar
+from tests.sql.sqltools import Conn, attach, churn_accounts, connect, expect_error, run, scalar
 
 
 def state(conn: Conn, table: str) -> dict[str, object]:
@@ -41,21 +40,7 @@ def test_every_row_once_while_writers_write(accounts: Conn, installed_db: str) -
         try:
             with connect(installed_db) as conn:
                 while not stop.is_set():
-                    i = rng.randint(1, 3200)
-                    kind = rng.random()
-                    try:
-                        if kind < 0.5:
-                            conn.execute("UPDATE accounts SET balance = balance + 1 WHERE id = %s", (i,))
-                        elif kind < 0.65:
-                            conn.execute("DELETE FROM accounts WHERE id = %s", (i,))
-                        elif kind < 0.8:
-                            conn.execute("INSERT INTO accounts VALUES (%s, 1, 'new')"
-                                         " ON CONFLICT (id) DO NOTHING", (i,))
-                        else:
-                            conn.execute("UPDATE accounts SET id = %s WHERE id = %s",
-                                         (rng.randint(3200, 9000), i))
-                    except psycopg.errors.UniqueViolation:
-                        pass
+                    churn_accounts(conn, rng, "1, 'new'")
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
