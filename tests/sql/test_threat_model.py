@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -276,13 +277,13 @@ def test_a_superuser(su: Conn, orders: str, installed_db: str) -> None:
     assert verify(installed_db)["triggers.guards"].status == "fail"
 
 
-def test_someone_with_a_backup(pg: Server, su: Conn, orders: str, installed_db: str,
-                               app_conn: Conn) -> None:
-    """Edited in a dump and restored, an event reads as if written so, and
-    verify passes: nothing inside the database can tell."""
+@contextmanager
+def restored_with_paid_as_void(pg: Server, installed_db: str) -> Iterator[str]:
+    """The DSN of a copy of *installed_db* restored from its dump, in which
+    every event's "paid" status was edited to "void"; skips without the
+    server's own pg_dump and psql."""
     if pg.cluster is None or shutil.which("pg_dump", path=str(pg.cluster.bindir)) is None:
         pytest.skip("needs the server's own pg_dump and psql (a throwaway cluster)")
-    app_conn.execute("UPDATE public.orders SET status = 'paid'")
     bindir = pg.cluster.bindir
     dump = subprocess.run([str(bindir / "pg_dump"), "--dbname", installed_db],
                           capture_output=True, text=True, check=True).stdout
@@ -296,12 +297,21 @@ def test_someone_with_a_backup(pg: Server, su: Conn, orders: str, installed_db: 
                                "-v", "ON_ERROR_STOP=1"], input=edited,
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+        yield restored
+    finally:
+        pg.admin().execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident(copy)))
+
+
+def test_someone_with_a_backup(pg: Server, su: Conn, orders: str, installed_db: str,
+                               app_conn: Conn) -> None:
+    """Edited in a dump and restored, an event reads as if written so, and
+    verify passes: nothing inside the database can tell."""
+    app_conn.execute("UPDATE public.orders SET status = 'paid'")
+    with restored_with_paid_as_void(pg, installed_db) as restored:
         with connect(restored) as conn:
             assert scalar(conn, "SELECT after ->> 'status' FROM audit.events"
                                 " WHERE action = 'updated'") == "void"
         assert {r.status for r in verify(restored).values()} <= {"pass", "warn"}
-    finally:
-        pg.admin().execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident(copy)))
 
 
 
@@ -357,25 +367,9 @@ def test_a_superuser_once_events_are_sealed(su: Conn, orders: str, app_conn: Con
 def test_someone_with_a_backup_once_events_are_sealed(pg: Server, su: Conn, orders: str,
                                                       installed_db: str, app_conn: Conn) -> None:
     """Edited in a dump and restored, a sealed event no longer matches its block."""
-    if pg.cluster is None or shutil.which("pg_dump", path=str(pg.cluster.bindir)) is None:
-        pytest.skip("needs the server's own pg_dump and psql (a throwaway cluster)")
     app_conn.execute("UPDATE public.orders SET status = 'paid'")
     su.execute("SELECT audit.seal()")
-    bindir = pg.cluster.bindir
-    dump = subprocess.run([str(bindir / "pg_dump"), "--dbname", installed_db],
-                          capture_output=True, text=True, check=True).stdout
-    edited = dump.replace('"status": "paid"', '"status": "void"')
-    assert edited != dump
-    copy = unique_name("auditsql_t")
-    pg.admin().execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(ident(copy)))
-    try:
-        restored = pg.dsn(copy)
-        done = subprocess.run([str(bindir / "psql"), "--dbname", restored, "-q",
-                               "-v", "ON_ERROR_STOP=1"], input=edited,
-                              capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
+    with restored_with_paid_as_void(pg, installed_db) as restored:
         with connect(restored) as conn:
             found = verify_integrity(conn)["integrity.chain"]
         assert found.status == "fail" and ": edited" in found.message, found
-    finally:
-        pg.admin().execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident(copy)))
