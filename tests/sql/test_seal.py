@@ -71,14 +71,20 @@ def test_seal_covers_every_committed_event_once(su: Conn) -> None:
     assert ids == f"{{[1,{sealed_to + 1})}}"
 
 
-def test_a_rollback_leaves_a_gap_that_is_not_a_deletion(su: Conn) -> None:
-    log(su, 3)
+def sealed_with_a_rolled_back_gap(conn: Conn) -> None:
+    """Three events, two rolled back, three more, all sealed: a gap in the
+    ids that no deletion made."""
+    log(conn, 3)
     with pytest.raises(RuntimeError):
-        with su.transaction():
-            log(su, 2)
+        with conn.transaction():
+            log(conn, 2)
             raise RuntimeError
-    log(su, 3)
-    seal(su)
+    log(conn, 3)
+    seal(conn)
+
+
+def test_a_rollback_leaves_a_gap_that_is_not_a_deletion(su: Conn) -> None:
+    sealed_with_a_rolled_back_gap(su)
     assert findings(su) == []
     assert scalar(su, "SELECT count(*) FROM unnest((SELECT ids FROM audit.seal_blocks WHERE block = 1))") == 2
 
@@ -99,13 +105,7 @@ def test_a_deleted_event_is_found(sealed: Conn) -> None:
 
 
 def test_a_forged_event_in_a_sealed_gap_is_found(su: Conn) -> None:
-    log(su, 3)
-    with pytest.raises(RuntimeError):
-        with su.transaction():
-            log(su, 2)
-            raise RuntimeError
-    log(su, 3)
-    seal(su)
+    sealed_with_a_rolled_back_gap(su)
     gap = scalar(su, "SELECT min(g) FROM generate_series(1, 8) AS g"
                      " WHERE NOT EXISTS (SELECT FROM audit.events WHERE id = g)")
     su.execute("INSERT INTO audit.events (id, category, action) VALUES (%s, 'app', 'forged')", (gap,))
