@@ -7,7 +7,7 @@ txid, occurred_at, admin, actor_id, actor_email, actor_role, ip_address, ip_addr
 {%- endmacro %}
 
 {% macro context_values() -%}
-v_txid, v_now, v_admin, v_actor_id, v_actor_email, v_actor_role, v_ip, CASE WHEN v_ip IS NULL THEN v_ip_raw END, v_user_agent, v_request_id, v_db_user, v_app_name, v_client_addr
+v_txid, v_now, v_admin, v_context.actor_id, v_context.actor_email, v_context.actor_role, v_context.ip_address, v_context.ip_address_raw, v_context.user_agent, v_context.request_id, v_db_user, v_context.application_name, v_client_addr
 {%- endmacro %}
 
 {#- A context value as it is set and stored, from the text expression

@@ -31,7 +31,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    IF v_policy.require_actor AND v_actor_id IS NULL THEN
+    IF v_policy.require_actor AND v_context.actor_id IS NULL THEN
         RAISE EXCEPTION 'auditsql: TRUNCATE on % needs an actor: this table accepts attributed writes only', p_relid::regclass
             USING ERRCODE = 'invalid_authorization_specification',
                   HINT = format('Name the actor in the same transaction first: SELECT %I.set_actor(...).', {{ schema | literal }});
