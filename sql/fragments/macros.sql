@@ -142,9 +142,10 @@ ARRAY(SELECT ROW(a.attnum, a.atttypid, a.attcollation, a.attname)::pg_catalog.te
 {%- endmacro %}
 
 {#- The events, under alias `e`, of entity `id` of entity type `type` (two
-    text expressions; pass variables or parameters): the type compared as
-    itself and as the hash events_entity_idx holds, so that the index finds
-    this table's events only. -#}
+    text expressions; pass variables or parameters, or for `id` an
+    `ANY (array)`): the type compared as itself and as the hash
+    events_entity_idx holds, so that the index finds this table's events
+    only. -#}
 {% macro is_entity(e, type, id) -%}
 {{ e }}.entity_id OPERATOR(pg_catalog.=) {{ id }} AND pg_catalog.hashtext({{ e }}.entity_type) OPERATOR(pg_catalog.=) pg_catalog.hashtext({{ type }}) AND {{ e }}.entity_type OPERATOR(pg_catalog.=) {{ type }}
 {%- endmacro %}

@@ -1,3 +1,4 @@
+{% from "fragments/macros.sql" import is_entity %}
 -- entity_history: every event of one row, oldest first, under each key it
 -- has had. Key changes are followed both ways, one step per loop, each an
 -- index probe (events_entity_idx backwards, events_previous_entity_id_idx
@@ -18,11 +19,8 @@ DECLARE
     v_entity record;
     v_ids    text[];
     v_new    text[];
-    v_hash   integer;
 BEGIN
     SELECT * INTO v_entity FROM {{ schema | ident }}.audited_entity(p_table, p_entity_id);
-    -- The type as events_entity_idx holds it, beside the id.
-    v_hash := hashtext(v_entity.entity_type);
     IF p_entity_id IS NULL THEN
         RAISE EXCEPTION 'auditsql: an entity id is required'
             USING ERRCODE = 'invalid_parameter_value';
@@ -32,8 +30,7 @@ BEGIN
     LOOP
         SELECT array_agg(DISTINCT k.id) INTO v_new
         FROM (SELECT e.previous_entity_id AS id FROM {{ schema | ident }}.events AS e
-              WHERE e.entity_id = ANY (v_new) AND hashtext(e.entity_type) = v_hash
-                AND e.entity_type = v_entity.entity_type
+              WHERE {{ is_entity('e', 'v_entity.entity_type', 'ANY (v_new)') }}
                 AND e.previous_entity_id IS NOT NULL
               UNION ALL
               SELECT e.entity_id FROM {{ schema | ident }}.events AS e
@@ -44,8 +41,7 @@ BEGIN
     END LOOP;
     RETURN QUERY
         SELECT h.* FROM {{ schema | ident }}.history AS h
-        WHERE h.entity_id = ANY (v_ids) AND hashtext(h.entity_type) = v_hash
-          AND h.entity_type = v_entity.entity_type
+        WHERE {{ is_entity('h', 'v_entity.entity_type', 'ANY (v_ids)') }}
         ORDER BY h.id;
 END
 $fn$;

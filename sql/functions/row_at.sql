@@ -1,3 +1,4 @@
+{% from "fragments/macros.sql" import is_entity %}
 -- row_at: one row as the log says it was at a moment. The state of a key is
 -- set by the last event that touched it: one that brought a row to the key
 -- (created, updated, snapshot: its after image; deleted, truncated: none),
@@ -21,11 +22,8 @@ AS $fn$
 DECLARE
     v_entity record;
     v_image  jsonb;
-    v_hash   integer;
 BEGIN
     SELECT * INTO v_entity FROM {{ schema | ident }}.audited_entity(p_table, p_entity_id);
-    -- The type as events_entity_idx holds it, beside the id.
-    v_hash := hashtext(v_entity.entity_type);
     IF p_entity_id IS NULL OR p_at IS NULL THEN
         RAISE EXCEPTION 'auditsql: row_at needs an entity id and a time'
             USING ERRCODE = 'invalid_parameter_value';
@@ -34,8 +32,7 @@ BEGIN
     FROM (SELECT e.id, e.txid, e.occurred_at, true AS arrives,
                  CASE WHEN e.action IN ('created', 'updated', 'snapshot') THEN e.after END AS image
           FROM {{ schema | ident }}.events AS e
-          WHERE e.entity_id = v_entity.entity_id AND hashtext(e.entity_type) = v_hash
-            AND e.entity_type = v_entity.entity_type
+          WHERE {{ is_entity('e', 'v_entity.entity_type', 'v_entity.entity_id') }}
             AND e.occurred_at <= p_at AND e.category = 'data'
             AND e.action IN ('created', 'updated', 'deleted', 'truncated', 'snapshot')
           UNION ALL
