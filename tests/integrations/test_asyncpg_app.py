@@ -24,8 +24,9 @@ from auditsql.integrations.context import bind, current, update  # noqa: E402
 from auditsql.integrations.starlette import AuditContextMiddleware  # noqa: E402
 from tests.integrations.conftest import Bouncer  # noqa: E402
 from tests.integrations.test_pooler import uri  # noqa: E402
-from tests.integrations.tools import misattributed, note_events, via  # noqa: E402
-from tests.sql.sqltools import Conn, scalar  # noqa: E402
+from tests.integrations.tools import (  # noqa: E402
+    assert_each_request_recorded_as_its_own, drive, workload, via)
+from tests.sql.sqltools import Conn  # noqa: E402
 
 INSERT = "INSERT INTO notes (author, request, body) VALUES ($1, $2, $3)"
 
@@ -63,18 +64,6 @@ def make_app(pool: Any) -> Any:
     return app
 
 
-def workload(count: int) -> list[dict[str, Any]]:
-    requests = []
-    for i in range(count):
-        headers = {"x-request-id": f"req-{i}"}
-        if i % 5 != 4:
-            headers["x-user"] = f"user-{i}"
-        requests.append({"headers": headers,
-                         "json": {"nested": i % 3 == 0 and "x-user" in headers,
-                                  "fail": i % 7 == 6}})
-    return requests
-
-
 @pytest.mark.parametrize("mode", ["direct", "transaction"])
 def test_every_write_carries_its_requests_user(
         mode: str, notes_db: str, su: Conn, pgbouncer: Bouncer) -> None:
@@ -85,19 +74,9 @@ def test_every_write_carries_its_requests_user(
         pool = await asyncpg.create_pool(uri(via(bouncer, notes_db)), min_size=1, max_size=2,
                                          statement_cache_size=0)
         try:
-            transport = httpx.ASGITransport(app=make_app(pool))
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                return list(await asyncio.gather(*(
-                    client.post("/notes", json=r["json"], headers=r["headers"])
-                    for r in requests)))
+            return await drive(make_app(pool), requests)
         finally:
             await pool.close()
 
     responses = asyncio.run(run())
-    failing = [i for i, r in enumerate(requests) if r["json"]["fail"]]
-    assert [i for i, r in enumerate(responses) if r.status_code != 200] == failing
-    expected = sum(0 if r["json"]["fail"] else 3 if r["json"]["nested"] else 2 for r in requests)
-    assert note_events(su) == expected
-    assert misattributed(su) == []
-    assert scalar(su, "SELECT count(*) FROM audit.events WHERE request_id = ANY(%s)",
-                  ([f"req-{i}" for i in failing],)) == 0
+    assert_each_request_recorded_as_its_own(su, requests, responses)

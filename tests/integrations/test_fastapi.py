@@ -23,7 +23,8 @@ from auditsql.integrations.context import bind, current  # noqa: E402
 from auditsql.integrations.sqlalchemy import instrument  # noqa: E402
 from auditsql.integrations.starlette import AuditContextMiddleware, actor_dependency  # noqa: E402
 from tests.integrations.conftest import Bouncer  # noqa: E402
-from tests.integrations.tools import misattributed, note_events, sa_url, via  # noqa: E402
+from tests.integrations.tools import (  # noqa: E402
+    assert_each_request_recorded_as_its_own, drive, sa_url, via, workload)
 from tests.sql.sqltools import Conn, scalar  # noqa: E402
 
 INSERT = text("INSERT INTO notes (author, request, body) VALUES (:a, :r, :b) RETURNING id")
@@ -81,24 +82,6 @@ def engine_for(dsn: str, pooled: bool) -> AsyncEngine:
     return engine
 
 
-async def drive(app: FastAPI, requests: list[dict[str, Any]]) -> list[httpx.Response]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        return list(await asyncio.gather(*(
-            client.post("/notes", json=r["json"], headers=r["headers"]) for r in requests)))
-
-
-def workload(count: int) -> list[dict[str, Any]]:
-    requests = []
-    for i in range(count):
-        headers = {"x-request-id": f"req-{i}", "x-forwarded-for": f"198.51.100.{i % 250 + 1}"}
-        if i % 5 != 4:
-            headers["x-user"] = f"user-{i}"
-        json: dict[str, Any] = {"nested": i % 3 == 0 and "x-user" in headers, "fail": i % 7 == 6}
-        requests.append({"headers": headers, "json": json})
-    return requests
-
-
 @pytest.mark.parametrize("mode", ["direct", "transaction"])
 def test_every_write_carries_its_requests_user(
         mode: str, notes_db: str, su: Conn, pgbouncer: Bouncer) -> None:
@@ -107,7 +90,7 @@ def test_every_write_carries_its_requests_user(
     others); a request that fails rolls back its events with its writes."""
     bouncer = None if mode == "direct" else pgbouncer("transaction", 2)
     engine = engine_for(via(bouncer, notes_db), pooled=bouncer is not None)
-    requests = workload(40)
+    requests = workload(40, forwarded_for=True)
 
     async def run() -> list[httpx.Response]:
         try:
@@ -116,13 +99,7 @@ def test_every_write_carries_its_requests_user(
             await engine.dispose()
 
     responses = asyncio.run(run())
-    failing = [i for i, r in enumerate(requests) if r["json"]["fail"]]
-    assert [i for i, r in enumerate(responses) if r.status_code != 200] == failing
-    expected = sum(0 if r["json"]["fail"] else 3 if r["json"]["nested"] else 2 for r in requests)
-    assert note_events(su) == expected
-    assert misattributed(su) == []
-    assert scalar(su, "SELECT count(*) FROM audit.events WHERE request_id = ANY(%s)",
-                  ([f"req-{i}" for i in failing],)) == 0
+    failing = assert_each_request_recorded_as_its_own(su, requests, responses)
     assert scalar(su, "SELECT count(*) FROM notes WHERE request = ANY(%s)",
                   ([f"req-{i}" for i in failing],)) == 0
     # The client's address from the trusted proxy header, and the email

@@ -48,3 +48,47 @@ def sa_url(dsn: str, drivername: str) -> Any:
                           query={"host": host, "port": str(params["port"])})
     return URL.create(drivername, username=str(params["user"]), host=host,
                       port=int(params["port"]), database=str(params["dbname"]))
+
+
+def workload(count: int, forwarded_for: bool = False) -> list[dict[str, Any]]:
+    """*count* POST /notes requests: each with a request id, four in five
+    with a user (x-user), one in three of those nested, one in seven
+    failing; with *forwarded_for*, an x-forwarded-for address each."""
+    requests = []
+    for i in range(count):
+        headers = {"x-request-id": f"req-{i}"}
+        if forwarded_for:
+            headers["x-forwarded-for"] = f"198.51.100.{i % 250 + 1}"
+        if i % 5 != 4:
+            headers["x-user"] = f"user-{i}"
+        requests.append({"headers": headers,
+                         "json": {"nested": i % 3 == 0 and "x-user" in headers,
+                                  "fail": i % 7 == 6}})
+    return requests
+
+
+async def drive(app: Any, requests: list[dict[str, Any]]) -> list[Any]:
+    """Sends *requests* to the ASGI *app* all at once; their responses."""
+    import asyncio
+
+    import httpx
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return list(await asyncio.gather(*(
+            client.post("/notes", json=r["json"], headers=r["headers"]) for r in requests)))
+
+
+def assert_each_request_recorded_as_its_own(conn: Conn, requests: list[dict[str, Any]],
+                                            responses: list[Any]) -> list[int]:
+    """The failing requests failed and left no event; every other one left
+    its events (two, three when nested), each with its own user and request
+    id. Returns the failing requests' numbers."""
+    failing = [i for i, r in enumerate(requests) if r["json"]["fail"]]
+    assert [i for i, r in enumerate(responses) if r.status_code != 200] == failing
+    expected = sum(0 if r["json"]["fail"] else 3 if r["json"]["nested"] else 2 for r in requests)
+    assert note_events(conn) == expected
+    assert misattributed(conn) == []
+    assert scalar(conn, "SELECT count(*) FROM audit.events WHERE request_id = ANY(%s)",
+                  ([f"req-{i}" for i in failing],)) == 0
+    return failing
