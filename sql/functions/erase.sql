@@ -1,4 +1,5 @@
 {% from "fragments/macros.sql" import erasure_marker %}
+{% from "fragments/seal.sql" import seal_images_utf8 %}
 -- erase: replaces values of past events with a marker; the events stay.
 -- The guards of a partition are lifted inside this transaction while a lock
 -- keeps every other writer out, and restored before it returns: catalog
@@ -75,12 +76,12 @@ BEGIN
         EXECUTE format('ALTER TABLE %s DISABLE TRIGGER auditsql_guard_statement,'
                        ' DISABLE TRIGGER auditsql_guard_row', v_part.rel);
         EXECUTE format('GRANT UPDATE ON %s TO %I', v_part.rel, {{ owner | literal }});
-        -- The chain commits to each image through its digest: the digests
-        -- of the first erasure stay, and sealing uses them, before or after
+        -- The chain commits to the images through their digest: the digest
+        -- of the first erasure stays, and sealing uses it, before or after
         -- this, so that no lock on the chain is needed.
         EXECUTE format(
-            'INSERT INTO %I.seal_erasures (event_id, before_sha256, after_sha256)'
-            ' SELECT e.id, sha256(convert_to(e.before::text, ''UTF8'')), sha256(convert_to(e.after::text, ''UTF8''))'
+            'INSERT INTO %I.seal_erasures (event_id, images_sha256)'
+            ' SELECT e.id, {{ seal_images_utf8('e') | replace("'", "''") }}'
             ' FROM %s AS e'
             ' WHERE e.entity_type = $1 AND ($2 IS NULL OR e.entity_id = $2)'
             '   AND e.category IN (''data'', ''auth'')'

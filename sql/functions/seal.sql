@@ -44,7 +44,6 @@ DECLARE
     v_firsts  timestamptz[];
     v_lasts   timestamptz[];
     v_idsets  int8multirange[];
-    v_bodies  bytea[];
     v_hashes  bytea[];
     v_blocks integer := 0;
     v_events bigint := 0;
@@ -92,16 +91,15 @@ BEGIN
         v_hi := least(v_lo + greatest(p_block_size, least(20 * p_block_size, 200000)), v_to);
         -- One statement, not a cursor loop; OFFSET 0 keeps the hashing once
         -- per event, not once per aggregate that reads it. A block is at
-        -- most p_block_size ids of one partition.
+        -- most p_block_size ids of one partition. Its hashes are the one
+        -- aggregate in id order: each such aggregate sorts its group again.
         SELECT array_agg(g.rel ORDER BY g.first_id), array_agg(g.n ORDER BY g.first_id),
                array_agg(g.first_at ORDER BY g.first_id), array_agg(g.last_at ORDER BY g.first_id),
-               array_agg(g.ids ORDER BY g.first_id), array_agg(g.body ORDER BY g.first_id),
-               array_agg(g.hashes ORDER BY g.first_id)
-          INTO v_rels, v_ns, v_firsts, v_lasts, v_idsets, v_bodies, v_hashes
+               array_agg(g.ids ORDER BY g.first_id), array_agg(g.hashes ORDER BY g.first_id)
+          INTO v_rels, v_ns, v_firsts, v_lasts, v_idsets, v_hashes
         FROM (SELECT c.rel::regclass::text AS rel, min(c.id) AS first_id, count(*)::integer AS n,
                      min(c.occurred_at) AS first_at, max(c.occurred_at) AS last_at,
                      range_agg(int8range(c.id, c.id, '[]')) AS ids,
-                     string_agg(int8send(c.id) || c.h, ''::bytea ORDER BY c.id) AS body,
                      string_agg(c.h, ''::bytea ORDER BY c.id) AS hashes
               FROM (SELECT e.id, e.occurred_at, e.tableoid AS rel,
                            CASE WHEN e.tableoid = {{ ((schema | ident) ~ '.events_default') | literal }}::regclass
@@ -115,7 +113,7 @@ BEGIN
               GROUP BY c.rel, c.month, c.chunk) AS g;
         FOR i IN 1 .. coalesce(cardinality(v_rels), 0) LOOP
             v_block := v_block + 1;
-            v_head.hash := {{ seal_block_hash('v_prev', 'v_block', 'v_firsts[i]', 'v_lasts[i]', 'v_bodies[i]') }};
+            v_head.hash := {{ seal_block_hash('v_prev', 'v_block', 'v_firsts[i]', 'v_lasts[i]', 'v_idsets[i]', 'v_hashes[i]') | indent(12) }};
             INSERT INTO {{ schema | ident }}.seal_blocks
                 (block, ids, events, first_at, last_at, partition, hashes, prev_hash, hash)
             VALUES (v_block, v_idsets[i], v_ns[i], v_firsts[i], v_lasts[i],

@@ -47,7 +47,6 @@ DECLARE
     v_b       record;
     v_last    bigint;
     v_head    {{ schema | ident }}.seal_head;
-    v_body    bytea;
     v_n       bigint;
     -- Ids of the blocks read so far that may still reach above v_from: the
     -- only ones an event at or above v_from can be covered by, since each
@@ -92,12 +91,9 @@ BEGIN
         v_last := v_b.block;
 
         -- The block as stored: its link, and its hash over what it says.
-        SELECT string_agg(int8send(s.id) || substring(v_b.hashes FROM (32 * s.ord)::integer + 1 FOR 32),
-                          ''::bytea ORDER BY s.id), count(*)
-          INTO v_body, v_n
-        FROM {{ sealed_ids('v_b.ids') | indent(13) }} AS s;
-        IF v_b.prev_hash <> v_prev OR v_n <> v_b.events
-           OR v_b.hash <> {{ seal_block_hash('v_prev', 'v_b.block', 'v_b.first_at', 'v_b.last_at', "coalesce(v_body, ''::bytea)") }} THEN
+        SELECT coalesce(sum(upper(r.span) - lower(r.span)), 0) INTO v_n FROM unnest(v_b.ids) AS r(span);
+        IF v_b.prev_hash <> v_prev OR v_n <> v_b.events OR octet_length(v_b.hashes) <> 32 * v_n
+           OR v_b.hash <> {{ seal_block_hash('v_prev', 'v_b.block', 'v_b.first_at', 'v_b.last_at', 'v_b.ids', 'v_b.hashes') | indent(26) }} THEN
             block := v_b.block; kind := 'altered'; ids := NULL;
             detail := format('block %s of the chain does not match its own contents or the block before it', v_b.block);
             RETURN NEXT;

@@ -283,11 +283,9 @@ def specified_hashes(conn: psycopg.Connection) -> dict[int, bytes]:
     found: dict[int, bytes] = {}
     for row in rows:
         values = list(row.values()) if isinstance(row, dict) else list(row)
-        encoded = b"".join(_field(None if v is None else v.encode("utf-8")) for v in values[1:-2])
-        for image in values[-2:]:
-            encoded += _field(None if image is None
-                              else hashlib.sha256(image.encode("utf-8")).digest())
-        found[values[0]] = hashlib.sha256(encoded).digest()
+        fields = [_field(None if v is None else v.encode("utf-8")) for v in values[1:]]
+        images = hashlib.sha256(b"".join(fields[-2:])).digest()
+        found[values[0]] = hashlib.sha256(b"".join(fields[:-2]) + images).digest()
     return found
 
 
@@ -343,6 +341,64 @@ def test_a_database_not_in_utf8_seals_the_utf8_of_its_text(latin1_db: str) -> No
         assert findings(conn) == []
         tamper(conn, 1, "UPDATE audit.events SET actor_email = 'x' WHERE id = 1")
         assert findings(conn) == [(1, "edited", [1])]
+
+
+def erase_non_ascii_sealed(conn: Conn) -> None:
+    """Erase sealed images holding non-ASCII text, from a LATIN9 client: the
+    digest erase() records must be the one sealing computed."""
+    run(conn, "CREATE TABLE public.notes (id int PRIMARY KEY, body text, tag text)",
+        "SELECT audit.attach('public.notes')",
+        "INSERT INTO public.notes VALUES (1, 'café €', 'naïve'), (2, 'plain', NULL)",
+        "UPDATE public.notes SET body = 'crème' WHERE id = 1")
+    seal(conn)
+    ids = [r["id"] for r in conn.execute("SELECT id FROM audit.events WHERE entity_type = 'public.notes'"
+                                          " AND entity_id = '1' ORDER BY id")]
+    expected = {i: specified_images(conn, i) for i in ids}
+    conn.execute("SET client_encoding = 'LATIN9'")
+    assert scalar(conn, "SELECT audit.erase('public.notes', '1', ARRAY['body'], 'asked')") == 2
+    assert findings(conn) == []
+    conn.execute("RESET client_encoding")
+    assert findings(conn) == []
+    recorded = conn.execute("SELECT event_id, images_sha256 FROM audit.seal_erasures").fetchall()
+    assert {r["event_id"]: bytes(r["images_sha256"]) for r in recorded} == expected
+    assert all(specified_images(conn, i) != expected[i] for i in ids)
+
+
+def specified_images(conn: Conn, event_id: int) -> bytes:
+    """The images' digest of docs/integrity.md, over the event's images."""
+    row = conn.execute("SELECT before::text AS b, after::text AS a FROM audit.events WHERE id = %s",
+                       (event_id,)).fetchone()
+    return hashlib.sha256(b"".join(_field(None if v is None else v.encode("utf-8"))
+                                   for v in (row["b"], row["a"]))).digest()
+
+
+def test_erasure_records_the_digest_sealing_computed_whatever_the_encoding(su: Conn, latin1_db: str) -> None:
+    erase_non_ascii_sealed(su)
+    with connect(latin1_db) as conn:
+        erase_non_ascii_sealed(conn)
+
+
+def test_blocks_hash_as_specified(su: Conn) -> None:
+    """The block hash of docs/integrity.md#encoding, recomputed from the
+    stored blocks: ids as runs, then the hashes in id order."""
+    log(su, 5)
+    su.execute("BEGIN")
+    log(su, 2)  # a gap: ids sealing finds unused
+    su.execute("ROLLBACK")
+    log(su, 6)
+    seal(su, 4)
+    prev = bytes(32)
+    for b in su.execute("SELECT block, ids::text AS ids, prev_hash, hash, hashes,"
+                        " (extract(epoch FROM first_at) * 1000000)::bigint AS f,"
+                        " (extract(epoch FROM last_at) * 1000000)::bigint AS l"
+                        " FROM audit.seal_blocks ORDER BY block").fetchall():
+        runs = [(int(lo), int(hi)) for lo, hi in re.findall(r"\[(\d+),(\d+)\)", b["ids"])]
+        encoded = (prev + struct.pack(">qqqq", b["block"], b["f"], b["l"], len(runs))
+                   + b"".join(struct.pack(">qq", lo, hi) for lo, hi in runs) + bytes(b["hashes"]))
+        assert bytes(b["prev_hash"]) == prev
+        assert bytes(b["hash"]) == hashlib.sha256(encoded).digest()
+        prev = bytes(b["hash"])
+    assert any("," in b["ids"] for b in su.execute("SELECT ids::text AS ids FROM audit.seal_blocks"))
 
 
 # -- blocks of one run whose ids interleave -----------------------------------------------
