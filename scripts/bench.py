@@ -511,7 +511,9 @@ def report(bench: Bench, storage: tuple[float, float, float],
     if integrity:
         lines += integrity
         audited = r.median("tpcb-like", "auditsql")
-        rate = re.search(r"seal: [0-9.]+ s, ([0-9,]+) events/s", "\n".join(integrity))
+        # Against the log of the same workload, whose updates have two images.
+        rate = re.search(r"seal, tpcb-like log of [0-9,]+ events: [0-9.]+ s, ([0-9,]+) events/s",
+                         "\n".join(integrity))
         if audited and rate:
             # A tpcb-like transaction records four events: three updates, one insert.
             sealed = float(rate.group(1).replace(",", ""))

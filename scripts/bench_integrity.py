@@ -1,7 +1,8 @@
 """Benchmark the hash chain (docs/integrity.md): how fast sealing hashes
-events, and how long verifying a large log takes and how much memory it
-needs, in the server (``audit.verify_chain()``), in ``auditsql verify
---integrity`` and in the standalone script of docs/integrity.md.
+events (a log of inserts, and the log of pgbench's tpcb-like transaction),
+and how long verifying a large log takes and how much memory it needs: in
+the server (``audit.verify_chain()``), in ``auditsql verify --integrity``
+and in the standalone script of docs/integrity.md.
 
 ``make bench`` runs it after the write figures (scripts/bench.py), which
 also time tpcb-like with sealing every few seconds against without it. On
@@ -62,6 +63,26 @@ def build(dsn: str, events: int) -> float:
             done += n
         conn.execute("VACUUM ANALYZE audit.events")
     return time.perf_counter() - started
+
+
+def build_tpcb(cluster: pgcluster.Cluster, db: str, transactions: int = 100_000) -> None:
+    """A log of pgbench's tpcb-like transaction (three updates and one
+    insert each), all four tables audited in row mode: the mix `make bench`
+    writes, with two images for most events."""
+    pgbench = [str(cluster.bindir / "pgbench"), "-h", str(cluster.sockdir), "-p",
+               str(cluster.port), "-U", cluster.superuser]
+    subprocess.run([*pgbench, "-i", "-q", "-s", "4", db], check=True, capture_output=True)
+    with psycopg.connect(cluster.dsn(db), autocommit=True) as conn:
+        installer.install(conn, Settings())
+        installer.attach(conn, ["pgbench_accounts", "pgbench_branches", "pgbench_tellers"],
+                         Settings())
+        # pgbench_history has no key: these columns are trusted to identify its rows.
+        installer.attach(conn, ["pgbench_history"], Settings(), ["tid", "aid", "mtime"],
+                         policies=installer.Policies(trust_id_columns=True))
+    subprocess.run([*pgbench, "-n", "-c", "2", "-j", "2", "-t", str(transactions // 2), db],
+                   check=True, capture_output=True)
+    with psycopg.connect(cluster.dsn(db), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE audit.events")
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -165,8 +186,15 @@ def measure(cluster: pgcluster.Cluster, events: int) -> list[str]:
     """Build a log of ``events`` events, seal it, verify it three ways;
     the report's lines."""
     with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS b_integrity")
-        conn.execute("CREATE DATABASE b_integrity")
+        for db in ("b_integrity", "b_integrity_tpcb"):
+            conn.execute(f"DROP DATABASE IF EXISTS {db}")
+            conn.execute(f"CREATE DATABASE {db}")
+    log("integrity: writing a tpcb-like log ...")
+    build_tpcb(cluster, "b_integrity_tpcb")
+    log("integrity: sealing it ...")
+    mixed, mixed_seconds, mixed_cpu = seal_rate(cluster.dsn("b_integrity_tpcb"))
+    with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
+        conn.execute("DROP DATABASE b_integrity_tpcb")
     dsn = cluster.dsn("b_integrity")
     log(f"integrity: writing {events:,} events ...")
     built = build(dsn, events)
@@ -183,6 +211,9 @@ def measure(cluster: pgcluster.Cluster, events: int) -> list[str]:
         f"  seal: {seal_seconds:.1f} s, {sealed / seal_seconds:,.0f} events/s;"
         f" the backend's CPU time {seal_cpu:.1f} s, {sealed / max(seal_cpu, 0.01):,.0f} events"
         " per CPU second",
+        f"  seal, tpcb-like log of {mixed:,} events: {mixed_seconds:.1f} s,"
+        f" {mixed / mixed_seconds:,.0f} events/s; the backend's CPU time {mixed_cpu:.1f} s,"
+        f" {mixed / max(mixed_cpu, 0.01):,.0f} events per CPU second",
         f"  verify_chain() in SQL: {in_sql.seconds:.1f} s"
         f" ({sealed / in_sql.seconds:,.0f} events/s), backend peak private memory {in_sql.max_rss_mib:.0f} MiB",
         f"  auditsql verify --integrity: {cli.seconds:.1f} s, client peak RSS"
