@@ -34,6 +34,7 @@ Run with ``make bench`` (or ``make bench-quick`` for a reduced run).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -50,6 +51,8 @@ from auditsql import installer
 from auditsql.render import Settings
 from scripts import bench_integrity, benchtools
 from tests.harness import pgcluster
+
+CORES = os.cpu_count() or 1
 
 PGBENCH_TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
 
@@ -323,12 +326,19 @@ class Bench:
             stop = threading.Event()
             runs: list[float] = []
 
-            def sealer(stop: threading.Event = stop, runs: list[float] = runs) -> None:
+            cpu: list[float] = []
+
+            def sealer(stop: threading.Event = stop, runs: list[float] = runs,
+                       cpu: list[float] = cpu) -> None:
                 with psycopg.connect(self.dsn(db), autocommit=True) as conn:
+                    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+                    assert row is not None
+                    before = bench_integrity.cpu_seconds(int(row[0]))
                     while not stop.wait(p.seal_every):
                         started = time.perf_counter()
                         conn.execute("SELECT audit.seal()")
                         runs.append(time.perf_counter() - started)
+                    cpu.append(bench_integrity.cpu_seconds(int(row[0])) - before)
 
             thread = threading.Thread(target=sealer)
             if sealing:
@@ -343,7 +353,12 @@ class Bench:
                     thread.join()
             label = "tpcb-like, sealing" if sealing else "tpcb-like, not sealing"
             self.results.add(label, "auditsql", tps)
-            extra = f" ({len(runs)} seals, longest {max(runs, default=0):.2f} s)" if sealing else ""
+            extra = ""
+            if sealing:
+                # The sealer's share of the machine: what writers can lose to it.
+                self.results.add("sealer CPU share", "auditsql", cpu[0] / (p.seconds * CORES))
+                extra = (f" ({len(runs)} seals, longest {max(runs, default=0):.2f} s,"
+                         f" sealer CPU {cpu[0]:.2f} s)")
             log(f"  {label:<28} {'auditsql':<9} {tps:10.0f} tps{extra}")
 
     def bulk_round(self) -> None:
@@ -461,12 +476,7 @@ def report(bench: Bench, storage: tuple[float, float, float],
                 f"{added(audited) / added(rowmin):>7.2f}x{'':>19}"
                 f"{added(reqmin) / added(rowmin):>8.2f}x  <= 2.0x"
             )
-    sealing = r.median("tpcb-like, sealing", "auditsql")
-    not_sealing = r.median("tpcb-like, not sealing", "auditsql")
-    if sealing and not_sealing:
-        lines.append(f"{'sealing every ' + format(bench.plan.seal_every, 'g') + ' s / not (tps)':<34}"
-                     f"{not_sealing:>11.0f}{sealing:>11.0f}{ratio(sealing, not_sealing):>8}"
-                     f"{'':>19}  ~ 1.00")
+    lines += sealing_lines(bench)
     context = r.median("tpcb-like, context set", "auditsql")
     no_context = r.median("tpcb-like, context not set", "auditsql")
     if context and no_context:
@@ -522,11 +532,31 @@ def report(bench: Bench, storage: tuple[float, float, float],
     return "\n".join(lines)
 
 
+def sealing_lines(bench: Bench) -> list[str]:
+    """The sealing round's lines of the report: tpcb-like with and without
+    sealing, per repetition, and the sealer's share of the machine's CPU."""
+    r = bench.results
+    sealing = r.median("tpcb-like, sealing", "auditsql")
+    not_sealing = r.median("tpcb-like, not sealing", "auditsql")
+    if not (sealing and not_sealing):
+        return []
+    pairs = list(zip(r.samples[("tpcb-like, sealing", "auditsql")],
+                     r.samples[("tpcb-like, not sealing", "auditsql")]))
+    share = r.median("sealer CPU share", "auditsql") or 0.0
+    return [f"{'sealing every ' + format(bench.plan.seal_every, 'g') + ' s / not (tps)':<34}"
+            f"{not_sealing:>11.0f}{sealing:>11.0f}{ratio(sealing, not_sealing):>8}"
+            f"{'':>19}  ~ 1.00",
+            f"  per repetition {', '.join(f'{a / b:.2f}' for a, b in pairs)};"
+            f" the sealer's CPU {100 * share:.1f} % of the machine's"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="reduced run, under 2 minutes")
     parser.add_argument("--pg-version", type=int, default=15, help="PostgreSQL major version")
     parser.add_argument("--reps", type=int, default=None, help="repetitions (at least 3)")
+    parser.add_argument("--sealing-only", action="store_true",
+                        help="only tpcb-like with sealing every few seconds against without")
     args = parser.parse_args(argv)
     plan = Plan(reps=3, seconds=1, bulk_rows=100_000, row_mode_bulk=False,
                 seal_every=0.3, verify_events=100_000) if args.quick else Plan(
@@ -545,6 +575,13 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(cluster, plan)
         log("setting up databases ...")
         bench.create_databases()
+        if args.sealing_only:
+            for rep in range(plan.reps):
+                log(f"repetition {rep + 1} of {plan.reps}")
+                bench.sealing_round(rep)
+            print(header(cluster, plan, settings))
+            print("\n".join(sealing_lines(bench)))
+            return 0
         wide_script = Path(tempfile.mkstemp(suffix=".sql")[1])
         wide_script.write_text(WIDE_SCRIPT.format(rows=WIDE_ROWS))
         context_script = Path(tempfile.mkstemp(suffix=".sql")[1])

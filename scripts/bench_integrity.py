@@ -85,7 +85,7 @@ def build_tpcb(cluster: pgcluster.Cluster, db: str, transactions: int = 100_000)
         conn.execute("VACUUM ANALYZE audit.events")
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """A server process's CPU time so far (user and system): what the work
     cost, whatever else the machine was doing."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -98,11 +98,11 @@ def seal_rate(dsn: str) -> tuple[int, float, float]:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
         assert row is not None
         pid = int(row[0])
-        cpu = _cpu_seconds(pid)
+        cpu = cpu_seconds(pid)
         started = time.perf_counter()
         row = conn.execute("SELECT events FROM audit.seal()").fetchone()
         elapsed = time.perf_counter() - started
-        cpu = _cpu_seconds(pid) - cpu
+        cpu = cpu_seconds(pid) - cpu
     assert row is not None
     return int(row[0]), elapsed, cpu
 
