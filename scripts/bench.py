@@ -242,8 +242,7 @@ class Bench:
         return self.cluster.dsn(db)
 
     def pgbench_conn_args(self, db: str) -> list[str]:
-        c = self.cluster
-        return ["-h", str(c.sockdir), "-p", str(c.port), "-U", c.superuser, db]
+        return benchtools.pgbench_conn_args(self.cluster, db)
 
     def execute(self, db: str, statement: str, *, autocommit: bool = True) -> None:
         with psycopg.connect(self.dsn(db), autocommit=autocommit) as conn:
@@ -268,11 +267,7 @@ class Bench:
         for db in ("b_auditsql", "b_ctx"):
             with psycopg.connect(self.dsn(db)) as conn:
                 installer.install(conn, Settings())
-                installer.attach(conn, [*PGBENCH_TABLES[:3], "wide"], Settings())
-                # pgbench_history has no key at all: these columns are
-                # trusted to identify its rows.
-                installer.attach(conn, ["pgbench_history"], Settings(), ["tid", "aid", "mtime"],
-                                 policies=installer.Policies(trust_id_columns=True))
+                benchtools.attach_pgbench(conn, also=("wide",))
         self.execute("b_rowmin", MINLOG_SQL)
         for table in (*PGBENCH_TABLES, "wide"):
             self.execute(

@@ -81,8 +81,8 @@ def prepare(cluster: pgcluster.Cluster) -> None:
     for db in ("i_none", "i_rowmin", "i_audit"):
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {db}")
-        subprocess.run([str(cluster.bindir / "pgbench"), "-i", "-q", "-s", "1", "-h",
-                        str(cluster.sockdir), "-p", str(cluster.port), "-U", cluster.superuser, db],
+        subprocess.run([str(cluster.bindir / "pgbench"), "-i", "-q", "-s", "1",
+                        *benchtools.pgbench_conn_args(cluster, db)],
                        check=True, capture_output=True)
     with psycopg.connect(cluster.dsn("i_rowmin"), autocommit=True) as conn:
         conn.execute(MINLOG_SQL)

@@ -69,18 +69,14 @@ def build_tpcb(cluster: pgcluster.Cluster, db: str, transactions: int = 100_000)
     """A log of pgbench's tpcb-like transaction (three updates and one
     insert each), all four tables audited in row mode: the mix `make bench`
     writes, with two images for most events."""
-    pgbench = [str(cluster.bindir / "pgbench"), "-h", str(cluster.sockdir), "-p",
-               str(cluster.port), "-U", cluster.superuser]
-    subprocess.run([*pgbench, "-i", "-q", "-s", "4", db], check=True, capture_output=True)
+    pgbench = str(cluster.bindir / "pgbench")
+    subprocess.run([pgbench, "-i", "-q", "-s", "4", *benchtools.pgbench_conn_args(cluster, db)],
+                   check=True, capture_output=True)
     with psycopg.connect(cluster.dsn(db), autocommit=True) as conn:
         installer.install(conn, Settings())
-        installer.attach(conn, ["pgbench_accounts", "pgbench_branches", "pgbench_tellers"],
-                         Settings())
-        # pgbench_history has no key: these columns are trusted to identify its rows.
-        installer.attach(conn, ["pgbench_history"], Settings(), ["tid", "aid", "mtime"],
-                         policies=installer.Policies(trust_id_columns=True))
-    subprocess.run([*pgbench, "-n", "-c", "2", "-j", "2", "-t", str(transactions // 2), db],
-                   check=True, capture_output=True)
+        benchtools.attach_pgbench(conn)
+    subprocess.run([pgbench, "-n", "-c", "2", "-j", "2", "-t", str(transactions // 2),
+                    *benchtools.pgbench_conn_args(cluster, db)], check=True, capture_output=True)
     with psycopg.connect(cluster.dsn(db), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE audit.events")
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import psycopg
 
+from auditsql import installer
+from auditsql.render import Settings
 from tests.harness import pgcluster
 
 
@@ -42,3 +44,17 @@ def start_cluster(pg_version: int, settings: dict[str, str]) -> pgcluster.Cluste
         return None
     os.environ.setdefault(pgcluster.ENV_TMPDIR, tempfile.gettempdir())
     return pgcluster.start_cluster(bindir, settings=settings)
+
+
+def pgbench_conn_args(cluster: pgcluster.Cluster, db: str) -> list[str]:
+    """pgbench's connection arguments for database ``db`` of ``cluster``."""
+    return ["-h", str(cluster.sockdir), "-p", str(cluster.port), "-U", cluster.superuser, db]
+
+
+def attach_pgbench(conn: psycopg.Connection, also: tuple[str, ...] = ()) -> None:
+    """Attach pgbench's four tables (and ``also``) in row mode. pgbench_history
+    has no key at all: tid, aid and mtime are trusted to identify its rows."""
+    installer.attach(conn, ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", *also],
+                     Settings())
+    installer.attach(conn, ["pgbench_history"], Settings(), ["tid", "aid", "mtime"],
+                     policies=installer.Policies(trust_id_columns=True))
