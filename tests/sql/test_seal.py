@@ -273,6 +273,20 @@ def _field(data: bytes | None) -> bytes:
     return b"\xff\xff\xff\xff" if data is None else struct.pack(">i", len(data)) + data
 
 
+def _text(value: str | None) -> bytes:
+    return _field(None if value is None else value.encode("utf-8"))
+
+
+def _images_digest(before: str | None, after: str | None) -> bytes:
+    """The images digest: SHA-256 over the fields of before and after."""
+    return hashlib.sha256(_text(before) + _text(after)).digest()
+
+
+def _runs(ids_text: str) -> list[tuple[int, int]]:
+    """A multirange's text, '{[1,11),[13,20)}', as [(1, 11), (13, 20)]."""
+    return [(int(lo), int(hi)) for lo, hi in re.findall(r"\[(\d+),(\d+)\)", ids_text)]
+
+
 def specified_hashes(conn: psycopg.Connection) -> dict[int, bytes]:
     """Each event's hash as docs/integrity.md specifies it, from the text of
     its columns (read in whatever client encoding the session has)."""
@@ -283,9 +297,8 @@ def specified_hashes(conn: psycopg.Connection) -> dict[int, bytes]:
     found: dict[int, bytes] = {}
     for row in rows:
         values = list(row.values()) if isinstance(row, dict) else list(row)
-        fields = [_field(None if v is None else v.encode("utf-8")) for v in values[1:]]
-        images = hashlib.sha256(b"".join(fields[-2:])).digest()
-        found[values[0]] = hashlib.sha256(b"".join(fields[:-2]) + images).digest()
+        encoded = b"".join(_text(v) for v in values[1:-2]) + _images_digest(*values[-2:])
+        found[values[0]] = hashlib.sha256(encoded).digest()
     return found
 
 
@@ -294,8 +307,7 @@ def sealed_hashes(conn: psycopg.Connection) -> dict[int, bytes]:
     found: dict[int, bytes] = {}
     for row in conn.execute("SELECT ids::text, hashes FROM audit.seal_blocks").fetchall():
         ids_text, hashes = row.values() if isinstance(row, dict) else row
-        ids = [i for lo, hi in re.findall(r"\[(\d+),(\d+)\)", ids_text)
-               for i in range(int(lo), int(hi))]
+        ids = [i for lo, hi in _runs(ids_text) for i in range(lo, hi)]
         found.update({i: bytes(hashes[32 * k:32 * k + 32]) for k, i in enumerate(ids)})
     return found
 
@@ -368,8 +380,7 @@ def specified_images(conn: Conn, event_id: int) -> bytes:
     """The images' digest of docs/integrity.md, over the event's images."""
     row = conn.execute("SELECT before::text AS b, after::text AS a FROM audit.events WHERE id = %s",
                        (event_id,)).fetchone()
-    return hashlib.sha256(b"".join(_field(None if v is None else v.encode("utf-8"))
-                                   for v in (row["b"], row["a"]))).digest()
+    return _images_digest(row["b"], row["a"])
 
 
 def test_erasure_records_the_digest_sealing_computed_whatever_the_encoding(su: Conn, latin1_db: str) -> None:
@@ -392,7 +403,7 @@ def test_blocks_hash_as_specified(su: Conn) -> None:
                         " (extract(epoch FROM first_at) * 1000000)::bigint AS f,"
                         " (extract(epoch FROM last_at) * 1000000)::bigint AS l"
                         " FROM audit.seal_blocks ORDER BY block").fetchall():
-        runs = [(int(lo), int(hi)) for lo, hi in re.findall(r"\[(\d+),(\d+)\)", b["ids"])]
+        runs = _runs(b["ids"])
         encoded = (prev + struct.pack(">qqqq", b["block"], b["f"], b["l"], len(runs))
                    + b"".join(struct.pack(">qq", lo, hi) for lo, hi in runs) + bytes(b["hashes"]))
         assert bytes(b["prev_hash"]) == prev
