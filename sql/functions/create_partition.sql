@@ -15,6 +15,16 @@ BEGIN
                    'CONSTRAINT %I CHECK (occurred_at >= %L AND occurred_at < %L))',
                    {{ schema | literal }}, p_name, {{ schema | literal }},
                    p_name || '_bound', p_from, p_to);
+    -- A BRIN index built on an empty table summarizes its first block range
+    -- at once, and every insert into that range's 128 pages then widens the
+    -- summary and writes it to the WAL: about 12,000 instructions an event
+    -- (docs/performance.md). Unsummarized, a range costs an insert one
+    -- lookup, and scans read it whole; VACUUM summarizes it once it is full.
+    PERFORM pg_catalog.brin_desummarize_range(i.indexrelid, 0)
+    FROM pg_index AS i
+    JOIN pg_class AS c ON c.oid = i.indexrelid
+    JOIN pg_am AS a ON a.oid = c.relam
+    WHERE i.indrelid = format('%I.%I', {{ schema | literal }}, p_name)::regclass AND a.amname = 'brin';
     EXECUTE format('CREATE TRIGGER auditsql_guard_statement BEFORE UPDATE OR DELETE OR TRUNCATE ON %I.%I '
                    'FOR EACH STATEMENT EXECUTE FUNCTION %I.guard()',
                    {{ schema | literal }}, p_name, {{ schema | literal }});

@@ -168,3 +168,31 @@ def test_a_time_range_reads_only_its_partitions(busy_log: Conn) -> None:
     old = plan_nodes(busy_log, "SELECT count(*) FROM audit.events "
                                "WHERE occurred_at < '2000-01-01'")
     assert {relation for _, _, relation in old if relation} <= {"events_default"}, old
+
+
+def test_a_new_partition_leaves_its_first_block_range_unsummarized(su: Conn) -> None:
+    """A BRIN index built on an empty table summarizes block range 0 at
+    once, and every event in its 128 pages would then widen the summary and
+    log it. Each partition auditsql makes starts with that range
+    unsummarized: brin_summarize_new_values() finds it to summarize, and the
+    events it holds are still found by a time range."""
+    run(su, "CREATE TABLE notes (id int PRIMARY KEY, body text)")
+    attach(su, "notes")
+    run(su, "INSERT INTO notes SELECT g, 'n' FROM generate_series(1, 50) AS g")
+    brins = su.execute(
+        "SELECT i.indexrelid::regclass::text AS index, c.relname AS partition"
+        " FROM pg_inherits AS h JOIN pg_class AS c ON c.oid = h.inhrelid"
+        " JOIN pg_index AS i ON i.indrelid = h.inhrelid"
+        " JOIN pg_class AS ic ON ic.oid = i.indexrelid JOIN pg_am AS a ON a.oid = ic.relam"
+        " WHERE h.inhparent = 'audit.events'::regclass AND a.amname = 'brin'"
+        " AND c.relname <> 'events_default'").fetchall()
+    assert brins, "no monthly partition"
+    month = su.execute("SELECT 'events_' || to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM') AS m").fetchone()
+    assert month is not None
+    current = [b["index"] for b in brins if b["partition"] == month["m"]]
+    assert len(current) == 1, brins
+    row = su.execute("SELECT count(*) AS n FROM audit.events WHERE occurred_at >= now() - interval '1 hour'"
+                     " AND entity_type = 'public.notes' AND action = 'created'").fetchone()
+    assert row is not None and row["n"] == 50
+    summarized = su.execute("SELECT brin_summarize_new_values(%s::regclass) AS n", current).fetchone()
+    assert summarized is not None and summarized["n"] == 1
