@@ -32,13 +32,13 @@ category, {{ event_context | join(', ') }}
 {#- Row level: the context's fields (v_c, read by the prologue), and the
     client address, which the session cannot name. -#}
 {%- macro row_context() -%}
-'data', v_admin, v_c.actor_id, v_c.actor_email, v_c.actor_role, v_c.ip_address, v_c.ip_address_raw,
+'data', v_admin IS TRUE, v_c.actor_id, v_c.actor_email, v_c.actor_role, v_c.ip_address, v_c.ip_address_raw,
                    v_c.user_agent, v_c.request_id, v_c.application_name, pg_catalog.inet_client_addr()
 {%- endmacro -%}
 {#- Statement level: read once into variables (declared in
     capture_statement.sql), constant for every row. -#}
 {%- macro statement_context() -%}
-'data', v_admin, v_c.actor_id, v_c.actor_email, v_c.actor_role, v_c.ip_address, v_c.ip_address_raw,
+'data', v_admin IS TRUE, v_c.actor_id, v_c.actor_email, v_c.actor_role, v_c.ip_address, v_c.ip_address_raw,
                    v_c.user_agent, v_c.request_id, v_c.application_name, v_client_addr
 {%- endmacro -%}
 
@@ -89,6 +89,7 @@ PERFORM {{ S() }}.capture_truncate(TG_RELID, {{ slot('table_oid') }}::pg_catalog
 {%- macro prologue() -%}
     IF v_context OPERATOR(pg_catalog.<>) '' THEN
         v_c := v_context::{{ S() }}.context;
+        v_admin := v_c.actor_role OPERATOR(pg_catalog.=) ANY ({{ slot('admin_roles') }}::pg_catalog.text[]);
     ELSIF pg_catalog.concat(pg_catalog.current_setting('auditsql.actor_id', true),
                             pg_catalog.current_setting('auditsql.actor_email', true),
                             pg_catalog.current_setting('auditsql.actor_role', true),
@@ -96,15 +97,15 @@ PERFORM {{ S() }}.capture_truncate(TG_RELID, {{ slot('table_oid') }}::pg_catalog
                             pg_catalog.current_setting('auditsql.user_agent', true),
                             pg_catalog.current_setting('auditsql.request_id', true)) OPERATOR(pg_catalog.<>) '' THEN
         v_c := {{ S() }}.settings_context();
+        v_admin := v_c.actor_role OPERATOR(pg_catalog.=) ANY ({{ slot('admin_roles') }}::pg_catalog.text[]);
     ELSE
-        v_c.application_name := pg_catalog.current_setting('application_name');
-        IF v_c.application_name OPERATOR(pg_catalog.=) '' THEN
-            v_c.application_name := NULL;
-        ELSIF pg_catalog.octet_length(v_c.application_name) OPERATOR(pg_catalog.>) 1024 THEN
-            v_c.application_name := {{ S() }}.context_value(v_c.application_name);
-        END IF;
+        -- No context: no actor, so no admin (v_admin stays NULL, which
+        -- every use reads as false). application_name is never longer than
+        -- the cut: the server truncates it to NAMEDATALEN - 1 bytes (63;
+        -- PostgreSQL 18 escapes what is not ASCII, four bytes for one).
+        v_c.application_name := CASE WHEN pg_catalog.current_setting('application_name') OPERATOR(pg_catalog.<>) ''
+                                     THEN pg_catalog.current_setting('application_name') END;
     END IF;
-    v_admin := COALESCE(v_c.actor_role OPERATOR(pg_catalog.=) ANY ({{ slot('admin_roles') }}::pg_catalog.text[]), false);
     {{ slot('checks') }}
     {{ slot('pin') }}
 {%- endmacro -%}

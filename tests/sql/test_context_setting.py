@@ -126,3 +126,20 @@ def test_set_context_stores_what_the_settings_describe(su: Conn, arguments: tupl
         su.execute("SELECT audit.set_context(%s, %s, %s, %s, %s, %s)", arguments)
         stored = scalar(su, "SELECT current_setting('auditsql.context')")
         assert stored == scalar(su, "SELECT audit.settings_context()::text")
+
+
+def test_application_name_never_needs_the_cut(su: Conn) -> None:
+    """Capture stores application_name as it is where no helper ran, without
+    the cut: the server keeps it under NAMEDATALEN bytes (escaped on
+    PostgreSQL 18, still far under the 1024 of the cut) whatever a client
+    sets."""
+    run(su, "CREATE TABLE apps (id int PRIMARY KEY)")
+    attach(su, "apps")
+    for i, value in enumerate(("x" * 5000, "é" * 2000)):
+        with su.transaction():
+            su.execute("SELECT set_config('application_name', %s, true)", (value,))
+            su.execute("INSERT INTO apps VALUES (%s)", (i,))
+            stored = scalar(su, "SELECT current_setting('application_name')")
+        assert 0 < len(stored.encode()) < 1024
+        assert scalar(su, "SELECT application_name FROM audit.events WHERE entity_type = 'public.apps'"
+                          " AND entity_id = %s", (str(i),)) == stored
