@@ -48,7 +48,8 @@ bench: venv pg-binaries
 bench-quick: venv pg-binaries
 	$(VPY) -m scripts.bench --quick
 
-# Instructions per audited single-row UPDATE, under callgrind (docs/performance.md).
+# Instructions per audited single-row UPDATE and per tpcb-like transaction,
+# under callgrind (docs/performance.md).
 bench-instructions: venv pg-binaries
 	$(VPY) -m scripts.bench_instructions
 

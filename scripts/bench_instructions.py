@@ -14,6 +14,12 @@ context set for the session: through the six settings, and (where the
 installed auditsql has it) through ``auditsql.context`` as set_context
 stores it.
 
+Then the same for a whole tpcb-like transaction (pgbench's builtin, each
+table with its trigger): none, row-min and auditsql, and auditsql with
+``SELECT 1`` or ``set_context`` as the transaction's first statement, the
+pair ``make bench`` times. What a transaction adds, unlike its wall time,
+does not move from run to run.
+
 Run with ``python -m scripts.bench_instructions`` (a few minutes).
 """
 
@@ -21,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -68,6 +76,21 @@ CONFIGS: dict[str, tuple[str, str]] = {
 }
 
 
+PGBENCH_TABLES = ("pgbench_accounts", "pgbench_tellers", "pgbench_branches", "pgbench_history")
+
+SET_CONTEXT = ("SELECT audit.set_context('u-42', 'user42@example.com', 'member', '203.0.113.9', "
+               "'bench/1.0', 'req-42'); ")
+
+TPCB_CONFIGS: dict[str, tuple[str, str]] = {
+    # name: (database, the transaction's first statement)
+    "none": ("t_none", ""),
+    "row-min": ("t_rowmin", ""),
+    "auditsql": ("t_audit", ""),
+    "auditsql, SELECT 1 first": ("t_audit", "SELECT 1; "),
+    "auditsql, set_context first": ("t_audit", SET_CONTEXT),
+}
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -75,6 +98,23 @@ def log(message: str) -> None:
 def updates(n: int) -> str:
     return "".join(f"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = {i % 100000 + 1};\n"
                    for i in range(n))
+
+
+def tpcb(n: int, first: str) -> str:
+    """*n* tpcb-like transactions as pgbench's builtin runs them (scale 1),
+    one per line, each starting with *first*; the same values every run."""
+    rng = random.Random(42)
+    lines = []
+    for _ in range(n):
+        aid, tid, delta = rng.randint(1, 100_000), rng.randint(1, 10), rng.randint(-5000, 5000)
+        lines.append(
+            f"BEGIN; {first}UPDATE pgbench_accounts SET abalance = abalance + {delta} WHERE aid = {aid}; "
+            f"SELECT abalance FROM pgbench_accounts WHERE aid = {aid}; "
+            f"UPDATE pgbench_tellers SET tbalance = tbalance + {delta} WHERE tid = {tid}; "
+            f"UPDATE pgbench_branches SET bbalance = bbalance + {delta} WHERE bid = 1; "
+            f"INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) "
+            f"VALUES ({tid}, 1, {aid}, {delta}, CURRENT_TIMESTAMP); END;\n")
+    return "".join(lines)
 
 
 def prepare(cluster: pgcluster.Cluster) -> None:
@@ -91,7 +131,21 @@ def prepare(cluster: pgcluster.Cluster) -> None:
     with psycopg.connect(cluster.dsn("i_audit")) as conn:
         installer.install(conn, Settings())
         installer.attach(conn, ["pgbench_accounts"], Settings())
-    for db in ("i_none", "i_rowmin", "i_audit"):
+    for db in ("t_none", "t_rowmin", "t_audit"):
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {db}")
+        subprocess.run([str(cluster.bindir / "pgbench"), "-i", "-q", "-s", "1",
+                        *benchtools.pgbench_conn_args(cluster, db)],
+                       check=True, capture_output=True)
+    with psycopg.connect(cluster.dsn("t_rowmin"), autocommit=True) as conn:
+        conn.execute(MINLOG_SQL)
+        for table in PGBENCH_TABLES:
+            conn.execute(f"CREATE TRIGGER minlog AFTER INSERT OR UPDATE OR DELETE ON {table} "
+                         "FOR EACH ROW EXECUTE FUNCTION minlog_row()")
+    with psycopg.connect(cluster.dsn("t_audit")) as conn:
+        installer.install(conn, Settings())
+        benchtools.attach_pgbench(conn)
+    for db in ("i_none", "i_rowmin", "i_audit", "t_none", "t_rowmin", "t_audit"):
         with psycopg.connect(cluster.dsn(db), autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
             conn.execute("CHECKPOINT")
@@ -124,6 +178,41 @@ def count(cluster: pgcluster.Cluster, source: Path, work: Path, db: str, script:
     return int(match.group(1))
 
 
+def measure(cluster: pgcluster.Cluster, work: Path, configs: dict[str, tuple[str, str]],
+            script: Callable[[int, str], str], runs: tuple[int, int],
+            only: list[str] | None) -> dict[str, float]:
+    """Instructions per unit of *script* for each configuration: the
+    difference of the counts of runs[1] and runs[0] units, divided."""
+    low_n, high_n = runs
+    results: dict[str, float] = {}
+    for name, (db, first) in configs.items():
+        if only and name not in only:
+            continue
+        try:
+            low = count(cluster, cluster.datadir, work, db, script(low_n, first))
+            high = count(cluster, cluster.datadir, work, db, script(high_n, first))
+        except RuntimeError as exc:
+            log(f"{name}: {str(exc).strip().splitlines()[-1]}")
+            continue
+        results[name] = (high - low) / (high_n - low_n)
+        log(f"{name}: {results[name]:,.0f}")
+    return results
+
+
+def table(results: dict[str, float], unit: str) -> str:
+    """The results, with what each adds to none and that against row-min's."""
+    none = results.get("none")
+    rowmin = results.get("row-min")
+    lines = [f"{'trigger':<42}{unit:>15}{'added':>10}{'/ row-min':>11}"]
+    for name, value in results.items():
+        added = value - none if none is not None else None
+        ratio = (added / (rowmin - none)) if added is not None and rowmin and none else None
+        lines.append(f"{name:<42}{value:>15,.0f}"
+                     f"{'' if added is None or name == 'none' else f'{added:,.0f}':>10}"
+                     f"{'' if ratio is None or name == 'none' else f'{ratio:.2f}':>11}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pg-version", type=int, default=15)
@@ -142,27 +231,17 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir()
         if cluster.run_as.uid is not None:
             os.chown(work, cluster.run_as.uid, cluster.run_as.gid or -1)
-        results: dict[str, float] = {}
-        for name, (db, pre) in CONFIGS.items():
-            if args.only and name not in args.only:
-                continue
-            try:
-                low = count(cluster, cluster.datadir, work, db, pre + updates(200))
-                high = count(cluster, cluster.datadir, work, db, pre + updates(600))
-            except RuntimeError as exc:
-                log(f"{name}: {str(exc).strip().splitlines()[-1]}")
-                continue
-            results[name] = (high - low) / 400
-            log(f"{name}: {results[name]:,.0f}")
-        none = results.get("none")
-        rowmin = results.get("row-min")
-        print(f"{'trigger':<42}{'per statement':>15}{'added':>10}{'/ row-min':>11}")
-        for name, value in results.items():
-            added = value - none if none is not None else None
-            ratio = (added / (rowmin - none)) if added is not None and rowmin and none else None
-            print(f"{name:<42}{value:>15,.0f}"
-                  f"{'' if added is None or name == 'none' else f'{added:,.0f}':>10}"
-                  f"{'' if ratio is None or name == 'none' else f'{ratio:.2f}':>11}")
+        single = measure(cluster, work, CONFIGS, lambda n, first: first + updates(n), (200, 600),
+                         args.only)
+        print(table(single, "per statement"))
+        transactions = measure(cluster, work, TPCB_CONFIGS, tpcb, (100, 300), args.only)
+        print()
+        print(table(transactions, "per tpcb-like"))
+        one, context = (transactions.get("auditsql, SELECT 1 first"),
+                        transactions.get("auditsql, set_context first"))
+        if one and context:
+            print(f"set_context in place of SELECT 1: {context - one:,.0f} more per transaction, "
+                  f"{one / context:.3f} of its instructions (make bench times the pair; target >= 0.95)")
     finally:
         cluster.stop()
     return 0
