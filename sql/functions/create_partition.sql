@@ -10,11 +10,14 @@ RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+    v_rel regclass;
 BEGIN
     EXECUTE format('CREATE TABLE %I.%I (LIKE %I.events INCLUDING ALL EXCLUDING COMMENTS, '
                    'CONSTRAINT %I CHECK (occurred_at >= %L AND occurred_at < %L))',
                    {{ schema | literal }}, p_name, {{ schema | literal }},
                    p_name || '_bound', p_from, p_to);
+    v_rel := format('%I.%I', {{ schema | literal }}, p_name)::regclass;
     -- A BRIN index built on an empty table summarizes its first block range
     -- at once, and every insert into that range's 128 pages then widens the
     -- summary and writes it to the WAL: about 12,000 instructions an event
@@ -24,7 +27,7 @@ BEGIN
     FROM pg_index AS i
     JOIN pg_class AS c ON c.oid = i.indexrelid
     JOIN pg_am AS a ON a.oid = c.relam
-    WHERE i.indrelid = format('%I.%I', {{ schema | literal }}, p_name)::regclass AND a.amname = 'brin';
+    WHERE i.indrelid = v_rel AND a.amname = 'brin';
     EXECUTE format('CREATE TRIGGER auditsql_guard_statement BEFORE UPDATE OR DELETE OR TRUNCATE ON %I.%I '
                    'FOR EACH STATEMENT EXECUTE FUNCTION %I.guard()',
                    {{ schema | literal }}, p_name, {{ schema | literal }});
@@ -34,6 +37,6 @@ BEGIN
     -- Its creator, the owner role, holds every privilege on it: not these.
     EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON %I.%I FROM %I',
                    {{ schema | literal }}, p_name, {{ owner | literal }});
-    RETURN format('%I.%I', {{ schema | literal }}, p_name)::regclass;
+    RETURN v_rel;
 END
 $fn$;
