@@ -117,38 +117,38 @@ def tpcb(n: int, first: str) -> str:
     return "".join(lines)
 
 
-def prepare(cluster: pgcluster.Cluster) -> None:
-    for db in ("i_none", "i_rowmin", "i_audit"):
+def prepare_trio(cluster: pgcluster.Cluster, prefix: str, tables: tuple[str, ...]) -> None:
+    """Databases <prefix>none, <prefix>rowmin and <prefix>audit, each with
+    pgbench's tables (scale 1): *tables* with row-min's trigger in the
+    second, attached by auditsql in the third."""
+    for db in (f"{prefix}none", f"{prefix}rowmin", f"{prefix}audit"):
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {db}")
         subprocess.run([str(cluster.bindir / "pgbench"), "-i", "-q", "-s", "1",
                         *benchtools.pgbench_conn_args(cluster, db)],
                        check=True, capture_output=True)
-    with psycopg.connect(cluster.dsn("i_rowmin"), autocommit=True) as conn:
+    with psycopg.connect(cluster.dsn(f"{prefix}rowmin"), autocommit=True) as conn:
         conn.execute(MINLOG_SQL)
-        conn.execute("CREATE TRIGGER minlog AFTER INSERT OR UPDATE OR DELETE ON pgbench_accounts "
-                     "FOR EACH ROW EXECUTE FUNCTION minlog_row()")
-    with psycopg.connect(cluster.dsn("i_audit")) as conn:
-        installer.install(conn, Settings())
-        installer.attach(conn, ["pgbench_accounts"], Settings())
-    for db in ("t_none", "t_rowmin", "t_audit"):
-        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {db}")
-        subprocess.run([str(cluster.bindir / "pgbench"), "-i", "-q", "-s", "1",
-                        *benchtools.pgbench_conn_args(cluster, db)],
-                       check=True, capture_output=True)
-    with psycopg.connect(cluster.dsn("t_rowmin"), autocommit=True) as conn:
-        conn.execute(MINLOG_SQL)
-        for table in PGBENCH_TABLES:
+        for table in tables:
             conn.execute(f"CREATE TRIGGER minlog AFTER INSERT OR UPDATE OR DELETE ON {table} "
                          "FOR EACH ROW EXECUTE FUNCTION minlog_row()")
-    with psycopg.connect(cluster.dsn("t_audit")) as conn:
+    with psycopg.connect(cluster.dsn(f"{prefix}audit")) as conn:
         installer.install(conn, Settings())
-        benchtools.attach_pgbench(conn)
-    for db in ("i_none", "i_rowmin", "i_audit", "t_none", "t_rowmin", "t_audit"):
+        if tables == PGBENCH_TABLES:
+            benchtools.attach_pgbench(conn)
+        else:
+            installer.attach(conn, list(tables), Settings())
+    for db in (f"{prefix}none", f"{prefix}rowmin", f"{prefix}audit"):
         with psycopg.connect(cluster.dsn(db), autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
             conn.execute("CHECKPOINT")
+
+
+def prepare(cluster: pgcluster.Cluster) -> None:
+    """i_*: pgbench_accounts with the triggers, for single-row UPDATEs;
+    t_*: all four tables, for tpcb-like transactions."""
+    prepare_trio(cluster, "i_", ("pgbench_accounts",))
+    prepare_trio(cluster, "t_", PGBENCH_TABLES)
 
 
 def count(cluster: pgcluster.Cluster, source: Path, work: Path, db: str, script: str) -> int:
