@@ -144,6 +144,7 @@ def test_install_replaces_the_entity_btree_of_earlier_versions(
                              " JOIN pg_index AS i ON i.indrelid IN (h.inhrelid, h.inhparent)"
                              " WHERE h.inhparent = 'audit.events'::regclass ORDER BY 1")
     assert definitions == ["brin (occurred_at, id)",
+                           "brin (occurred_at, id) WITH (autosummarize='on')",
                            "btree (actor_id, occurred_at) WHERE (actor_id IS NOT NULL)",
                            "btree (entity_id, hashtext(entity_type))",
                            "btree (previous_entity_id) WHERE (previous_entity_id IS NOT NULL)",
@@ -196,3 +197,26 @@ def test_a_new_partition_leaves_its_first_block_range_unsummarized(su: Conn) -> 
     assert row is not None and row["n"] == 50
     summarized = su.execute("SELECT brin_summarize_new_values(%s::regclass) AS n", current).fetchone()
     assert summarized is not None and summarized["n"] == 1
+
+
+def test_every_partition_summarizes_its_block_ranges_as_they_fill(su: Conn) -> None:
+    """The BRIN index of each partition, those install made, the default
+    one and one that maintenance makes later, has autosummarize on: its
+    ranges are summarized as the next one starts, not only by VACUUM, so
+    that a scan by time or id (sealing's among them) does not read a long
+    unsummarized tail whole."""
+    run(su, "SELECT audit.create_partition('events_2999_01', '2999-01-01', '2999-02-01')")
+
+    def brins() -> list[tuple[str, object]]:
+        rows = su.execute(
+            "SELECT c.relname AS partition, ic.reloptions AS options"
+            " FROM pg_class AS c JOIN pg_index AS i ON i.indrelid = c.oid"
+            " JOIN pg_class AS ic ON ic.oid = i.indexrelid JOIN pg_am AS a ON a.oid = ic.relam"
+            " WHERE a.amname = 'brin' AND c.relnamespace = 'audit'::regnamespace"
+            " AND c.relkind = 'r' ORDER BY 1").fetchall()
+        return [(r["partition"], r["options"]) for r in rows]
+
+    found = brins()
+    assert {p for p, _ in found} >= {"events_default", "events_2999_01"}, found
+    assert len(found) >= 3, found
+    assert all(options == ["autosummarize=on"] for _, options in found), found
