@@ -11,33 +11,14 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_rel  regclass;
-    v_brin regclass;
+    v_rel regclass;
 BEGIN
     EXECUTE format('CREATE TABLE %I.%I (LIKE %I.events INCLUDING ALL EXCLUDING COMMENTS, '
                    'CONSTRAINT %I CHECK (occurred_at >= %L AND occurred_at < %L))',
                    {{ schema | literal }}, p_name, {{ schema | literal }},
                    p_name || '_bound', p_from, p_to);
     v_rel := format('%I.%I', {{ schema | literal }}, p_name)::regclass;
-    -- A BRIN index built on an empty table summarizes its first block range
-    -- at once, and every insert into that range's 128 pages then widens the
-    -- summary and writes it to the WAL: about 12,000 instructions an event
-    -- (docs/performance.md). Unsummarized, a range costs an insert one
-    -- lookup, and scans read it whole. autosummarize has autovacuum
-    -- summarize each range once the next one starts (LIKE copies the
-    -- parent's index, which cannot carry the option: see
-    -- setup/partition_brin.sql), so that the unsummarized tail, which every
-    -- scan by time or id reads whole (seal's included), stays short.
-    FOR v_brin IN
-        SELECT i.indexrelid::regclass
-        FROM pg_index AS i
-        JOIN pg_class AS c ON c.oid = i.indexrelid
-        JOIN pg_am AS a ON a.oid = c.relam
-        WHERE i.indrelid = v_rel AND a.amname = 'brin'
-    LOOP
-        PERFORM pg_catalog.brin_desummarize_range(v_brin, 0);
-        EXECUTE format('ALTER INDEX %s SET (autosummarize = on)', v_brin);
-    END LOOP;
+    PERFORM {{ schema | ident }}.partition_brin(v_rel, true);
     EXECUTE format('CREATE TRIGGER auditsql_guard_statement BEFORE UPDATE OR DELETE OR TRUNCATE ON %I.%I '
                    'FOR EACH STATEMENT EXECUTE FUNCTION %I.guard()',
                    {{ schema | literal }}, p_name, {{ schema | literal }});
