@@ -79,6 +79,11 @@ PERFORM {{ S() }}.capture_truncate(TG_RELID, {{ slot('table_oid') }}::pg_catalog
         RETURN NULL;
 {%- endmacro -%}
 
+{#- Whether the context's actor is an admin: assigned in each branch that
+    has a context, so that an event without one runs no statement for it. -#}
+{%- set admin_test -%}
+v_admin := v_c.actor_role OPERATOR(pg_catalog.=) ANY ({{ slot('admin_roles') }}::pg_catalog.text[]);
+{%- endset -%}
 {#- What both bodies do for a row or statement they record, before
     anything else: the context, the checks, the row-image settings. The
     context is one setting read and cast: the helpers store it whole,
@@ -89,7 +94,7 @@ PERFORM {{ S() }}.capture_truncate(TG_RELID, {{ slot('table_oid') }}::pg_catalog
 {%- macro prologue() -%}
     IF v_context OPERATOR(pg_catalog.<>) '' THEN
         v_c := v_context::{{ S() }}.context;
-        v_admin := v_c.actor_role OPERATOR(pg_catalog.=) ANY ({{ slot('admin_roles') }}::pg_catalog.text[]);
+        {{ admin_test }}
     ELSIF pg_catalog.concat(pg_catalog.current_setting('auditsql.actor_id', true),
                             pg_catalog.current_setting('auditsql.actor_email', true),
                             pg_catalog.current_setting('auditsql.actor_role', true),
@@ -97,7 +102,7 @@ PERFORM {{ S() }}.capture_truncate(TG_RELID, {{ slot('table_oid') }}::pg_catalog
                             pg_catalog.current_setting('auditsql.user_agent', true),
                             pg_catalog.current_setting('auditsql.request_id', true)) OPERATOR(pg_catalog.<>) '' THEN
         v_c := {{ S() }}.settings_context();
-        v_admin := v_c.actor_role OPERATOR(pg_catalog.=) ANY ({{ slot('admin_roles') }}::pg_catalog.text[]);
+        {{ admin_test }}
     ELSE
         -- No context: no actor, so no admin (v_admin stays NULL, which
         -- every use reads as false). application_name is never longer than
