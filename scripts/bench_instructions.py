@@ -117,10 +117,11 @@ def tpcb(n: int, first: str) -> str:
     return "".join(lines)
 
 
-def prepare_trio(cluster: pgcluster.Cluster, prefix: str, tables: tuple[str, ...]) -> None:
+def prepare_trio(cluster: pgcluster.Cluster, prefix: str, tables: tuple[str, ...],
+                 attach: Callable[[psycopg.Connection], None]) -> None:
     """Databases <prefix>none, <prefix>rowmin and <prefix>audit, each with
     pgbench's tables (scale 1): *tables* with row-min's trigger in the
-    second, attached by auditsql in the third."""
+    second, auditsql installed in the third and *attach* run there."""
     for db in (f"{prefix}none", f"{prefix}rowmin", f"{prefix}audit"):
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {db}")
@@ -134,10 +135,7 @@ def prepare_trio(cluster: pgcluster.Cluster, prefix: str, tables: tuple[str, ...
                          "FOR EACH ROW EXECUTE FUNCTION minlog_row()")
     with psycopg.connect(cluster.dsn(f"{prefix}audit")) as conn:
         installer.install(conn, Settings())
-        if tables == PGBENCH_TABLES:
-            benchtools.attach_pgbench(conn)
-        else:
-            installer.attach(conn, list(tables), Settings())
+        attach(conn)
     for db in (f"{prefix}none", f"{prefix}rowmin", f"{prefix}audit"):
         with psycopg.connect(cluster.dsn(db), autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
@@ -147,8 +145,9 @@ def prepare_trio(cluster: pgcluster.Cluster, prefix: str, tables: tuple[str, ...
 def prepare(cluster: pgcluster.Cluster) -> None:
     """i_*: pgbench_accounts with the triggers, for single-row UPDATEs;
     t_*: all four tables, for tpcb-like transactions."""
-    prepare_trio(cluster, "i_", ("pgbench_accounts",))
-    prepare_trio(cluster, "t_", PGBENCH_TABLES)
+    prepare_trio(cluster, "i_", ("pgbench_accounts",),
+                 lambda conn: installer.attach(conn, ["pgbench_accounts"], Settings()))
+    prepare_trio(cluster, "t_", PGBENCH_TABLES, benchtools.attach_pgbench)
 
 
 def count(cluster: pgcluster.Cluster, source: Path, work: Path, db: str, script: str) -> int:

@@ -207,16 +207,12 @@ def test_every_partition_summarizes_its_block_ranges_as_they_fill(su: Conn) -> N
     unsummarized tail whole."""
     run(su, "SELECT audit.create_partition('events_2999_01', '2999-01-01', '2999-02-01')")
 
-    def brins() -> list[tuple[str, object]]:
-        rows = su.execute(
-            "SELECT c.relname AS partition, ic.reloptions AS options"
-            " FROM pg_class AS c JOIN pg_index AS i ON i.indrelid = c.oid"
-            " JOIN pg_class AS ic ON ic.oid = i.indexrelid JOIN pg_am AS a ON a.oid = ic.relam"
-            " WHERE a.amname = 'brin' AND c.relnamespace = 'audit'::regnamespace"
-            " AND c.relkind = 'r' ORDER BY 1").fetchall()
-        return [(r["partition"], r["options"]) for r in rows]
-
-    found = brins()
+    found = [(r["partition"], r["options"]) for r in su.execute(
+        "SELECT c.relname AS partition, ic.reloptions AS options"
+        " FROM pg_class AS c JOIN pg_index AS i ON i.indrelid = c.oid"
+        " JOIN pg_class AS ic ON ic.oid = i.indexrelid JOIN pg_am AS a ON a.oid = ic.relam"
+        " WHERE a.amname = 'brin' AND c.relnamespace = 'audit'::regnamespace"
+        " AND c.relkind = 'r' ORDER BY 1").fetchall()]
     assert {p for p, _ in found} >= {"events_default", "events_2999_01"}, found
     assert len(found) >= 3, found
     assert all(options == ["autosummarize=on"] for _, options in found), found
