@@ -9,7 +9,9 @@ each its own transaction. The difference of the two totals divided by 400
 is what one statement costs: exact, and repeatable to the instruction.
 
 Configurations: ``none`` (no trigger), ``row-min`` (the bench's bare row
-trigger), ``auditsql`` (row mode) without context, and ``auditsql`` with
+trigger), the floor (row-min's one INSERT into ``audit.events``: what the
+log's shape costs before capture does anything; then without the txid and
+partial indexes), ``auditsql`` (row mode) without context, and ``auditsql`` with
 context set for the session: through the six settings, and (where the
 installed auditsql has it) through ``auditsql.context`` as set_context
 stores it.
@@ -19,6 +21,10 @@ table with its trigger): none, row-min and auditsql, and auditsql with
 ``SELECT 1`` or ``set_context`` as the transaction's first statement, the
 pair ``make bench`` times. What a transaction adds, unlike its wall time,
 does not move from run to run.
+
+Last, what ``audit.seal()`` costs per event: one run over the events of
+4,000 tpcb-like transactions (about 16,000, all unsealed), against the
+same backend running ``SELECT 1``.
 
 Run with ``python -m scripts.bench_instructions`` (a few minutes).
 """
@@ -66,10 +72,43 @@ def session_context() -> str:
             "pg_catalog.current_setting('auditsql.context'), false);\n")
 
 
+# The floor: auditsql's capture function replaced by row-min's one INSERT,
+# into audit.events, of what no event can do without (its action, entity
+# type and key, both images): what the log's shape costs (its partitions,
+# indexes and defaults) before capture does anything. In a second database,
+# without the txid index and the three partial ones.
+FLOOR_SQL = """
+DO $floor$
+DECLARE
+    f regprocedure;
+BEGIN
+    SELECT t.tgfoid::regprocedure INTO STRICT f FROM pg_trigger AS t
+    WHERE t.tgrelid = 'pgbench_accounts'::regclass AND NOT t.tgisinternal
+      AND t.tgtype & 16 <> 0;  -- the UPDATE trigger
+    -- Names qualified, no SET clause: as capture's own function.
+    EXECUTE format($f$CREATE OR REPLACE FUNCTION %s RETURNS trigger LANGUAGE plpgsql
+                     SECURITY DEFINER AS %L$f$, f, $body$
+BEGIN
+    INSERT INTO audit.events (action, entity_type, entity_id, before, after, category)
+    VALUES ('updated', 'public.pgbench_accounts', NEW.aid::pg_catalog.text,
+            pg_catalog.to_jsonb(OLD), pg_catalog.to_jsonb(NEW), 'data');
+    RETURN NULL;
+END
+$body$);
+END
+$floor$;
+"""
+FLOOR_FEWER_INDEXES_SQL = """
+DROP INDEX audit.events_txid_idx, audit.events_actor_idx, audit.events_request_id_idx,
+           audit.events_previous_entity_id_idx;
+"""
+
 CONFIGS: dict[str, tuple[str, str]] = {
     # name: (database, statements run before the counted ones)
     "none": ("i_none", ""),
     "row-min": ("i_rowmin", ""),
+    "floor: the log's shape only": ("i_floor", ""),
+    "floor, entity and BRIN indexes only": ("i_floor2", ""),
     "auditsql": ("i_audit", ""),
     "auditsql, context in the six settings": ("i_audit", session_six()),
     "auditsql, context by set_context": ("i_audit", session_context()),
@@ -142,12 +181,48 @@ def prepare_trio(cluster: pgcluster.Cluster, prefix: str, tables: tuple[str, ...
             conn.execute("CHECKPOINT")
 
 
-def prepare(cluster: pgcluster.Cluster) -> None:
+SEAL_TRANSACTIONS = 4_000
+
+
+def prepare(cluster: pgcluster.Cluster) -> int:
     """i_*: pgbench_accounts with the triggers, for single-row UPDATEs;
-    t_*: all four tables, for tpcb-like transactions."""
+    i_floor*: i_audit with the floor's trigger; t_*: all four tables, for
+    tpcb-like transactions; s_audit: t_audit with the log sealed, then
+    SEAL_TRANSACTIONS tpcb-like transactions. Returns the number of events
+    these wrote (an update that changes nothing writes none)."""
     prepare_trio(cluster, "i_", ("pgbench_accounts",),
                  lambda conn: installer.attach(conn, ["pgbench_accounts"], Settings()))
     prepare_trio(cluster, "t_", PGBENCH_TABLES, benchtools.attach_pgbench)
+    for db, sql in (("i_floor", FLOOR_SQL), ("i_floor2", FLOOR_SQL + FLOOR_FEWER_INDEXES_SQL)):
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {db} TEMPLATE i_audit")
+        with psycopg.connect(cluster.dsn(db), autocommit=True) as conn:
+            conn.execute(sql)
+            conn.execute("VACUUM ANALYZE")
+            conn.execute("CHECKPOINT")
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE s_audit TEMPLATE t_audit")
+    with psycopg.connect(cluster.dsn("s_audit"), autocommit=True) as conn:
+        conn.execute("SELECT audit.seal()")
+    subprocess.run([str(cluster.bindir / "pgbench"), "-n", "-t", str(SEAL_TRANSACTIONS),
+                    *benchtools.pgbench_conn_args(cluster, "s_audit")],
+                   check=True, capture_output=True)
+    with psycopg.connect(cluster.dsn("s_audit"), autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM audit.events WHERE id >"
+                           " (SELECT sealed_to FROM audit.seal_head)").fetchone()
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")
+    if row is None or row[0] < 3 * SEAL_TRANSACTIONS:
+        raise RuntimeError(f"s_audit: {row} events to seal")
+    return int(row[0])
+
+
+def seal_cost(cluster: pgcluster.Cluster, work: Path, events: int) -> float:
+    """Instructions per event of one seal() over s_audit's *events*
+    unsealed events."""
+    base = count(cluster, cluster.datadir, work, "s_audit", "SELECT 1;\n")
+    sealing = count(cluster, cluster.datadir, work, "s_audit", "SELECT audit.seal();\n")
+    return (sealing - base) / events
 
 
 def count(cluster: pgcluster.Cluster, source: Path, work: Path, db: str, script: str) -> int:
@@ -222,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         log("preparing databases ...")
-        prepare(cluster)
+        to_seal = prepare(cluster)
         subprocess.run([str(cluster.bindir / "pg_ctl"), "stop", "-D", str(cluster.datadir), "-m",
                         "fast", "-w"], check=True, capture_output=True, user=cluster.run_as.uid,
                        group=cluster.run_as.gid, cwd=cluster.sockdir)
@@ -241,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         if one and context:
             print(f"set_context in place of SELECT 1: {context - one:,.0f} more per transaction, "
                   f"{one / context:.3f} of its instructions (make bench times the pair; target >= 0.95)")
+        if not args.only:
+            per_event = seal_cost(cluster, work, to_seal)
+            print(f"\nseal(), {to_seal:,} tpcb-like events in one run: {per_event:,.0f} instructions per event")
     finally:
         cluster.stop()
     return 0
