@@ -89,6 +89,21 @@ def test_a_rollback_leaves_a_gap_that_is_not_a_deletion(su: Conn) -> None:
     assert scalar(su, "SELECT count(*) FROM unnest((SELECT ids FROM audit.seal_blocks WHERE block = 1))") == 2
 
 
+def test_a_block_covers_only_the_ids_it_holds_when_one_was_forged_twice(su: Conn) -> None:
+    """A block of as many events as the ids from its first to its last is
+    one run, unless an id was written twice (forged before sealing, the
+    sequence bypassed): the block then still covers the ids it holds, and
+    not the one the duplicate stands in for."""
+    log(su, 5)
+    top = scalar(su, "SELECT max(id) FROM audit.events")
+    su.execute("SELECT setval('audit.events_id_seq', %s)", (top + 2,))
+    su.execute("INSERT INTO audit.events (id, category, action) VALUES (%s, 'app', 'x'), (%s, 'app', 'x')",
+               (top + 2, top + 2))
+    assert seal(su) == (1, top + 2, top + 2)
+    assert scalar(su, "SELECT ids::text FROM audit.seal_blocks") == f"{{[1,{top + 1}),[{top + 2},{top + 3})}}"
+    assert (1, "inserted", [top + 2]) in findings(su)
+
+
 def test_an_edited_column_is_found_at_its_block(sealed: Conn) -> None:
     tamper(sealed, 15, "UPDATE audit.events SET actor_email = 'x@example.com' WHERE id = 15")
     assert findings(sealed) == [(2, "edited", [15])]
