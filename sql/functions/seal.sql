@@ -1,4 +1,10 @@
 {% from "fragments/seal.sql" import seal_event_hash, seal_block_hash, seal_micros %}
+{#- Which month of the default partition an event (alias `e`) belongs to,
+    NULL in the other partitions: a block never spans two. -#}
+{%- macro default_month(e) -%}
+CASE WHEN {{ e }}.tableoid = {{ ((schema | ident) ~ '.events_default') | literal }}::regclass
+     THEN date_trunc('month', {{ e }}.occurred_at AT TIME ZONE 'UTC') END
+{%- endmacro %}
 -- seal: hashes committed events into blocks of the chain
 -- (docs/integrity.md#sealing).
 --
@@ -45,7 +51,7 @@ DECLARE
     v_lasts   timestamptz[];
     v_months  timestamp[];
     v_spans   int8range[];
-    v_sums    numeric[];
+    v_idsets  int8multirange[];
     v_ids     int8multirange;
     v_hashes  bytea[];
     v_blocks integer := 0;
@@ -99,16 +105,26 @@ BEGIN
         SELECT array_agg(g.rel ORDER BY g.first_id), array_agg(g.month ORDER BY g.first_id),
                array_agg(g.n ORDER BY g.first_id),
                array_agg(g.first_at ORDER BY g.first_id), array_agg(g.last_at ORDER BY g.first_id),
-               array_agg(int8range(g.first_id, g.last_id, '[]') ORDER BY g.first_id),
-               array_agg(g.id_sum ORDER BY g.first_id), array_agg(g.hashes ORDER BY g.first_id)
-          INTO v_rels, v_months, v_ns, v_firsts, v_lasts, v_spans, v_sums, v_hashes
-        FROM (SELECT c.rel::regclass::text AS rel, c.month, min(c.id) AS first_id, max(c.id) AS last_id,
-                     count(*)::integer AS n, sum(c.id) AS id_sum,
+               array_agg(g.span ORDER BY g.first_id), array_agg(g.ids ORDER BY g.first_id),
+               array_agg(g.hashes ORDER BY g.first_id)
+          INTO v_rels, v_months, v_ns, v_firsts, v_lasts, v_spans, v_idsets, v_hashes
+        -- The ids a block covers: as many events as ids from its first to
+        -- its last, and their sum that of those ids, is one run, the common
+        -- case (the sum tells a forged duplicate id from the id it would
+        -- hide). Otherwise (a rollback, an event of another partition in
+        -- between) ids is NULL, and the block's ids are read again below:
+        -- building a range per event costs about a seventh of sealing
+        -- (docs/performance.md).
+        FROM (SELECT c.rel::regclass::text AS rel, c.month, min(c.id) AS first_id,
+                     count(*)::integer AS n,
                      min(c.occurred_at) AS first_at, max(c.occurred_at) AS last_at,
+                     int8range(min(c.id), max(c.id), '[]') AS span,
+                     CASE WHEN count(*) = max(c.id) - min(c.id) + 1
+                               AND sum(c.id) = (min(c.id) + max(c.id))::numeric * count(*) / 2
+                          THEN int8multirange(int8range(min(c.id), max(c.id), '[]')) END AS ids,
                      string_agg(c.h, ''::bytea ORDER BY c.id) AS hashes
               FROM (SELECT e.id, e.occurred_at, e.tableoid AS rel,
-                           CASE WHEN e.tableoid = {{ ((schema | ident) ~ '.events_default') | literal }}::regclass
-                                THEN date_trunc('month', e.occurred_at AT TIME ZONE 'UTC') END AS month,
+                           {{ default_month('e') | indent(27) }} AS month,
                            (e.id - v_lo - 1) / p_block_size AS chunk,
                            {{ seal_event_hash('e', 'x') | indent(27) }} AS h
                     FROM {{ schema | ident }}.events AS e
@@ -117,23 +133,13 @@ BEGIN
                     OFFSET 0) AS c
               GROUP BY c.rel, c.month, c.chunk) AS g;
         FOR i IN 1 .. coalesce(cardinality(v_rels), 0) LOOP
-            -- The ids a block covers: as many events as ids from its first to
-            -- its last, and their sum that of those ids, is one run, the
-            -- common case (the sum tells a forged duplicate id from the id it
-            -- would hide). Otherwise (a rollback, an event of another
-            -- partition in between) the block's ids are read again: building
-            -- a range per event costs about a seventh of sealing
-            -- (docs/performance.md).
-            IF v_ns[i] = upper(v_spans[i]) - lower(v_spans[i])
-               AND v_sums[i] = (lower(v_spans[i]) + upper(v_spans[i]) - 1)::numeric * v_ns[i] / 2 THEN
-                v_ids := int8multirange(v_spans[i]);
-            ELSE
+            v_ids := v_idsets[i];
+            IF v_ids IS NULL THEN
                 SELECT range_agg(int8range(e.id, e.id, '[]')) INTO v_ids
                 FROM {{ schema | ident }}.events AS e
                 WHERE e.id >= lower(v_spans[i]) AND e.id < upper(v_spans[i])
                   AND e.tableoid = v_rels[i]::regclass
-                  AND (v_months[i] IS NULL
-                       OR date_trunc('month', e.occurred_at AT TIME ZONE 'UTC') = v_months[i]);
+                  AND {{ default_month('e') | indent(22) }} IS NOT DISTINCT FROM v_months[i];
             END IF;
             v_block := v_block + 1;
             v_head.hash := {{ seal_block_hash('v_prev', 'v_block', 'v_firsts[i]', 'v_lasts[i]', 'v_ids', 'v_hashes[i]') | indent(12) }};
