@@ -156,6 +156,19 @@ def tpcb(n: int, first: str) -> str:
     return "".join(lines)
 
 
+def settle(cluster: pgcluster.Cluster, db: str) -> None:
+    """VACUUM ANALYZE and CHECKPOINT *db*, so that each count starts from
+    settled statistics, visibility and pages."""
+    with psycopg.connect(cluster.dsn(db), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")
+
+
+def copy_database(cluster: pgcluster.Cluster, db: str, template: str) -> None:
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {db} TEMPLATE {template}")
+
+
 def prepare_trio(cluster: pgcluster.Cluster, prefix: str, tables: tuple[str, ...],
                  attach: Callable[[psycopg.Connection], None]) -> None:
     """Databases <prefix>none, <prefix>rowmin and <prefix>audit, each with
@@ -176,9 +189,7 @@ def prepare_trio(cluster: pgcluster.Cluster, prefix: str, tables: tuple[str, ...
         installer.install(conn, Settings())
         attach(conn)
     for db in (f"{prefix}none", f"{prefix}rowmin", f"{prefix}audit"):
-        with psycopg.connect(cluster.dsn(db), autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
-            conn.execute("CHECKPOINT")
+        settle(cluster, db)
 
 
 SEAL_TRANSACTIONS = 4_000
@@ -194,14 +205,11 @@ def prepare(cluster: pgcluster.Cluster) -> int:
                  lambda conn: installer.attach(conn, ["pgbench_accounts"], Settings()))
     prepare_trio(cluster, "t_", PGBENCH_TABLES, benchtools.attach_pgbench)
     for db, sql in (("i_floor", FLOOR_SQL), ("i_floor2", FLOOR_SQL + FLOOR_FEWER_INDEXES_SQL)):
-        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {db} TEMPLATE i_audit")
+        copy_database(cluster, db, "i_audit")
         with psycopg.connect(cluster.dsn(db), autocommit=True) as conn:
             conn.execute(sql)
-            conn.execute("VACUUM ANALYZE")
-            conn.execute("CHECKPOINT")
-    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-        conn.execute("CREATE DATABASE s_audit TEMPLATE t_audit")
+        settle(cluster, db)
+    copy_database(cluster, "s_audit", "t_audit")
     with psycopg.connect(cluster.dsn("s_audit"), autocommit=True) as conn:
         conn.execute("SELECT audit.seal()")
     subprocess.run([str(cluster.bindir / "pgbench"), "-n", "-t", str(SEAL_TRANSACTIONS),
@@ -210,8 +218,7 @@ def prepare(cluster: pgcluster.Cluster) -> int:
     with psycopg.connect(cluster.dsn("s_audit"), autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM audit.events WHERE id >"
                            " (SELECT sealed_to FROM audit.seal_head)").fetchone()
-        conn.execute("VACUUM ANALYZE")
-        conn.execute("CHECKPOINT")
+    settle(cluster, "s_audit")
     if row is None or row[0] < 3 * SEAL_TRANSACTIONS:
         raise RuntimeError(f"s_audit: {row} events to seal")
     return int(row[0])
