@@ -99,7 +99,7 @@ END
 $floor$;
 """
 FLOOR_FEWER_INDEXES_SQL = """
-DROP INDEX audit.events_txid_idx, audit.events_actor_idx, audit.events_request_id_idx,
+DROP INDEX audit.events_actor_idx, audit.events_request_id_idx,
            audit.events_previous_entity_id_idx;
 """
 

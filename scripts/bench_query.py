@@ -47,7 +47,7 @@ ACTORS = 1_000
 DAYS = 60
 SAMPLES = 200
 CHUNK = 1_000_000
-NEW_INDEXES = ("events_request_id_idx", "events_txid_idx", "events_previous_entity_id_idx")
+NEW_INDEXES = ("events_request_id_idx", "events_previous_entity_id_idx")
 
 # Events g = 1 .. total, in id and time order. The first `created` events
 # create every entity, t01's first; the rest update one at random (t01 one

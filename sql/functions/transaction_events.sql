@@ -1,5 +1,5 @@
 -- transaction_events: every event of one transaction, in the order it
--- wrote them (events_txid_idx).
+-- wrote them (events_brin).
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.transaction_events(p_txid bigint)
 RETURNS SETOF {{ schema | ident }}.history
 LANGUAGE sql

@@ -57,12 +57,14 @@ DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_idx;
 DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_hash;
 DROP INDEX IF EXISTS {{ schema | ident }}.events_entity_id_idx;
 
--- Reading the log (docs/reading.md): a request's and a transaction's
--- events, and a row's later keys from its earlier ones. Building them reads
--- the whole log and holds off its writes meanwhile.
+-- 0.1.0's BRIN index on (occurred_at, id) gives way to events_brin on
+-- (occurred_at, id, txid), which tables/events.sql creates.
+DROP INDEX IF EXISTS {{ schema | ident }}.events_time_id_brin;
+
+-- Reading the log (docs/reading.md): a request's events, and a row's later
+-- keys from its earlier ones. Building them reads the whole log and holds
+-- off its writes meanwhile.
 CREATE INDEX IF NOT EXISTS events_request_id_idx
     ON {{ schema | ident }}.events (request_id) WHERE request_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_txid_idx
-    ON {{ schema | ident }}.events (txid);
 CREATE INDEX IF NOT EXISTS events_previous_entity_id_idx
     ON {{ schema | ident }}.events (previous_entity_id) WHERE previous_entity_id IS NOT NULL;

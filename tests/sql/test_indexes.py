@@ -9,7 +9,7 @@ import pytest
 
 from auditsql.installer import install
 from auditsql.render import Settings
-from tests.sql.sqltools import Conn, attach, column, run
+from tests.sql.sqltools import Conn, attach, column, run, scalar
 
 
 @pytest.fixture
@@ -128,13 +128,16 @@ def test_reading_one_row_reads_none_of_another_tables_events(
     assert all(not n.get("Rows Removed by Filter") for n in probes), probes
 
 
-def test_install_replaces_the_entity_btree_of_earlier_versions(
+def test_install_replaces_the_indexes_of_earlier_versions(
         su: Conn, installed_db: str) -> None:
     """Builds before 0.1.0 indexed (entity_type, entity_id), and recorded
-    0.1.0 as well: the upgrade step from 0.1.0 drops that index and install
-    creates the one on the id and the type's hash, partitions included."""
-    run(su, "DROP INDEX audit.events_entity_idx",
+    0.1.0 as well; 0.1.0's BRIN index had no txid. The upgrade step from
+    0.1.0 drops both and install creates the index on the id and the type's
+    hash and the BRIN index with txid, partitions included: no btree on
+    txid."""
+    run(su, "DROP INDEX audit.events_entity_idx, audit.events_brin",
         "CREATE INDEX events_entity_idx ON audit.events (entity_type, entity_id)",
+        "CREATE INDEX events_time_id_brin ON audit.events USING brin (occurred_at, id)",
         "INSERT INTO audit.installation (version, settings) SELECT '0.1.0', settings"
         " FROM audit.installation ORDER BY installed_at DESC LIMIT 1")
     with psycopg.connect(installed_db) as conn:
@@ -143,13 +146,45 @@ def test_install_replaces_the_entity_btree_of_earlier_versions(
                              " '^.* USING ', '') FROM pg_inherits AS h"
                              " JOIN pg_index AS i ON i.indrelid IN (h.inhrelid, h.inhparent)"
                              " WHERE h.inhparent = 'audit.events'::regclass ORDER BY 1")
-    assert definitions == ["brin (occurred_at, id)",
-                           "brin (occurred_at, id) WITH (autosummarize='on')",
+    assert definitions == ["brin (occurred_at, id, txid)",
+                           "brin (occurred_at, id, txid) WITH (autosummarize='on')",
                            "btree (actor_id, occurred_at) WHERE (actor_id IS NOT NULL)",
                            "btree (entity_id, hashtext(entity_type))",
                            "btree (previous_entity_id) WHERE (previous_entity_id IS NOT NULL)",
-                           "btree (request_id) WHERE (request_id IS NOT NULL)",
-                           "btree (txid)"]
+                           "btree (request_id) WHERE (request_id IS NOT NULL)"]
+
+
+def test_a_long_transactions_events_are_read_through_the_brin_index(
+        su: Conn, installed_db: str) -> None:
+    """transaction_events reads the BRIN index on (occurred_at, id, txid):
+    a transaction that writes, waits while others write more than a block
+    range, and writes again has both events found, in order, from the
+    ranges' summaries."""
+    run(su, "CREATE TABLE ledger (id int PRIMARY KEY, n int NOT NULL)")
+    attach(su, "ledger")
+    with psycopg.connect(installed_db) as long:
+        long.execute("INSERT INTO ledger VALUES (0, 0)")
+        row = long.execute("SELECT txid_current()").fetchone()
+        assert row is not None
+        txid = row[0]
+        run(su, "INSERT INTO ledger SELECT g, 0 FROM generate_series(1, 12000) AS g")
+        long.execute("UPDATE ledger SET n = 1 WHERE id = 0")
+        long.commit()
+    summarized = scalar(su, "SELECT sum(brin_summarize_new_values(i.indexrelid))"
+                            " FROM pg_inherits AS h JOIN pg_index AS i ON i.indrelid = h.inhrelid"
+                            " JOIN pg_class AS c ON c.oid = i.indexrelid"
+                            " JOIN pg_am AS a ON a.oid = c.relam AND a.amname = 'brin'"
+                            " WHERE h.inhparent = 'audit.events'::regclass")
+    assert summarized >= 2
+    run(su, "ANALYZE audit.events", "SET enable_seqscan = off")
+    nodes = plan_nodes(su, f"SELECT * FROM audit.events WHERE txid = {int(txid)}")
+    assert_indexed(su, nodes)
+    assert {index for _, index, _ in nodes if index} <= set(column(
+        su, "SELECT c.relname FROM pg_class AS c JOIN pg_am AS a ON a.oid = c.relam"
+            " WHERE a.amname = 'brin'")), nodes
+    found = su.execute("SELECT action, entity_id FROM audit.transaction_events(%s)",
+                       (txid,)).fetchall()
+    assert [(r["action"], r["entity_id"]) for r in found] == [("created", "0"), ("updated", "0")]
 
 
 def test_everything_one_actor_did_uses_the_actor_index(busy_log: Conn) -> None:

@@ -75,8 +75,8 @@ def test_install_script_defines_what_sql_holds(version: int, event_trigger: bool
     assert {d.name for d in parsed.definitions if d.kind == "view"} == sql_files("views")
     assert {(d.name, d.table) for d in parsed.definitions if d.kind in ("index", "sequence")} == {
         ("events_id_seq", None), ("events_entity_idx", "events"),
-        ("events_actor_idx", "events"), ("events_time_id_brin", "events"),
-        ("events_request_id_idx", "events"), ("events_txid_idx", "events"),
+        ("events_actor_idx", "events"), ("events_brin", "events"),
+        ("events_request_id_idx", "events"),
         ("events_previous_entity_id_idx", "events")}
     events = {d.name for d in parsed.definitions if d.kind == "event trigger"}
     assert events == ({"auditsql_ddl_audit", "auditsql_drop_audit"} if event_trigger else set())
