@@ -10,7 +10,7 @@ is what one statement costs: exact, and repeatable to the instruction.
 
 Configurations: ``none`` (no trigger), ``row-min`` (the bench's bare row
 trigger), the floor (row-min's one INSERT into ``audit.events``: what the
-log's shape costs before capture does anything; then without the txid and
+log's shape costs before capture does anything; then without the three
 partial indexes), ``auditsql`` (row mode) without context, and ``auditsql`` with
 context set for the session: through the six settings, and (where the
 installed auditsql has it) through ``auditsql.context`` as set_context
@@ -76,7 +76,7 @@ def session_context() -> str:
 # into audit.events, of what no event can do without (its action, entity
 # type and key, both images): what the log's shape costs (its partitions,
 # indexes and defaults) before capture does anything. In a second database,
-# without the txid index and the three partial ones.
+# without the three partial indexes.
 FLOOR_SQL = """
 DO $floor$
 DECLARE
