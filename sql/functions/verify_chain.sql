@@ -22,6 +22,32 @@
  WHERE NOT EXISTS (SELECT FROM {{ schema | ident }}.seal_blocks AS b
                    WHERE lower(b.ids) <= o.id AND o.id < upper(b.ids) AND o.id <@ b.ids))
 {%- endmacro %}
+{#- What verify_chain reports of `found`, the events no block covers
+    below a block (or above the last): where blocks `first_missing` to
+    `last_missing` are gone, those above `upper` (the id after the last
+    block read; NULL: none read) are theirs, reported with the blocks as
+    `truncated`; the others were added under ids that block `last` covers
+    or found unused, `inserted`. Consumes `found`. -#}
+{% macro report_uncovered(found, last, upper, first_missing, last_missing) -%}
+IF {{ last_missing }} >= {{ first_missing }} THEN
+    block := {{ first_missing }}; kind := 'truncated';
+    ids := nullif(ARRAY(SELECT u.id FROM unnest({{ found }}) AS u(id)
+                        WHERE u.id >= coalesce({{ upper }}, u.id) ORDER BY u.id), '{}');
+    detail := format('blocks %s to %s are missing from the chain', {{ first_missing }}, {{ last_missing }})
+              || CASE WHEN ids IS NULL THEN ''
+                      ELSE format(', with the %s event%s of theirs no block covers', cardinality(ids),
+                                  CASE WHEN cardinality(ids) = 1 THEN '' ELSE 's' END) END;
+    RETURN NEXT;
+    {{ found }} := nullif(ARRAY(SELECT u.id FROM unnest({{ found }}) AS u(id)
+                                WHERE u.id < {{ upper }} ORDER BY u.id), '{}');
+END IF;
+IF {{ found }} IS NOT NULL THEN
+    block := coalesce({{ last }}, 1); kind := 'inserted'; ids := {{ found }};
+    detail := format('block %s: %s event%s added under ids sealing found unused', block,
+                     cardinality(ids), CASE WHEN cardinality(ids) = 1 THEN '' ELSE 's' END);
+    RETURN NEXT;
+END IF;
+{%- endmacro %}
 -- verify_chain: recomputes the chain and each sealed event's hash, and
 -- returns what does not match, by block (docs/integrity.md#verifying). No
 -- rows: the log is as it was sealed, but for what retention removed.
@@ -58,6 +84,9 @@ DECLARE
     v_ids     bigint[];
     v_retired boolean;
     v_find    record;
+    -- The id after the last block read: events no block covers below it
+    -- were added under its ids, those above belong to blocks that are gone.
+    v_upper   bigint;
 BEGIN
     SELECT * INTO v_head FROM {{ schema | ident }}.seal_head;
     -- The hashes are read whole, once: a stored value is fetched in
@@ -68,27 +97,20 @@ BEGIN
         FROM {{ schema | ident }}.seal_blocks AS b ORDER BY b.block
     LOOP
         v_expect := v_expect + 1;
-        IF v_b.block <> v_expect THEN
-            block := v_expect; kind := 'truncated'; ids := NULL;
-            detail := format('blocks %s to %s are missing from the chain', v_expect, v_b.block - 1);
-            RETURN NEXT;
-            v_expect := v_b.block;
-        END IF;
         -- Events below this block's first id that no block read so far
-        -- covers were added since sealing (a later block starts higher).
+        -- covers: added since sealing (a later block starts higher), or,
+        -- where blocks before this one are missing, theirs.
+        v_ids := NULL;
         IF lower(v_b.ids) > v_from THEN
             v_ids := {{ unsealed('v_from', 'lower(v_b.ids)', 'v_open') | indent(12) }};
-            IF v_ids IS NOT NULL THEN
-                RETURN QUERY SELECT coalesce(v_last, 1), 'inserted'::text, v_ids,
-                    format('block %s: %s event%s added under ids sealing found unused',
-                           coalesce(v_last, 1), cardinality(v_ids),
-                           CASE WHEN cardinality(v_ids) = 1 THEN '' ELSE 's' END);
-            END IF;
             v_from := lower(v_b.ids);
             v_open := v_open * int8multirange(int8range(v_from, NULL));
         END IF;
+        {{ report_uncovered('v_ids', 'v_last', 'v_upper', 'v_expect', 'v_b.block - 1') | indent(8) }}
+        v_expect := v_b.block;
         v_open := v_open + v_b.ids;
         v_last := v_b.block;
+        v_upper := upper(v_b.ids);
 
         -- The block as stored: its link, and its hash over what it says.
         SELECT coalesce(sum(upper(r.span) - lower(r.span)), 0) INTO v_n FROM unnest(v_b.ids) AS r(span);
@@ -140,22 +162,18 @@ BEGIN
         END LOOP;
     END LOOP;
 
-    IF v_head.block <> v_expect OR v_head.hash <> v_prev THEN
-        block := v_head.block; kind := CASE WHEN v_head.block > v_expect THEN 'truncated' ELSE 'altered' END;
-        ids := NULL;
-        detail := format('the chain head says block %s, the chain ends at block %s', v_head.block, v_expect);
-        RETURN NEXT;
-    END IF;
-
-    -- The rest of the sealed bound, after the last block's first id.
+    -- The rest of the sealed bound, after the last block's first id: added
+    -- since sealing, or the events of the blocks after the last, where the
+    -- head says there are more.
+    v_ids := NULL;
     IF v_head.sealed_to >= v_from THEN
         v_ids := {{ unsealed('v_from', 'v_head.sealed_to + 1', 'v_open') | indent(8) }};
-        IF v_ids IS NOT NULL THEN
-            block := coalesce(v_last, 1); kind := 'inserted'; ids := v_ids;
-            detail := format('block %s: %s event%s added under ids sealing found unused', block,
-                             cardinality(v_ids), CASE WHEN cardinality(v_ids) = 1 THEN '' ELSE 's' END);
-            RETURN NEXT;
-        END IF;
+    END IF;
+    {{ report_uncovered('v_ids', 'v_last', 'v_upper', 'v_expect + 1', 'v_head.block') | indent(4) }}
+    IF v_head.block < v_expect OR (v_head.block = v_expect AND v_head.hash <> v_prev) THEN
+        block := v_head.block; kind := 'altered'; ids := NULL;
+        detail := format('the chain head says block %s, the chain ends at block %s', v_head.block, v_expect);
+        RETURN NEXT;
     END IF;
 END
 $fn$;

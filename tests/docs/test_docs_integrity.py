@@ -52,7 +52,7 @@ def cli(ctx: Ctx) -> tuple[int, str]:
 
 def superuser(ctx: Ctx, *statements: str) -> None:
     """As a superuser, with the guards lifted and the event triggers quiet."""
-    guards = ["audit.events", "audit.seal_blocks"]
+    guards = ["audit.events", "audit.seal_blocks", "audit.seal_head"]
     with psycopg.connect(ctx.pg.dsn(ctx.dbname)) as conn:
         conn.execute("SET LOCAL auditsql.permit_ddl = on")
         guards += [r[0] for r in conn.execute(
@@ -94,7 +94,14 @@ def sealed(ctx: Ctx) -> Ctx:
     # was that constant already, and nothing changed.
     ("UPDATE audit.seal_blocks SET hashes = set_byte(hashes, 0, 255 - get_byte(hashes, 0))"
      " WHERE block = 3",),
-], ids=["untouched", "edited", "edited-time", "deleted", "inserted", "reordered", "altered"])
+    ("DELETE FROM audit.seal_blocks WHERE block = 3",),
+    ("DELETE FROM audit.seal_blocks WHERE block = 1",),
+    ("DELETE FROM audit.seal_blocks WHERE block >= (SELECT block - 1 FROM audit.seal_head)",),
+    ("DELETE FROM audit.seal_blocks WHERE block = 3",
+     "DELETE FROM audit.events WHERE id IN (SELECT id FROM audit.events ORDER BY id OFFSET 14 LIMIT 7)"),
+    ("UPDATE audit.seal_head SET hash = sha256(hash)",),
+], ids=["untouched", "edited", "edited-time", "deleted", "inserted", "reordered", "altered",
+        "block-gone", "first-block-gone", "last-blocks-gone", "block-and-events-gone", "head-altered"])
 def test_the_script_agrees_with_verify(sealed: Ctx, tampering: tuple[str, ...]) -> None:
     superuser(sealed, *tampering)
     code, lines = standalone(sealed)

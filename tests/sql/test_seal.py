@@ -144,6 +144,56 @@ def test_an_altered_block_is_found(sealed: Conn) -> None:
     assert findings(sealed) == [(2, "altered", None)]
 
 
+def lift_chain_guards(conn: Conn, *statements: str) -> None:
+    tables = ("audit.seal_blocks", "audit.seal_head")
+    quiet_ddl(conn, *[f"ALTER TABLE {t} DISABLE TRIGGER auditsql_guard_statement" for t in tables],
+              *statements,
+              *[f"ALTER TABLE {t} ENABLE ALWAYS TRIGGER auditsql_guard_statement" for t in tables])
+
+
+@pytest.mark.parametrize(("gone", "expected"), [
+    # The block after the gap no longer follows the one before it.
+    ([2], [(2, "truncated", list(range(11, 21))), (3, "altered", None)]),
+    ([1], [(1, "truncated", list(range(1, 11))), (2, "altered", None)]),
+    # The head still names the last block.
+    ([3], [(3, "truncated", list(range(21, 31)))]),
+    ([2, 3], [(2, "truncated", list(range(11, 31)))]),
+], ids=["middle", "first", "last", "last-two"])
+def test_a_removed_block_is_found_truncated_with_its_events(
+        sealed: Conn, gone: list[int], expected: list[tuple[int, str, list[int] | None]]) -> None:
+    """A block deleted from the chain is reported where it was, with the
+    events no block covers any more, not as events added to the block
+    before it."""
+    lift_chain_guards(sealed, f"DELETE FROM audit.seal_blocks WHERE block IN ({', '.join(map(str, gone))})")
+    assert findings(sealed) == expected
+
+
+def test_a_removed_block_with_its_events_is_found_truncated(sealed: Conn) -> None:
+    lift_chain_guards(sealed, "DELETE FROM audit.seal_blocks WHERE block = 2")
+    tamper(sealed, 15, "DELETE FROM audit.events WHERE id BETWEEN 11 AND 20")
+    assert findings(sealed) == [(2, "truncated", None), (3, "altered", None)]
+
+
+def test_an_event_added_beside_a_removed_block_is_still_inserted(su: Conn) -> None:
+    """Ids of a rolled-back gap inside a block stay that block's, whatever
+    happened to the block after it."""
+    sealed_with_a_rolled_back_gap(su)
+    log(su, 10)
+    seal(su, 10)
+    lift_chain_guards(su, "DELETE FROM audit.seal_blocks WHERE block = 2")
+    su.execute("INSERT INTO audit.events (id, category, action) VALUES (4, 'app', 'forged')")
+    found = findings(su)
+    assert (1, "inserted", [4]) in found
+    assert [k for b, k, _ in found if b == 2] == ["truncated"]
+
+
+def test_an_altered_head_is_found(sealed: Conn) -> None:
+    lift_chain_guards(sealed, "UPDATE audit.seal_head SET hash = sha256(hash)")
+    assert findings(sealed) == [(3, "altered", None)]
+    lift_chain_guards(sealed, "UPDATE audit.seal_head SET block = 2")
+    assert findings(sealed) == [(2, "altered", None)]
+
+
 def test_resealing_from_scratch_is_consistent_without_a_digest(sealed: Conn) -> None:
     tamper(sealed, 15, "UPDATE audit.events SET action = 'logout' WHERE id = 15")
     quiet_ddl(sealed, "ALTER TABLE audit.seal_blocks DISABLE TRIGGER auditsql_guard_statement",
