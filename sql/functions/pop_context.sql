@@ -21,7 +21,10 @@ BEGIN
             set_config('auditsql.user_agent', coalesce(v_saved ->> 'user_agent', ''), true),
             set_config('auditsql.request_id', coalesce(v_saved ->> 'request_id', ''), true),
             set_config('auditsql.context_stack', (v_stack - 0)::text, true);
-    -- Capture reads the whole context from this one setting.
-    PERFORM set_config('auditsql.context', {{ schema | ident }}.settings_context()::text, true);
+    -- Capture reads the whole context from this one setting: as it was
+    -- (push_context saves it), or, from a stack that does not hold it, built
+    -- from the settings.
+    PERFORM set_config('auditsql.context',
+                       coalesce(v_saved ->> 'context', {{ schema | ident }}.settings_context()::text), true);
 END
 $fn$;

@@ -1,6 +1,9 @@
 -- push_context: saves the context in force, then sets one as set_context
 -- does. The stack is a transaction-local setting, not a table, so that
 -- ROLLBACK TO SAVEPOINT undoes a push together with the context it set.
+-- Saved: the six settings and the stored context (`context`, '' where none
+-- is stored), which is what capture reads when set: a setting changed with
+-- set_config after the last helper stays unseen after the pop, as before.
 CREATE OR REPLACE FUNCTION {{ schema | ident }}.push_context(
     actor_id   text DEFAULT NULL,
     email      text DEFAULT NULL,
@@ -21,7 +24,8 @@ BEGIN
              'actor_role',  nullif(current_setting('auditsql.actor_role', true), ''),
              'ip_address',  nullif(current_setting('auditsql.ip_address', true), ''),
              'user_agent',  nullif(current_setting('auditsql.user_agent', true), ''),
-             'request_id',  nullif(current_setting('auditsql.request_id', true), '')))
+             'request_id',  nullif(current_setting('auditsql.request_id', true), ''),
+             'context',     coalesce(current_setting('auditsql.context', true), '')))
          || coalesce(nullif(current_setting('auditsql.context_stack', true), '')::jsonb, '[]'))::text,
         true);
     PERFORM {{ schema | ident }}.set_context(push_context.actor_id, push_context.email, push_context.role,

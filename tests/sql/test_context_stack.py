@@ -121,14 +121,47 @@ def test_push_saves_the_context_however_it_was_set(su: Conn, notes: str) -> None
         write(su, "inner")
         su.execute("SELECT audit.pop_context()")
         write(su, "outer")
-    # The role set with set_config after the last helper call is not seen:
-    # capture reads auditsql.context, which set_request stored before it
-    # (docs/sql.md#context); pop_context rebuilds it from the settings.
+    # A setting changed with set_config after the last helper call is not
+    # seen: capture reads auditsql.context, which the helper stored before
+    # it (docs/sql.md#context). Not the role inside; not the user agent
+    # outside, before the push or after the pop.
     assert recorded(su, notes) == [
         ("inner", ("b", "b@example.com", "role-b", None, None, None)),
-        ("outer", ("a", "a@example.com", None, None, "ua-direct", None))]
+        ("outer", ("a", "a@example.com", None, None, None, None))]
     [inner, _] = events(su, notes)
     assert str(inner["ip_address"]) == "198.51.100.1"
+    with su.transaction():
+        su.execute("SELECT audit.set_actor('a', 'a@example.com')")
+        su.execute("SELECT set_config('auditsql.user_agent', 'ua-direct', true)")
+        su.execute("SELECT audit.set_actor('a', 'a@example.com')")  # a helper: now it counts
+        push(su, ctx("b"))
+        su.execute("SELECT audit.pop_context()")
+        write(su, "later")
+    assert recorded(su, notes)[-1] == ("later", ("a", "a@example.com", None, None, "ua-direct", None))
+
+
+def test_a_pushed_block_leaves_a_stored_context_as_it_was(su: Conn, notes: str) -> None:
+    """What capture reads before the push, it reads after the pop: a context
+    set by hand in auditsql.context (read as it is, uncut), or the six
+    settings where nothing is stored."""
+    long = "h" * 2000
+    with su.transaction():
+        su.execute("SELECT set_config('auditsql.actor_id', 'raw', true)")
+        su.execute("SELECT set_config('auditsql.context', ROW(%s, 'h@example.com', NULL, NULL, NULL,"
+                   " NULL, 'req-h', NULL)::audit.context::text, true)", (long,))
+        write(su, "before")
+        push(su, ctx("b"))
+        su.execute("SELECT audit.pop_context()")
+        write(su, "after")
+    hand = (long, "h@example.com", None, None, None, "req-h")
+    assert recorded(su, notes) == [("before", hand), ("after", hand)]
+    with su.transaction():
+        su.execute("SELECT set_config('auditsql.actor_id', 'raw', true)")
+        push(su, ctx("b"))
+        su.execute("SELECT audit.pop_context()")
+        su.execute("SELECT set_config('auditsql.actor_email', 'raw@example.com', true)")
+        write(su, "settings")
+    assert recorded(su, notes)[-1] == ("settings", ("raw", "raw@example.com", None, None, None, None))
 
 
 def test_push_with_nothing_in_force_pops_back_to_nothing(su: Conn, notes: str) -> None:
@@ -250,8 +283,9 @@ class Model:
 
     context: Context = NONE
     kept: Context | None = None
-    stack: list[Context] = field(default_factory=list)
-    savepoints: list[tuple[Context, Context | None, list[Context]]] = field(default_factory=list)
+    stack: list[tuple[Context, Context | None]] = field(default_factory=list)
+    savepoints: list[tuple[Context, Context | None, list[tuple[Context, Context | None]]]] = field(
+        default_factory=list)
 
     def keep(self) -> None:
         """A helper ran: it stores the settings as they are, cut."""
@@ -284,13 +318,12 @@ def step(conn: Conn, model: Model, operation: str, actor: str | None) -> None:
     """Run *operation* on the server and on the model (invalid ones are skipped)."""
     if operation == "push":
         push(conn, ctx(str(actor)))
-        model.stack.append(model.context)
+        model.stack.append((model.context, model.kept))
         model.context = tuple(stored(v) for v in ctx(str(actor)))
         model.keep()
     elif operation == "pop" and model.stack:
         conn.execute("SELECT audit.pop_context()")
-        model.context = model.stack.pop()
-        model.keep()
+        model.context, model.kept = model.stack.pop()
     elif operation == "set_context":
         conn.execute("SELECT audit.set_context(%s)", (actor,))
         model.context = (stored(actor),) + (None,) * 5
