@@ -132,18 +132,41 @@ def test_without_context_connection_fields_are_recorded(pg: Server, su: Conn, no
         assert event["client_addr"] is None
 
 
-def test_client_addr_over_tcp(pg: Server, installed_db: str, notes: str, su: Conn) -> None:
+def tcp_host(pg: Server) -> str:
+    """A host reaching the server over TCP: 127.0.0.1 for a throwaway cluster."""
     host = str(pg.params.get("host", ""))
     if pg.cluster is not None:
-        host = "127.0.0.1"
-    elif not host or host.startswith("/"):
+        return "127.0.0.1"
+    if not host or host.startswith("/"):
         pytest.skip("the server is reachable over a unix socket only")
-    with connect(pg.dsn(dbname(installed_db), host=host)) as tcp:
+    return host
+
+
+def test_client_addr_over_tcp(pg: Server, installed_db: str, notes: str, su: Conn) -> None:
+    with connect(pg.dsn(dbname(installed_db), host=tcp_host(pg))) as tcp:
         tcp.execute("INSERT INTO notes VALUES (1, 'a')")
     [event] = events(su, notes)
     assert event["client_addr"] is not None
     if pg.cluster is not None:
         assert str(event["client_addr"]) == "127.0.0.1"
+
+
+def test_client_addr_is_the_sessions_never_the_context_ip_address(
+        pg: Server, installed_db: str, notes: str, su: Conn) -> None:
+    """The client address is the session's, read for each event, never from
+    the setting: ip_address is the context's, client_addr the TCP peer."""
+    with connect(pg.dsn(dbname(installed_db), host=tcp_host(pg))) as tcp, tcp.transaction():
+        tcp.execute("SELECT audit.set_context('u-42', ip_address => '203.0.113.7')")
+        tcp.execute("INSERT INTO notes VALUES (1, 'a')")
+        tcp.execute("SELECT audit.log_event('viewed', 'note', '1')")
+        peer = scalar(tcp, "SELECT inet_client_addr()")
+    recorded = events(su, actions=["created", "viewed"])
+    assert [e["action"] for e in recorded] == ["created", "viewed"]
+    assert peer is not None and str(peer) != "203.0.113.7"
+    if pg.cluster is not None:
+        assert str(peer) == "127.0.0.1"
+    for event in recorded:
+        assert (event["client_addr"], str(event["ip_address"])) == (peer, "203.0.113.7")
 
 
 def test_db_user_is_the_session_user(pg: Server, su: Conn, app: AppRole, notes: str) -> None:

@@ -143,3 +143,63 @@ def test_application_name_never_needs_the_cut(su: Conn) -> None:
         assert 0 < len(stored.encode()) < 1024
         assert scalar(su, "SELECT application_name FROM audit.events WHERE entity_type = 'public.apps'"
                           " AND entity_id = %s", (str(i),)) == stored
+
+
+@pytest.mark.parametrize("action, statement", [
+    ("truncated", "TRUNCATE notes"),
+    ("attached", "SELECT audit.attach('notes', p_exclude => ARRAY['body'])"),
+    ("retention_policy_set", "SELECT audit.set_retention('saas')"),
+])
+def test_truncate_and_system_events_read_the_stored_context_too(
+        su: Conn, notes: str, action: str, statement: str) -> None:
+    """TRUNCATE capture and auditsql's own events read auditsql.context as
+    capture does: a set_config after the last helper is not seen, and
+    application_name is as it was when the helper ran."""
+    write(su, "truncated by the statement under test")
+    last = scalar(su, "SELECT max(id) FROM audit.events")
+    with su.transaction():
+        run(su, "SET LOCAL application_name = 'at'", "SELECT audit.set_actor('h')",
+            "SELECT set_config('auditsql.actor_id', 'raw', true)",
+            "SET LOCAL application_name = 'later'", statement)
+    recorded = su.execute("SELECT action, actor_id, application_name FROM audit.events"
+                          " WHERE id > %s ORDER BY id", (last,)).fetchall()
+    assert [tuple(r.values()) for r in recorded] == [(action, "h", "at")]
+
+
+CONTEXT_COLUMNS = ("actor_id", "actor_email", "actor_role", "ip_address", "ip_address_raw",
+                   "user_agent", "request_id", "application_name")
+
+
+def test_current_context_is_what_the_next_event_records(su: Conn, notes: str) -> None:
+    """auditsql.context when set, else settings_context(): in a transaction
+    of set_config alone, after a helper, and after the stored context is
+    cleared, current_context() equals the context of the event written next."""
+    seen: list[dict[str, object]] = []
+
+    def next_event_matches() -> None:
+        expected = su.execute("SELECT (audit.current_context()).*").fetchone()
+        assert expected is not None
+        write(su, "next")
+        event = events(su, notes)[-1]
+        assert {k: event[k] for k in CONTEXT_COLUMNS} == dict(expected)
+        seen.append(dict(expected))
+
+    with su.transaction():
+        run(su, "SELECT set_config('auditsql.actor_id', 'raw-1', true)",
+            "SELECT set_config('auditsql.actor_email', 'r@example.com', true)",
+            "SELECT set_config('auditsql.actor_role', 'member', true)",
+            "SELECT set_config('auditsql.ip_address', 'not an address', true)",
+            "SELECT set_config('auditsql.user_agent', 'UA/raw', true)",
+            "SELECT set_config('auditsql.request_id', 'req-raw', true)",
+            "SET LOCAL application_name = 'first'")
+        next_event_matches()
+        run(su, "SELECT audit.set_actor('helper', 'h@example.com')",
+            "SELECT audit.set_request('203.0.113.9', NULL, 'req-h')",
+            "SELECT set_config('auditsql.actor_id', 'raw-2', true)",
+            "SET LOCAL application_name = 'second'")
+        next_event_matches()
+        run(su, "SELECT set_config('auditsql.context', '', true)")
+        next_event_matches()
+    assert [(c["actor_id"], c["ip_address_raw"], c["application_name"]) for c in seen] == [
+        ("raw-1", "not an address", "first"), ("helper", None, "first"),
+        ("raw-2", None, "second")]

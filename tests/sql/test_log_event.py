@@ -4,12 +4,14 @@ and the three questions the log must answer in one query each."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from auditsql import context
+from auditsql import context, render
 from tests.sql.sqltools import AppRole, Conn, attach, events, expect_error, run, scalar
 
 WRITER = "auditsql_writer"
@@ -28,7 +30,8 @@ def log(conn: Conn, *args: object) -> int:
 
 @pytest.mark.parametrize("action, category", [
     ("login", "auth"), ("login_failed", "auth"), ("logout", "auth"),
-    ("password_changed", "auth"), ("role_changed", "auth"), ("mfa_enabled", "auth"),
+    ("password_changed", "auth"), ("password_reset", "auth"), ("role_changed", "auth"),
+    ("permission_changed", "auth"), ("mfa_enabled", "auth"), ("mfa_disabled", "auth"),
     ("session_revoked", "auth"), ("invoice_sent", "app"),
 ])
 def test_writer_logs_events_with_context(su: Conn, app: AppRole, writer: Conn,
@@ -67,8 +70,30 @@ def test_role_without_the_writer_role_cannot_log(su: Conn, app_conn: Conn) -> No
     assert events(su, None, actions=["login"]) == []
 
 
-@pytest.mark.parametrize("action", ["created", "updated", "deleted", "truncated",
-                                    "attached", "detached", "configured"])
+# Every action auditsql writes itself (sql/fragments/macros.sql): the data
+# actions, and the system actions, retention and legal holds among them.
+RESERVED_ACTIONS = [
+    "created", "updated", "deleted", "truncated", "snapshot",
+    "attached", "detached", "configured", "retention_policy_set", "retention_applied",
+    "default_rows_moved", "legal_hold_placed", "legal_hold_released", "audit_ddl",
+    "partition_detached", "partition_reattached", "partition_dropped",
+    "capture_triggers_replaced", "erased", "uninstalled",
+]
+
+
+def test_the_reserved_actions_are_those_auditsql_writes_and_the_docs_name() -> None:
+    macros = (render.sql_root() / "fragments" / "macros.sql").read_text(encoding="utf-8")
+    written = [name for kind in ("data_actions", "system_actions")
+               for name in re.findall(r"'([a-z_]+)'", re.search(
+                   rf"{kind} = \[(.*?)\]", macros, re.S).group(1))]  # type: ignore[union-attr]
+    assert sorted(written) == sorted(RESERVED_ACTIONS)
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "sql.md").read_text(encoding="utf-8")
+    refused = re.search(r"Data actions \((.*?)\) are\s+refused with SQLSTATE `42501`", docs, re.S)
+    assert refused is not None
+    assert sorted(re.findall(r"`([a-z_]+)`", refused.group(1))) == sorted(RESERVED_ACTIONS)
+
+
+@pytest.mark.parametrize("action", RESERVED_ACTIONS)
 def test_writer_cannot_forge_data_or_system_events(su: Conn, writer: Conn, action: str) -> None:
     expect_error(writer, "SELECT audit.log_event(%s, 'public.orders', '1')", (action,),
                  sqlstate="42501", contains="written by auditsql itself")
@@ -81,6 +106,27 @@ def test_invalid_action_names_are_refused(su: Conn, writer: Conn, action: str) -
     expect_error(writer, "SELECT audit.log_event(%s)", (action,), sqlstate="22023",
                  contains="invalid action")
     assert scalar(su, "SELECT count(*) FROM audit.events WHERE category <> 'system'") == 0
+
+
+@pytest.mark.parametrize("action", ["a", "a" * 63, "step2"])
+def test_action_names_of_one_to_63_characters_are_accepted(
+        su: Conn, writer: Conn, action: str) -> None:
+    event_id = log(writer, action, None, None, None)
+    [event] = events(su, None, actions=[action])
+    assert (event["id"], event["category"]) == (event_id, "app")
+
+
+def test_details_are_accepted_up_to_64_kb_of_json_text_and_refused_past(
+        su: Conn, writer: Conn) -> None:
+    """Measured in bytes of the jsonb's text: two-byte characters count twice."""
+    at_limit = Jsonb({"v": "é" * 32763 + "x"})
+    assert scalar(su, "SELECT octet_length(%s::jsonb::text)", (at_limit,)) == 65536
+    event_id = log(writer, "login", None, None, at_limit)
+    assert events(su, None, actions=["login"])[0]["id"] == event_id
+    error = expect_error(writer, "SELECT audit.log_event('logout', NULL, NULL, %s)",
+                         (Jsonb({"v": "é" * 32763 + "xy"}),), sqlstate="54000")
+    assert "got 65537 bytes" in str(error)
+    assert events(su, None, actions=["logout"]) == []
 
 
 def test_writer_cannot_write_the_log_directly(writer: Conn) -> None:

@@ -5,12 +5,12 @@ must give back for that moment."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from tests.sql.sqltools import Conn, attach, column, expect_error, run, scalar
+from tests.sql.sqltools import Conn, attach, column, expect_error, month_partition, run, scalar
 
 Rows = dict[str, dict[str, Any]]
 
@@ -144,3 +144,90 @@ def test_reading_errors(users: Conn, su: Conn) -> None:
     expect_error(su, "SELECT audit.row_at('nope', '1', now())", sqlstate="42P01")
     expect_error(su, "SELECT audit.row_at('users', 'abc', now())", sqlstate="22023",
                  contains="is not an id of public.users")
+
+
+# -- what a request, a transaction or an actor did ----------------------------------
+
+
+def increasing(ids: list[int]) -> bool:
+    return all(a < b for a, b in zip(ids, ids[1:]))
+
+
+def test_request_transaction_and_actor_events_come_oldest_first(users: Conn) -> None:
+    """Three transactions of one actor and one request. The partition is then
+    clustered on the entity index, whose order is the reverse of theirs, so
+    that only the functions' own order gives the events back oldest first."""
+    txids = []
+    for keys in ((6, 5), (4, 3), (2, 1)):
+        with users.transaction():
+            users.execute("SELECT audit.set_context('u-9', request_id => 'req-9')")
+            for key in keys:
+                users.execute("INSERT INTO users VALUES (%s, 'e@x', 'member')", (key,))
+            users.execute("SELECT audit.log_event('viewed', 'user', %s)", (str(keys[-1]),))
+            txids.append(scalar(users, "SELECT txid_current()"))
+    partition = month_partition(users)
+    index = scalar(users, "SELECT quote_ident(c.relname) FROM pg_index AS i"
+                          " JOIN pg_class AS c ON c.oid = i.indexrelid"
+                          " JOIN pg_inherits AS h ON h.inhrelid = i.indexrelid"
+                          " WHERE h.inhparent = 'audit.events_entity_idx'::regclass"
+                          " AND i.indrelid = %s::regclass", (partition,))
+    users.execute(f"CLUSTER {partition} USING {index}")
+    assert not increasing(column(users, "SELECT id FROM audit.events WHERE request_id = 'req-9'"))
+    by_request = column(users, "SELECT id FROM audit.request_events('req-9')")
+    assert len(by_request) == 9 and increasing(by_request)
+    by_actor = column(users, "SELECT id FROM audit.actor_events('u-9', now() - interval '1 hour')")
+    assert by_actor == by_request
+    for txid in txids:
+        by_transaction = column(users, "SELECT id FROM audit.transaction_events(%s)", (txid,))
+        assert len(by_transaction) == 3 and increasing(by_transaction)
+
+
+T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+
+def events_at(su: Conn, actor: str, *times: datetime) -> list[int]:
+    """Ids of events of *actor* written directly at *times*, in that order."""
+    return column(su, "INSERT INTO audit.events (category, action, actor_id, occurred_at)"
+                      " SELECT 'app', 'step', %s, t FROM unnest(%s::timestamptz[])"
+                      " WITH ORDINALITY AS u(t, n) ORDER BY n RETURNING id",
+                  (actor, list(times)))
+
+
+def actor_events(conn: Conn, *args: Any) -> list[int]:
+    placeholders = ", ".join(["%s"] * len(args))
+    return column(conn, f"SELECT id FROM audit.actor_events({placeholders})", args)
+
+
+def test_actor_events_returns_1000_events_unless_given_a_limit(su: Conn) -> None:
+    ids = events_at(su, "u-busy", *[T0] * 1002)
+    assert actor_events(su, "u-busy", T0) == ids[:1000]
+    assert actor_events(su, "u-busy", T0, None, 1002) == ids
+    assert actor_events(su, "u-busy", T0, None, 3) == ids[:3]
+
+
+def test_actor_events_from_is_inclusive_and_to_exclusive(su: Conn) -> None:
+    second = timedelta(seconds=1)
+    early, on_from, inside, on_to = events_at(su, "u-1", T0 - second, T0, T0 + second,
+                                              T0 + 2 * second)
+    events_at(su, "u-2", T0)
+    assert actor_events(su, "u-1", T0, T0 + 2 * second) == [on_from, inside]
+    assert actor_events(su, "u-1", T0, None) == [on_from, inside, on_to]
+    assert actor_events(su, "u-1", T0 - second, T0) == [early]
+
+
+def test_reading_on_from_the_last_occurred_at_gives_that_moments_events_again(
+        su: Conn) -> None:
+    second = timedelta(seconds=1)
+    first, *same_moment, last = events_at(su, "u-1", T0, T0 + second, T0 + second,
+                                          T0 + second, T0 + 2 * second)
+    page = actor_events(su, "u-1", T0, None, 3)
+    assert page == [first, *same_moment[:2]]
+    from_last = scalar(su, "SELECT occurred_at FROM audit.events WHERE id = %s", (page[-1],))
+    assert actor_events(su, "u-1", from_last, None, 3) == same_moment
+    assert actor_events(su, "u-1", from_last, None, 4) == [*same_moment, last]
+
+
+@pytest.mark.parametrize("limit", [0, -1, None])
+def test_actor_events_refuses_a_limit_that_is_not_positive(su: Conn, limit: int | None) -> None:
+    expect_error(su, "SELECT * FROM audit.actor_events('u-1', now(), NULL, %s)", (limit,),
+                 sqlstate="22023", contains="invalid limit")
