@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,22 @@ def test_seal_and_digest(logged: str) -> None:
     assert "integrity.chain" not in json.loads(run("verify", "--dsn", logged, "--json").stdout)
 
 
+def test_digest_before_anything_is_sealed_is_block_0_and_serves_later(
+        installed_db: str, tmp_path: Path) -> None:
+    fields = {"block", "hash", "last_id", "sealed_at", "schema", "format"}
+    first = json.loads(digest(installed_db, tmp_path / "0.json").read_text(encoding="utf-8"))
+    assert set(first) == fields
+    assert (first["block"], first["sealed_at"], first["format"]) == (0, None, 1)
+    execute(installed_db, "SELECT audit.log_event('login', 'user', '1')")
+    ok("seal", "--dsn", installed_db)
+    head = json.loads(ok("digest", "--dsn", installed_db).stdout)
+    assert set(head) == fields and head["block"] == 1
+    assert datetime.fromisoformat(head["sealed_at"]) == scalar(
+        installed_db, "SELECT sealed_at FROM audit.seal_head")
+    code, checks = integrity(installed_db, "--digest", str(tmp_path / "0.json"))
+    assert (code, checks["integrity.digests"]["status"]) == (0, "pass")
+
+
 @pytest.mark.parametrize(("statement", "block", "kind"), [
     ("UPDATE audit.events SET request_id = 'r' WHERE id = 14", 2, "edited"),
     ("DELETE FROM audit.events WHERE id = 23", 3, "deleted"),
@@ -81,6 +98,19 @@ def test_tampering_is_found_at_its_block(logged: str, statement: str, block: int
     assert code == 1
     assert checks["integrity.chain"]["status"] == "fail"
     assert checks["integrity.chain"]["message"].startswith(f"block {block} does not match: {kind}")
+
+
+def test_every_finding_is_in_the_details_the_first_in_the_message(logged: str) -> None:
+    lifted(logged, "UPDATE audit.events SET actor_id = 'mallory' WHERE id = 14",
+           "DELETE FROM audit.events WHERE id = 23")
+    code, checks = integrity(logged)
+    chain = checks["integrity.chain"]
+    assert (code, chain["status"]) == (1, "fail")
+    assert chain["message"].startswith("block 2 does not match: edited (ids 14)")
+    assert [d.split(": ")[:2] for d in chain["details"]] == [
+        ["block 2", "edited ids 14"], ["block 3", "deleted ids 23"]]
+    text = run("verify", "--dsn", logged, "--integrity").stdout
+    assert "- block 2: edited ids 14: " in text and "- block 3: deleted ids 23: " in text
 
 
 def test_a_chain_rebuilt_from_scratch_is_found_by_a_digest(logged: str, tmp_path: Path) -> None:
@@ -161,3 +191,14 @@ def test_seal_refuses_bad_block_sizes_and_non_admins(pg: Server, logged: str,
     # A reader verifies.
     assert json.loads(run("verify", "--dsn", reader, "--integrity", "--json").stdout)[
         "checks"][-1]["status"] == "pass"
+
+
+def test_a_member_of_the_admin_role_seals(pg: Server, logged: str, make_role: MakeRole) -> None:
+    role = make_role()
+    execute(logged, f'GRANT auditsql_admin TO "{role}"')
+    admin = pg.dsn(scalar(logged, "SELECT current_database()"), user=role)
+    execute(logged, "SELECT audit.log_event('login', 'user', 'more')")
+    res = ok("seal", "--dsn", admin, "--json")
+    assert json.loads(res.stdout)["blocks"] == 1
+    assert scalar(logged, "SELECT block FROM audit.seal_head") == 4
+    assert integrity(logged)[0] == 0

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -71,15 +73,19 @@ def test_seal_covers_every_committed_event_once(su: Conn) -> None:
     assert ids == f"{{[1,{sealed_to + 1})}}"
 
 
-def sealed_with_a_rolled_back_gap(conn: Conn) -> None:
-    """Three events, two rolled back, three more, all sealed: a gap in the
-    ids that no deletion made."""
+def log_around_a_rollback(conn: Conn, after: int = 3) -> None:
+    """Three events, two rolled back, then *after* more: a gap in the ids
+    that no deletion made."""
     log(conn, 3)
     with pytest.raises(RuntimeError):
         with conn.transaction():
             log(conn, 2)
             raise RuntimeError
-    log(conn, 3)
+    log(conn, after)
+
+
+def sealed_with_a_rolled_back_gap(conn: Conn) -> None:
+    log_around_a_rollback(conn)
     seal(conn)
 
 
@@ -247,6 +253,33 @@ def test_blocks_never_span_partitions(su: Conn) -> None:
         ("audit.events_2019_12", 2), ("audit.events_2020_01", 2), ("audit.events_2020_02", 2)]
 
 
+def test_each_block_row_describes_the_events_it_covers(su: Conn) -> None:
+    """events, first_at, last_at and partition of docs/integrity.md#sealing,
+    over events whose times do not follow their ids, across partitions and
+    a rolled-back gap."""
+    su.execute("INSERT INTO audit.events (category, action, occurred_at)"
+               " SELECT 'app', 'x', timestamptz '2031-01-20 00:00+00' - g * interval '1 hour'"
+               " FROM generate_series(1, 6) AS g")
+    log_around_a_rollback(su, after=4)
+    seal(su, 4)
+    blocks = su.execute(
+        "SELECT b.block, b.events, b.first_at, b.last_at, b.partition, b.sealed_at,"
+        " (SELECT sum(upper(r) - lower(r)) FROM unnest(b.ids) AS r) AS ids,"
+        " (SELECT count(*) FROM audit.events AS e WHERE e.id <@ b.ids) AS n,"
+        " (SELECT min(e.occurred_at) FROM audit.events AS e WHERE e.id <@ b.ids) AS lo,"
+        " (SELECT max(e.occurred_at) FROM audit.events AS e WHERE e.id <@ b.ids) AS hi,"
+        " (SELECT array_agg(DISTINCT e.tableoid::regclass::text) FROM audit.events AS e"
+        "  WHERE e.id <@ b.ids) AS parts"
+        " FROM audit.seal_blocks AS b ORDER BY b.block").fetchall()
+    assert len(blocks) >= 4
+    for b in blocks:
+        assert b["events"] == b["ids"] == b["n"], b
+        assert (b["first_at"], b["last_at"]) == (b["lo"], b["hi"]), b
+        assert b["parts"] == [b["partition"]], b
+        assert b["sealed_at"] is not None, b
+    assert any(b["first_at"] < b["last_at"] for b in blocks)
+
+
 def test_retention_leaves_the_chain_verifiable(su: Conn) -> None:
     old_events(su, ["2019-12", "2020-01", "2020-02"])
     log(su, 3)
@@ -312,6 +345,28 @@ def test_erasure_keeps_the_chain_consistent(su: Conn) -> None:
     assert [k for _, k, _ in findings(su)] == ["edited"]
 
 
+def test_a_later_erasure_keeps_the_first_digest(su: Conn) -> None:
+    run(su, "CREATE TABLE public.orders (id int PRIMARY KEY, a text, b text)",
+        "SELECT audit.attach('public.orders')",
+        "INSERT INTO public.orders VALUES (1, 'a1', 'b1')",
+        "UPDATE public.orders SET a = 'a2', b = 'b2' WHERE id = 1")
+    seal(su)
+    ids = [r["id"] for r in su.execute("SELECT id FROM audit.events WHERE category = 'data'")]
+    unerased = {i: specified_images(su, i) for i in ids}
+    assert scalar(su, "SELECT audit.erase('public.orders', '1', ARRAY['a'], 'asked')") >= 1
+    first = {r["event_id"]: bytes(r["images_sha256"])
+             for r in su.execute("SELECT event_id, images_sha256 FROM audit.seal_erasures")}
+    assert first == unerased
+    images = {i: specified_images(su, i) for i in ids}
+    assert scalar(su, "SELECT audit.erase('public.orders', '1', ARRAY['b'], 'asked')") >= 1
+    assert {i: specified_images(su, i) for i in ids} != images  # b was really erased
+    assert {r["event_id"]: bytes(r["images_sha256"])
+            for r in su.execute("SELECT event_id, images_sha256 FROM audit.seal_erasures")} == first
+    assert findings(su) == []
+    seal(su)
+    assert findings(su) == []
+
+
 def test_events_moved_out_of_the_default_partition_still_verify(su: Conn) -> None:
     su.execute("INSERT INTO audit.events (category, action, occurred_at)"
                " SELECT 'app', 'x', t FROM unnest(ARRAY['2031-01-05 00:00+00',"
@@ -375,6 +430,30 @@ def sealed_hashes(conn: psycopg.Connection) -> dict[int, bytes]:
         ids = [i for lo, hi in _runs(ids_text) for i in range(lo, hi)]
         found.update({i: bytes(hashes[32 * k:32 * k + 32]) for k, i in enumerate(ids)})
     return found
+
+
+def test_the_event_hash_covers_every_column_but_the_id(su: Conn) -> None:
+    columns = [r["attname"] for r in su.execute(
+        "SELECT attname::text FROM pg_attribute WHERE attrelid = 'audit.events'::regclass"
+        " AND attnum > 0 AND NOT attisdropped AND attname <> 'id'")]
+    assert sorted(columns) == sorted(("occurred_at", *TEXTS, "before", "after"))
+
+
+def test_an_event_with_every_column_set_seals_as_specified(su: Conn) -> None:
+    """Every column non-NULL, addresses of both families with and without
+    a full prefix: the hash sealed is the one docs/integrity.md specifies."""
+    for addr, client in (("10.0.0.1", "::1"), ("2001:db8::1/64", "192.168.0.0/16")):
+        su.execute(
+            "INSERT INTO audit.events (caused_by, category, admin, ip_address, client_addr, action,"
+            " entity_type, entity_id, previous_entity_id, actor_id, actor_email, actor_role,"
+            " user_agent, request_id, ip_address_raw, db_user, application_name, changed_columns,"
+            " before, after) VALUES (42, 'data', true, %s, %s, 'updated', 'public.t', '7', '6',"
+            " 'u1', 'a@example.com', 'manager', 'Mozilla/5.0', 'req-1', 'not an address', 'alice',"
+            " 'web', ARRAY['name', 'e mail'], '{\"a\": 1}', '{\"a\": [2, \"é\"]}')", (addr, client))
+    assert scalar(su, "SELECT count(*) FROM audit.events AS e WHERE e IS NOT NULL") == 2
+    assert seal(su)[1] == 2
+    assert sealed_hashes(su) == specified_hashes(su)
+    assert findings(su) == []
 
 
 def non_ascii_events(conn: psycopg.Connection) -> None:
@@ -505,3 +584,29 @@ def test_ids_no_block_covers_are_found_between_interleaved_blocks(su: Conn) -> N
                " VALUES (%s, 'app', 'forged', '2020-01-07 00:00+00')", (unused,))
     block = scalar(su, "SELECT max(block) FROM audit.seal_blocks WHERE lower(ids) <= %s", (unused,))
     assert findings(su) == [(block, "inserted", [unused])]
+
+
+# -- two sealers at once (docs/integrity.md#sealing, Concurrency) ---------------------------
+
+def test_a_second_seal_waits_for_the_first_then_seals_only_what_is_left(
+        installed_db: str, su: Conn) -> None:
+    log(su, 5)
+    with connect(installed_db, autocommit=False) as first, connect(installed_db) as second, \
+            ThreadPoolExecutor(1) as pool:
+        second.execute("SET statement_timeout = '30s'")
+        first_run = seal(first, 2)
+        assert first_run[:2] == (3, 5)
+        log(su, 3)  # writers do not wait for the first run
+        waiting = pool.submit(seal, second, 2)
+        deadline = time.monotonic() + 20
+        while first.info.backend_pid not in scalar(su, "SELECT pg_blocking_pids(%s)",
+                                                   (second.info.backend_pid,)):
+            assert not waiting.done() and time.monotonic() < deadline, "the second run did not wait"
+            time.sleep(0.02)
+        first.commit()
+        top = scalar(su, "SELECT max(id) FROM audit.events")
+        assert waiting.result(timeout=30) == (2, 3, top)
+    assert scalar(su, "SELECT array_agg(block ORDER BY block) FROM audit.seal_blocks") == [1, 2, 3, 4, 5]
+    assert seal(su) == (0, 0, top)
+    assert sealed_hashes(su).keys() == specified_hashes(su).keys()
+    assert findings(su) == []
