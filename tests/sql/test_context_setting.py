@@ -9,7 +9,11 @@ import ipaddress
 import psycopg
 import pytest
 
-from tests.sql.sqltools import Conn, attach, events, run, scalar
+from auditsql.installer import install
+from auditsql.render import Settings
+from tests.sql.sqltools import Conn, attach, connect, events, run, scalar
+
+from .test_context import latin1_db  # noqa: F401  (the fixture)
 
 @pytest.fixture(params=["row", "statement"])
 def notes(su: Conn, request: pytest.FixtureRequest) -> str:
@@ -203,3 +207,37 @@ def test_current_context_is_what_the_next_event_records(su: Conn, notes: str) ->
     assert [(c["actor_id"], c["ip_address_raw"], c["application_name"]) for c in seen] == [
         ("raw-1", "not an address", "first"), ("helper", None, "first"),
         ("raw-2", None, "second")]
+
+
+@pytest.mark.parametrize("address", ["1.2.3.4", "not an address"])
+def test_set_request_with_null_clears_the_request_and_leaves_the_actor(
+        su: Conn, notes: str, address: str) -> None:
+    request = ("ip_address", "ip_address_raw", "user_agent", "request_id")
+    with su.transaction():
+        run(su, "SELECT audit.set_actor('u-1', 'u1@example.com', 'member')")
+        su.execute("SELECT audit.set_request(%s, 'ua', 'r')", (address,))
+        write(su, "set")
+        run(su, "SELECT audit.set_request(NULL)")
+        write(su, "cleared")
+    was, now = events(su, notes)
+    assert [was[f] for f in request[2:]] == ["ua", "r"]
+    assert str(was["ip_address"] or was["ip_address_raw"]) == address
+    assert [now[f] for f in request] == [None] * 4
+    assert [now[f] for f in ("actor_id", "actor_email", "actor_role")] == [
+        "u-1", "u1@example.com", "member"]
+
+
+@pytest.mark.parametrize("capture", ["row", "statement"])
+def test_a_value_set_with_set_config_alone_is_cut_with_the_marker_of_a_database_not_in_utf8(
+        latin1_db: str, capture: str) -> None:  # noqa: F811
+    """Capture cuts it as the helpers do: its first 1023 characters and '~'."""
+    with psycopg.connect(latin1_db, autocommit=True) as plain:
+        install(plain, Settings())
+    with connect(latin1_db) as conn:
+        run(conn, "CREATE TABLE notes (id int PRIMARY KEY, body text)")
+        attach(conn, "notes", capture=capture)
+        with conn.transaction():
+            conn.execute("SELECT set_config('auditsql.actor_id', %s, true)", ("é" * 2000,))
+            run(conn, "INSERT INTO notes VALUES (1, 'é')")
+        actor = scalar(conn, "SELECT actor_id FROM audit.events WHERE action = 'created'")
+    assert actor == "é" * 1023 + "~"

@@ -173,6 +173,30 @@ def test_push_with_nothing_in_force_pops_back_to_nothing(su: Conn, notes: str) -
     assert recorded(su, notes) == [("a", ctx("a")), ("none", NONE)]
 
 
+def test_the_stack_is_a_json_array_in_a_setting_the_last_saved_first(su: Conn) -> None:
+    keys = ("actor_id", "actor_email", "actor_role", "ip_address", "user_agent", "request_id")
+    with su.transaction():
+        su.execute("SELECT audit.set_context(%s, %s, %s, %s, %s, %s)", ctx("a"))
+        push(su, ctx("b"))
+        push(su, ctx("c"))
+        stack = scalar(su, "SELECT current_setting('auditsql.context_stack')::jsonb")
+    assert [tuple(saved[k] for k in keys) for saved in stack] == [ctx("b"), ctx("a")]
+
+
+def test_push_with_nulls_clears_the_whole_context_inside_the_block(su: Conn, notes: str) -> None:
+    outer = ("a", "a@example.com", "role-a", "203.0.113.1", "ua-a", "req-a")
+    with su.transaction():
+        su.execute("SELECT audit.set_context(%s, %s, %s, %s, %s, %s)", outer)
+        su.execute("SELECT audit.push_context(NULL, NULL, NULL, NULL, NULL, NULL)")
+        write(su, "inside")
+        su.execute("SELECT audit.pop_context()")
+        write(su, "after")
+    inside, after = events(su, notes)
+    assert context_of(inside) == NONE and inside["ip_address"] is None
+    assert context_of(after) == outer[:3] + (None,) + outer[4:]  # a valid address: raw NULL
+    assert str(after["ip_address"]) == outer[3]
+
+
 def test_pop_without_push_is_refused_in_a_sentence(su: Conn, notes: str) -> None:
     error = expect_error(su, "SELECT audit.pop_context()", sqlstate="55000")
     assert str(error).startswith("auditsql: pop_context has no saved context to restore:")
