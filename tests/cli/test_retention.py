@@ -308,6 +308,17 @@ def test_run_moves_creates_and_removes(old_events: str) -> None:
     assert again.stdout == "" and "nothing to do" in again.stderr
 
 
+def test_run_does_not_seal(old_events: str) -> None:
+    """docs/integrity.md: `auditsql retention run` does not seal; schedule
+    `auditsql seal` beside it."""
+    ok("seal", "--dsn", old_events)
+    execute(old_events, "SELECT audit.log_event('login', 'user', '1')")
+    head = query(old_events, "SELECT * FROM audit.seal_head")
+    for output in ([], ["--json"]):
+        ok("retention", "run", *output, "--dsn", old_events)
+        assert query(old_events, "SELECT * FROM audit.seal_head") == head
+
+
 def test_run_json(old_events: str) -> None:
     payload = json.loads(ok("retention", "run", "--json", "--dsn", old_events).stdout)
     assert set(payload) == {"maintained", "removed"}

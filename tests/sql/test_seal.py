@@ -200,14 +200,15 @@ def test_an_altered_head_is_found(sealed: Conn) -> None:
     assert findings(sealed) == [(2, "altered", None)]
 
 
+def unseal_everything(conn: Conn) -> None:
+    """Remove the whole chain, guards lifted: the next seal() rebuilds it from scratch."""
+    lift_chain_guards(conn, "DELETE FROM audit.seal_blocks", "DELETE FROM audit.seal_head",
+                      "INSERT INTO audit.seal_head DEFAULT VALUES")
+
+
 def test_resealing_from_scratch_is_consistent_without_a_digest(sealed: Conn) -> None:
     tamper(sealed, 15, "UPDATE audit.events SET action = 'logout' WHERE id = 15")
-    quiet_ddl(sealed, "ALTER TABLE audit.seal_blocks DISABLE TRIGGER auditsql_guard_statement",
-              "ALTER TABLE audit.seal_head DISABLE TRIGGER auditsql_guard_statement",
-              "DELETE FROM audit.seal_blocks", "DELETE FROM audit.seal_head",
-              "INSERT INTO audit.seal_head DEFAULT VALUES",
-              "ALTER TABLE audit.seal_blocks ENABLE ALWAYS TRIGGER auditsql_guard_statement",
-              "ALTER TABLE audit.seal_head ENABLE ALWAYS TRIGGER auditsql_guard_statement")
+    unseal_everything(sealed)
     seal(sealed, 10)
     # Only a digest kept elsewhere tells (tests/cli/test_integrity.py).
     assert findings(sealed) == []
@@ -296,15 +297,45 @@ def test_retention_leaves_the_chain_verifiable(su: Conn) -> None:
     assert findings(su) == []
 
 
+def drop_by_hand(conn: Conn, partition: str) -> tuple[int, str, list[int]]:
+    """Drop a partition outside retention, guards lifted; the finding that
+    deletion is (its one block's ids)."""
+    quiet_ddl(conn, f"ALTER TABLE audit.events DETACH PARTITION audit.{partition}",
+              f"DROP TABLE audit.{partition}")
+    gone = conn.execute("SELECT block, ids::text FROM audit.seal_blocks WHERE partition = %s",
+                        (f"audit.{partition}",)).fetchone()
+    first, last = (int(x) for x in gone["ids"].strip("{[)}").split(","))
+    return gone["block"], "deleted", list(range(first, last))
+
+
 def test_a_partition_dropped_outside_retention_is_a_deletion(su: Conn) -> None:
     old_events(su, ["2019-12", "2020-01"])
     seal(su)
-    quiet_ddl(su, "ALTER TABLE audit.events DETACH PARTITION audit.events_2019_12",
-              "DROP TABLE audit.events_2019_12")
-    gone = su.execute("SELECT block, ids::text FROM audit.seal_blocks"
-                      " WHERE partition = 'audit.events_2019_12'").fetchone()
-    first, last = (int(x) for x in gone["ids"].strip("{[)}").split(","))
-    assert findings(su) == [(gone["block"], "deleted", list(range(first, last)))]
+    deleted = drop_by_hand(su, "events_2019_12")
+    assert findings(su) == [deleted]
+
+
+def chain(conn: Conn) -> list[tuple[int, bytes]]:
+    return [(r["block"], bytes(r["hash"]))
+            for r in conn.execute("SELECT block, hash FROM audit.seal_blocks ORDER BY block")]
+
+
+def test_retention_removes_no_block(su: Conn) -> None:
+    old_events(su, ["2019-12", "2020-01", "2020-02"])
+    seal(su, 1)
+    before = chain(su)
+    assert len(su.execute("SELECT * FROM audit.apply_retention('2023-02-01')").fetchall()) == 2
+    assert chain(su) == before
+
+
+def test_events_gone_outside_the_range_retention_recorded_are_deletions(su: Conn) -> None:
+    old_events(su, ["2019-12", "2020-01", "2020-02"])
+    seal(su)
+    removed = su.execute("SELECT * FROM audit.apply_retention('2023-01-01')").fetchall()
+    assert [r["partition"] for r in removed] == ["events_2019_12"]
+    assert findings(su) == []
+    deleted = drop_by_hand(su, "events_2020_02")
+    assert findings(su) == [deleted]
 
 
 def test_held_events_stay_verifiable_after_retention(su: Conn) -> None:
@@ -367,17 +398,29 @@ def test_a_later_erasure_keeps_the_first_digest(su: Conn) -> None:
     assert findings(su) == []
 
 
+def seal_in_the_default_partition(conn: Conn, *times: str) -> list[int]:
+    """Events at `times` (beyond every partition), sealed: the events of
+    each block of the default partition."""
+    conn.execute("INSERT INTO audit.events (category, action, occurred_at)"
+                 " SELECT 'app', 'x', t FROM unnest(%s::timestamptz[]) AS t", (list(times),))
+    seal(conn)
+    return [r["events"] for r in conn.execute(
+        "SELECT events FROM audit.seal_blocks WHERE partition = 'audit.events_default' ORDER BY block")]
+
+
 def test_events_moved_out_of_the_default_partition_still_verify(su: Conn) -> None:
-    su.execute("INSERT INTO audit.events (category, action, occurred_at)"
-               " SELECT 'app', 'x', t FROM unnest(ARRAY['2031-01-05 00:00+00',"
-               " '2031-02-05 00:00+00']::timestamptz[]) AS t")
-    seal(su)
-    spans = su.execute("SELECT partition, events FROM audit.seal_blocks"
-                       " WHERE partition = 'audit.events_default'").fetchall()
-    assert [r["events"] for r in spans] == [1, 1]  # one block per month
+    spans = seal_in_the_default_partition(su, "2031-01-05 00:00+00", "2031-02-05 00:00+00")
+    assert spans == [1, 1]  # one block per month
     su.execute("SELECT * FROM audit.maintain(0)")
     assert scalar(su, "SELECT count(*) FROM audit.events_default") == 0
     seal(su)
+    assert findings(su) == []
+
+
+def test_a_default_partition_block_never_spans_a_utc_month_in_any_session_time_zone(su: Conn) -> None:
+    """Both events fall on 1 February in Auckland, in two UTC months."""
+    su.execute("SET TimeZone = 'Pacific/Auckland'")
+    assert seal_in_the_default_partition(su, "2031-01-31 20:00+00", "2031-02-01 01:00+00") == [1, 1]
     assert findings(su) == []
 
 

@@ -9,8 +9,9 @@ import threading
 import time
 
 import psycopg
+import pytest
 
-from tests.sql.sqltools import Conn, connect, scalar
+from tests.sql.sqltools import Conn, connect, run, scalar
 
 
 def seal(conn: Conn) -> int:
@@ -28,9 +29,22 @@ def committed(conn: Conn) -> list[int]:
     return [r["id"] for r in conn.execute("SELECT id FROM audit.events ORDER BY id").fetchall()]
 
 
-def test_an_open_transaction_holds_the_bound_below_its_id(installed_db: str, su: Conn) -> None:
+@pytest.mark.parametrize("write", [
+    "SELECT audit.log_event('login', 'user', 'slow')",
+    "INSERT INTO public.t VALUES (2)",
+    "TRUNCATE public.t",
+    "SELECT audit.set_retention('saas')",
+], ids=["log-event", "captured-insert", "captured-truncate", "system-event"])
+def test_an_open_transaction_holds_the_bound_below_its_id(installed_db: str, su: Conn,
+                                                          write: str) -> None:
+    """Whatever its first write recorded: an event of its own, a captured
+    row or TRUNCATE, a system event."""
+    run(su, "CREATE TABLE public.t (id int PRIMARY KEY)", "SELECT audit.attach('public.t')",
+        "INSERT INTO public.t VALUES (1)")
     with connect(installed_db, autocommit=False) as slow:
-        early = scalar(slow, "SELECT audit.log_event('login', 'user', 'slow')")
+        slow.execute(write)
+        early = scalar(slow, "SELECT min(id) FROM audit.events WHERE txid = txid_current()")
+        assert early is not None  # the write recorded an event
         later = scalar(su, "SELECT audit.log_event('login', 'user', 'quick')")
         assert later > early
         # The later event is committed, the earlier not yet: neither is sealed.
@@ -53,9 +67,10 @@ def test_a_mark_left_by_a_run_is_sealed_by_a_later_one(installed_db: str, su: Co
         assert mark is not None and mark["mark_id"] >= quick
         slow.commit()
     with connect(installed_db, autocommit=False) as busy:
-        busy.execute("SELECT audit.log_event('login', 'user', 'busy')")  # has an id first
+        own = scalar(busy, "SELECT audit.log_event('login', 'user', 'busy')")  # has an id first
         # In a transaction that already has an id, only the mark can be sealed.
         assert int(scalar(busy, "SELECT sealed_to FROM audit.seal()")) >= quick
+        assert own not in covered(busy)  # not its own uncommitted event
         busy.commit()
     assert scalar(su, "SELECT count(*) FROM audit.verify_chain()") == 0
 
