@@ -107,6 +107,10 @@ def translate(exc: psycopg.Error, errors_as: Errors | None = None) -> errors.Aud
         return errors.UnsupportedServer(message)
     if isinstance(exc, pgerrors.ObjectInUse):
         return errors.HeldEntity(message)
+    if isinstance(exc, pgerrors.LockNotAvailable):
+        # An OperationalError to psycopg, but the server answered: a lock
+        # was busy, not the connection.
+        return errors.LockUnavailable(message)
     if isinstance(exc, psycopg.OperationalError):
         return errors.ConnectionFailed(message)
     return errors.DatabaseError(message)

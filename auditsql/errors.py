@@ -43,6 +43,11 @@ class CannotUpgrade(AuditsqlError):
     than the package, or one no upgrade step leads from."""
 
 
+class LockUnavailable(AuditsqlError):
+    """A lock the operation needs was not had in time (another session held
+    it); the operation changed nothing and can be run again."""
+
+
 class DatabaseError(AuditsqlError):
     """Any other error reported by the server, with its message."""
 

@@ -63,7 +63,7 @@ Exit codes:
 | code | meaning |
 |------|---------|
 | 0 | success |
-| 1 | the operation failed: unknown table, not installed, missing privilege, no primary key, no retention policy, pg_cron not available, ... |
+| 1 | the operation failed: unknown table, not installed, missing privilege, no primary key, no retention policy, pg_cron not available, a lock another session held past the wait allowed, ... |
 | 2 | usage error, invalid name or value, or the database could not be reached |
 
 Errors are reported as one line on stderr, starting with `error:`.

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -369,6 +370,19 @@ def test_run_without_a_policy_changes_nothing(installed: str) -> None:
                "retention set")
     assert partitions(installed) == before
     assert scalar(installed, "SELECT count(*) FROM audit.events_default") == 1
+
+
+def test_run_that_cannot_have_its_lock_exits_1_and_removes_nothing(old_events: str) -> None:
+    """docs/retention.md: `auditsql retention run` "exits 1 when no policy is
+    set or a lock could not be had"; retention then removes nothing."""
+    with psycopg.connect(old_events) as writer:
+        writer.execute("INSERT INTO t VALUES (2)")  # a transaction left open on the log
+        res = run("retention", "run", "--dsn", old_events)
+        writer.rollback()
+    assert "events_2010_01" in partitions(old_events)
+    assert scalar(old_events, "SELECT count(*) FROM audit.events"
+                              " WHERE action = 'retention_applied'") == 0
+    error_line(res, 1, "lock")
 
 
 def test_run_refuses_bad_months(old_events: str) -> None:
