@@ -406,6 +406,24 @@ def test_holds_cannot_change_while_retention_runs(old_months: Conn, installed_db
     assert "ShareLock" in modes  # conflicts with the inserts and deletes of holds
 
 
+def test_policy_and_hold_events_name_what_they_replace(su: Conn) -> None:
+    """docs/retention.md, Events about the log: `previous: {policy, keep,
+    set_at, set_by}` and `hold: {reason, placed_at, placed_by}`."""
+    su.execute("SELECT audit.set_retention('saas')")
+    saas = su.execute("SELECT set_at, set_by FROM audit.retention").fetchone()
+    su.execute("SELECT audit.set_retention('financial')")
+    previous = system_events(su, "retention_policy_set")[-1]["after"]["previous"]
+    assert {**previous, "set_at": datetime.fromisoformat(previous["set_at"])} == {
+        "policy": "saas", "keep": "3 years", **(saas or {})}
+    add_events(su, ["2019-12-10"], entity_id="5")
+    su.execute("SELECT audit.place_hold(%s, '5', 'case 8')", (T,))
+    placed = su.execute("SELECT placed_at, placed_by FROM audit.legal_holds").fetchone()
+    su.execute("SELECT audit.release_hold(%s, '5', 'closed')", (T,))
+    hold = system_events(su, "legal_hold_released")[-1]["after"]["hold"]
+    assert {**hold, "placed_at": datetime.fromisoformat(hold["placed_at"])} == {
+        "reason": "case 8", **(placed or {})}
+
+
 # --------------------------------------------------------------------------
 # Maintenance
 # --------------------------------------------------------------------------
@@ -506,6 +524,41 @@ def test_retention_gives_up_rather_than_queue_writers(old_months: Conn, installe
         writer.commit()
     assert partitions(old_months) == before
     assert system_events(old_months, "retention_applied") == []
+
+
+def test_maintenance_gives_up_rather_than_wait(su: Conn, installed_db: str) -> None:
+    """maintain runs with lock_timeout = 2s: a long transaction reading the
+    whole log makes it fail with lock_not_available, changing nothing."""
+    add_events(su, ["2017-02-02"])  # in the default partition: a move is due
+    before = partitions(su)
+    su.execute("SET statement_timeout = '20s'")  # waiting without a lock_timeout ends otherwise
+    with connect(installed_db, autocommit=False) as reader:
+        reader.execute("SELECT count(*) FROM audit.events").fetchall()  # left open
+        started = time.monotonic()
+        expect_error(su, "SELECT * FROM audit.maintain()", sqlstate="55P03")
+        assert time.monotonic() - started < 10
+        reader.rollback()
+    assert partitions(su) == before
+    assert scalar(su, "SELECT count(*) FROM audit.events_default") == 1
+    assert system_events(su, "default_rows_moved") == []
+
+
+def test_listing_partitions_never_waits(old_months: Conn, installed_db: str) -> None:
+    """event_partitions() reads the catalog only: it answers while
+    maintenance holds the default partition, and retention the log, in
+    ACCESS EXCLUSIVE."""
+    add_events(old_months, ["2017-02-02"])  # in the default partition
+    old_months.execute("SET lock_timeout = '1s'")
+    before = partitions(old_months)
+    for call, table in (("SELECT * FROM audit.maintain()", "audit.events_default"),
+                        ("SELECT * FROM audit.apply_retention('2023-01-01')", "audit.events")):
+        with connect(installed_db, autocommit=False) as other:
+            assert other.execute(call).fetchall() != []  # left open, holding its locks
+            assert "AccessExclusiveLock" in column(
+                old_months, "SELECT mode FROM pg_locks WHERE pid = %s AND relation = %s::regclass",
+                (other.info.backend_pid, table))
+            assert partitions(old_months) == before
+            other.rollback()
 
 
 # --------------------------------------------------------------------------

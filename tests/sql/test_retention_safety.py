@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tests.harness.server import Server
 from tests.sql.sqltools import Conn, column, expect_error, run, scalar
 
-from .test_retention import T, add_events, partitions, system_events, utc
+from .test_retention import T, add_events, months_from_now, partitions, system_events, utc
 
 HYPOTHESIS = settings(max_examples=40, deadline=None,
                       suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -314,6 +314,35 @@ def test_the_preview_can_count_what_maintenance_first_moves(su: Conn) -> None:
         ("events_2015_03", 2, 1), ("events_2015_07", 1, 0)]
     su.execute("SELECT * FROM audit.maintain()")
     assert result(preview) == result(su.execute("SELECT * FROM audit.apply_retention()").fetchall())
+
+
+def test_the_preview_may_look_ahead(su: Conn) -> None:
+    """Unlike apply_retention's, the preview's as_of may be in the future:
+    what goes then, with the partitions and holds as they are now."""
+    su.execute("SELECT audit.set_retention('saas')")
+    now = scalar(su, "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')")
+    add_events(su, [now], entity_id="1")
+    add_events(su, [now], entity_id="2")
+    su.execute("SELECT audit.place_hold(%s, '2', 'r')", (T,))
+    month = months_from_now(su, 1)[0]
+    count = f"SELECT count(*) FROM audit.{month}"
+    kept = scalar(su, count + " WHERE entity_type = %s AND entity_id = '2'", (T,))
+    later = "SELECT * FROM audit.retention_preview(NULL, now() + %s::interval)"
+    assert month not in [r["partition"] for r in su.execute(later, ("3 years",))]
+    [row] = [r for r in su.execute(later, ("3 years 2 months",)) if r["partition"] == month]
+    assert (row["rows_removed"], row["rows_kept"]) == (scalar(su, count) - kept, kept)
+    assert kept >= 1
+
+
+def test_the_preview_takes_no_lock_but_reading(months: Conn, installed_db: str) -> None:
+    """It takes no lock beyond what reading takes: none that would hold up a
+    writer or a hold being placed."""
+    with psycopg.connect(installed_db) as conn:
+        assert conn.execute("SELECT * FROM audit.retention_preview(NULL, now(), true)").fetchall()
+        modes = column(months, "SELECT DISTINCT mode FROM pg_locks"
+                               " WHERE pid = %s AND locktype = 'relation'",
+                       (conn.info.backend_pid,))
+    assert modes == ["AccessShareLock"]
 
 
 def test_bad_previews_are_refused(su: Conn) -> None:
