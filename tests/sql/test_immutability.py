@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -243,6 +245,11 @@ def test_public_holds_nothing_but_the_public_functions(su: Conn, app: AppRole) -
             " WHERE p.pronamespace = 'audit'::regnamespace"
             " AND has_function_privilege(%s, p.oid, 'EXECUTE')", (app.name,)))
     assert executable == PUBLIC_FUNCTIONS
+    # docs/verify.md (privileges.public) names each of them.
+    verify_md = (Path(__file__).resolve().parents[2] / "docs" / "verify.md").read_text(encoding="utf-8")
+    row = next(line for line in verify_md.splitlines() if line.startswith("| `privileges.public` |"))
+    named = set(re.findall(r"`([a-z_]+)`", row.split("|")[2]))
+    assert {f.split("(")[0].removeprefix("audit.") for f in PUBLIC_FUNCTIONS} <= named
 
 
 def test_reader_may_read_the_log_only(pg: Server, installed_db: str, su: Conn,
