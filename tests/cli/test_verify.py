@@ -189,6 +189,20 @@ def test_a_sound_installation_passes(installed: Install, tmp_path: Path) -> None
     assert [case.get("name") for case in suite.iter("testcase")] == ALWAYS
 
 
+def test_the_result_is_the_worst_status_and_the_summary_counts_them(
+        installed: Install, tmp_path: Path) -> None:
+    """Warnings alone (an installation made without a superuser always has
+    some) make the result `warn`, in the JSON and the JUnit report, and exit 0."""
+    junit = tmp_path / "report.xml"
+    payload = report(installed.dsn, "--junit", str(junit), code=0)
+    found = list(statuses(payload).values())
+    assert payload["summary"] == {s: found.count(s) for s in ("pass", "warn", "fail")}
+    assert payload["result"] == ("warn" if "warn" in found else "pass")
+    assert installed.kind == "superuser" or payload["result"] == "warn"
+    result = ET.parse(junit).getroot().find(".//property[@name='result']")
+    assert result is not None and result.get("value") == payload["result"]
+
+
 def test_every_check_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "verify.md").read_text(encoding="utf-8")
     for check_id in checks.REGISTRY:
@@ -307,6 +321,19 @@ TAMPERINGS = [
               upgrade=False),
     Tampering("make the owner role LOGIN", "ALTER ROLE {owner} LOGIN", ("roles.owner",),
               "ALTER ROLE {owner} NOLOGIN", upgrade=False, both=True),
+    Tampering("make the owner role a superuser", "ALTER ROLE {owner} SUPERUSER",
+              ("roles.owner",), "ALTER ROLE {owner} NOSUPERUSER", upgrade=False),
+    Tampering("let a role set the log's sequence",
+              "GRANT UPDATE ON SEQUENCE audit.events_id_seq TO {app}", ("privileges.writers",),
+              "REVOKE UPDATE ON SEQUENCE audit.events_id_seq FROM {app}", upgrade=False, both=True),
+    Tampering("let a role add triggers to an audit table", "GRANT TRIGGER ON audit.tables TO {app}",
+              ("privileges.writers",), "REVOKE TRIGGER ON audit.tables FROM {app}", upgrade=False),
+    # The triggers stay as attach made them, but write nothing.
+    Tampering("replace a capture function",
+              "CREATE OR REPLACE FUNCTION audit.capture_{orders}() RETURNS trigger"
+              " LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN RETURN NULL; END $$",
+              ("objects.fingerprints", "functions.security_definer"),
+              "SELECT audit.attach('app.orders')", upgrade=False, both=True),
     Tampering("remove a guard", "DROP TRIGGER auditsql_guard_statement ON audit.events_default",
               ("objects.present", "triggers.guards"), both=True),
     Tampering("remove a partition's guard", "DROP TRIGGER auditsql_guard_statement ON {partition}",
@@ -703,6 +730,26 @@ def test_a_renamed_policy_column_fails(db: str) -> None:
     assert item["status"] == "fail" and len(item["details"]) == 2
     ok("attach", "--dsn", db, "users", "--redact", "password_hash", "--exclude", "last_seen")
     assert statuses(report(db))["capture.columns"] == "pass"
+
+
+def test_a_json_cast_whose_owner_stopped_being_a_superuser_fails(
+        pg: Server, db: str, make_role: MakeRole) -> None:
+    """A superuser's cast to json is trusted; once its function's owner is
+    no superuser, capture would run that role's code as the owner role."""
+    ok("install", "--dsn", db, "--retention", "saas")
+    role = make_role("SUPERUSER")
+    execute(pg.dsn(dbname(db), user=role),
+            "CREATE TYPE public.mood AS ENUM ('calm');"
+            " CREATE FUNCTION public.mood_json(public.mood) RETURNS json LANGUAGE sql"
+            " AS $$ SELECT to_json($1::text) $$;"
+            " CREATE CAST (public.mood AS json) WITH FUNCTION public.mood_json(public.mood)")
+    assert statuses(report(db))["capture.json_casts"] == "pass"
+    execute(db, f'ALTER ROLE "{role}" NOSUPERUSER')
+    item = by_id(report(db, code=1), "capture.json_casts")
+    assert item["details"] == [f"mood -> json (function mood_json(mood), owned by {role})"]
+    assert item["hint"].startswith("drop the cast, or have a superuser own its function")
+    execute(db, "DROP CAST (public.mood AS json)")
+    assert statuses(report(db))["capture.json_casts"] == "pass"
 
 
 def test_trusted_id_columns_warn(db: str) -> None:

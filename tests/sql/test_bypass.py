@@ -206,6 +206,19 @@ def test_a_superuser_may_and_it_is_recorded(audited: Conn) -> None:
     assert triggers(audited, "public.items") == ALWAYS
 
 
+def test_a_superuser_changing_an_audit_object_is_recorded(audited: Conn) -> None:
+    """Not only a guard lifted: a function of the audit schema replaced by a
+    superuser (a guard that lets everything through) is an `audit_ddl`
+    event of the same transaction (docs/security.md)."""
+    with audited.transaction():
+        txid = scalar(audited, "SELECT txid_current()")
+        audited.execute("CREATE OR REPLACE FUNCTION audit.guard() RETURNS trigger"
+                        " LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$")
+    [ddl] = events(audited, actions=["audit_ddl"], source="audit.events")
+    assert (ddl["txid"], ddl["after"]["command"]) == (txid, "CREATE FUNCTION")
+    assert ddl["after"]["objects"] == ["CREATE FUNCTION audit.guard()"]
+
+
 def test_detaching_a_partition_is_recorded(audited: Conn, app_conn: Conn) -> None:
     """DETACH PARTITION by the table's owner (no audit role): the writes to
     the detached table are not captured, but the log says when it left the
