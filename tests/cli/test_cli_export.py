@@ -7,6 +7,8 @@ import csv
 import importlib
 import io
 import json
+import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -190,3 +192,34 @@ def test_binary_copy_lines(rows: list[bytes], extension: bytes, split_header: bo
 def test_binary_copy_without_its_header() -> None:
     with pytest.raises(errors.DatabaseError, match="binary header"):
         list(events._binary_lines(iter([memoryview(b"\x00\x01\x00\x00\x00\x01x")])))
+
+
+def test_events_come_in_id_order_not_time_order(installed_db: str) -> None:
+    # docs/cli.md: "Export events, oldest first (in id order)"; --after-id
+    # resumes only if that holds. A statement that began first (its
+    # occurred_at earlier) but waited on a lock writes its event after one
+    # that began later.
+    db = installed_db
+    execute(db, "CREATE TABLE t (id int PRIMARY KEY)")
+    ok("attach", "--dsn", db, "t")
+    with psycopg.connect(db, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(4242)")
+        waiter = threading.Thread(target=execute, args=(
+            db, "INSERT INTO t SELECT 1 FROM pg_advisory_lock(4242)"))
+        waiter.start()
+        deadline = time.monotonic() + 30
+        while not scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+                            " AND datname = current_database()"):
+            assert time.monotonic() < deadline, "the insert did not wait for the lock"
+            time.sleep(0.02)
+        execute(db, "INSERT INTO t VALUES (2)")
+        holder.execute("SELECT pg_advisory_unlock(4242)")
+        waiter.join(timeout=30)
+    assert query(db, "SELECT entity_id FROM audit.events WHERE action = 'created'"
+                     " ORDER BY occurred_at") == [("1",), ("2",)]
+    for fmt in ("jsonl", "csv"):
+        out = ok("export", "--dsn", db, *SINCE, "--format", fmt).stdout
+        got = ([json.loads(x) for x in out.splitlines()] if fmt == "jsonl"
+               else list(csv.DictReader(io.StringIO(out))))
+        assert [int(e["id"]) for e in got] == [e["id"] for e in stored(db)]
+        assert [e["entity_id"] for e in got if e["action"] == "created"] == ["2", "1"]

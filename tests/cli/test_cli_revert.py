@@ -384,3 +384,68 @@ def test_numbers_keep_their_scale(installed_db: str) -> None:
     run_as(db, "r1", "UPDATE m SET n = NULL, f = NULL WHERE id = 1", "DELETE FROM m WHERE id > 1")
     ok("revert", "--dsn", db, "--request-id", "r1", "--apply", "--actor", "ops")
     assert rows(db, "m") == before
+
+
+@pytest.fixture
+def table_t(installed_db: str) -> str:
+    """An audited table t (id, v) holding rows 1, 2 and 3, v = 'a'."""
+    execute(installed_db, "CREATE TABLE t (id int PRIMARY KEY, v text)")
+    ok("attach", "--dsn", installed_db, "t")
+    execute(installed_db, "INSERT INTO t VALUES (1, 'a'), (2, 'a'), (3, 'a')")
+    return installed_db
+
+
+def test_a_truncate_is_undone_by_inserting_the_rows_again(table_t: str) -> None:
+    # docs/revert.md: "`deleted`, `truncated` | `INSERT` of the row as it was".
+    before = rows(table_t, "t")
+    run_as(table_t, "r1", "TRUNCATE t")
+    assert scalar(table_t, "SELECT count(*) FROM audit.events WHERE request_id = 'r1'"
+                           " AND action = 'truncated'") == 3
+    assert ok("revert", "--dsn", table_t, "--request-id", "r1").stdout.count("INSERT INTO") == 3
+    done = ok("revert", "--dsn", table_t, "--request-id", "r1", "--apply", "--actor", "ops")
+    assert rows(table_t, "t") == before
+    assert query(table_t, "SELECT action, entity_id FROM audit.events WHERE txid = %s"
+                          " ORDER BY entity_id", (int(done.stderr.split()[-1]),)) == [
+        ("created", "1"), ("created", "2"), ("created", "3")]
+
+
+def test_rows_deleted_or_rekeyed_since_are_conflicts(table_t: str) -> None:
+    # docs/revert.md: changed again "by an event outside it (updated,
+    # deleted, its key changed, ...)": each listed, then one error line.
+    run_as(table_t, "r1", "UPDATE t SET v = 'b' WHERE id IN (1, 2)")
+    undone = dict(query(table_t, "SELECT entity_id, id FROM audit.events"
+                                 " WHERE request_id = 'r1'"))
+    run_as(table_t, "r2", "DELETE FROM t WHERE id = 1")
+    run_as(table_t, "r3", "UPDATE t SET id = 20 WHERE id = 2")
+    deleted, rekeyed = (scalar(table_t, "SELECT id FROM audit.events WHERE request_id = %s",
+                               (r,)) for r in ("r2", "r3"))
+    now = rows(table_t, "t")
+    for args in ((), ("--apply", "--actor", "ops")):
+        res = run("revert", "--dsn", table_t, "--request-id", "r1", *args)
+        assert res.code == 1 and res.stdout == "", str(res)
+        *conflicts, last = res.stderr.splitlines()
+        assert conflicts == [
+            f"conflict: public.t 1: changed again by event {deleted} (deleted)"
+            f" after event {undone['1']}",
+            f"conflict: public.t 2: changed again by event {rekeyed} (updated)"
+            f" after event {undone['2']}"], str(res)
+        assert last.startswith("error: ") and "nothing reverted" in last
+        assert rows(table_t, "t") == now
+
+
+def test_a_conflict_met_while_applying_rolls_back_the_whole_revert(table_t: str) -> None:
+    # docs/revert.md: "the whole revert is rolled back"; "Nothing is changed
+    # when anything fails". Undone newest first, row 2's update is set back
+    # before the statement for row 1 finds no row.
+    run_as(table_t, "r1", "UPDATE t SET v = 'b' WHERE id = 1", "UPDATE t SET v = 'b' WHERE id = 2")
+    execute(table_t, "ALTER TABLE t DISABLE TRIGGER USER; DELETE FROM t WHERE id = 1; "
+                     "ALTER TABLE t ENABLE TRIGGER USER")
+    now, logged = rows(table_t, "t"), scalar(table_t, "SELECT count(*) FROM audit.events")
+    res = run("revert", "--dsn", table_t, "--request-id", "r1", "--apply", "--actor", "ops")
+    assert res.code == 1 and res.stdout == "", str(res)
+    conflict, last = res.stderr.splitlines()
+    assert conflict.startswith("conflict: public.t 1: undoing event ")
+    assert conflict.endswith("(updated) found 0 rows where the log says 1")
+    assert last.startswith("error: ")
+    assert rows(table_t, "t") == now
+    assert scalar(table_t, "SELECT count(*) FROM audit.events") == logged

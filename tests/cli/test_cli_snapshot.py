@@ -211,3 +211,14 @@ def test_attach_with_a_baseline_while_writers_write(db: str) -> None:
                           AND (e.entity_id = a.id::text OR e.previous_entity_id = a.id::text)
                           AND e.action <> 'snapshot')""")
     assert untouched == never_written > 0
+
+
+def test_snapshot_commits_one_batch_at_a_time_in_key_order(attached: str) -> None:
+    # docs/cli.md: "One committed batch at a time, in key order". The rows
+    # are stored out of key order (1 to 3 moved to the end of the heap).
+    execute(attached, "UPDATE orders SET status = status || '!' WHERE id <= 3")
+    ok("snapshot", "--dsn", attached, "orders", "--batch-size", "3")
+    batches = query(attached, "SELECT array_agg(entity_id::int ORDER BY entity_id::int)"
+                              " FROM audit.events WHERE action = 'snapshot'"
+                              " GROUP BY txid ORDER BY min(id)")
+    assert batches == [([1, 2, 3],), ([4, 5, 6],), ([7],)]
