@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+from collections.abc import Iterator
 
 import pytest
 from psycopg import sql
@@ -350,16 +352,26 @@ def test_dry_run_without_a_dsn_installs_cleanly(pg: Server, db: str) -> None:
         assert run("verify", "--dsn", db).code == 0
 
 
-def test_dry_run_without_event_triggers_is_for_a_role_that_is_no_superuser(
-        pg: Server, db: str, make_role: MakeRole, role_names) -> None:
+@contextlib.contextmanager
+def delegated(pg: Server, db: str, make_role: MakeRole) -> Iterator[tuple[str, str]]:
+    """(name, DSN) of a login role with CREATEROLE and CREATE on *db*, no
+    superuser: what a managed service gives. The database grant is taken
+    back after (drop_role cannot see it)."""
     role = make_role("CREATEROLE")
     grant = sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
         sql.Identifier(dbname(db)), sql.Identifier(role)).as_string()
     execute(db, grant)
     try:
+        yield role, pg.dsn(dbname(db), user=role)
+    finally:
+        execute(db, grant.replace("GRANT", "REVOKE", 1).replace(" TO ", " FROM ", 1))
+
+
+def test_dry_run_without_event_triggers_is_for_a_role_that_is_no_superuser(
+        pg: Server, db: str, make_role: MakeRole, role_names) -> None:
+    with delegated(pg, db, make_role) as (_, dsn):
         owner, reader = role_names(), role_names()
         names = ("--owner-role", owner, "--reader-role", reader)
-        dsn = pg.dsn(dbname(db), user=role)
         succeeded, stderr = _feed(pg, dsn, _offline(*names))
         assert not succeeded and "--no-event-triggers" in stderr
         assert not schema_exists(db, "audit") and not role_exists(db, owner)
@@ -368,8 +380,50 @@ def test_dry_run_without_event_triggers_is_for_a_role_that_is_no_superuser(
         assert scalar(db, "SELECT nspowner::regrole::text FROM pg_namespace "
                           "WHERE nspname = 'audit'") == owner
         assert scalar(db, "SELECT settings ->> 'event_trigger' FROM audit.installation") == "false"
-    finally:
-        execute(db, grant.replace("GRANT", "REVOKE", 1).replace(" TO ", " FROM ", 1))
+
+
+def test_dry_run_with_a_dsn_is_the_script_for_that_role(
+        pg: Server, db: str, make_role: MakeRole, role_names) -> None:
+    """README: "`--dry-run` prints the SQL ...: with `--dsn`, the script for
+    that server and role": a role that is no superuser gets no event
+    triggers, and the script installs as that role."""
+    with delegated(pg, db, make_role) as (_, dsn):
+        settings = Settings(**{k: role_names() for k in ("owner", "reader", "writer", "admin",
+                                                          "operator")})
+        names = [x for k in ("owner", "reader", "writer", "admin", "operator")
+                 for x in (f"--{k}-role", getattr(settings, k))]
+        script = ok("install", "--dsn", dsn, "--dry-run", *names).stdout
+        assert script == f"BEGIN;\n{install_sql(settings, pg.version_num, event_trigger=False)}" \
+                         "COMMIT;\n"
+        assert "CREATE EVENT TRIGGER" in ok("install", "--dsn", db, "--dry-run", *names).stdout
+        succeeded, stderr = _feed(pg, dsn, script)
+        assert succeeded, stderr
+
+
+def test_a_role_that_is_no_superuser_is_made_a_member(
+        pg: Server, db: str, make_role: MakeRole, role_names) -> None:
+    """README: "A role that installs without being a superuser is made a
+    member of the owner, operator and admin roles" (and "no event triggers
+    then")."""
+    with delegated(pg, db, make_role) as (role, dsn):
+        names = {"owner": role_names(), "operator": role_names(), "admin": role_names()}
+        ok("install", "--dsn", dsn, *(x for k, v in names.items() for x in (f"--{k}-role", v)))
+        for name in names.values():  # membership as auditsql itself checks it
+            assert scalar(db, "SELECT pg_has_role(%s, %s, 'MEMBER')", (role, name)), name
+        assert scalar(db, "SELECT count(*) FROM pg_event_trigger "
+                          "WHERE evtname LIKE 'auditsql%%'") == 0
+
+
+@pytest.mark.parametrize("bad", ["a$b", "a\nb", "a\x7fb"], ids=["dollar", "newline", "del"])
+@pytest.mark.parametrize("option", ["--schema", "--owner-role", "--reader-role", "--writer-role",
+                                    "--admin-role", "--operator-role"])
+def test_control_characters_and_dollar_are_refused(module_db: str, option: str,
+                                                   bad: str) -> None:
+    """README: "Schema and role names may not contain control characters or
+    `$`": exit 2, nothing created, with a DSN or without."""
+    error_line(run("install", "--dsn", module_db, option, bad), 2, "not allowed")
+    assert user_objects(module_db) == 0 and not role_exists(module_db, bad)
+    error_line(run("install", "--dry-run", option, bad), 2, "not allowed")
 
 
 @pytest.mark.parametrize("value", ["13", "19", "abc", "", "16.2"])

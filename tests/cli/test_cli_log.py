@@ -75,6 +75,27 @@ def test_filters(shop: str, args: tuple[str, ...], where: str) -> None:
     assert ids(res.stdout)
 
 
+def test_json_lines_are_the_columns_of_history(shop: str) -> None:
+    """README: "`--json` prints one JSON object per line (the columns of
+    `audit.history`)"."""
+    columns = [r[0] for r in query(
+        shop, "SELECT attname FROM pg_attribute WHERE attrelid = 'audit.history'::regclass"
+              " AND attnum > 0 AND NOT attisdropped ORDER BY attnum")]
+    lines = ok("log", "--dsn", shop, "--json").stdout.splitlines()
+    assert lines
+    assert all(sorted(json.loads(line)) == sorted(columns) for line in lines), columns
+
+
+def test_until_is_exclusive(shop: str) -> None:
+    """README: "`--since` (inclusive) and `--until` (exclusive)": an event at
+    the very time --until names is left out."""
+    cut = scalar(shop, "SELECT occurred_at FROM audit.events WHERE request_id = 'r3' "
+                       "ORDER BY id LIMIT 1")
+    earlier = ids(ok("log", "--dsn", shop, "--json", "--until", cut.isoformat()).stdout)
+    assert earlier == event_ids(shop, f"occurred_at < '{cut.isoformat()}'")
+    assert earlier and not set(earlier) & set(event_ids(shop, "request_id = 'r3'"))
+
+
 def test_limit_keeps_the_newest(shop: str) -> None:
     res = ok("log", "--dsn", shop, "--json", "--limit", "2")
     assert ids(res.stdout) == [r[0] for r in query(
