@@ -646,3 +646,16 @@ def test_verify_as_a_role_pg_cron_hides_the_job_from(pg: Server, cron: str, old_
     finally:
         with pg.connect(cron) as conn:
             conn.execute(f"REVOKE USAGE ON SCHEMA cron FROM {reader}")
+
+
+def test_holding_again_says_since_when_and_why(installed: str) -> None:
+    """docs/retention.md: holding an entity already held changes nothing and
+    says since when and why it is held (exit 0)."""
+    ok("retention", "hold", "public.t", "1", "--reason", "case 12", "--dsn", installed)
+    since = scalar(installed, "SELECT to_char(placed_at AT TIME ZONE 'UTC',"
+                              " 'YYYY-MM-DD HH24:MI:SS') FROM audit.legal_holds")
+    holds = query(installed, "SELECT * FROM audit.legal_holds")
+    again = ok("retention", "hold", "public.t", "1", "--reason", "other", "--dsn", installed)
+    assert again.stderr == (
+        f"public.t 1 is already under legal hold since {since} UTC: case 12\n")
+    assert query(installed, "SELECT * FROM audit.legal_holds") == holds

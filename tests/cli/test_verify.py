@@ -781,3 +781,55 @@ def test_a_partition_detached_and_attached_again_unrecorded_fails_until_attach_r
     finally:
         execute(su, "DELETE FROM app.parted_1 WHERE id = 8")
     sound(plain_install)
+
+
+def test_a_dropped_admin_role_warns_until_upgrade_creates_it(pg: Server, db: str) -> None:
+    """docs/verify.md, `roles.admin`: warns when the admin role was dropped;
+    what to do: `auditsql upgrade`."""
+    admin = unique_name("auditsql_r_adm")
+    try:
+        ok("install", "--dsn", db, "--retention", "saas", "--admin-role", admin)
+        assert statuses(report(db, code=0))["roles.admin"] == "pass"
+        drop_role(pg, admin)
+        assert scalar(db, f"SELECT count(*) FROM pg_roles WHERE rolname = '{admin}'") == 0
+        item = by_id(report(db, code=0), "roles.admin")
+        assert item["status"] == "warn"
+        assert item["message"] == f"admin role {admin} does not exist"
+        assert "auditsql upgrade" in item["hint"]
+        ok("upgrade", "--dsn", db)
+        assert statuses(report(db, code=0))["roles.admin"] == "pass"
+    finally:
+        drop_role(pg, admin)
+
+
+def test_id_columns_whose_unique_index_was_dropped_warn(db: str) -> None:
+    """docs/verify.md, `capture.id_columns`: warns when explicit id columns
+    are no longer backed by a unique index (the index was dropped since)."""
+    ok("install", "--dsn", db, "--retention", "saas")
+    execute(db, "CREATE TABLE public.views (session text NOT NULL, seq int NOT NULL,"
+                " CONSTRAINT views_key UNIQUE (session, seq))")
+    ok("attach", "--dsn", db, "views", "--id-columns", "session,seq")
+    assert by_id(report(db, code=0), "capture.id_columns")["status"] == "pass"
+    execute(db, "ALTER TABLE public.views DROP CONSTRAINT views_key")
+    item = by_id(report(db, code=0), "capture.id_columns")
+    assert item["status"] == "warn"
+    assert "session, seq are not backed by a unique index" in item["details"][0]
+    assert item["hint"].startswith("add a unique constraint")
+
+
+def test_all_tables_leaves_out_extension_tables(superuser_install: Install) -> None:
+    """docs/verify.md, `--all-tables`: not part of an extension. The table is
+    made a member of an extension every server has (plpgsql)."""
+    dsn = superuser_install.dsn
+    execute(dsn, "CREATE TABLE public.ext_member (id int)")
+    try:
+        item = by_id(report(dsn, "--all-tables", code=1), "tables.all")
+        assert item["details"] == ["public.ext_member"]
+        execute(dsn, "ALTER EXTENSION plpgsql ADD TABLE public.ext_member")
+        try:
+            item = by_id(report(dsn, "--all-tables", code=0), "tables.all")
+            assert item["status"] == "pass" and "public.ext_member" not in json.dumps(item)
+        finally:
+            execute(dsn, "ALTER EXTENSION plpgsql DROP TABLE public.ext_member")
+    finally:
+        execute(dsn, "DROP TABLE public.ext_member")
