@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -223,3 +224,21 @@ def test_events_come_in_id_order_not_time_order(installed_db: str) -> None:
                else list(csv.DictReader(io.StringIO(out))))
         assert [int(e["id"]) for e in got] == [e["id"] for e in stored(db)]
         assert [e["entity_id"] for e in got if e["action"] == "created"] == ["2", "1"]
+
+
+def test_since_includes_its_time_until_excludes_it_both_read_in_tz(logged: str) -> None:
+    # docs/cli.md, export: "--since TIME From this time on", "--until TIME
+    # Before this time", "--tz ZONE Read and show times in this zone".
+    first, at = query(logged, "SELECT id, occurred_at FROM audit.events ORDER BY id LIMIT 1")[0]
+    wall = at.astimezone(ZoneInfo("UTC")).replace(tzinfo=None).isoformat()
+
+    def ids(*args: str) -> list[int]:
+        out = ok("export", "--dsn", logged, *args).stdout
+        return [json.loads(x)["id"] for x in out.splitlines()]
+    assert ids("--since", wall, "--tz", "UTC")[0] == first
+    assert first not in ids("--since", "2000-01-01", "--until", wall, "--tz", "UTC")
+    # The same wall-clock time read in a zone behind UTC is later: the event
+    # is before it; read in a zone ahead of UTC it is earlier.
+    assert first not in ids("--since", wall, "--tz", "America/New_York")
+    assert ids("--since", wall, "--tz", "Asia/Kolkata")[0] == first
+    assert first in ids("--since", "2000-01-01", "--until", wall, "--tz", "America/New_York")

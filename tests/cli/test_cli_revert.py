@@ -449,3 +449,37 @@ def test_a_conflict_met_while_applying_rolls_back_the_whole_revert(table_t: str)
     assert last.startswith("error: ")
     assert rows(table_t, "t") == now
     assert scalar(table_t, "SELECT count(*) FROM audit.events") == logged
+
+
+def test_the_printed_script_starts_with_the_actor_and_names_each_event(table_t: str) -> None:
+    # docs/revert.md: "Each statement is preceded by a comment naming the
+    # event it undoes. With `--actor`, the script starts by naming that actor
+    # with `audit.set_context`." and "Events are undone newest first".
+    run_as(table_t, "r1", "UPDATE t SET v = 'b' WHERE id = 1", "DELETE FROM t WHERE id = 2",
+           "INSERT INTO t VALUES (4, 'd')")
+    undone = query(table_t, "SELECT id, action, entity_id FROM audit.events"
+                            " WHERE request_id = 'r1' ORDER BY id DESC")
+    lines = ok("revert", "--dsn", table_t, "--request-id", "r1", "--actor", "ops").stdout \
+        .splitlines()
+    assert lines[0] == "BEGIN;" and lines[-1] == "COMMIT;"
+    assert lines[1].startswith("SELECT \"audit\".set_context(actor_id => 'ops',")
+    statement = {"updated": "UPDATE ", "deleted": "INSERT INTO ", "created": "DELETE FROM "}
+    assert [(c, s.split('"public"')[0]) for c, s in zip(lines[2:-1:2], lines[3:-1:2])] == [
+        (f"-- event {i}: {action} public.t {key}", statement[action])
+        for i, action, key in undone]
+
+
+def test_a_forced_insert_colliding_with_a_row_fails_the_whole_revert(table_t: str) -> None:
+    # docs/revert.md: with `--force`, "an insert colliding with a row now
+    # holding the key fails the whole revert with the database's error
+    # (exit 1)"; "Nothing is changed when anything fails". Undone newest
+    # first, row 1's update is set back before the insert of row 2 collides.
+    run_as(table_t, "r1", "DELETE FROM t WHERE id = 2", "UPDATE t SET v = 'b' WHERE id = 1")
+    run_as(table_t, "r2", "INSERT INTO t VALUES (2, 'new')")
+    now, logged = rows(table_t, "t"), scalar(table_t, "SELECT count(*) FROM audit.events")
+    res = run("revert", "--dsn", table_t, "--request-id", "r1", "--apply", "--actor", "ops",
+              "--force")
+    assert res.code == 1 and res.stdout == "", str(res)
+    assert res.stderr.splitlines()[-1].startswith("error: ") and "duplicate key" in res.stderr
+    assert rows(table_t, "t") == now
+    assert scalar(table_t, "SELECT count(*) FROM audit.events") == logged

@@ -222,3 +222,17 @@ def test_snapshot_commits_one_batch_at_a_time_in_key_order(attached: str) -> Non
                               " FROM audit.events WHERE action = 'snapshot'"
                               " GROUP BY txid ORDER BY min(id)")
     assert batches == [([1, 2, 3],), ([4, 5, 6],), ([7],)]
+
+
+def test_snapshot_events_carry_the_context_in_force(attached: str) -> None:
+    # docs/sql.md, audit.snapshot_batch: each row "recorded as a `snapshot`
+    # event (...; the actor and request context of the transaction)".
+    with psycopg.connect(attached) as conn:
+        conn.execute("SELECT audit.set_context(actor_id => 'ops-7', email => 'ops@example.com',"
+                     " role => 'support', request_id => 'snap-1')")
+        assert conn.execute("SELECT recorded FROM audit.snapshot_batch('orders', NULL, 3)"
+                            ).fetchone() == (3,)
+    assert query(attached, "SELECT DISTINCT actor_id, actor_email, actor_role, request_id"
+                           " FROM audit.events WHERE action = 'snapshot'") == [
+        ("ops-7", "ops@example.com", "support", "snap-1")]
+    assert snapshots(attached) == {"public.orders": ["1", "2", "3"]}
