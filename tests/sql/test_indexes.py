@@ -170,12 +170,16 @@ def test_a_long_transactions_events_are_read_through_the_brin_index(
         run(su, "INSERT INTO ledger SELECT g, 0 FROM generate_series(1, 12000) AS g")
         long.execute("UPDATE ledger SET n = 1 WHERE id = 0")
         long.commit()
-    summarized = scalar(su, "SELECT sum(brin_summarize_new_values(i.indexrelid))"
-                            " FROM pg_inherits AS h JOIN pg_index AS i ON i.indrelid = h.inhrelid"
-                            " JOIN pg_class AS c ON c.oid = i.indexrelid"
-                            " JOIN pg_am AS a ON a.oid = c.relam AND a.amname = 'brin'"
-                            " WHERE h.inhparent = 'audit.events'::regclass")
-    assert summarized >= 2
+    # The events span more than one block range of their partition, and
+    # every full range is summarized (here, or already by autosummarize).
+    assert scalar(su, "SELECT max(pg_relation_size(h.inhrelid))"
+                      " > 128 * current_setting('block_size')::bigint FROM pg_inherits AS h"
+                      " WHERE h.inhparent = 'audit.events'::regclass")
+    run(su, "SELECT brin_summarize_new_values(i.indexrelid)"
+            " FROM pg_inherits AS h JOIN pg_index AS i ON i.indrelid = h.inhrelid"
+            " JOIN pg_class AS c ON c.oid = i.indexrelid"
+            " JOIN pg_am AS a ON a.oid = c.relam AND a.amname = 'brin'"
+            " WHERE h.inhparent = 'audit.events'::regclass")
     run(su, "ANALYZE audit.events", "SET enable_seqscan = off")
     nodes = plan_nodes(su, f"SELECT * FROM audit.events WHERE txid = {int(txid)}")
     assert_indexed(su, nodes)
