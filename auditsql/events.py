@@ -233,7 +233,8 @@ class Exported:
 
 def export(conn: psycopg.Connection, schema: str, chosen: Filter, fmt: str,
            zone_name: str) -> Iterator[bytes]:
-    """The exported bytes, one event a chunk (the csv header first), read
+    """The exported bytes, one event a chunk (csv: the header first, unless
+    ``chosen.after_id``, which continues an export), read
     with COPY as the server sends them: memory stays flat however many."""
     check(chosen)
     with db.transaction(conn, read_only=True) as cur:
