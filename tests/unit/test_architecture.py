@@ -162,3 +162,21 @@ def test_python_never_writes_to_the_log() -> None:
     for path in sorted((REPO / "auditsql").rglob("*.py")):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             assert not _WRITES_TO_LOG.search(line), f"{path.relative_to(REPO)}:{number}: {line}"
+
+
+def test_the_install_script_includes_every_file_of_the_object_directories() -> None:
+    """Every file of sql/setup, sql/tables, sql/views and sql/functions is
+    part of the install script, included by it or by a file it includes."""
+    included: set[str] = set()
+    todo = ["install.sql.j2"]
+    while todo:
+        name = todo.pop()
+        for found in re.findall(r'\{%-?\s*include\s+"([^"]+)"', (REPO / "sql" / name).read_text(
+                encoding="utf-8")):
+            if found not in included:
+                included.add(found)
+                todo.append(found)
+    for directory in ("setup", "tables", "views", "functions"):
+        files = {f"{directory}/{path.name}" for path in (REPO / "sql" / directory).glob("*.sql")}
+        assert files
+        assert files <= included, sorted(files - included)
