@@ -538,11 +538,16 @@ def sealing_lines(bench: Bench) -> list[str]:
     pairs = list(zip(r.samples[("tpcb-like, sealing", "auditsql")],
                      r.samples[("tpcb-like, not sealing", "auditsql")]))
     share = r.median("sealer CPU share", "auditsql") or 0.0
-    return [f"{'sealing every ' + format(bench.plan.seal_every, 'g') + ' s / not (tps)':<34}"
-            f"{not_sealing:>11.0f}{sealing:>11.0f}{ratio(sealing, not_sealing):>8}"
-            f"{'':>19}  ~ 1.00",
-            f"  per repetition {', '.join(f'{a / b:.2f}' for a, b in pairs)};"
-            f" the sealer's CPU {100 * share:.1f} % of the machine's"]
+    lines = [f"{'sealing every ' + format(bench.plan.seal_every, 'g') + ' s / not (tps)':<34}"
+             f"{not_sealing:>11.0f}{sealing:>11.0f}{ratio(sealing, not_sealing):>8}"
+             f"{'':>19}  ~ 1.00",
+             f"  per repetition {', '.join(f'{a / b:.2f}' for a, b in pairs)};"
+             f" the sealer's CPU {100 * share:.1f} % of the machine's"]
+    mean, low, high = benchtools.ratio_interval([a / b for a, b in pairs])
+    beyond = "a difference beyond" if high < 1 or low > 1 else "no difference beyond"
+    lines.append(f"  geometric mean {mean:.3f}, 95 % interval {low:.3f} to {high:.3f}:"
+                 f" {beyond} the noise of {len(pairs)} repetitions")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

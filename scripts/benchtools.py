@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -58,3 +60,23 @@ def attach_pgbench(conn: psycopg.Connection, also: tuple[str, ...] = ()) -> None
                      Settings())
     installer.attach(conn, ["pgbench_history"], Settings(), ["tid", "aid", "mtime"],
                      policies=installer.Policies(trust_id_columns=True))
+
+
+# Student's t at 97.5 %, by degrees of freedom (1 to 30): the two-sided
+# 95 % interval of a mean of few repetitions.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+         2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def ratio_interval(ratios: list[float]) -> tuple[float, float, float]:
+    """The geometric mean of per-repetition ratios and its 95 % interval
+    (Student's t over their logarithms): whether a ratio differs from 1
+    beyond the run-to-run noise is whether the interval leaves out 1."""
+    if len(ratios) < 2:
+        raise ValueError("an interval needs at least two repetitions")
+    logs = [math.log(r) for r in ratios]
+    mean = statistics.fmean(logs)
+    t = _T975[min(len(logs) - 1, len(_T975)) - 1] if len(logs) <= 31 else 1.96
+    half = t * statistics.stdev(logs) / math.sqrt(len(logs))
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
