@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from auditsql import errors, events
+from auditsql import Audit, errors, events
 from auditsql.cli.output import err
 from tests.cli.clitools import error_line, execute, ok, query, run, scalar
 
@@ -100,6 +100,31 @@ def test_resume_after_the_last_id(logged: str, tmp_path: Path) -> None:
        "--after-id", str(middle))
     assert [int(r["id"]) for r in csv.DictReader(target.open())] == [
         e["id"] for e in stored(logged)]
+
+
+def csv_records(chunk: bytes) -> list[list[str]]:
+    """The CSV records one chunk of an export holds."""
+    return list(csv.reader(io.StringIO(chunk.decode(), newline="")))
+
+
+def test_the_library_export_is_one_stored_event_per_chunk_in_id_order(logged: str) -> None:
+    """docs/library.md: `export(...)` is "an iterator of bytes: one stored
+    event per chunk, in id order, after the header for `csv` (none with
+    `after_id`, which continues an export)"; an entity id holding a line
+    break leaves its event one chunk of CSV."""
+    execute(logged, "SELECT audit.log_event('signed_in', 'session', E'two\\nlines')")
+    ids = [e["id"] for e in stored(logged)]
+    with Audit(logged) as audit:
+        lines = list(audit.export("jsonl"))
+        assert [json.loads(c)["id"] for c in lines] == ids
+        assert all(c.endswith(b"\n") and c.count(b"\n") == 1 for c in lines)
+        header, *rows = audit.export("csv")
+        assert csv_records(header) == [events.EXPORT_COLUMNS]
+        assert [[int(r[0]) for r in csv_records(c)] for c in rows] == [[i] for i in ids]
+        assert any(c.count(b"\n") > 1 for c in rows)
+        after = list(audit.export("csv", after_id=ids[1]))
+        assert [[int(r[0]) for r in csv_records(c)] for c in after] == [[i] for i in ids[2:]]
+        assert [json.loads(c)["id"] for c in audit.export("jsonl", after_id=ids[1])] == ids[2:]
 
 
 def test_an_interrupted_export_says_where_to_resume(logged: str, capsys) -> None:  # noqa: ANN001

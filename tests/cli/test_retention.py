@@ -11,7 +11,10 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
+from auditsql import Audit, errors
+from auditsql.render import guard_schema_name
 from tests.cli.clitools import (
     dbname,
     error_line,
@@ -385,6 +388,23 @@ def test_run_that_cannot_have_its_lock_exits_1_and_removes_nothing(old_events: s
     error_line(res, 1, "lock")
 
 
+def test_run_retention_keeps_what_maintenance_did_when_retention_fails(old_events: str) -> None:
+    """docs/library.md: "`run_retention` runs maintenance, then retention",
+    "each committed as it ends": retention failing on a lock leaves the
+    partition maintenance created and the event it moved there."""
+    assert "events_2009_05" not in partitions(old_events)
+    with psycopg.connect(old_events) as writer, Audit(old_events) as audit:
+        writer.execute("INSERT INTO t VALUES (2)")  # a transaction left open on the log
+        with pytest.raises(errors.LockUnavailable):
+            audit.run_retention()
+        writer.rollback()
+    assert {"events_2009_05", "events_2010_01"} <= set(partitions(old_events))
+    assert scalar(old_events, "SELECT count(*) FROM audit.events_default") == 0
+    assert query(old_events, "SELECT entity_id FROM audit.events_2009_05") == [("3",)]
+    assert scalar(old_events, "SELECT count(*) FROM audit.events"
+                              " WHERE action = 'retention_applied'") == 0
+
+
 def test_run_refuses_bad_months(old_events: str) -> None:
     before = partitions(old_events)
     for months in ("-1", "121"):
@@ -587,6 +607,72 @@ def test_the_job_runs(pg: Server, cron: str, old_events: str) -> None:
     [removed] = query(old_events, "SELECT after FROM audit.events WHERE action = 'retention_applied'")
     assert {p["partition"] for p in removed[0]["partitions"]} == {"events_2009_05", "events_2010_01"}
     assert len(partitions(old_events)) >= 4  # the current month and three ahead
+
+
+def test_a_connection_reaches_pg_cron_in_another_database_only_with_a_dsn(
+        pg: Server, cron: str, old_events: str) -> None:
+    """docs/library.md: `Audit(connection)` uses the connection as it is;
+    "pass `dsn=` as well when pg_cron lives in another database of the
+    server, so that the job can be read and scheduled there"."""
+    assert dbname(old_events) != cron
+    unreachable = f"pg_cron lives in database {cron!r}, and no DSN was given to reach it"
+    with psycopg.connect(old_events) as conn:
+        alone = Audit(conn)
+        with pytest.raises(errors.PgCronUnavailable) as refused:
+            alone.schedule()
+        assert str(refused.value) == unreachable
+        assert jobs(pg, cron) == []
+        found = alone.retention_status().cron
+        assert (found.available, found.database, found.job, found.problem) == (
+            True, cron, None, unreachable)
+        reached = Audit(conn, dsn=old_events)
+        job = reached.schedule()
+        assert [j["jobid"] for j in jobs(pg, cron)] == [job.jobid]
+        assert job.database == dbname(old_events)
+        found = reached.retention_status().cron
+        assert (found.job, found.problem) == (job, None)
+        assert reached.unschedule() == job
+        assert not conn.closed
+    assert jobs(pg, cron) == []
+
+
+@pytest.mark.parametrize("in_crons_database", [False, True],
+                         ids=["another database", "pg_cron's database"])
+def test_uninstall_removes_the_job_first_each_committed_as_it_ends(
+        pg: Server, cron: str, old_events: str, in_crons_database: bool) -> None:
+    """docs/library.md: "`uninstall` removes the pg_cron job before it takes
+    auditsql out", each in a transaction "committed as it ends": an
+    uninstall failing on a lock has removed the job and left auditsql in;
+    one that succeeds returns the job it removed. Wherever pg_cron lives."""
+    schema, dsn = "audit", old_events
+    if in_crons_database:
+        schema, dsn = unique_name("audit_cron"), pg.dsn(cron)
+        with Audit(dsn, schema=schema) as audit:
+            audit.install(retention="saas")
+    installation = sql.SQL("SELECT FROM {}.installation").format(sql.Identifier(schema))
+    try:
+        with Audit(dsn, schema=schema) as audit:
+            audit.schedule()
+        impatient = make_conninfo(dsn, options="-c lock_timeout=500")
+        with psycopg.connect(dsn) as reader, Audit(impatient, schema=schema) as audit:
+            reader.execute(installation)
+            with pytest.raises(errors.LockUnavailable):
+                audit.uninstall()
+            reader.rollback()
+        assert jobs(pg, cron) == []
+        with Audit(dsn, schema=schema) as audit:
+            assert audit.status().schema == schema
+            job = audit.schedule()
+            done, removed = audit.uninstall()
+        assert removed == job and jobs(pg, cron) == []
+        assert (done.schema, done.data_dropped) == (schema, False)
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            execute(dsn, installation.as_string())
+    finally:
+        if in_crons_database:
+            execute(dsn, sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE;"
+                                 " DROP SCHEMA IF EXISTS {} CASCADE").format(
+                sql.Identifier(schema), sql.Identifier(guard_schema_name(schema))).as_string())
 
 
 def job_check(dsn: str, *args: str) -> dict[str, Any]:

@@ -4,16 +4,19 @@ paths through the commands."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import psycopg
 import pytest
 
 from auditsql import Audit, Report, RetentionStatus, Roles, Status, errors
 from auditsql.catalog import AuditedTable
-from auditsql.integrity import Digest, Sealed
+from auditsql.integrity import Digest, Sealed, load_digest
 from auditsql.installer import Tables, Upgrade
 
-from tests.sql.sqltools import connect, events, scalar
-from tests.sql.test_seal import log, tamper, unseal_everything
+from tests.sql.sqltools import brief, connect, events, scalar
+from tests.sql.test_seal import log, seal, tamper, unseal_everything
 
 
 @pytest.fixture
@@ -90,6 +93,51 @@ def test_a_connection_given_is_used_and_left_open(orders: str) -> None:
             audit.uninstall(drop_data=True)
 
 
+def test_a_dsn_given_opens_a_connection_closed_at_the_end_of_the_with(orders: str) -> None:
+    """docs/library.md: "`Audit(dsn)` opens its own connection and closes it
+    at the end of the `with` block"."""
+    with Audit(orders) as audit:
+        opened = audit.connection
+        assert not opened.closed
+        audit.install()
+    assert opened.closed
+
+
+def test_in_the_callers_transaction_each_method_is_a_savepoint_of_it(orders: str) -> None:
+    """docs/library.md: "On a connection already in a transaction, each
+    transaction of a method is a savepoint of the caller's, undone on
+    failure, and commits with it": a method failing on the server undoes
+    its own work only, the caller's transaction goes on with its own; one
+    that succeeds is rolled back, or committed, with the caller's."""
+    with Audit(orders) as audit:
+        audit.install()
+    with connect(orders) as conn:
+        conn.execute("CREATE TABLE nokey (x int)")
+    with psycopg.connect(orders) as conn, Audit(orders) as outside:
+        audit = Audit(conn)
+        conn.execute("INSERT INTO orders VALUES (2, 20, 'b')")
+        with pytest.raises(errors.PrimaryKeyRequired):
+            audit.attach("orders", "nokey")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert audit.tables() == []
+        assert conn.execute("SELECT count(*) FROM orders").fetchone() == (2,)
+        assert audit.attach("orders").names == ["public.orders"]
+        assert [t.entity_type for t in audit.tables()] == ["public.orders"]
+        conn.rollback()
+        assert audit.tables() == [] and outside.tables() == []
+        with connect(orders) as other:
+            assert scalar(other, "SELECT count(*) FROM orders") == 1
+        conn.execute("INSERT INTO orders VALUES (2, 20, 'b')")
+        audit.attach("orders")
+        conn.execute("UPDATE orders SET total = 21 WHERE id = 2")
+        assert outside.tables() == []
+        conn.commit()
+        assert [t.entity_type for t in outside.tables()] == ["public.orders"]
+    with connect(orders) as conn:
+        assert scalar(conn, "SELECT count(*) FROM orders") == 2
+        assert brief(events(conn, "public.orders")) == [("updated", "2")]
+
+
 def test_typed_errors(orders: str) -> None:
     with pytest.raises(errors.ConnectionFailed):
         Audit("host=/nonexistent dbname=x")
@@ -112,7 +160,19 @@ def test_verify_of_a_database_without_auditsql_reports_it(orders: str) -> None:
     with Audit(orders) as audit:
         report = audit.verify()
     assert [(r.id, r.status) for r in report.results] == [("install.present", "fail")]
+    assert [r.id for r in report.failed] == ["install.present"]
     assert report.result == "fail" and report.installed_version is None
+
+
+def test_report_failed_is_the_checks_that_failed(orders: str) -> None:
+    """docs/library.md: a `Report`'s `failed` holds the results that failed,
+    in the order run, and none that passed or warned."""
+    with Audit(orders) as audit:
+        audit.install()
+        report = audit.verify(expect=["orders"])
+    assert {r.status for r in report.results} == {"pass", "warn", "fail"}
+    assert [r.id for r in report.failed] == ["tables.expected"]
+    assert report.failed == [r for r in report.results if r.status == "fail"]
 
 
 def test_upgrade_result_shape(orders: str) -> None:
@@ -145,3 +205,22 @@ def test_the_library_seals_keeps_a_digest_and_verifies_the_chain_against_it(inst
         unseal_everything(conn)
         audit.seal(block_size=10)
         assert integrity_checks(audit, kept) == {"integrity.chain": "pass", "integrity.digests": "fail"}
+
+
+def test_a_digest_reads_back_from_its_json_and_from_a_file(installed_db: str,
+                                                          tmp_path: Path) -> None:
+    """docs/library.md: `Digest.to_json()`, read back with
+    `Digest.from_json()`, or written to a file and read with
+    `auditsql.integrity.load_digest(path)`, is the digest it was, before
+    anything is sealed and after."""
+    with Audit(installed_db) as audit, connect(installed_db) as conn:
+        kept = [audit.digest()]
+        log(conn, 5)
+        seal(conn)
+        kept.append(audit.digest())
+    assert [(d.block, d.sealed_at is None) for d in kept] == [(0, True), (1, False)]
+    for i, digest in enumerate(kept):
+        assert Digest.from_json(digest.to_json()) == digest
+        path = tmp_path / f"{i}.json"
+        path.write_text(json.dumps(digest.to_json()), encoding="utf-8")
+        assert load_digest(path) == digest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from auditsql import Audit, errors
 from auditsql.reading import Change, Event
 
-from tests.sql.sqltools import Conn, attach, run, scalar
+from tests.sql.sqltools import Conn, attach, column, run, scalar
 
 
 @pytest.fixture
@@ -83,3 +84,34 @@ def test_reading_errors_are_typed(users: Conn, installed_db: str) -> None:
         with pytest.raises(errors.NoSuchTable, match="^table missing does not exist$"):
             audit.require_audited("users", "missing")
     assert scalar(users, "SELECT count(*) FROM audit.events WHERE action = 'snapshot'") == 0
+
+
+def test_a_snapshot_that_fails_keeps_the_batches_committed_before(users: Conn,
+                                                                  installed_db: str) -> None:
+    """docs/library.md: "`snapshot` commits a batch at a time, so a failure
+    keeps the batches before it": progress failing after the first batch
+    raises, and that batch's snapshot event is in the log for every
+    session."""
+    class Stop(Exception):
+        pass
+
+    def stop(rows: int) -> None:
+        raise Stop(rows)
+
+    with Audit(installed_db) as audit, pytest.raises(Stop) as stopped:
+        audit.snapshot("users", batch_size=1, progress=stop)
+    assert stopped.value.args == (1,)
+    assert column(users, "SELECT entity_id FROM audit.events WHERE action = 'snapshot'") == ["1"]
+
+
+def view_columns(conn: Conn, view: str) -> list[str]:
+    """The columns of ``view``, in their order."""
+    return column(conn, "SELECT attname::text FROM pg_attribute WHERE attrelid = %s::regclass"
+                        " AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (view,))
+
+
+def test_change_and_event_are_the_columns_of_their_views(su: Conn) -> None:
+    """docs/library.md: `Change` is the columns of `audit.changes` and
+    `Event` those of `audit.history`, in the views' order."""
+    assert [f.name for f in fields(Change)] == view_columns(su, "audit.changes")
+    assert [f.name for f in fields(Event)] == view_columns(su, "audit.history")
