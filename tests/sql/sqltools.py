@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -166,3 +167,23 @@ def churn_accounts(conn: psycopg.Connection[Any], rng: Any, new_row: str) -> Non
             conn.execute("UPDATE accounts SET id = %s WHERE id = %s", (rng.randint(3200, 9000), i))
     except psycopg.errors.UniqueViolation:
         pass
+
+
+def seal(conn: Conn, block_size: int = 10000) -> tuple[int, int, int]:
+    """Seal what is committed: (blocks, events, sealed_to). A transaction of
+    another database of the cluster (an autovacuum's ANALYZE) can hold the
+    bound back, as it must (test_seal_concurrency.py): outside a transaction
+    of its own, the call is repeated until the bound reaches the ids drawn
+    before it, and the runs add up."""
+    drawn = scalar(conn, "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END"
+                         " FROM audit.events_id_seq")
+    blocks = events = 0
+    for _ in range(100):
+        row = conn.execute("SELECT blocks, events, sealed_to FROM audit.seal(%s)",
+                           (block_size,)).fetchone()
+        assert row is not None
+        blocks, events = blocks + row["blocks"], events + row["events"]
+        if row["sealed_to"] >= drawn or not conn.autocommit:
+            break
+        time.sleep(0.05)
+    return blocks, events, row["sealed_to"]

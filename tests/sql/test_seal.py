@@ -18,31 +18,11 @@ from auditsql.installer import install
 from auditsql.render import Settings
 from tests.harness.databases import unique_name
 from tests.harness.server import Server
-from tests.sql.sqltools import Conn, connect, expect_error, quiet_ddl, run, scalar
+from tests.sql.sqltools import Conn, connect, expect_error, quiet_ddl, run, scalar, seal
 
 
 def log(conn: Conn, n: int, action: str = "login") -> None:
     run(conn, f"SELECT audit.log_event('{action}', 'user', g::text) FROM generate_series(1, {n}) AS g")
-
-
-def seal(conn: Conn, block_size: int = 10000) -> tuple[int, int, int]:
-    """Seal what is committed: (blocks, events, sealed_to). A transaction of
-    another database of the cluster (an autovacuum's ANALYZE) can hold the
-    bound back, as it must (test_seal_concurrency.py): outside a transaction
-    of its own, the call is repeated until the bound reaches the ids drawn
-    before it, and the runs add up."""
-    drawn = scalar(conn, "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END"
-                         " FROM audit.events_id_seq")
-    blocks = events = 0
-    for _ in range(100):
-        row = conn.execute("SELECT blocks, events, sealed_to FROM audit.seal(%s)",
-                           (block_size,)).fetchone()
-        assert row is not None
-        blocks, events = blocks + row["blocks"], events + row["events"]
-        if row["sealed_to"] >= drawn or not conn.autocommit:
-            break
-        time.sleep(0.05)
-    return blocks, events, row["sealed_to"]
 
 
 def findings(conn: Conn) -> list[tuple[int, str, list[int] | None]]:

@@ -37,6 +37,7 @@ from tests.sql.sqltools import (
     quiet_ddl,
     run,
     scalar,
+    seal,
     triggers,
 )
 
@@ -327,7 +328,7 @@ def verify_integrity(conn: Conn, digests: list | None = None) -> dict[str, check
 def test_a_superuser_once_events_are_sealed(su: Conn, orders: str, app_conn: Conn) -> None:
     app_conn.execute("UPDATE public.orders SET status = 'paid'")
     su.execute("SELECT audit.log_event('login', 'user', g::text) FROM generate_series(1, 4) AS g")
-    su.execute("SELECT audit.seal(2)")
+    seal(su, 2)
     with su.cursor(row_factory=tuple_row) as cur:
         kept = integrity.head(cur, "audit")
     assert verify_integrity(su, [kept])["integrity.chain"].status == "pass"
@@ -359,7 +360,7 @@ def test_a_superuser_once_events_are_sealed(su: Conn, orders: str, app_conn: Con
               "DELETE FROM audit.seal_blocks", "UPDATE audit.seal_head SET block = 0,"
               " hash = decode(repeat('00', 32), 'hex'), sealed_to = 0",
               "ALTER TABLE audit.seal_blocks ENABLE ALWAYS TRIGGER auditsql_guard_statement")
-    su.execute("SELECT audit.seal(2)")
+    seal(su, 2)
     assert verify_integrity(su)["integrity.chain"].status == "pass"
     assert verify_integrity(su, [kept])["integrity.digests"].status == "fail"
 
@@ -368,7 +369,7 @@ def test_someone_with_a_backup_once_events_are_sealed(pg: Server, su: Conn, orde
                                                       installed_db: str, app_conn: Conn) -> None:
     """Edited in a dump and restored, a sealed event no longer matches its block."""
     app_conn.execute("UPDATE public.orders SET status = 'paid'")
-    su.execute("SELECT audit.seal()")
+    seal(su)
     with restored_with_paid_as_void(pg, installed_db) as restored:
         with connect(restored) as conn:
             found = verify_integrity(conn)["integrity.chain"]
