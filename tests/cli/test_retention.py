@@ -25,6 +25,7 @@ from tests.cli.clitools import (
     scalar,
     schema_exists,
 )
+from tests.cli.test_verify import report
 from tests.harness import pgcluster
 from tests.harness.databases import unique_name
 from tests.harness.roles import MakeRole
@@ -677,8 +678,7 @@ def test_uninstall_removes_the_job_first_each_committed_as_it_ends(
 
 def job_check(dsn: str, *args: str) -> dict[str, Any]:
     """retention.job_scheduled from `auditsql verify --json`."""
-    res = run("verify", "--json", "--dsn", dsn, *args)
-    payload = json.loads(res.stdout)
+    payload = report(dsn, *args)
     return next(c for c in payload["checks"] if c["id"] == "retention.job_scheduled")
 
 

@@ -7,9 +7,8 @@ it is created, and verify passes."""
 
 from __future__ import annotations
 
-import json
-
 from tests.cli.clitools import execute, ok, run, scalar
+from tests.cli.test_verify import report
 
 SETUP = """
 CREATE SCHEMA app;
@@ -26,10 +25,7 @@ PROBLEM = "auditsql_capture_truncate on app.parted_south: missing"
 def capture_check(dsn: str, code: int) -> dict:
     """The triggers.capture entry of `auditsql verify --json`, which must
     exit with ``code``."""
-    res = run("verify", "--dsn", dsn, "--json")
-    assert res.code == code, str(res)
-    payload = json.loads(res.stdout)
-    assert (payload["result"] == "fail") == (code == 1)
+    payload = report(dsn, code=code)
     return next(c for c in payload["checks"] if c["id"] == "triggers.capture")
 
 

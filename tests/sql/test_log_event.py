@@ -91,6 +91,11 @@ def test_the_reserved_actions_are_those_auditsql_writes_and_the_docs_name() -> N
     refused = re.search(r"Data actions \((.*?)\) are\s+refused with SQLSTATE `42501`", docs, re.S)
     assert refused is not None
     assert sorted(re.findall(r"`([a-z_]+)`", refused.group(1))) == sorted(RESERVED_ACTIONS)
+    # The README's row of the `action` column names each one.
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `action` |"))
+    data, system = row.split("data:")[1].split("auth and app:")[0], row.split("system:")[1]
+    assert sorted(re.findall(r"`([a-z_]+)`", data + system)) == sorted(RESERVED_ACTIONS)
 
 
 @pytest.mark.parametrize("action", RESERVED_ACTIONS)

@@ -42,6 +42,7 @@ from tests.sql.sqltools import (
 )
 
 WRITER = "auditsql_writer"
+PRIVILEGES = ("privileges.writers", "privileges.readers", "privileges.public")
 REFUSED = "refused: it would stop or weaken auditing"
 
 
@@ -248,6 +249,19 @@ def test_a_login_member_of_the_owner_role(su: Conn, role_conn,  # noqa: ANN001
     members = verify(installed_db)["roles.members"]
     assert members.status == "warn" and name in members.message
     assert f"{name}: member of {OWNER} (can write the log)" in members.details
+    # can: grant privileges on audit objects, with the event triggers in
+    # force; verify reports each grant (privileges.*)
+    conn.execute("RESET ROLE")
+    assert {c: verify(installed_db)[c].status for c in PRIVILEGES} == dict.fromkeys(
+        PRIVILEGES, "pass")
+    run(conn, sql.SQL("GRANT SELECT ON audit.events TO {}").format(ident(name)),
+        "GRANT EXECUTE ON FUNCTION audit.seal(integer) TO PUBLIC",
+        sql.SQL("GRANT UPDATE ON audit.settings TO {}").format(ident(name)))
+    found = verify(installed_db)
+    assert {c: found[c].status for c in PRIVILEGES} == dict.fromkeys(PRIVILEGES, "fail")
+    assert any(name in d for d in found["privileges.readers"].details), found["privileges.readers"]
+    assert any("seal" in d for d in found["privileges.public"].details), found["privileges.public"]
+    assert any(name in d for d in found["privileges.writers"].details), found["privileges.writers"]
 
 
 def test_a_superuser(su: Conn, orders: str, installed_db: str) -> None:
