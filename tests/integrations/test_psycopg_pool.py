@@ -1,5 +1,7 @@
 """psycopg_pool: the sync and async pools' connections, in transactions
-that carry the context in force, shared by many threads and tasks."""
+that carry the context in force, shared by many threads and tasks, directly
+and through a transaction-pooling PgBouncer (fewer server connections than
+the pool holds)."""
 
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool  # noqa: E402
 
 from auditsql.integrations import psycopg as audit_psycopg  # noqa: E402
 from auditsql.integrations.context import AuditContext, bind  # noqa: E402
-from tests.integrations.tools import misattributed, note_events  # noqa: E402
+from tests.integrations.conftest import Bouncer  # noqa: E402
+from tests.integrations.tools import misattributed, note_events, via  # noqa: E402
 from tests.sql.sqltools import Conn  # noqa: E402
 
 INSERT = "INSERT INTO notes (author, request, body) VALUES (%s, %s, 'x')"
 CLIENTS = 12
 REQUESTS = 4
+POOLED = pytest.mark.parametrize("mode", ["transaction", "direct"])
 
 
 def context(client: int, number: int) -> AuditContext:
@@ -27,14 +31,17 @@ def context(client: int, number: int) -> AuditContext:
     return AuditContext.of(actor_id=actor, request_id=f"req-{client}-{number}")
 
 
+@POOLED
 @pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "transactions"])
-def test_sync_pool(autocommit: bool, notes_db: str, su: Conn) -> None:
+def test_sync_pool(autocommit: bool, mode: str, notes_db: str, su: Conn,
+                   pgbouncer: Bouncer) -> None:
     errors: list[BaseException] = []
+    dsn = via(None if mode == "direct" else pgbouncer(mode, 1), notes_db)
 
     def configure(conn: object) -> None:
         conn.autocommit = autocommit  # type: ignore[attr-defined]
 
-    with ConnectionPool(notes_db, min_size=2, max_size=2, configure=configure,
+    with ConnectionPool(dsn, min_size=2, max_size=2, configure=configure,
                         kwargs={"prepare_threshold": None}) as pool:
         def client(number: int) -> None:
             try:
@@ -56,13 +63,18 @@ def test_sync_pool(autocommit: bool, notes_db: str, su: Conn) -> None:
     assert misattributed(su) == []
 
 
+@POOLED
 @pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "transactions"])
-def test_async_pool(autocommit: bool, notes_db: str, su: Conn) -> None:
+def test_async_pool(autocommit: bool, mode: str, notes_db: str, su: Conn,
+                    pgbouncer: Bouncer) -> None:
+    dsn = via(None if mode == "direct" else pgbouncer(mode, 1), notes_db)
+
     async def configure(conn: object) -> None:
         await conn.set_autocommit(autocommit)  # type: ignore[attr-defined]
 
     async def main() -> None:
-        async with AsyncConnectionPool(notes_db, min_size=2, max_size=2, configure=configure,
+        async with AsyncConnectionPool(dsn, min_size=2, max_size=2, configure=configure,
+                                       kwargs={"prepare_threshold": None},
                                        open=False) as pool:
             async def client(number: int) -> None:
                 for n in range(REQUESTS):
