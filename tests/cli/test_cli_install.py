@@ -414,6 +414,23 @@ def test_a_role_that_is_no_superuser_is_made_a_member(
                           "WHERE evtname LIKE 'auditsql%%'") == 0
 
 
+def test_the_role_that_installed_uninstalls_where_no_event_trigger_guards(
+        pg: Server, db: str, make_role: MakeRole, role_names) -> None:
+    """README: "Run it as a superuser, or, without event triggers, as the
+    role that installed": a role that is no superuser, which has the rights
+    of every role install made but the writer role, takes auditsql out,
+    keeps the log as its own, and the roles go."""
+    with delegated(pg, db, make_role) as (role, dsn):
+        names = {k: role_names() for k in ("owner", "operator", "admin", "reader", "writer")}
+        ok("install", "--dsn", dsn, *(x for k, v in names.items() for x in (f"--{k}-role", v)))
+        execute(db, "SELECT audit.log_event('login', 'user', '1')")
+        ok("uninstall", "--dsn", dsn)
+        assert [name for name in names.values() if role_exists(db, name)] == []
+        assert scalar(db, "SELECT tableowner FROM pg_tables"
+                          " WHERE schemaname = 'audit' AND tablename = 'events'") == role
+        assert scalar(db, "SELECT action FROM audit.events ORDER BY id DESC LIMIT 1") == "uninstalled"
+
+
 @pytest.mark.parametrize("bad", ["a$b", "a\nb", "a\x7fb"], ids=["dollar", "newline", "del"])
 @pytest.mark.parametrize("option", ["--schema", "--owner-role", "--reader-role", "--writer-role",
                                     "--admin-role", "--operator-role"])
