@@ -59,6 +59,20 @@ def test_help_flags(prefix: tuple[str, ...], flag: str) -> None:
         assert "--dsn" in res.stdout and "AUDITSQL_DSN" in res.stdout
 
 
+@pytest.mark.parametrize("path", LEAVES, ids=[" ".join(p) for p in LEAVES])
+def test_every_command_takes_the_schema_from_its_option_or_the_environment(
+        path: tuple[str, ...]) -> None:
+    """README: "Every command takes `--dsn` (or `AUDITSQL_DSN`) and `--schema` (or
+    `AUDITSQL_SCHEMA`, default `audit`): each command's help shows both,
+    and the option is read from the variable when not given."""
+    res = ok(*path, "--help", env={"COLUMNS": "200"})
+    assert "--schema" in res.stdout and "AUDITSQL_SCHEMA" in res.stdout, str(res)
+    [schema] = [p for p in command_at(path).params if "--schema" in p.opts]
+    assert schema.envvar == "AUDITSQL_SCHEMA" and schema.default == "audit"
+    [dsn] = [p for p in command_at(path).params if "--dsn" in p.opts]
+    assert dsn.envvar == "AUDITSQL_DSN"
+
+
 @pytest.mark.parametrize("flag", ["-h", "--help"])
 def test_group_help_lists_its_commands(flag: str) -> None:
     res = ok("retention", flag, env={"COLUMNS": "200"})

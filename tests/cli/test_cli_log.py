@@ -129,11 +129,33 @@ def test_times_shown_in_the_zone_asked_for(shop: str) -> None:
 def test_a_date_is_read_in_the_zone(shop: str) -> None:
     # Tomorrow's date in a zone far ahead of UTC still starts in the past there.
     today = scalar(shop, "SELECT (now() AT TIME ZONE 'Pacific/Kiritimati')::date")
-    assert ok("log", "--dsn", shop, "--json", "--since", str(today),
-              "--tz", "Pacific/Kiritimati").stdout != "" or True
+    assert ids(ok("log", "--dsn", shop, "--json", "--since", str(today),
+                  "--tz", "Pacific/Kiritimati").stdout) == event_ids(
+        shop, f"occurred_at >= '{today}'::timestamp AT TIME ZONE 'Pacific/Kiritimati'")
     in_utc = ok("log", "--dsn", shop, "--json", "--until",
                 str(scalar(shop, "SELECT (now() AT TIME ZONE 'UTC')::date")), *UTC)
     assert in_utc.stdout == ""
+
+
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "America/Caracas"])
+def test_a_time_without_offset_is_read_in_the_zone(shop: str, zone: str) -> None:
+    """README: times are "read in your zone or `--tz`": a --since naming no
+    offset is the time on the clocks of --tz, else of TZ. The first event of
+    request r3, as the zone's clocks showed it, splits the log exactly there;
+    the same clock time read in UTC is another moment, hours away, and
+    splits it elsewhere (no event, or every one)."""
+    cut = scalar(shop, f"SELECT to_char(occurred_at AT TIME ZONE '{zone}',"
+                       " 'YYYY-MM-DD\"T\"HH24:MI:SS.US') FROM audit.events"
+                       " WHERE request_id = 'r3' ORDER BY id LIMIT 1")
+    later = event_ids(shop, "request_id = 'r3'")
+    assert later and later != event_ids(shop)
+    assert ids(ok("log", "--dsn", shop, "--json", "--since", cut, "--tz", zone).stdout) == later
+    assert ids(ok("log", "--dsn", shop, "--json", "--since", cut,
+                  env={"TZ": zone}).stdout) == later
+    assert ids(ok("log", "--dsn", shop, "--json", "--until", cut, "--tz", zone).stdout) == \
+        event_ids(shop, "request_id IS DISTINCT FROM 'r3' AND id < %d" % min(later))
+    in_utc = ids(ok("log", "--dsn", shop, "--json", "--since", cut, *UTC).stdout)
+    assert in_utc == ([] if zone == "Asia/Kolkata" else event_ids(shop)), in_utc
 
 
 def test_csv(shop: str) -> None:

@@ -153,3 +153,30 @@ def test_only_a_superuser_with_event_triggers(
     error_line(run("uninstall", "--dsn", pg.dsn(dbname(db), user=member)), 1,
                "may not uninstall auditsql", "a superuser may")
     assert state(db) == before
+
+
+def test_the_kept_log_is_the_uninstalling_roles_and_a_new_install_needs_another_schema(
+        installed: tuple[str, dict[str, str]]) -> None:
+    """README: "The log stays, as plain tables owned by the role that
+    uninstalls [...] (a new install needs another schema)": after a
+    superuser's uninstall every table of the log is that superuser's (none
+    is the owner role's, which is gone); installing into the kept schema
+    fails, saying to choose another, and leaves the log as it was; another
+    schema installs."""
+    db, roles = installed
+    ok("uninstall", "--dsn", db)
+    me = scalar(db, "SELECT current_user::text")
+    owners = query(db, "SELECT c.relname::text, c.relowner::regrole::text FROM pg_class AS c"
+                       " WHERE c.relnamespace = 'audit'::regnamespace AND c.relkind IN ('r', 'p')"
+                       " ORDER BY 1")
+    assert ("events", me) in owners
+    assert [(name, owner) for name, owner in owners if owner != me] == []
+    kept = query(db, "SELECT id, action FROM audit.events ORDER BY id")
+    error_line(run("install", "--dsn", db), 1, "schema audit already exists",
+               "choose another schema with --schema")
+    assert query(db, "SELECT id, action FROM audit.events ORDER BY id") == kept
+    assert scalar(db, "SELECT count(*) FROM pg_proc WHERE pronamespace = 'audit'::regnamespace") == 0
+    assert scalar(db, "SELECT count(*) FROM pg_event_trigger") == 0
+    ok("install", "--dsn", db, "--schema", "audit_next",
+       *(a for r in ROLES for a in (f"--{r}-role", roles[r])))
+    assert scalar(db, "SELECT version FROM audit_next.installation") is not None

@@ -833,3 +833,56 @@ def test_all_tables_leaves_out_extension_tables(superuser_install: Install) -> N
             execute(dsn, "ALTER EXTENSION plpgsql DROP TABLE public.ext_member")
     finally:
         execute(dsn, "DROP TABLE public.ext_member")
+
+
+@pytest.mark.parametrize(("attach", "ddl", "detail"), [
+    ((), "ALTER TABLE public.users RENAME COLUMN id TO user_id",
+     "public.users: id column id is no longer a column of the table (renamed or dropped)"),
+    (("--on-change", "role=role_changed"), "ALTER TABLE public.users RENAME COLUMN role TO grade",
+     "public.users: on-change role is no longer a column of the table (renamed or dropped)"),
+    (("--redact", "pw"), "ALTER TABLE public.users DROP COLUMN pw",
+     "public.users: redact pw is no longer a column of the table (renamed or dropped)"),
+    (("--on-change", "role=role_changed"), "ALTER TABLE public.users DROP COLUMN role",
+     "public.users: on-change role is no longer a column of the table (renamed or dropped)"),
+    (("--id-columns", "tenant,seq"), "ALTER TABLE public.users DROP COLUMN seq",
+     "public.users: id column seq is no longer a column of the table (renamed or dropped)"),
+], ids=["key renamed", "on-change renamed", "redacted dropped", "on-change dropped",
+        "key dropped"])
+def test_a_key_redacted_or_on_change_column_renamed_or_dropped_fails(
+        db: str, attach: tuple[str, ...], ddl: str, detail: str) -> None:
+    """README: "A key, redacted or on-change column renamed or dropped is a
+    failure": `capture.columns` fails and verify exits 1, on an installation
+    made by a superuser (the event triggers do not refuse the DDL)."""
+    ok("install", "--dsn", db, "--retention", "saas")
+    execute(db, "CREATE TABLE public.users (id int PRIMARY KEY, tenant int NOT NULL,"
+                " seq int NOT NULL, pw text, role text, UNIQUE (tenant, seq))")
+    ok("attach", "--dsn", db, "users", *attach)
+    assert statuses(report(db, code=0))["capture.columns"] == "pass"
+    execute(db, ddl)
+    payload = report(db, code=1)
+    item = by_id(payload, "capture.columns")
+    assert payload["result"] == "fail"
+    assert item["status"] == "fail" and item["details"] == [detail], json.dumps(item, indent=2)
+
+
+def test_the_script_for_14_on_16_or_later_leaves_inet_or_null_outdated_until_upgrade(
+        pg: Server, db: str) -> None:
+    """README: "The script for 14 runs on every supported version; on 16 and
+    later `status` and `verify` report `inet_or_null` as outdated until
+    `auditsql upgrade`": verify fails naming it in objects.fingerprints, and
+    passes once upgrade restored it."""
+    from tests.cli.test_cli_install import _feed, _offline
+
+    if pg.version_num < 160000:
+        pytest.skip("the script for 14 is this server's own below 16")
+    succeeded, stderr = _feed(pg, db, _offline("--retention", "saas"))
+    assert succeeded, stderr
+    payload = report(db, code=1)
+    item = by_id(payload, "objects.fingerprints")
+    assert item["status"] == "fail", json.dumps(item, indent=2)
+    assert item["details"] == ["function audit.inet_or_null(text): body differs from this"
+                               " version's"], json.dumps(item, indent=2)
+    assert [c for c, s in statuses(payload).items() if s == "fail"] == ["objects.fingerprints"]
+    assert "auditsql upgrade" in item["hint"]
+    ok("upgrade", "--dsn", db)
+    assert statuses(report(db, code=0))["objects.fingerprints"] == "pass"
