@@ -104,7 +104,8 @@ BEGIN
                  coalesce(v_was.granted_select, false), coalesce(v_was.granted_usage, '{}'),
                  coalesce(v_was.attached_at, now()), coalesce(v_was.attached_by, session_user),
                  v_source = 'explicit' AND coalesce(p_trust_id_columns, v_was.id_trusted, false),
-                 coalesce(v_was.triggers, '{}'), coalesce(v_was.detached_partitions, '{}'));
+                 coalesce(v_was.triggers, '{}'), coalesce(v_was.detached_partitions, '{}'),
+                 v_was.select_kept);
     -- NOT NULL as well as unique: NULL keys would be logged as one entity.
     IF v_source = 'explicit' AND NOT v_now.id_trusted
        AND NOT {{ schema | ident }}.id_columns_unique(p_table, v_keys) THEN

@@ -28,13 +28,33 @@ BEGIN
     END IF;
     DELETE FROM {{ schema | ident }}.tables WHERE relid = p_table;
     PERFORM {{ schema | ident }}.record_system_event('detached', p_table::text, NULL, NULL);
-    IF v_was.granted_select THEN
-        RETURN QUERY  -- a table dropped since attach has nothing left to revoke
-        SELECT format('REVOKE SELECT ON %s FROM %I', m.rel, {{ owner | literal }})
-        FROM (SELECT c.oid::regclass AS rel FROM pg_class AS c WHERE c.oid = p_table
-              UNION
-              SELECT r.relid FROM pg_partition_tree(p_table) AS r) AS m;
-    END IF;
+    -- SELECT on every member but those on which the owner role held it
+    -- before the first attach: attach granted it on the others, and the
+    -- event triggers on each partition made since.
+    RETURN QUERY  -- a table dropped since attach has nothing left to revoke
+    SELECT format('REVOKE SELECT ON %s FROM %I', m.rel, {{ owner | literal }})
+    FROM (SELECT c.oid::regclass AS rel FROM pg_class AS c WHERE c.oid = p_table
+          UNION
+          SELECT r.relid FROM pg_partition_tree(p_table) AS r) AS m
+    WHERE m.rel::oid <> ALL (coalesce(v_was.select_kept, '{}'))
+      AND has_table_privilege({{ owner | literal }}, m.rel, 'SELECT');
+    -- USAGE on a schema goes with the last audited table that needs it:
+    -- while another one (or a partition of one) lives in a schema whose
+    -- USAGE this table's attach granted, the record passes to it, and its
+    -- TRUNCATE capture keeps reading its rows.
+    UPDATE {{ schema | ident }}.tables AS t
+       SET granted_usage = ARRAY(SELECT DISTINCT u FROM unnest(t.granted_usage || h.schemas) AS u ORDER BY 1)
+      FROM (SELECT o.relid, array_agg(g.nsp) AS schemas
+            FROM unnest(v_was.granted_usage) AS g(nsp)
+            CROSS JOIN LATERAL (
+                SELECT a.relid FROM {{ schema | ident }}.tables AS a
+                WHERE EXISTS (SELECT FROM pg_class AS c
+                              WHERE c.relnamespace = g.nsp
+                                AND (c.oid = a.relid
+                                     OR c.oid IN (SELECT r.relid FROM pg_partition_tree(a.relid) AS r)))
+                ORDER BY a.relid LIMIT 1) AS o
+            GROUP BY o.relid) AS h
+     WHERE t.relid = h.relid;
     RETURN QUERY
     SELECT format('REVOKE USAGE ON SCHEMA %I FROM %I', n.nspname, {{ owner | literal }})
     FROM pg_namespace AS n

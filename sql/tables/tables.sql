@@ -15,6 +15,10 @@ CREATE TABLE IF NOT EXISTS {{ schema | ident }}.tables (
     attached_by         text        NOT NULL DEFAULT pg_catalog."session_user"(),
     id_trusted          boolean     NOT NULL DEFAULT false,
     triggers            jsonb       NOT NULL DEFAULT '{}',
-    detached_partitions oid[]       NOT NULL DEFAULT '{}'
+    detached_partitions oid[]       NOT NULL DEFAULT '{}',
+    -- The table and partitions on which the owner role held SELECT before
+    -- the table was first attached, which detach leaves as they were (NULL
+    -- only inside the attaching transaction, until attach_complete).
+    select_kept         oid[]                DEFAULT '{}'
 );
 COMMENT ON TABLE {{ schema | ident }}.tables IS 'auditsql: audited tables';

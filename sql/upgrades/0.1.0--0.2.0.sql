@@ -15,6 +15,21 @@ ALTER TABLE {{ schema | ident }}.tables
     ADD COLUMN IF NOT EXISTS id_trusted          boolean NOT NULL DEFAULT false,
     ADD COLUMN IF NOT EXISTS triggers            jsonb   NOT NULL DEFAULT '{}',
     ADD COLUMN IF NOT EXISTS detached_partitions oid[]   NOT NULL DEFAULT '{}';
+-- audit.tables: the members whose SELECT detach leaves, where 0.1.0 kept
+-- one flag for the table and its partitions (detach revoked SELECT on all
+-- of them if attach had granted it on any, on none otherwise).
+DO $step$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute
+                   WHERE attrelid = {{ (schema | ident ~ '.tables') | literal }}::pg_catalog.regclass
+                     AND attname = 'select_kept' AND NOT attisdropped) THEN
+        ALTER TABLE {{ schema | ident }}.tables ADD COLUMN select_kept oid[] DEFAULT '{}';
+        UPDATE {{ schema | ident }}.tables AS t
+           SET select_kept = CASE WHEN t.granted_select THEN '{}'::oid[]
+                                  ELSE ARRAY(SELECT t.relid UNION SELECT r.relid FROM pg_catalog.pg_partition_tree(t.relid) AS r) END;
+    END IF;
+END
+$step$;
 
 -- The TRUNCATE trigger function every audited table shared: in 0.2.0 each
 -- table's own capture function records TRUNCATE too, calling

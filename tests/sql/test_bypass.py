@@ -237,6 +237,22 @@ def test_detaching_a_partition_is_recorded(audited: Conn, app_conn: Conn) -> Non
                                                    ("auditsql_capture_truncate", "A")]
 
 
+def test_dropping_a_partition_is_recorded(audited: Conn, app_conn: Conn) -> None:
+    """README: "dropping a partition of an audited table is recorded as a
+    system event": DROP TABLE of a partition by the table's owner (no audit
+    role) leaves one `partition_dropped` event, in the same transaction."""
+    app_conn.execute("INSERT INTO public.parts VALUES (1)")
+    with app_conn.transaction():
+        app_conn.execute("DROP TABLE public.parts_1")
+        txid = scalar(app_conn, "SELECT txid_current()")
+    [dropped] = events(audited, None, actions=[
+        "partition_dropped", "partition_detached", "capture_triggers_replaced", "audit_ddl"])
+    assert (dropped["action"], dropped["category"]) == ("partition_dropped", "system")
+    assert (dropped["entity_type"], dropped["entity_id"]) == ("public.parts", None)
+    assert dropped["after"] == {"partition": "public.parts_1"}
+    assert dropped["txid"] == txid
+
+
 def test_new_partitions_get_their_truncate_trigger(audited: Conn, app_conn: Conn) -> None:
     """A partition added by the table's owner gets the TRUNCATE trigger attach
     would give it, so that TRUNCATE of that partition alone is recorded."""

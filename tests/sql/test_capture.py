@@ -84,6 +84,27 @@ def test_insert_of_many_rows_records_each(su: Conn, orders: str) -> None:
     assert brief(events(su, orders)) == [("created", str(i)) for i in range(10, 15)]
 
 
+def test_occurred_at_is_the_statement_start_time(su: Conn, orders: str) -> None:
+    """README: `occurred_at` is the "statement start time
+    (`statement_timestamp()`)": the events of one statement share it, two
+    statements of one transaction differ, and neither is the transaction's
+    start (`now()`)."""
+    with su.transaction():
+        started = scalar(su, "SELECT now()")
+        su.execute("SELECT pg_sleep(0.02)")
+        first = scalar(su, "WITH u AS (UPDATE orders SET note = 'x' RETURNING 1)"
+                           " SELECT DISTINCT statement_timestamp() FROM u")
+        su.execute("SELECT pg_sleep(0.02)")
+        second = scalar(su, "INSERT INTO orders VALUES (4, 'new', 1, NULL)"
+                            " RETURNING statement_timestamp()")
+    updated = events(su, orders, actions=["updated"])
+    [created] = events(su, orders, actions=["created"])
+    assert len(updated) == 3
+    assert {e["occurred_at"] for e in updated} == {first}
+    assert created["occurred_at"] == second
+    assert started < first < second
+
+
 def test_delete_records_before(su: Conn, orders: str) -> None:
     su.execute("DELETE FROM orders WHERE id = 2")
     [event] = events(su, orders)
@@ -727,6 +748,83 @@ def test_member_of_operator_role_can_attach_its_table(su: Conn, app: AppRole,
     assert [e["db_user"] for e in events(su, "public.mine", actions=["attached"])] == [app.name]
     assert scalar(su, "SELECT has_table_privilege(%s, 'mine', 'SELECT')", (OWNER,)) is False
     assert scalar(su, "SELECT pg_has_role(%s, %s, 'MEMBER')", (app.name, OWNER)) is False
+
+
+def owner_privileges(conn: Conn, tables: list[str], schemas: list[str]) -> dict[str, bool]:
+    """Whether the owner role holds SELECT on each table and USAGE on each schema."""
+    held = {t: scalar(conn, "SELECT has_table_privilege(%s, %s, 'SELECT')", (OWNER, t))
+            for t in tables}
+    held.update({s: scalar(conn, "SELECT has_schema_privilege(%s, %s, 'USAGE')", (OWNER, s))
+                 for s in schemas})
+    return held
+
+
+PARTITIONED_TREE = [
+    "CREATE SCHEMA sales", "CREATE SCHEMA archive",
+    "CREATE TABLE sales.parts (id int PRIMARY KEY) PARTITION BY RANGE (id)",
+    "CREATE TABLE sales.parts_1 PARTITION OF sales.parts FOR VALUES FROM (0) TO (100)",
+    "CREATE TABLE archive.parts_2 PARTITION OF sales.parts FOR VALUES FROM (100) TO (200)",
+]
+TREE_TABLES = ["sales.parts", "sales.parts_1", "archive.parts_2"]
+
+
+def test_attach_grants_select_on_partitions_and_usage_and_detach_revokes_them(
+        su: Conn) -> None:
+    """README: "`attach` grants the owner role SELECT on the table (and its
+    partitions) and USAGE on their schemas, so that TRUNCATE can record the
+    rows it removes; `detach` revokes exactly what `attach` granted." """
+    run(su, *PARTITIONED_TREE)
+    assert set(owner_privileges(su, TREE_TABLES, ["sales", "archive"]).values()) == {False}
+    attach(su, "sales.parts", capture="row")
+    assert owner_privileges(su, TREE_TABLES, ["sales", "archive"]) == dict.fromkeys(
+        [*TREE_TABLES, "sales", "archive"], True)
+    run(su, "INSERT INTO sales.parts VALUES (1), (150)", "TRUNCATE archive.parts_2",
+        "TRUNCATE sales.parts")
+    assert sorted(brief(events(su, "sales.parts", actions=["truncated"]))) == [
+        ("truncated", "1"), ("truncated", "150")]
+    detach(su, "sales.parts")
+    assert owner_privileges(su, TREE_TABLES, ["sales", "archive"]) == dict.fromkeys(
+        [*TREE_TABLES, "sales", "archive"], False)
+
+
+def test_detach_keeps_select_and_usage_the_owner_role_held_before_attach(su: Conn) -> None:
+    """README: "`detach` revokes exactly what `attach` granted": SELECT and
+    USAGE the owner role held before attach survive detach."""
+    run(su, "CREATE SCHEMA kept", "CREATE TABLE kept.docs (id int PRIMARY KEY)",
+        sql.SQL("GRANT USAGE ON SCHEMA kept TO {}").format(sql.Identifier(OWNER)),
+        sql.SQL("GRANT SELECT ON kept.docs TO {}").format(sql.Identifier(OWNER)))
+    attach(su, "kept.docs")
+    detach(su, "kept.docs")
+    assert owner_privileges(su, ["kept.docs"], ["kept"]) == {"kept.docs": True, "kept": True}
+
+
+def test_detach_keeps_what_was_held_before_when_attach_granted_the_rest(su: Conn) -> None:
+    """README: "`detach` revokes exactly what `attach` granted": the owner
+    role held SELECT on the partitioned table and USAGE on its schema before
+    attach, which granted only SELECT on the partitions and USAGE on the
+    other schema; detach takes back those and keeps the rest."""
+    run(su, *PARTITIONED_TREE,
+        sql.SQL("GRANT USAGE ON SCHEMA sales TO {}").format(sql.Identifier(OWNER)),
+        sql.SQL("GRANT SELECT ON sales.parts TO {}").format(sql.Identifier(OWNER)))
+    attach(su, "sales.parts", capture="row")
+    detach(su, "sales.parts")
+    assert owner_privileges(su, TREE_TABLES, ["sales", "archive"]) == {
+        "sales.parts": True, "sales.parts_1": False, "archive.parts_2": False,
+        "sales": True, "archive": False}
+
+
+def test_detach_leaves_usage_another_attached_table_needs(su: Conn) -> None:
+    """README: attach grants "USAGE on their schemas, so that TRUNCATE can
+    record the rows it removes": detaching one table of a schema must not
+    take USAGE from under another table of it that is still attached."""
+    run(su, "CREATE SCHEMA shop", "CREATE TABLE shop.a (id int PRIMARY KEY)",
+        "CREATE TABLE shop.b (id int PRIMARY KEY)", "INSERT INTO shop.b VALUES (1)")
+    attach(su, "shop.a")
+    attach(su, "shop.b")
+    detach(su, "shop.a")
+    assert owner_privileges(su, ["shop.b"], ["shop"]) == {"shop.b": True, "shop": True}
+    su.execute("TRUNCATE shop.b")
+    assert brief(events(su, "shop.b")) == [("truncated", "1")]
 
 
 @pytest.mark.parametrize("isolation", ["REPEATABLE READ", "SERIALIZABLE"])

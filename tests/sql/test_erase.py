@@ -147,3 +147,20 @@ def test_an_entity_under_legal_hold_is_not_erased(su: Conn, users: str, admin: C
     assert "bob@example.com" in values(su, "2", "email")
     # another entity of the table, not held, may be
     assert scalar(admin, "SELECT audit.erase(%s, '1', ARRAY['note'], 'r')", (USERS,)) == 3
+
+
+def test_erasing_every_entity_of_a_type_with_one_held_is_refused(
+        su: Conn, users: str, admin: Conn) -> None:
+    """README: "an entity under legal hold is refused": erasing every entity
+    of a type (no entity id) while any one of them is held is refused, and
+    changes nothing, the entities not held included."""
+    admin.execute("SELECT audit.place_hold(%s, '2', 'Case 9')", (USERS,))
+    log_before = su.execute("SELECT id, before, after FROM audit.events ORDER BY id").fetchall()
+    for columns in (None, ["email"], ["password_hash", "note"]):
+        expect_error(admin, "SELECT audit.erase(%s, NULL, %s, 'request')", (USERS, columns),
+                     sqlstate="55006", contains="under legal hold")
+    assert su.execute("SELECT id, before, after FROM audit.events"
+                      " ORDER BY id").fetchall() == log_before
+    assert events(su, actions=["erased"]) == []
+    assert "ada@corp.example" in values(su, "1", "email")
+    assert "bob@example.com" in values(su, "2", "email")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -297,6 +298,49 @@ def test_envelope_shape(su: Conn, story: None) -> None:
     assert login["category"] == "auth" and login["changes"] == {
         "before": None, "after": None, "changedColumns": None}
     json.dumps(documents)  # plain JSON all the way down
+
+
+def test_envelope_has_exactly_the_documented_keys_and_the_events_metadata(
+        su: Conn, story: None) -> None:
+    """README: `audit.envelope` gives each event as one JSON document
+    `{id, occurredAt, category, action, admin, actor: {userId, email, role},
+    resource: {entityType, entityId}, changes: {before, after, changedColumns},
+    metadata: {ipAddress, userAgent, requestId, dbUser, applicationName,
+    clientAddr, transactionId, causedBy}}`: those keys, no more, no fewer,
+    at every level, with the values of the event."""
+    rows = su.execute(
+        "SELECT v.event, h.*, host(h.ip_address) AS ip, host(h.client_addr) AS client"
+        " FROM audit.envelope AS v JOIN audit.history AS h ON h.id = v.id"
+        " ORDER BY h.id").fetchall()
+    assert len(rows) == scalar(su, "SELECT count(*) FROM audit.events") > 5
+    for row in rows:
+        document = row["event"]
+        assert set(document) == {"id", "occurredAt", "category", "action", "admin", "actor",
+                                 "resource", "changes", "metadata"}
+        assert set(document["actor"]) == {"userId", "email", "role"}
+        assert set(document["resource"]) == {"entityType", "entityId"}
+        assert set(document["changes"]) == {"before", "after", "changedColumns"}
+        assert set(document["metadata"]) == {"ipAddress", "userAgent", "requestId", "dbUser",
+                                             "applicationName", "clientAddr",
+                                             "transactionId", "causedBy"}
+        assert (document["id"], document["category"], document["action"],
+                document["admin"]) == (row["id"], row["category"], row["action"], row["admin"])
+        assert datetime.fromisoformat(document["occurredAt"]) == row["occurred_at"]
+        assert document["actor"] == {"userId": row["actor_id"], "email": row["actor_email"],
+                                     "role": row["actor_role"]}
+        assert document["resource"] == {"entityType": row["entity_type"],
+                                        "entityId": row["entity_id"]}
+        assert document["changes"] == {"before": row["before"], "after": row["after"],
+                                       "changedColumns": row["changed_columns"]}
+        assert document["metadata"] == {
+            "ipAddress": row["ip"] or row["ip_address_raw"], "userAgent": row["user_agent"],
+            "requestId": row["request_id"], "dbUser": row["db_user"],
+            "applicationName": row["application_name"], "clientAddr": row["client"],
+            "transactionId": row["txid"], "causedBy": row["caused_by"]}
+    # the story set every metadata field somewhere, so none is compared as NULL alone
+    for key in ("ipAddress", "userAgent", "requestId", "dbUser", "applicationName",
+                "transactionId", "causedBy"):
+        assert any(r["event"]["metadata"][key] is not None for r in rows), key
 
 
 def test_python_log_event_helper(su: Conn, writer: Conn) -> None:

@@ -20,7 +20,9 @@ import psycopg
 from auditsql import __version__, catalog, installer
 from auditsql.fingerprint import INSTALLED, classify
 from auditsql.render import install_definitions
+from tests.harness.server import Server
 from tests.sql.sqltools import connect, scalar, seal
+from tests.upgrade.conftest import frozen_script
 
 # --------------------------------------------------------------------------
 # What to compare
@@ -89,7 +91,8 @@ SHAPE = {
                t.redact, t.on_change, t.require_actor, t.granted_select, t.id_trusted,
                (SELECT array_agg(v ->> 'name' ORDER BY v ->> 'name')
                 FROM jsonb_each(t.triggers) AS e(k, v))::text,
-               t.detached_partitions
+               t.detached_partitions,
+               (SELECT array_agg(k::regclass::text ORDER BY 1) FROM unnest(t.select_kept) AS k)
         FROM audit.tables AS t""",
     "settings": "SELECT admin_roles, require_actor FROM audit.settings",
     "retention": "SELECT policy, keep FROM audit.retention",
@@ -206,6 +209,30 @@ def test_upgrade_from_0_1_0_ends_as_a_fresh_install(installed_0_1_0: str, fresh:
     assert again.up_to_date, again
 
 
+def test_detach_after_the_upgrade_revokes_what_0_1_0_granted_and_keeps_the_rest(
+        db: str, pg: Server) -> None:
+    """0.1.0 kept one flag per table for the SELECT attach granted the owner
+    role; the step turns it into the members detach leaves: all of them
+    where 0.1.0's attach granted nothing (the owner role could read them
+    before), none where it granted any, as 0.1.0's detach would have."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(frozen_script("0.1.0", pg.version_num).encode())
+        conn.execute("CREATE TABLE public.read_before (id int PRIMARY KEY);"
+                     " GRANT SELECT ON public.read_before TO auditsql_owner;"
+                     " CREATE TABLE public.granted (id int PRIMARY KEY);"
+                     " SELECT audit.attach('public.read_before');"
+                     " SELECT audit.attach('public.granted');")
+    upgrade(db)
+    assert rows(db, "SELECT relid::regclass::text, select_kept = ARRAY[relid]"
+                    " FROM audit.tables ORDER BY 1") == [
+        ("granted", False), ("read_before", True)]
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SELECT audit.detach('public.read_before'); SELECT audit.detach('public.granted')")
+    assert rows(db, "SELECT has_table_privilege('auditsql_owner', 'public.read_before', 'SELECT'),"
+                    " has_table_privilege('auditsql_owner', 'public.granted', 'SELECT')") == [
+        (True, False)]
+
+
 def test_install_over_0_1_0_applies_the_steps_too(installed_0_1_0: str) -> None:
     """`auditsql install` on an existing installation upgrades it as
     `auditsql upgrade` does."""
@@ -216,7 +243,7 @@ def test_install_over_0_1_0_applies_the_steps_too(installed_0_1_0: str) -> None:
                                  " ORDER BY installed_at") == [("0.1.0",), (__version__,)]
     assert rows(installed_0_1_0, "SELECT attname FROM pg_attribute WHERE attrelid ="
                                  " 'audit.tables'::regclass AND attnum > 12 ORDER BY attnum") == [
-        ("id_trusted",), ("triggers",), ("detached_partitions",)]
+        ("id_trusted",), ("triggers",), ("detached_partitions",), ("select_kept",)]
     assert not_installed(installed_0_1_0) == []
 
 
