@@ -15,6 +15,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from auditsql import checks, integrity
+from auditsql.render import event_trigger_name
 from tests.harness.databases import unique_name
 from tests.harness.roles import MakeRole
 from tests.harness.server import Server
@@ -132,6 +133,28 @@ def test_an_application_role(su: Conn, app: AppRole, app_conn: Conn, orders: str
     assert triggers(su, orders) == [("auditsql_capture_row", "A"),
                                     ("auditsql_capture_truncate", "A")]
     assert count_events(su) == before + 4  # two writes, a detach, a re-attach
+    # can: add a partition, whose writes are captured as the table's
+    run(app_conn, "CREATE TABLE public.parts_2 PARTITION OF public.parts"
+                  " FOR VALUES FROM (100) TO (200)",
+        "INSERT INTO public.parts VALUES (150)", "INSERT INTO public.parts_2 VALUES (151)")
+    assert ("auditsql_capture_row", "A") in triggers(su, "public.parts_2")
+    assert brief(events(su, "public.parts")) == [("created", "150"), ("created", "151")]
+    assert verify(installed_db)["triggers.capture"].status == "pass"
+    # verify: a capture trigger missing, disabled or changed behind the
+    # event triggers' back fails (each mended by attach)
+    capture_fn = ident(f"capture_{scalar(su, 'SELECT %s::regclass::oid', (orders,))}")
+    for change, said in (
+            ("DROP TRIGGER auditsql_capture_row ON public.orders", "missing"),
+            ("ALTER TABLE public.orders DISABLE TRIGGER auditsql_capture_row", "disabled"),
+            (sql.SQL("CREATE OR REPLACE TRIGGER auditsql_capture_row AFTER INSERT OR UPDATE"
+                     " ON public.orders FOR EACH ROW EXECUTE FUNCTION audit.{}()").format(
+                capture_fn), "not as attach makes it")):
+        quiet_ddl(su, change)
+        found = verify(installed_db)["triggers.capture"]
+        assert found.status == "fail", (said, found)
+        assert f"auditsql_capture_row on public.orders: {said}" in found.details, found
+        attach(su, orders)
+        assert verify(installed_db)["triggers.capture"].status == "pass", said
     # verify: a capture trigger dropped and made again behind the event
     # triggers' back fails until attach records it
     quiet_ddl(su, "DROP TRIGGER auditsql_capture_row ON public.orders",
@@ -157,6 +180,26 @@ def test_a_writer(su: Conn, role_conn, orders: str) -> None:  # noqa: ANN001
     for action in ("created", "attached", "retention_applied", "audit_ddl"):
         expect_error(conn, "SELECT audit.log_event(%s)", (action,), sqlstate="42501")
     expect_error(conn, "SELECT count(*) FROM audit.events", sqlstate="42501")
+    # cannot choose an event's time, transaction, database user or
+    # category: log_event takes none of them, and no other way in is open
+    assert scalar(su, "SELECT array_agg(proargnames) FROM pg_proc"
+                      " WHERE proname = 'log_event' AND pronamespace = 'audit'::regnamespace"
+                  ) == [["action", "entity_type", "entity_id", "details"]]
+    for argument, value in (("occurred_at", "2000-01-01"), ("txid", "1"),
+                            ("db_user", "postgres"), ("category", "auth")):
+        expect_error(conn, sql.SQL("SELECT audit.log_event('cart_checkout', {} => {})").format(
+            ident(argument), sql.Literal(value)), sqlstate="42883")
+    for statement in ("INSERT INTO audit.events (category, action, occurred_at, txid, db_user)"
+                      " VALUES ('auth', 'login', '2000-01-01', 1, 'postgres')",
+                      "INSERT INTO audit.events (category, action) VALUES ('auth', 'login')"):
+        expect_error(conn, statement, sqlstate="42501")
+    with conn.transaction():
+        started, txid = scalar(conn, "SELECT now()"), scalar(conn, "SELECT txid_current()")
+        event_id = scalar(conn, "SELECT audit.log_event('cart_checkout', 'cart', '9')")
+        ended = scalar(conn, "SELECT clock_timestamp()")
+    [checkout] = su.execute("SELECT * FROM audit.events WHERE id = %s", (event_id,)).fetchall()
+    assert (checkout["category"], checkout["txid"], checkout["db_user"]) == ("app", txid, name)
+    assert started <= checkout["occurred_at"] <= ended
 
 
 def test_a_reader(su: Conn, role_conn, orders: str, installed_db: str) -> None:  # noqa: ANN001
@@ -225,6 +268,17 @@ def test_an_admin(su: Conn, role_conn, app: AppRole, app_conn: Conn, orders: str
     members = verify(installed_db)["roles.members"]
     assert members.status == "pass"
     assert f"{name}: member of {ADMIN}" in members.details
+    # can: release a legal hold and change the settings, each recorded
+    run(conn, "SELECT audit.release_hold('public.orders', '1', 'Case 7 closed')",
+        "SELECT audit.configure(p_require_actor => true)",
+        "SELECT audit.configure(p_require_actor => false)")
+    assert scalar(su, "SELECT count(*) FROM audit.legal_holds") == 0
+    assert [(e["action"], e["db_user"], e["entity_id"]) for e in events(
+        su, "public.orders", actions=["legal_hold_released"], source="audit.events")] == [
+        ("legal_hold_released", name, "1")]
+    assert [(e["action"], e["db_user"], e["after"]["require_actor"]) for e in events(
+        su, actions=["configured"], source="audit.events")] == [
+        ("configured", name, True), ("configured", name, False)]
 
 
 def test_a_login_member_of_the_owner_role(su: Conn, role_conn,  # noqa: ANN001
@@ -264,7 +318,8 @@ def test_a_login_member_of_the_owner_role(su: Conn, role_conn,  # noqa: ANN001
     assert any(name in d for d in found["privileges.writers"].details), found["privileges.writers"]
 
 
-def test_a_superuser(su: Conn, orders: str, installed_db: str) -> None:
+def test_a_superuser(su: Conn, orders: str, installed_db: str,
+                     make_role: MakeRole) -> None:
     partition = month_partition(su)
     first = scalar(su, "SELECT min(id) FROM audit.events")
     # can, and it is recorded: lift a guard and edit an event
@@ -288,8 +343,34 @@ def test_a_superuser(su: Conn, orders: str, installed_db: str) -> None:
     assert count_events(su) == before - 1
     assert {r.status for r in verify(installed_db).values()} <= {"pass", "warn"}
     # what stays changed, verify sees
+    baseline = {c: r.status for c, r in verify(installed_db).items()}
     quiet_ddl(su, f"ALTER TABLE {partition} DISABLE TRIGGER auditsql_guard_statement")
     assert verify(installed_db)["triggers.guards"].status == "fail"
+    quiet_ddl(su, f"ALTER TABLE {partition} ENABLE ALWAYS TRIGGER auditsql_guard_statement")
+    # ... a replaced audit function, a disabled event trigger, a privilege on
+    # the log, a login role in the owner role: each seen, until put back
+    guard = scalar(su, "SELECT pg_get_functiondef('audit.guard()'::regprocedure)")
+    ddl_trigger = event_trigger_name("audit", "ddl")
+    member = make_role()
+    for change, put_back, check, status in (
+            ("CREATE OR REPLACE FUNCTION audit.guard() RETURNS trigger LANGUAGE plpgsql"
+             " AS $$ BEGIN RETURN NULL; END $$", guard, "objects.fingerprints", "fail"),
+            (f"ALTER EVENT TRIGGER {ddl_trigger} DISABLE",
+             f"ALTER EVENT TRIGGER {ddl_trigger} ENABLE ALWAYS", "triggers.event", "fail"),
+            ("GRANT DELETE ON audit.events TO PUBLIC",
+             "REVOKE DELETE ON audit.events FROM PUBLIC", "privileges.writers", "fail"),
+            (sql.SQL("GRANT SELECT ON audit.events TO {}").format(ident(member)),
+             sql.SQL("REVOKE SELECT ON audit.events FROM {}").format(ident(member)),
+             "privileges.readers", "fail"),
+            (sql.SQL("GRANT {} TO {}").format(ident(OWNER), ident(member)),
+             sql.SQL("REVOKE {} FROM {}").format(ident(OWNER), ident(member)),
+             "roles.members", "warn")):
+        quiet_ddl(su, change)
+        found = verify(installed_db)[check]
+        assert found.status == status, (change, found)
+        quiet_ddl(su, put_back)
+        assert verify(installed_db)[check].status == baseline[check], (put_back, check)
+    assert {c: r.status for c, r in verify(installed_db).items()} == baseline
 
 
 @contextmanager
