@@ -42,7 +42,6 @@ DECLARE
     v_statement text;
     v_member    record;
     v_granted   boolean := false;
-    v_held      oid[] := '{}'::oid[];
     v_usage     oid[] := '{}'::oid[];
     v_after     jsonb;
 BEGIN
@@ -50,13 +49,6 @@ BEGIN
         RAISE EXCEPTION 'auditsql: role % may not attach tables: it must be a member of %', current_user, {{ operator | literal }}
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    -- What the owner role can read before attach touches anything (the
-    -- event triggers grant SELECT on a partition as its capture trigger is
-    -- made): detach leaves that, if this is the table's first attach.
-    v_held := ARRAY(SELECT c.oid FROM pg_class AS c
-                    WHERE (c.oid = p_table
-                           OR c.oid IN (SELECT t.relid FROM pg_partition_tree(p_table) AS t))
-                      AND has_table_privilege({{ owner | literal }}, c.oid, 'SELECT'));
     FOR v_statement IN
         SELECT * FROM {{ schema | ident }}.attach_prepare(p_table, p_id_columns, p_capture, p_exclude,
                                                           p_redact, p_on_change, p_require_actor, p_trust_id_columns)
@@ -86,7 +78,7 @@ BEGIN
             v_usage := v_usage || v_member.nsp;
         END IF;
     END LOOP;
-    PERFORM {{ schema | ident }}.attach_complete(p_table, v_granted, v_usage, v_held);
+    PERFORM {{ schema | ident }}.attach_complete(p_table, v_granted, v_usage);
     IF attach.baseline THEN
         -- One transaction: creating the capture triggers locked the table
         -- against writes until it ends anyway (audit.snapshot, in committed

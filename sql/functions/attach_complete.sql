@@ -1,12 +1,12 @@
 -- attach_complete: the end of attach, as the owner role: refuses unless
 -- capture is in force, then records the grants and the triggers.
 DROP FUNCTION IF EXISTS {{ schema | ident }}.attach_complete(regclass, boolean, oid[]);
+-- Builds of 0.2.0 took a fourth argument for a while.
 DROP FUNCTION IF EXISTS {{ schema | ident }}.attach_complete(regclass, boolean, oid[], oid[]);
 CREATE FUNCTION {{ schema | ident }}.attach_complete(
     p_table          regclass,
     p_granted_select boolean,
-    p_granted_usage  oid[],
-    p_held_select    oid[])
+    p_granted_usage  oid[])
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -36,9 +36,6 @@ BEGIN
     END IF;
     UPDATE {{ schema | ident }}.tables
        SET granted_select = granted_select OR coalesce(p_granted_select, false),
-           -- What was held before counts at the first attach only: later,
-           -- SELECT held is what the first one granted.
-           select_kept = coalesce(select_kept, p_held_select, '{}'),
            granted_usage = ARRAY(SELECT DISTINCT u FROM unnest(granted_usage || coalesce(p_granted_usage, '{}')) AS u ORDER BY 1)
      WHERE relid = p_table;
     -- A partitioned table's owner keeps EXECUTE: PostgreSQL checks it when

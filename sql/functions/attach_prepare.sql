@@ -105,7 +105,14 @@ BEGIN
                  coalesce(v_was.attached_at, now()), coalesce(v_was.attached_by, session_user),
                  v_source = 'explicit' AND coalesce(p_trust_id_columns, v_was.id_trusted, false),
                  coalesce(v_was.triggers, '{}'), coalesce(v_was.detached_partitions, '{}'),
-                 v_was.select_kept);
+                 -- At the first attach, what the owner role can read before
+                 -- attach grants anything (nor the event triggers, as the
+                 -- capture triggers this returns are made): detach leaves it.
+                 coalesce(v_was.select_kept,
+                          ARRAY(SELECT c.oid FROM pg_class AS c
+                                WHERE (c.oid = p_table
+                                       OR c.oid IN (SELECT t.relid FROM pg_partition_tree(p_table) AS t))
+                                  AND has_table_privilege({{ owner | literal }}, c.oid, 'SELECT'))));
     -- NOT NULL as well as unique: NULL keys would be logged as one entity.
     IF v_source = 'explicit' AND NOT v_now.id_trusted
        AND NOT {{ schema | ident }}.id_columns_unique(p_table, v_keys) THEN

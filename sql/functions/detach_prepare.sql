@@ -36,7 +36,7 @@ BEGIN
     FROM (SELECT c.oid::regclass AS rel FROM pg_class AS c WHERE c.oid = p_table
           UNION
           SELECT r.relid FROM pg_partition_tree(p_table) AS r) AS m
-    WHERE m.rel::oid <> ALL (coalesce(v_was.select_kept, '{}'))
+    WHERE m.rel::oid <> ALL (v_was.select_kept)
       AND has_table_privilege({{ owner | literal }}, m.rel, 'SELECT');
     -- USAGE on a schema goes with the last audited table that needs it:
     -- while another one (or a partition of one) lives in a schema whose

@@ -50,7 +50,7 @@ GRANT EXECUTE ON FUNCTION {{ schema | ident }}.log_event(text, text, text, jsonb
 
 GRANT EXECUTE ON FUNCTION
     {{ schema | ident }}.attach_prepare(regclass, text[], text, text[], text[], jsonb, boolean, boolean),
-    {{ schema | ident }}.attach_complete(regclass, boolean, oid[], oid[]),
+    {{ schema | ident }}.attach_complete(regclass, boolean, oid[]),
     {{ schema | ident }}.detach_prepare(regclass)
     TO {{ operator | ident }};
 -- What the command line reads to find the installation and its tables.

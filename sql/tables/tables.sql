@@ -17,8 +17,7 @@ CREATE TABLE IF NOT EXISTS {{ schema | ident }}.tables (
     triggers            jsonb       NOT NULL DEFAULT '{}',
     detached_partitions oid[]       NOT NULL DEFAULT '{}',
     -- The table and partitions on which the owner role held SELECT before
-    -- the table was first attached, which detach leaves as they were (NULL
-    -- only inside the attaching transaction, until attach_complete).
-    select_kept         oid[]                DEFAULT '{}'
+    -- the table was first attached, which detach leaves as they were.
+    select_kept         oid[]       NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE {{ schema | ident }}.tables IS 'auditsql: audited tables';

@@ -23,7 +23,7 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute
                    WHERE attrelid = {{ (schema | ident ~ '.tables') | literal }}::pg_catalog.regclass
                      AND attname = 'select_kept' AND NOT attisdropped) THEN
-        ALTER TABLE {{ schema | ident }}.tables ADD COLUMN select_kept oid[] DEFAULT '{}';
+        ALTER TABLE {{ schema | ident }}.tables ADD COLUMN select_kept oid[] NOT NULL DEFAULT '{}';
         UPDATE {{ schema | ident }}.tables AS t
            SET select_kept = CASE WHEN t.granted_select THEN '{}'::oid[]
                                   ELSE ARRAY(SELECT t.relid UNION SELECT r.relid FROM pg_catalog.pg_partition_tree(t.relid) AS r) END;

