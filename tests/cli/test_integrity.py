@@ -5,7 +5,6 @@ with and without digests; exit codes, JSON and JUnit."""
 from __future__ import annotations
 
 import json
-import time
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from tests.cli.clitools import error_line, execute, ok, run, scalar, usage_error
 from tests.cli.test_verify import report, schema_validator
 from tests.harness.roles import MakeRole
 from tests.harness.server import Server
+from tests.sql.sqltools import LAST_DRAWN_ID, until_sealed
 
 
 def lifted(db: str, *statements: str) -> None:
@@ -34,21 +34,13 @@ def lifted(db: str, *statements: str) -> None:
 
 def sealed(db: str, *args: str, dsn: str | None = None) -> int:
     """`auditsql seal --json` (as ``dsn``, else the superuser of ``db``)
-    until everything committed is sealed: the blocks made. A transaction of
-    another database of the cluster (an autovacuum's ANALYZE) can hold the
-    bound back, as it must (tests/sql/test_seal_concurrency.py), so the
-    command runs again until the bound reaches the ids drawn before it,
-    and the blocks add up."""
-    drawn = scalar(db, "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END"
-                       " FROM audit.events_id_seq")
-    blocks = 0
-    for _ in range(100):
+    until everything committed is sealed (sqltools.until_sealed): the
+    blocks made."""
+    def once() -> tuple[int, int, int]:
         done = json.loads(ok("seal", "--dsn", dsn or db, "--json", *args).stdout)
-        blocks += done["blocks"]
-        if done["sealed_to"] >= drawn:
-            return blocks
-        time.sleep(0.05)
-    raise AssertionError(f"the bound never reached id {drawn}")
+        return done["blocks"], done["events"], done["sealed_to"]
+
+    return until_sealed(scalar(db, LAST_DRAWN_ID), once)[0]
 
 
 def integrity(db: str, *args: str) -> tuple[int, dict]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,21 +169,35 @@ def churn_accounts(conn: psycopg.Connection[Any], rng: Any, new_row: str) -> Non
         pass
 
 
-def seal(conn: Conn, block_size: int = 10000) -> tuple[int, int, int]:
-    """Seal what is committed: (blocks, events, sealed_to). A transaction of
-    another database of the cluster (an autovacuum's ANALYZE) can hold the
-    bound back, as it must (test_seal_concurrency.py): outside a transaction
-    of its own, the call is repeated until the bound reaches the ids drawn
-    before it, and the runs add up."""
-    drawn = scalar(conn, "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END"
-                         " FROM audit.events_id_seq")
+# The last event id drawn from the log's sequence, committed or not.
+LAST_DRAWN_ID = ("SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END"
+                 " FROM audit.events_id_seq")
+
+
+def until_sealed(drawn: int, once: Callable[[], tuple[int, int, int]],
+                 retry: bool = True) -> tuple[int, int, int]:
+    """Seal with ``once`` (a run of audit.seal() by any path, giving blocks,
+    events and sealed_to) until the bound reaches ``drawn``; the runs add
+    up. A transaction of another database of the cluster (an autovacuum's
+    ANALYZE) can hold one run's bound back, as it must
+    (test_seal_concurrency.py). ``retry`` false: one run."""
     blocks = events = 0
     for _ in range(100):
+        more, sealed, sealed_to = once()
+        blocks, events = blocks + more, events + sealed
+        if sealed_to >= drawn or not retry:
+            break
+        time.sleep(0.05)
+    return blocks, events, sealed_to
+
+
+def seal(conn: Conn, block_size: int = 10000) -> tuple[int, int, int]:
+    """Seal what is committed: (blocks, events, sealed_to); outside a
+    transaction of its own, until everything drawn before is sealed."""
+    def once() -> tuple[int, int, int]:
         row = conn.execute("SELECT blocks, events, sealed_to FROM audit.seal(%s)",
                            (block_size,)).fetchone()
         assert row is not None
-        blocks, events = blocks + row["blocks"], events + row["events"]
-        if row["sealed_to"] >= drawn or not conn.autocommit:
-            break
-        time.sleep(0.05)
-    return blocks, events, row["sealed_to"]
+        return row["blocks"], row["events"], row["sealed_to"]
+
+    return until_sealed(scalar(conn, LAST_DRAWN_ID), once, retry=conn.autocommit)

@@ -5,7 +5,6 @@ paths through the commands."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import psycopg
@@ -16,7 +15,7 @@ from auditsql.catalog import AuditedTable
 from auditsql.integrity import Digest, Sealed, load_digest
 from auditsql.installer import Tables, Upgrade
 
-from tests.sql.sqltools import Conn, brief, connect, events, scalar
+from tests.sql.sqltools import LAST_DRAWN_ID, Conn, brief, connect, events, scalar, until_sealed
 from tests.sql.test_seal import log, seal, tamper, unseal_everything
 
 
@@ -191,18 +190,12 @@ def integrity_checks(audit: Audit, *digests: Digest) -> dict[str, str]:
 
 def library_seal(audit: Audit, conn: Conn, block_size: int) -> Sealed:
     """``audit.seal()`` until everything committed is sealed, the runs
-    added up: a transaction of another database (an autovacuum's ANALYZE)
-    can hold the bound back, as it must (test_seal.seal does the same)."""
-    drawn = scalar(conn, "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END"
-                         " FROM audit.events_id_seq")
-    blocks = events = 0
-    for _ in range(100):
+    added up (sqltools.until_sealed)."""
+    def once() -> tuple[int, int, int]:
         done = audit.seal(block_size=block_size)
-        blocks, events = blocks + done.blocks, events + done.events
-        if done.sealed_to >= drawn:
-            return Sealed(blocks=blocks, events=events, sealed_to=done.sealed_to)
-        time.sleep(0.05)
-    raise AssertionError(f"the bound never reached id {drawn}")
+        return done.blocks, done.events, done.sealed_to
+
+    return Sealed(*until_sealed(scalar(conn, LAST_DRAWN_ID), once))
 
 
 def test_the_library_seals_keeps_a_digest_and_verifies_the_chain_against_it(installed_db: str) -> None:
