@@ -77,6 +77,6 @@ def ratio_interval(ratios: list[float]) -> tuple[float, float, float]:
         raise ValueError("an interval needs at least two repetitions")
     logs = [math.log(r) for r in ratios]
     mean = statistics.fmean(logs)
-    t = _T975[min(len(logs) - 1, len(_T975)) - 1] if len(logs) <= 31 else 1.96
+    t = _T975[len(logs) - 2] if len(logs) - 1 <= len(_T975) else 1.96  # by degrees of freedom
     half = t * statistics.stdev(logs) / math.sqrt(len(logs))
     return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
